@@ -1,0 +1,54 @@
+# ktstr (Go): build, test and run the scheduler test pipeline.
+#
+#   make demo     install what is missing, fetch a kernel, run the default scenario
+#   make test     the whole test suite (race detector on), including real VMs
+#   make lint     gofmt, go vet, staticcheck
+#   make bench    benchmarks
+#   make man      lint the man pages
+#   make kernel   build the project's sched_ext kernel into the cache
+
+GO       ?= go
+BIN      := bin
+CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict
+CACHE    ?= $(or $(KTSTR_CACHE),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/ktstr,$(HOME)/.cache/ktstr))
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+export CGO_ENABLED := 0
+
+.PHONY: all build test test-short lint bench man demo deps kernel schedulers clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+# deps installs the Debian packages the real-VM tests and the demo need
+# (skipped when present) and Debian's prebuilt kernel into the cache.
+deps:
+	scripts/install-deps
+	scripts/fetch-kernel >/dev/null
+
+demo: deps build
+	scripts/demo
+
+test: build
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+man:
+	scripts/lint-man
+
+kernel:
+	scripts/build-kernel
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,358 @@
+// Package boot is the host side of ktstr-boot: it prepares a run
+// directory (initramfs, shared region, control socket), picks a backend,
+// runs the VM under a watchdog, answers control requests and records how
+// the VM ended in the region, where ktstr-drain picks it up.
+package boot
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ktstr-go/ktstr/internal/control"
+	"github.com/ktstr-go/ktstr/internal/initramfs"
+	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
+	"github.com/ktstr-go/ktstr/lib/shm"
+	"github.com/ktstr-go/ktstr/lib/wire"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
+)
+
+// Config is one run.
+type Config struct {
+	Kernel     string
+	Scenario   string
+	RunDir     string
+	Timeout    time.Duration
+	CPUs       int
+	MemoryMB   int
+	VMM        string // "auto", "qemu", "kvm"
+	RegionSize uint64
+	Append     string // extra kernel command line
+	Verbose    bool   // kernel messages on the console
+	Self       string // the binary to use as /init (default: this executable)
+	Log        func(format string, args ...any)
+}
+
+// Exit statuses of ktstr-boot.
+const (
+	ExitPoweroff = 0 // the guest agent finished and powered off
+	ExitAbnormal = 1 // the VM ended otherwise: timeout, crash, killed
+	ExitVMM      = 4 // the VM could not be run
+)
+
+// Result is how a run ended.
+type Result struct {
+	Reason  wire.EndReason
+	Detail  string
+	Elapsed time.Duration
+}
+
+// ExitCode maps a result to ktstr-boot's exit status.
+func (r Result) ExitCode() int {
+	switch r.Reason {
+	case wire.EndPoweroff:
+		return ExitPoweroff
+	case wire.EndVMMError:
+		return ExitVMM
+	}
+	return ExitAbnormal
+}
+
+// Paths in a run directory.
+const (
+	RegionFile  = "region"
+	ControlSock = "control.sock"
+	InitrdFile  = "initramfs.cpio"
+	ConsoleFile = "console.log"
+	COM2File    = "com2.log"
+)
+
+// PrepareRunDir creates dir (mode 0700) if needed and refuses one that
+// other users can read or that already holds a region.
+func PrepareRunDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("run directory %s has mode %v, want 0700", dir, st.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dir, RegionFile)); err == nil {
+		return fmt.Errorf("run directory %s already holds a region (one run per directory)", dir)
+	}
+	return nil
+}
+
+// HardwareKVM reports whether a hardware KVM module is loaded.
+func HardwareKVM() (string, bool) {
+	for _, m := range []string{"kvm_intel", "kvm_amd"} {
+		if _, err := os.Stat("/sys/module/" + m); err == nil {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// BuildInitramfs writes the initramfs: self as /init and the directories
+// and device node the kernel needs before devtmpfs is mounted.
+func BuildInitramfs(path, self string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := initramfs.NewWriter(bw)
+	for _, d := range []string{"dev", "proc", "sys", "tmp", "run"} {
+		if err := w.Dir(d, 0o755); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	err = errors.Join(
+		w.CharDev("dev/console", 0o600, 5, 1),
+		w.CopyFile("init", self, 0o755),
+		w.Close(),
+		bw.Flush(),
+	)
+	return errors.Join(err, f.Close())
+}
+
+// Run performs one run and returns how it ended. Errors before the VM
+// starts are returned as errors; everything after is a Result.
+func Run(cfg Config) (Result, error) {
+	start := time.Now()
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if err := PrepareRunDir(cfg.RunDir); err != nil {
+		return Result{}, err
+	}
+	self := cfg.Self
+	if self == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return Result{}, err
+		}
+		self = exe
+	}
+	if _, err := os.Stat(cfg.Kernel); err != nil {
+		return Result{}, fmt.Errorf("kernel: %w", err)
+	}
+	size := cfg.RegionSize
+	if size == 0 {
+		size = shm.DefaultSize
+	}
+	layout, err := shm.DefaultLayout(size)
+	if err != nil {
+		return Result{}, err
+	}
+	initrd := filepath.Join(cfg.RunDir, InitrdFile)
+	if err := BuildInitramfs(initrd, self); err != nil {
+		return Result{}, fmt.Errorf("initramfs: %w", err)
+	}
+
+	// The control socket exists before the region, so a reader that waits
+	// for the region can connect at once.
+	h := &handler{logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
+	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), h.handle)
+	if err != nil {
+		return Result{}, fmt.Errorf("control socket: %w", err)
+	}
+	defer srv.Close()
+	region, err := shm.Create(filepath.Join(cfg.RunDir, RegionFile), layout)
+	if err != nil {
+		return Result{}, fmt.Errorf("region: %w", err)
+	}
+	defer region.Close()
+	h.region = region
+	h.rx = region.RX().NewProducer(time.Second)
+
+	useKVM := false
+	switch cfg.VMM {
+	case "", "auto":
+		if mod, ok := HardwareKVM(); ok {
+			logf("backend: qemu with KVM (%s loaded; ktstr-boot's own VMM is not built yet)", mod)
+			useKVM = true
+		} else {
+			logf("backend: qemu with software emulation (no kvm_intel or kvm_amd module: /dev/kvm, if present, cannot boot a stock kernel)")
+		}
+	case "qemu":
+		logf("backend: qemu with software emulation (--vmm qemu)")
+	case "qemu-kvm":
+		logf("backend: qemu with KVM (--vmm qemu-kvm)")
+		useKVM = true
+	default:
+		return Result{}, fmt.Errorf("unknown --vmm %q", cfg.VMM)
+	}
+
+	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1"
+	if !cfg.Verbose {
+		cmdline += " quiet loglevel=1"
+	}
+	if cfg.Scenario != "" {
+		cmdline += " ktstr.scenario=" + cfg.Scenario
+	}
+	if cfg.Append != "" {
+		cmdline += " " + cfg.Append
+	}
+	qc := qemu.Config{
+		KVM: useKVM, Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
+		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
+		Region: filepath.Join(cfg.RunDir, RegionFile), RegionSize: layout.Size,
+		Console: filepath.Join(cfg.RunDir, ConsoleFile), COM2: filepath.Join(cfg.RunDir, COM2File),
+		Stderr: os.Stderr,
+	}
+	vm, err := qemu.Start(qc)
+	if err != nil {
+		res := Result{Reason: wire.EndVMMError, Detail: err.Error(), Elapsed: time.Since(start)}
+		region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
+		return res, err
+	}
+
+	res := h.watch(vm, start, cfg.Timeout)
+	res.Elapsed = time.Since(start)
+	if res.Reason == 0 {
+		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), qc.Console)
+	}
+	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
+	logf("vm ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))
+	return res, nil
+}
+
+func detail(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+// classify decides how a VM that exited by itself ended.
+func classify(qerr error, guestState uint32, console string) (wire.EndReason, string) {
+	if qerr != nil {
+		return wire.EndVMMError, "qemu: " + qerr.Error()
+	}
+	if guestState == shm.GuestDone {
+		return wire.EndPoweroff, ""
+	}
+	if line := panicLine(console); line != "" {
+		return wire.EndCrash, line
+	}
+	return wire.EndCrash, "guest reset before the agent finished"
+}
+
+// panicLine returns the kernel's "Kernel panic" line from the console log.
+func panicLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if i := bytes.Index(sc.Bytes(), []byte("Kernel panic")); i >= 0 {
+			return strings.TrimSpace(string(sc.Bytes()[i:]))
+		}
+	}
+	return ""
+}
+
+// handler acts on control records from ktstr-dispatch.
+type handler struct {
+	logf     func(string, ...any)
+	region   *shm.Region
+	rx       *shm.Producer
+	kill     chan string
+	deadline chan time.Time
+	rxMu     sync.Mutex
+}
+
+func (h *handler) handle(r *record.Record) {
+	switch r.Effect {
+	case record.EffectKill:
+		select {
+		case h.kill <- fmt.Sprintf("scheduler exited (SCDX exit code %d)", r.ExitCode):
+		default:
+		}
+	case record.EffectWatchdogDeadline:
+		// deadline_ns and at_ns share ktstr-dispatch's clock; the
+		// remaining budget is their difference.
+		rem := time.Duration(int64(r.DeadlineNS) - r.AtNS)
+		h.deadline <- time.Now().Add(rem)
+	case record.EffectSnapshotRequest:
+		h.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{
+			RequestID: r.RequestID, Status: wire.SnapshotErr,
+			Reason: "snapshot capture is not supported by the qemu backend"}))
+	case record.EffectKernelOpRequest:
+		p, err := payload.MarshalKernelOpReply(&payload.KernelOpReply{RequestID: r.RequestID,
+			Reason: "kernel ops are not supported by the qemu backend", ReadValues: []payload.Value{}})
+		if err == nil {
+			h.reply(wire.TypeKernelOpReply, p)
+		}
+	}
+}
+
+// reply queues one frame on the host-to-guest ring, header and payload in
+// one write, so a reply is never split.
+func (h *handler) reply(t wire.Type, p []byte) {
+	h.rxMu.Lock()
+	defer h.rxMu.Unlock()
+	if err := h.rx.Write(wire.AppendFrame(nil, t, p)); err != nil {
+		h.logf("reply %v: %v", t, err)
+	}
+}
+
+// watch runs the watchdog until the VM exits, and returns a non-zero
+// reason if it had to stop the VM.
+func (h *handler) watch(vm *qemu.VM, start time.Time, timeout time.Duration) Result {
+	if timeout <= 0 {
+		timeout = 120 * time.Second
+	}
+	hard := time.NewTimer(timeout)
+	defer hard.Stop()
+	soft := time.NewTimer(softDelay(timeout))
+	defer soft.Stop()
+	for {
+		select {
+		case <-vm.Done():
+			return Result{}
+		case why := <-h.kill:
+			vm.Kill()
+			<-vm.Done()
+			return Result{Reason: wire.EndKilled, Detail: why}
+		case d := <-h.deadline:
+			rem := time.Until(d)
+			hard.Reset(max(rem, 0))
+			soft.Reset(softDelay(rem))
+			h.logf("watchdog: deadline in %v", rem.Round(time.Millisecond))
+		case <-soft.C:
+			h.region.SetControl(shm.CtlShutdown, 0xD3)
+		case <-hard.C:
+			vm.Kill()
+			<-vm.Done()
+			return Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))}
+		}
+	}
+}
+
+// softDelay is when to ask the guest to shut down gracefully: 3 s before
+// the hard deadline when the budget is over 5 s (ktstr's rule), else never
+// (a timer that does not fire within the run).
+func softDelay(budget time.Duration) time.Duration {
+	if budget > 5*time.Second {
+		return budget - 3*time.Second
+	}
+	return 24 * time.Hour
+}

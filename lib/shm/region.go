@@ -1,0 +1,250 @@
+package shm
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Region is a mapped shared-memory region. On the host it is a mapping of
+// the whole region file, the guest-visible part and the host-only trailer
+// page; in the guest it is a mapping of the guest-visible part only.
+//
+// The layout a Region uses is read once, when it is opened, and kept in
+// process memory: on the host from the trailer page, which the guest cannot
+// reach; in the guest from the header. Values the other side can change
+// (positions, counters, control bytes) are read with atomic loads and
+// validated every time they are used.
+type Region struct {
+	mem    []byte // guest-visible part
+	host   []byte // host-only trailer page; nil in the guest
+	layout Layout
+	mapped []byte // what to munmap, nil when the caller owns the memory
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Layout returns the layout the region was opened with.
+func (r *Region) Layout() Layout { return r.layout }
+
+// Mem returns the guest-visible bytes (for tests and the VMM's memory slot).
+func (r *Region) Mem() []byte { return r.mem }
+
+// Create makes a new region file at path with mode 0600 (failing if it
+// exists), sized for l, writes both headers and maps it.
+func Create(path string, l Layout) (*Region, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := f.Truncate(l.FileSize()); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(l.FileSize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+	}
+	r := &Region{mem: m[:l.Size:l.Size], host: m[l.Size:], layout: l, mapped: m}
+	InitGuestHeader(r.mem, l)
+	le.PutUint32(r.host[hostVersion:], Version)
+	putLayout(r.host[hostSize:], l)
+	store32(r.host, hostBootPID, uint32(os.Getpid()))
+	store32(r.host, hostMagic, HostMagic)
+	return r, nil
+}
+
+// InitGuestHeader writes a fresh guest-visible header for l into mem:
+// magic, version and layout, all positions and counters zero.
+func InitGuestHeader(mem []byte, l Layout) {
+	clear(mem[:HeaderSize])
+	le.PutUint32(mem[offVersion:], Version)
+	le.PutUint32(mem[offHeaderSize:], HeaderSize)
+	putLayout(mem[offSize:], l)
+	store32(mem, offMagic, Magic)
+}
+
+// Open maps an existing region file read-write (host side).
+func Open(path string) (*Region, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return OpenFile(f)
+}
+
+// OpenFile maps the region behind f (host side), for example an inherited
+// descriptor. f may be closed once OpenFile returns.
+func OpenFile(f *os.File) (*Region, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if size < HeaderSize+HostSize+MinRing*2 || size > 2*MaxRing+HeaderSize+HostSize {
+		return nil, &HeaderError{"file size", uint64(size), "not a region file"}
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("shm: map: %w", err)
+	}
+	r, err := openHost(m)
+	if err != nil {
+		unix.Munmap(m)
+		return nil, err
+	}
+	return r, nil
+}
+
+func openHost(m []byte) (*Region, error) {
+	host := m[len(m)-HostSize:]
+	if v := load32(host, hostMagic); v != HostMagic {
+		return nil, &HeaderError{"host magic", uint64(v), "not a ktstr region (or not initialised yet)"}
+	}
+	if v := le.Uint32(host[hostVersion:]); v != Version {
+		return nil, &HeaderError{"host version", uint64(v), fmt.Sprintf("this build reads version %d", Version)}
+	}
+	l := getLayout(host[hostSize:])
+	if l.Size != uint64(len(m)-HostSize) {
+		return nil, &HeaderError{"size", l.Size, "does not match the file size"}
+	}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return &Region{mem: m[:l.Size:l.Size], host: host, layout: l, mapped: m}, nil
+}
+
+// OpenGuest validates the guest-visible header in mem (guest side) and
+// returns a Region over it. mem stays owned by the caller.
+func OpenGuest(mem []byte) (*Region, error) {
+	if len(mem) < HeaderSize {
+		return nil, &HeaderError{"mapping size", uint64(len(mem)), "smaller than the header"}
+	}
+	if v := load32(mem, offMagic); v != Magic {
+		return nil, &HeaderError{"magic", uint64(v), "not a ktstr region"}
+	}
+	if v := le.Uint32(mem[offVersion:]); v != Version {
+		return nil, &HeaderError{"version", uint64(v), fmt.Sprintf("this build reads version %d", Version)}
+	}
+	l := getLayout(mem[offSize:])
+	if l.Size > uint64(len(mem)) {
+		return nil, &HeaderError{"size", l.Size, "larger than the mapping"}
+	}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return &Region{mem: mem[:l.Size:l.Size], layout: l}, nil
+}
+
+// Close unmaps the region if Create, Open or OpenFile mapped it. It is
+// idempotent.
+func (r *Region) Close() error {
+	r.closeOnce.Do(func() {
+		if r.mapped != nil {
+			r.closeErr = unix.Munmap(r.mapped)
+		}
+		r.mem, r.host, r.mapped = nil, nil, nil
+	})
+	return r.closeErr
+}
+
+// End is how the VM ended, as ktstr-boot records it in the host page.
+type End struct {
+	Reason   uint32 // wire.EndReason
+	ExitCode int32
+	Elapsed  time.Duration
+}
+
+// MarkClosed records how the VM ended and then sets the closed flag
+// (host side; ktstr-boot calls it once the VM is gone).
+func (r *Region) MarkClosed(e End) {
+	if r.host == nil {
+		return
+	}
+	store32(r.host, hostReason, e.Reason)
+	store32(r.host, hostExitCode, uint32(e.ExitCode))
+	store64(r.host, hostElapsed, uint64(max(e.Elapsed, 0)))
+	store32(r.host, hostClosed, 1)
+}
+
+// Closed reports whether ktstr-boot has marked the region closed, and if
+// so how the VM ended. Always false in the guest.
+func (r *Region) Closed() (End, bool) {
+	if r.host == nil || load32(r.host, hostClosed) == 0 {
+		return End{}, false
+	}
+	return End{
+		Reason:   load32(r.host, hostReason),
+		ExitCode: int32(load32(r.host, hostExitCode)),
+		Elapsed:  time.Duration(load64(r.host, hostElapsed)),
+	}, true
+}
+
+// BootPID returns the pid of the ktstr-boot that created the region.
+func (r *Region) BootPID() int {
+	if r.host == nil {
+		return 0
+	}
+	return int(load32(r.host, hostBootPID))
+}
+
+// Drops returns the guest producer's drop counters (frames, bytes).
+func (r *Region) Drops() (frames, bytes uint64) {
+	return load64(r.mem, offTxDropFrames), load64(r.mem, offTxDropBytes)
+}
+
+// SetControl sets control byte i to v if it is currently 0 and reports
+// whether it did (host side).
+func (r *Region) SetControl(i int, v uint8) bool {
+	if i < 0 || i >= numControl {
+		return false
+	}
+	return cas8(r.mem, offControl+i, 0, v)
+}
+
+// Control returns control byte i.
+func (r *Region) Control(i int) uint8 {
+	if i < 0 || i >= numControl {
+		return 0
+	}
+	return load8(r.mem, offControl+i)
+}
+
+// TakeControl returns control byte i and clears it (guest side).
+func (r *Region) TakeControl(i int) uint8 {
+	for {
+		v := r.Control(i)
+		if v == 0 || cas8(r.mem, offControl+i, v, 0) {
+			return v
+		}
+	}
+}
+
+// SetGuestState records the guest agent's state (guest side).
+func (r *Region) SetGuestState(s uint32) { store32(r.mem, offGuest, s) }
+
+// GuestState returns the state the guest agent last recorded.
+func (r *Region) GuestState() uint32 { return load32(r.mem, offGuest) }
+
+// TX returns the guest-to-host ring.
+func (r *Region) TX() *Ring {
+	return &Ring{mem: r.mem, data: r.mem[r.layout.TxOff : r.layout.TxOff+r.layout.TxCap], size: r.layout.TxCap,
+		offWrite: offTxWrite, offRead: offTxRead, offDropF: offTxDropFrames, offDropB: offTxDropBytes}
+}
+
+// RX returns the host-to-guest ring. It has no drop counters: its
+// producer, the host, waits or fails instead.
+func (r *Region) RX() *Ring {
+	return &Ring{mem: r.mem, data: r.mem[r.layout.RxOff : r.layout.RxOff+r.layout.RxCap], size: r.layout.RxCap,
+		offWrite: offRxWrite, offRead: offRxRead, offDropF: -1, offDropB: -1}
+}

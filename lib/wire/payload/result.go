@@ -1,0 +1,166 @@
+package payload
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ErrDecode is wrapped by every decode error of this package.
+var ErrDecode = errors.New("payload: cannot decode")
+
+// Verdict is a position in ktstr's lattice. Folding takes the highest:
+// Fail > Inconclusive > Pass > Skip.
+type Verdict string
+
+const (
+	Skip         Verdict = "skip"
+	Pass         Verdict = "pass"
+	Inconclusive Verdict = "inconclusive"
+	Fail         Verdict = "fail"
+)
+
+// Rank orders verdicts for folding; an unknown verdict ranks as Fail so
+// that a garbled result can never pass.
+func (v Verdict) Rank() int {
+	switch v {
+	case Skip:
+		return 0
+	case Pass:
+		return 1
+	case Inconclusive:
+		return 2
+	}
+	return 3
+}
+
+// Worse returns the higher of a and b in the lattice.
+func Worse(a, b Verdict) Verdict {
+	if b.Rank() > a.Rank() {
+		return b
+	}
+	return a
+}
+
+// Detail kinds (ktstr's DetailKind, snake_case).
+const (
+	KindStarved       = "starved"
+	KindStuck         = "stuck"
+	KindUnfair        = "unfair"
+	KindIsolation     = "isolation"
+	KindMigration     = "migration"
+	KindBenchmark     = "benchmark"
+	KindMonitor       = "monitor"
+	KindSchedulerDied = "scheduler_died"
+	KindNotAttached   = "scheduler_not_attached"
+	KindSkip          = "skip"
+	KindOther         = "other"
+)
+
+// Outcome is one check's result. Pass outcomes carry no detail.
+type Outcome struct {
+	Verdict Verdict `msgpack:"verdict" json:"verdict"`
+	Kind    string  `msgpack:"kind,omitempty" json:"kind,omitempty"`
+	Message string  `msgpack:"message,omitempty" json:"message,omitempty"`
+}
+
+// PassDetail records a check that passed, for the report.
+type PassDetail struct {
+	Check   string `msgpack:"check" json:"check"`
+	Message string `msgpack:"message,omitempty" json:"message,omitempty"`
+}
+
+// CgroupStats are the measurements of one cgroup's workers.
+type CgroupStats struct {
+	Name       string  `msgpack:"name" json:"name"`
+	Workers    int     `msgpack:"workers" json:"workers"`
+	CPUs       int     `msgpack:"cpus" json:"cpus"` // distinct CPUs the workers ran on
+	Iterations uint64  `msgpack:"iterations" json:"iterations"`
+	Migrations uint64  `msgpack:"migrations" json:"migrations"`
+	RunNS      uint64  `msgpack:"run_ns" json:"run_ns"`         // total on-CPU time
+	WaitNS     uint64  `msgpack:"wait_ns" json:"wait_ns"`       // total runnable-but-waiting time
+	SpreadPct  float64 `msgpack:"spread_pct" json:"spread_pct"` // (max-min)/max of per-worker on-CPU time
+	MaxGapMS   float64 `msgpack:"max_gap_ms" json:"max_gap_ms"` // longest off-CPU gap of any worker
+}
+
+// ScenarioStats summarise a scenario run.
+type ScenarioStats struct {
+	Cgroups         []CgroupStats `msgpack:"cgroups,omitempty" json:"cgroups,omitempty"`
+	Workers         int           `msgpack:"workers" json:"workers"`
+	CPUs            int           `msgpack:"cpus" json:"cpus"`
+	Migrations      uint64        `msgpack:"migrations" json:"migrations"`
+	WorstSpreadPct  float64       `msgpack:"worst_spread_pct" json:"worst_spread_pct"`
+	WorstGapMS      float64       `msgpack:"worst_gap_ms" json:"worst_gap_ms"`
+	TotalIterations uint64        `msgpack:"total_iterations" json:"total_iterations"`
+}
+
+// AssertResult is the TEST payload: the guest's verdict on the scenario.
+// An empty Outcomes list means Pass (as in ktstr).
+type AssertResult struct {
+	Scenario     string             `msgpack:"scenario,omitempty" json:"scenario,omitempty"`
+	Outcomes     []Outcome          `msgpack:"outcomes" json:"outcomes"`
+	Passes       []PassDetail       `msgpack:"passes,omitempty" json:"passes,omitempty"`
+	Stats        ScenarioStats      `msgpack:"stats" json:"stats"`
+	Measurements map[string]float64 `msgpack:"measurements,omitempty" json:"measurements,omitempty"`
+	InfoNotes    []string           `msgpack:"info_notes,omitempty" json:"info_notes,omitempty"`
+}
+
+// Verdict folds the outcomes: Fail > Inconclusive > Pass > Skip, and Pass
+// for an empty list.
+func (r *AssertResult) Verdict() Verdict {
+	if len(r.Outcomes) == 0 {
+		return Pass
+	}
+	v := Skip
+	for _, o := range r.Outcomes {
+		v = Worse(v, o.Verdict)
+	}
+	return v
+}
+
+// MarshalAssertResult encodes r for a TEST frame.
+func MarshalAssertResult(r *AssertResult) ([]byte, error) {
+	return marshal(r)
+}
+
+// UnmarshalAssertResult decodes a TEST payload. Outcome verdicts must be
+// one of the four lattice values.
+func UnmarshalAssertResult(p []byte) (*AssertResult, error) {
+	var r AssertResult
+	if err := unmarshal(p, &r); err != nil {
+		return nil, err
+	}
+	for i, o := range r.Outcomes {
+		switch o.Verdict {
+		case Skip, Pass, Inconclusive, Fail:
+		default:
+			return nil, fmt.Errorf("%w: outcome %d has verdict %q", ErrDecode, i, o.Verdict)
+		}
+	}
+	return &r, nil
+}
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// unmarshal decodes exactly one msgpack value that must fill p.
+func unmarshal(p []byte, v any) error {
+	r := bytes.NewReader(p)
+	dec := msgpack.NewDecoder(r)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	if r.Len() != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrDecode, r.Len())
+	}
+	return nil
+}

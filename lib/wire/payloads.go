@@ -1,0 +1,432 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// ErrPayload is the sentinel wrapped by every PayloadError.
+var ErrPayload = errors.New("wire: bad payload")
+
+// PayloadError reports a payload that does not decode as its type.
+type PayloadError struct {
+	Type   Type
+	Length int
+	Reason string
+}
+
+func (e *PayloadError) Error() string {
+	return fmt.Sprintf("wire: bad %v payload (%d bytes): %s", e.Type, e.Length, e.Reason)
+}
+
+func (e *PayloadError) Unwrap() error { return ErrPayload }
+
+func badSize(t Type, p []byte, want int) error {
+	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf("want exactly %d bytes", want)}
+}
+
+// Fixed payload sizes.
+const (
+	StimulusSize        = 24
+	ScenarioEndSize     = 16
+	ExitCodeSize        = 4
+	KernAddrsSize       = 24
+	SnapshotTagMax      = 64
+	SnapshotRequestSize = 8 + SnapshotTagMax
+	SnapshotReasonMax   = 512
+	SnapshotReplySize   = 8 + SnapshotReasonMax
+	LossSize            = 16
+	VMEndSize           = 24
+)
+
+// Stimulus is the body of STIM (step start) and STEN (step end).
+//
+//	offset size field
+//	0      4    elapsed_ms        u32, since scenario start
+//	4      2    step_index        u16, 1-based; 0 is the baseline settle
+//	6      2    op_count          u16
+//	8      4    op_kinds          u32 bitmask
+//	12     2    cgroup_count      u16
+//	14     2    worker_count      u16
+//	16     8    total_iterations  u64
+type Stimulus struct {
+	ElapsedMS       uint32
+	StepIndex       uint16
+	OpCount         uint16
+	OpKinds         uint32
+	CgroupCount     uint16
+	WorkerCount     uint16
+	TotalIterations uint64
+}
+
+// AppendStimulus appends the 24-byte encoding of s.
+func AppendStimulus(b []byte, s Stimulus) []byte {
+	b = binary.LittleEndian.AppendUint32(b, s.ElapsedMS)
+	b = binary.LittleEndian.AppendUint16(b, s.StepIndex)
+	b = binary.LittleEndian.AppendUint16(b, s.OpCount)
+	b = binary.LittleEndian.AppendUint32(b, s.OpKinds)
+	b = binary.LittleEndian.AppendUint16(b, s.CgroupCount)
+	b = binary.LittleEndian.AppendUint16(b, s.WorkerCount)
+	return binary.LittleEndian.AppendUint64(b, s.TotalIterations)
+}
+
+// DecodeStimulus decodes a STIM or STEN body; it must be exactly 24 bytes.
+func DecodeStimulus(p []byte) (Stimulus, error) {
+	if len(p) != StimulusSize {
+		return Stimulus{}, badSize(TypeStimulus, p, StimulusSize)
+	}
+	le := binary.LittleEndian
+	return Stimulus{
+		ElapsedMS:       le.Uint32(p[0:]),
+		StepIndex:       le.Uint16(p[4:]),
+		OpCount:         le.Uint16(p[6:]),
+		OpKinds:         le.Uint32(p[8:]),
+		CgroupCount:     le.Uint16(p[12:]),
+		WorkerCount:     le.Uint16(p[14:]),
+		TotalIterations: le.Uint64(p[16:]),
+	}, nil
+}
+
+// ScenarioEnd is the SCEN body: u64 elapsed_ms, u64 total_iterations.
+type ScenarioEnd struct {
+	ElapsedMS       uint64
+	TotalIterations uint64
+}
+
+// AppendScenarioEnd appends the 16-byte encoding of s.
+func AppendScenarioEnd(b []byte, s ScenarioEnd) []byte {
+	b = binary.LittleEndian.AppendUint64(b, s.ElapsedMS)
+	return binary.LittleEndian.AppendUint64(b, s.TotalIterations)
+}
+
+// DecodeScenarioEnd decodes a SCEN body. Like ktstr it needs at least 16
+// bytes and ignores anything beyond.
+func DecodeScenarioEnd(p []byte) (ScenarioEnd, error) {
+	if len(p) < ScenarioEndSize {
+		return ScenarioEnd{}, &PayloadError{Type: TypeScenarioEnd, Length: len(p), Reason: "want at least 16 bytes"}
+	}
+	return ScenarioEnd{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])}, nil
+}
+
+// AppendExitCode appends a 4-byte little-endian i32 (EXIT, SCDX, EXCX).
+func AppendExitCode(b []byte, code int32) []byte {
+	return binary.LittleEndian.AppendUint32(b, uint32(code))
+}
+
+// DecodeExitCode decodes an EXIT, SCDX or EXCX body: exactly 4 bytes.
+func DecodeExitCode(t Type, p []byte) (int32, error) {
+	if len(p) != ExitCodeSize {
+		return 0, badSize(t, p, ExitCodeSize)
+	}
+	return int32(binary.LittleEndian.Uint32(p)), nil
+}
+
+// KernAddrs is the KADR body. Two fields are stored biased by one so that
+// 0 means "not sent".
+//
+//	offset size field
+//	0      8    phys_base + 1
+//	8      8    page_offset_base (unbiased; 0 when unknown)
+//	16     8    runtime _text + 1 (0: kallsyms unreadable)
+type KernAddrs struct {
+	PhysBase       uint64 // valid when HasPhysBase
+	HasPhysBase    bool
+	PageOffsetBase uint64
+	Text           uint64 // valid when HasText
+	HasText        bool
+}
+
+// AppendKernAddrs appends the 24-byte encoding of k.
+func AppendKernAddrs(b []byte, k KernAddrs) []byte {
+	var pb, tx uint64
+	if k.HasPhysBase {
+		pb = k.PhysBase + 1
+	}
+	if k.HasText {
+		tx = k.Text + 1
+	}
+	b = binary.LittleEndian.AppendUint64(b, pb)
+	b = binary.LittleEndian.AppendUint64(b, k.PageOffsetBase)
+	return binary.LittleEndian.AppendUint64(b, tx)
+}
+
+// DecodeKernAddrs decodes a KADR body: exactly 24 bytes. A stored phys
+// base of 0 decodes as absent (ktstr: all-ones, treated as absent).
+func DecodeKernAddrs(p []byte) (KernAddrs, error) {
+	if len(p) != KernAddrsSize {
+		return KernAddrs{}, badSize(TypeKernAddrs, p, KernAddrsSize)
+	}
+	le := binary.LittleEndian
+	pb, pob, tx := le.Uint64(p), le.Uint64(p[8:]), le.Uint64(p[16:])
+	k := KernAddrs{PageOffsetBase: pob}
+	if pb != 0 {
+		k.PhysBase, k.HasPhysBase = pb-1, true
+	}
+	if tx != 0 {
+		k.Text, k.HasText = tx-1, true
+	}
+	return k, nil
+}
+
+// Snapshot request kinds.
+const (
+	SnapshotNone    uint32 = 0 // invalid
+	SnapshotCapture uint32 = 1
+	SnapshotWatch   uint32 = 2
+)
+
+// SnapshotRequest is the SNRQ body: u32 request_id (never 0), u32 kind,
+// 64-byte NUL-padded UTF-8 tag.
+type SnapshotRequest struct {
+	RequestID uint32
+	Kind      uint32
+	Tag       string
+}
+
+// AppendSnapshotRequest appends the 72-byte encoding; the tag is truncated
+// at 64 bytes.
+func AppendSnapshotRequest(b []byte, r SnapshotRequest) []byte {
+	b = binary.LittleEndian.AppendUint32(b, r.RequestID)
+	b = binary.LittleEndian.AppendUint32(b, r.Kind)
+	return appendPadded(b, r.Tag, SnapshotTagMax)
+}
+
+// DecodeSnapshotRequest decodes an SNRQ body: exactly 72 bytes, a non-zero
+// request id and a non-zero kind. The tag runs to the first NUL and is
+// decoded as lossy UTF-8.
+func DecodeSnapshotRequest(p []byte) (SnapshotRequest, error) {
+	if len(p) != SnapshotRequestSize {
+		return SnapshotRequest{}, badSize(TypeSnapshotRequest, p, SnapshotRequestSize)
+	}
+	r := SnapshotRequest{
+		RequestID: binary.LittleEndian.Uint32(p),
+		Kind:      binary.LittleEndian.Uint32(p[4:]),
+		Tag:       cString(p[8:]),
+	}
+	if r.RequestID == 0 {
+		return SnapshotRequest{}, &PayloadError{Type: TypeSnapshotRequest, Length: len(p), Reason: "request_id 0"}
+	}
+	if r.Kind == SnapshotNone {
+		return SnapshotRequest{}, &PayloadError{Type: TypeSnapshotRequest, Length: len(p), Reason: "kind 0"}
+	}
+	return r, nil
+}
+
+// Snapshot reply statuses.
+const (
+	SnapshotOK  uint32 = 1
+	SnapshotErr uint32 = 2
+)
+
+// SnapshotReply is the SNRP body: u32 request_id, u32 status, 512-byte
+// NUL-padded UTF-8 reason (all zero on OK).
+type SnapshotReply struct {
+	RequestID uint32
+	Status    uint32
+	Reason    string
+}
+
+// AppendSnapshotReply appends the 520-byte encoding; the reason is cut at
+// 512 bytes, backing off to a UTF-8 boundary.
+func AppendSnapshotReply(b []byte, r SnapshotReply) []byte {
+	b = binary.LittleEndian.AppendUint32(b, r.RequestID)
+	b = binary.LittleEndian.AppendUint32(b, r.Status)
+	return appendPadded(b, r.Reason, SnapshotReasonMax)
+}
+
+// DecodeSnapshotReply decodes an SNRP body: exactly 520 bytes, status OK
+// or ERR.
+func DecodeSnapshotReply(p []byte) (SnapshotReply, error) {
+	if len(p) != SnapshotReplySize {
+		return SnapshotReply{}, badSize(TypeSnapshotReply, p, SnapshotReplySize)
+	}
+	r := SnapshotReply{
+		RequestID: binary.LittleEndian.Uint32(p),
+		Status:    binary.LittleEndian.Uint32(p[4:]),
+		Reason:    cString(p[8:]),
+	}
+	if r.Status != SnapshotOK && r.Status != SnapshotErr {
+		return SnapshotReply{}, &PayloadError{Type: TypeSnapshotReply, Length: len(p), Reason: fmt.Sprintf("status %d", r.Status)}
+	}
+	return r, nil
+}
+
+// Phase is a LIFE phase.
+type Phase uint8
+
+// Lifecycle phases (ktstr's LifecyclePhase). 0 is reserved and invalid.
+const (
+	PhaseInitStarted          Phase = 1
+	PhasePayloadStarting      Phase = 2
+	PhaseSchedulerDied        Phase = 3
+	PhaseSchedulerNotAttached Phase = 4
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseInitStarted:
+		return "init_started"
+	case PhasePayloadStarting:
+		return "payload_starting"
+	case PhaseSchedulerDied:
+		return "scheduler_died"
+	case PhaseSchedulerNotAttached:
+		return "scheduler_not_attached"
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
+
+// Lifecycle is the LIFE body: a phase byte, then an optional UTF-8 reason.
+type Lifecycle struct {
+	Phase  Phase
+	Reason string
+}
+
+// AppendLifecycle appends the encoding of l.
+func AppendLifecycle(b []byte, l Lifecycle) []byte {
+	return append(append(b, byte(l.Phase)), l.Reason...)
+}
+
+// DecodeLifecycle decodes a LIFE body. An empty payload or an unknown
+// phase is an error (host parsers skip it).
+func DecodeLifecycle(p []byte) (Lifecycle, error) {
+	if len(p) == 0 {
+		return Lifecycle{}, &PayloadError{Type: TypeLifecycle, Reason: "empty"}
+	}
+	ph := Phase(p[0])
+	if ph < PhaseInitStarted || ph > PhaseSchedulerNotAttached {
+		return Lifecycle{}, &PayloadError{Type: TypeLifecycle, Length: len(p), Reason: fmt.Sprintf("unknown phase %d", p[0])}
+	}
+	return Lifecycle{Phase: ph, Reason: lossy(p[1:])}, nil
+}
+
+// Loss is the LOSS body (host origin): what the guest's producer could not
+// put into the ring. Counters are totals since the region was created.
+type Loss struct {
+	Frames uint64
+	Bytes  uint64
+}
+
+// AppendLoss appends the 16-byte encoding of l.
+func AppendLoss(b []byte, l Loss) []byte {
+	b = binary.LittleEndian.AppendUint64(b, l.Frames)
+	return binary.LittleEndian.AppendUint64(b, l.Bytes)
+}
+
+// DecodeLoss decodes a LOSS body: exactly 16 bytes.
+func DecodeLoss(p []byte) (Loss, error) {
+	if len(p) != LossSize {
+		return Loss{}, badSize(TypeLoss, p, LossSize)
+	}
+	return Loss{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])}, nil
+}
+
+// EndReason says how a VM ended, as ktstr-boot recorded it in the region.
+type EndReason uint32
+
+const (
+	EndUnknown  EndReason = 0
+	EndPoweroff EndReason = 1 // the guest agent finished and powered off
+	EndTimeout  EndReason = 2 // the watchdog's hard deadline
+	EndCrash    EndReason = 3 // kernel panic, triple fault or init died
+	EndKilled   EndReason = 4 // stopped on request (scheduler died, user)
+	EndVMMError EndReason = 5 // the VMM itself failed
+)
+
+func (r EndReason) String() string {
+	switch r {
+	case EndUnknown:
+		return "unknown"
+	case EndPoweroff:
+		return "poweroff"
+	case EndTimeout:
+		return "timeout"
+	case EndCrash:
+		return "crash"
+	case EndKilled:
+		return "killed"
+	case EndVMMError:
+		return "vmm_error"
+	}
+	return fmt.Sprintf("reason(%d)", uint32(r))
+}
+
+// VMEnd is the VEND body (host origin), the last frame ktstr-drain writes
+// once ktstr-boot has closed the region.
+//
+//	offset size field
+//	0      4    reason      u32 EndReason
+//	4      4    exit_code   i32, ktstr-boot's own exit status
+//	8      8    elapsed_ns  u64, boot start to VM end
+//	16     8    flags       u64, reserved (0)
+type VMEnd struct {
+	Reason    EndReason
+	ExitCode  int32
+	ElapsedNS uint64
+}
+
+// AppendVMEnd appends the 24-byte encoding of v.
+func AppendVMEnd(b []byte, v VMEnd) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(v.Reason))
+	b = binary.LittleEndian.AppendUint32(b, uint32(v.ExitCode))
+	b = binary.LittleEndian.AppendUint64(b, v.ElapsedNS)
+	return binary.LittleEndian.AppendUint64(b, 0)
+}
+
+// DecodeVMEnd decodes a VEND body: exactly 24 bytes.
+func DecodeVMEnd(p []byte) (VMEnd, error) {
+	if len(p) != VMEndSize {
+		return VMEnd{}, badSize(TypeVMEnd, p, VMEndSize)
+	}
+	return VMEnd{
+		Reason:    EndReason(binary.LittleEndian.Uint32(p)),
+		ExitCode:  int32(binary.LittleEndian.Uint32(p[4:])),
+		ElapsedNS: binary.LittleEndian.Uint64(p[8:]),
+	}, nil
+}
+
+// appendPadded appends s cut to at most n bytes on a UTF-8 boundary and
+// NUL-padded to exactly n bytes.
+func appendPadded(b []byte, s string, n int) []byte {
+	s = TruncateUTF8(s, n)
+	b = append(b, s...)
+	for i := len(s); i < n; i++ {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// TruncateUTF8 cuts s to at most n bytes, backing off to the previous
+// UTF-8 character boundary.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// cString returns the bytes before the first NUL (all of them if none),
+// as lossy UTF-8.
+func cString(p []byte) string {
+	for i, c := range p {
+		if c == 0 {
+			p = p[:i]
+			break
+		}
+	}
+	return lossy(p)
+}
+
+// lossy converts p to a string, replacing invalid UTF-8 with U+FFFD like
+// Rust's String::from_utf8_lossy.
+func lossy(p []byte) string {
+	if utf8.Valid(p) {
+		return string(p)
+	}
+	return string([]rune(string(p))) // invalid bytes become U+FFFD
+}
