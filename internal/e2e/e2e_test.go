@@ -1,0 +1,158 @@
+// Package e2e runs the whole pipeline against a real VM: ktstr-boot boots
+// a real kernel under QEMU, and ktstr-drain | ktstr-dispatch |
+// ktstr-verdict turn the guest's frames into a verdict. The tests skip,
+// with the reason, only where QEMU or a kernel is missing.
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/ktstr-go/ktstr/internal/boot"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ktstr-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// repoRoot is the module root, two levels above this package.
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+var built bool
+
+// buildTools builds the four binaries once, statically (the guest runs
+// ktstr-boot as /init with no libc).
+func buildTools(t *testing.T) {
+	t.Helper()
+	if built {
+		return
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", binDir+"/",
+		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	built = true
+}
+
+// needVM skips unless QEMU and a kernel are available, and returns the
+// kernel.
+func needVM(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real VM test: skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed (make deps installs it)")
+	}
+	k, err := boot.DefaultKernel()
+	if err != nil {
+		t.Skipf("no kernel: %v (make deps fetches Debian's)", err)
+	}
+	buildTools(t)
+	return k
+}
+
+type runResult struct {
+	status int
+	stdout string
+	stderr string
+}
+
+// ktstrRun runs scripts/ktstr-run with the given ktstr-boot arguments.
+func ktstrRun(t *testing.T, kernel string, env []string, args ...string) runResult {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "ktstr-run"), args...)
+	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel}, env...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	status := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		status = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("ktstr-run: %v", err)
+	}
+	return runResult{status, out.String(), errb.String()}
+}
+
+func TestPipelinePasses(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, nil, "--scenario", "steady")
+	if r.status != 0 || !strings.HasPrefix(r.stdout, "PASS ") {
+		t.Fatalf("steady: status %d, want 0 and PASS\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"vm: poweroff", "exit_code=0", "step 1:"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "backend: qemu") {
+		t.Errorf("ktstr-boot did not name its backend on stderr:\n%s", r.stderr)
+	}
+}
+
+func TestPipelineFailsOnPurpose(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, nil, "--scenario", "fail")
+	if r.status != 1 || !strings.HasPrefix(r.stdout, "FAIL ") || !strings.Contains(r.stdout, "fails on purpose") {
+		t.Fatalf("fail: status %d, want 1 and FAIL\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+}
+
+// TestRecordingReplays records the raw frames of a run and replays them
+// through ktstr-dispatch | ktstr-verdict: the same verdict, byte for byte
+// in JSON.
+func TestRecordingReplays(t *testing.T) {
+	k := needVM(t)
+	rec := filepath.Join(t.TempDir(), "run.frames")
+	live := ktstrRun(t, k, []string{"KTSTR_RECORD=" + rec, "KTSTR_VERDICT_ARGS=--format json"}, "--scenario", "fail")
+	if live.status != 1 {
+		t.Fatalf("live run: status %d, want 1\n%s\n%s", live.status, live.stdout, live.stderr)
+	}
+	replay := func() (string, int) {
+		cmd := exec.Command("sh", "-c", `"$B/ktstr-dispatch" --quiet < "$R" | "$B/ktstr-verdict" --format json`)
+		cmd.Env = append(os.Environ(), "B="+binDir, "R="+rec)
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	a, sa := replay()
+	b, sb := replay()
+	if sa != 1 || sb != 1 {
+		t.Fatalf("replay statuses %d, %d, want 1", sa, sb)
+	}
+	if a != b {
+		t.Fatalf("two replays differ:\n%s\n---\n%s", a, b)
+	}
+	if a != live.stdout {
+		t.Fatalf("replay differs from the live verdict:\nlive:\n%s\nreplay:\n%s", live.stdout, a)
+	}
+}
