@@ -42,12 +42,15 @@ func NewWriter(w io.Writer) *Writer {
 	return &Writer{w: w, ino: 1, dirs: map[string]bool{".": true, "": true}, names: map[string]bool{}}
 }
 
+// trailer names the end-of-archive member; no other member may take it.
+const trailer = "TRAILER!!!"
+
 // ErrDuplicate is returned when a name is added twice.
 var ErrDuplicate = errors.New("initramfs: duplicate name")
 
 func clean(name string) (string, error) {
 	n := path.Clean(strings.TrimLeft(name, "/"))
-	if n == "." || n == ".." || strings.HasPrefix(n, "../") {
+	if n == "." || n == ".." || strings.HasPrefix(n, "../") || n == trailer {
 		return "", fmt.Errorf("initramfs: bad name %q", name)
 	}
 	return n, nil
@@ -220,6 +223,6 @@ func (w *Writer) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	w.header("TRAILER!!!", 0, 0, 0, 0, nil)
+	w.header(trailer, 0, 0, 0, 0, nil)
 	return w.err
 }
