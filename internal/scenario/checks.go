@@ -1,0 +1,154 @@
+package scenario
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
+)
+
+// WorkerResult is what one worker measured, as the checks need it.
+type WorkerResult struct {
+	Iterations uint64
+	RunNS      uint64 // on-CPU time
+	WaitNS     uint64 // runnable but waiting
+	WallNS     uint64 // the worker's lifetime
+	MaxGapNS   uint64 // longest gap between iterations
+	Migrations uint64
+	CPUs       []int  // CPUs the worker ran on
+	Died       string // non-empty when the worker died abnormally
+}
+
+// CgroupResult is one cgroup's workers and what the checks compare them to.
+type CgroupResult struct {
+	Spec Cgroup
+	// Expected is the cgroup's resolved cpuset; nil means any CPU.
+	Expected []int
+	Workers  []WorkerResult
+	// Skips are checks that could not run here, with the reason
+	// (for example no cpuset controller on the host).
+	Skips map[string]string
+}
+
+// Evaluate applies the checks (defaults, then the scenario's, then each
+// cgroup's) to the results and returns the TEST payload. Every failed
+// check is an outcome with its kind; every passed one a pass detail.
+func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
+	res := &payload.AssertResult{Scenario: s.Name, Outcomes: []payload.Outcome{}}
+	fail := func(kind, format string, args ...any) {
+		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: kind, Message: fmt.Sprintf(format, args...)})
+	}
+	pass := func(check, format string, args ...any) {
+		res.Passes = append(res.Passes, payload.PassDetail{Check: check, Message: fmt.Sprintf(format, args...)})
+	}
+	base := Defaults().Merge(&s.Checks)
+	allCPUs := map[int]bool{}
+	for _, g := range groups {
+		ck := base.Merge(g.Spec.Checks)
+		name := g.Spec.Name
+		st := payload.CgroupStats{Name: name, Workers: len(g.Workers)}
+		cpus := map[int]bool{}
+		var minPct, maxPct float64 = 101, -1
+		var maxGap uint64
+		for i, w := range g.Workers {
+			st.Iterations += w.Iterations
+			st.RunNS += w.RunNS
+			st.WaitNS += w.WaitNS
+			st.Migrations += w.Migrations
+			maxGap = max(maxGap, w.MaxGapNS)
+			for _, c := range w.CPUs {
+				cpus[c] = true
+				allCPUs[c] = true
+			}
+			if w.WallNS > 0 {
+				pct := float64(w.RunNS) / float64(w.WallNS) * 100
+				minPct, maxPct = min(minPct, pct), max(maxPct, pct)
+			}
+			if w.Died != "" {
+				fail(payload.KindOther, "cgroup %s worker %d died: %s", name, i, w.Died)
+			}
+			if w.Iterations < *ck.MinIterations {
+				fail(payload.KindStarved, "cgroup %s worker %d made %d iterations, want at least %d", name, i, w.Iterations, *ck.MinIterations)
+			}
+			if *ck.Isolation && g.Expected != nil {
+				if out := outside(w.CPUs, g.Expected); len(out) > 0 {
+					fail(payload.KindIsolation, "cgroup %s worker %d ran on CPUs %s outside its cpuset %s",
+						name, i, FormatCPUList(out), FormatCPUList(g.Expected))
+				}
+			}
+		}
+		st.CPUs = len(cpus)
+		if maxPct >= 0 {
+			st.SpreadPct = maxPct - minPct
+		}
+		st.MaxGapMS = float64(maxGap) / 1e6
+		res.Stats.Cgroups = append(res.Stats.Cgroups, st)
+
+		if st.MaxGapMS > *ck.MaxGapMS {
+			fail(payload.KindStuck, "cgroup %s: a worker was off-CPU for %.1f ms, more than %.0f ms", name, st.MaxGapMS, *ck.MaxGapMS)
+		} else if len(g.Workers) > 0 {
+			pass("stuck", "cgroup %s: longest gap %.1f ms <= %.0f ms", name, st.MaxGapMS, *ck.MaxGapMS)
+		}
+		switch {
+		case !*ck.Fairness || len(g.Workers) < 2:
+		case st.SpreadPct > *ck.MaxSpreadPct:
+			fail(payload.KindUnfair, "cgroup %s: on-CPU spread %.1f%% (%.1f%%..%.1f%%) exceeds %.0f%%", name, st.SpreadPct, minPct, maxPct, *ck.MaxSpreadPct)
+		default:
+			pass("fairness", "cgroup %s: spread %.1f%% <= %.0f%%", name, st.SpreadPct, *ck.MaxSpreadPct)
+		}
+		if *ck.Isolation && g.Expected != nil && !hasFailure(res, payload.KindIsolation, name) {
+			if reason, skipped := g.Skips["isolation"]; skipped {
+				res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Skip, Kind: payload.KindSkip,
+					Message: fmt.Sprintf("cgroup %s: isolation not checked: %s", name, reason)})
+			} else {
+				pass("isolation", "cgroup %s: every worker stayed within %s", name, FormatCPUList(g.Expected))
+			}
+		}
+	}
+	s.total(res, allCPUs)
+	if s.FailOnPurpose {
+		fail(payload.KindOther, "scenario %q fails on purpose", s.Name)
+	}
+	if len(res.Outcomes) == 0 {
+		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Pass})
+	}
+	return res
+}
+
+func (s *Scenario) total(res *payload.AssertResult, cpus map[int]bool) {
+	t := &res.Stats
+	t.CPUs = len(cpus)
+	for _, c := range t.Cgroups {
+		t.Workers += c.Workers
+		t.Migrations += c.Migrations
+		t.TotalIterations += c.Iterations
+		t.WorstSpreadPct = max(t.WorstSpreadPct, c.SpreadPct)
+		t.WorstGapMS = max(t.WorstGapMS, c.MaxGapMS)
+	}
+}
+
+func hasFailure(res *payload.AssertResult, kind, cgroup string) bool {
+	prefix := "cgroup " + cgroup + " "
+	for _, o := range res.Outcomes {
+		if o.Kind == kind && len(o.Message) >= len(prefix) && o.Message[:len(prefix)] == prefix {
+			return true
+		}
+	}
+	return false
+}
+
+// outside returns the CPUs in used that are not in allowed.
+func outside(used, allowed []int) []int {
+	ok := map[int]bool{}
+	for _, c := range allowed {
+		ok[c] = true
+	}
+	var out []int
+	for _, c := range used {
+		if !ok[c] {
+			out = append(out, c)
+		}
+	}
+	sort.Ints(out)
+	return out
+}

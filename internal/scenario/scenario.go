@@ -1,0 +1,355 @@
+// Package scenario is the scenario format: what runs in the guest
+// (cgroups, cpusets, workers and their work, steps with hold times) and
+// the checks applied to what the workers measured. Scenarios are data:
+// JSON files, ten of them canned into the binary (ktstr-boot --scenario
+// NAME), any other given as a file (ktstr-boot --scenario FILE).
+//
+// A scenario:
+//
+//	{
+//	  "name": "two-cgroups",
+//	  "description": "two busy cgroups share every CPU",
+//	  "settle_ms": 200,                  // baseline window (step 0) before step 1
+//	  "cgroups": [
+//	    {"name": "a", "workers_per_cpu": 1, "work": {"type": "spin"}},
+//	    {"name": "b", "workers": 2, "cpuset": "split:1/2", "weight": 200,
+//	     "work": {"type": "bursty", "spin_us": 500, "sleep_us": 500}}
+//	  ],
+//	  "steps": [
+//	    {"hold_ms": 1000},
+//	    {"hold_ms": 1000, "ops": [{"op": "set_cpuset", "cgroup": "b", "cpuset": "all"}]}
+//	  ],
+//	  "checks": {"max_gap_ms": 2000, "max_spread_pct": 15}
+//	}
+//
+// Cpuset specs: "" (no restriction), "all", an exact list ("0-2,5"),
+// "split:I/N" (slice I of N disjoint slices of the CPUs), "overlap:I/N"
+// (slice I of N, widened by one CPU into its neighbour, so neighbours
+// overlap), "llc:K" (the CPUs sharing last-level cache K). Slices are
+// 0-based. A cgroup's "cpuset_enforce": false makes its cpuset an
+// expectation only (checked, not written to the cgroup): the isolation
+// check's own test, and hosts without the cpuset controller.
+package scenario
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Scenario is one scenario file.
+type Scenario struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	SettleMS    int      `json:"settle_ms,omitempty"`
+	Cgroups     []Cgroup `json:"cgroups"`
+	Steps       []Step   `json:"steps"`
+	Checks      Checks   `json:"checks,omitempty"`
+	// FailOnPurpose adds a failing outcome: the harness's own check that a
+	// failing guest gives a failing verdict end to end.
+	FailOnPurpose bool `json:"fail_on_purpose,omitempty"`
+}
+
+// Cgroup is one cgroup and its workers.
+type Cgroup struct {
+	Name          string          `json:"name"`
+	Cpuset        string          `json:"cpuset,omitempty"`
+	CpusetEnforce *bool           `json:"cpuset_enforce,omitempty"` // default true
+	Weight        int             `json:"weight,omitempty"`         // cpu.weight, 1..10000; 0 = kernel default
+	Workers       int             `json:"workers,omitempty"`
+	WorkersPerCPU int             `json:"workers_per_cpu,omitempty"` // per CPU of the cgroup's cpuset
+	Work          json.RawMessage `json:"work"`                      // a workload.Work
+	Nice          int             `json:"nice,omitempty"`
+	Pin           string          `json:"pin,omitempty"` // pin every worker to these CPUs (cpuset spec)
+	Checks        *Checks         `json:"checks,omitempty"`
+}
+
+// Enforced reports whether the cgroup's cpuset is written to the cgroup.
+func (c Cgroup) Enforced() bool { return c.CpusetEnforce == nil || *c.CpusetEnforce }
+
+// Step is one phase of the scenario: ops applied at its start, then a hold.
+type Step struct {
+	HoldMS int  `json:"hold_ms"`
+	Ops    []Op `json:"ops,omitempty"`
+}
+
+// Op kinds.
+const (
+	OpSetCpuset   = "set_cpuset"   // Cgroup, Cpuset
+	OpSetWeight   = "set_weight"   // Cgroup, Weight
+	OpAddWorkers  = "add_workers"  // Cgroup, Count
+	OpStopWorkers = "stop_workers" // Cgroup, Count (the newest first)
+)
+
+// Op changes the scenario at the start of a step.
+type Op struct {
+	Op     string `json:"op"`
+	Cgroup string `json:"cgroup"`
+	Cpuset string `json:"cpuset,omitempty"`
+	Weight int    `json:"weight,omitempty"`
+	Count  int    `json:"count,omitempty"`
+}
+
+// Checks are the thresholds; a nil field inherits (defaults, then the
+// scenario, then the cgroup).
+type Checks struct {
+	MaxGapMS      *float64 `json:"max_gap_ms,omitempty"`
+	MaxSpreadPct  *float64 `json:"max_spread_pct,omitempty"`
+	MinIterations *uint64  `json:"min_iterations,omitempty"`
+	Isolation     *bool    `json:"isolation,omitempty"`
+	Fairness      *bool    `json:"fairness,omitempty"`
+}
+
+// Defaults are ktstr's release-build defaults: a 2000 ms gap, a 15%
+// spread, at least one iteration, isolation and fairness checked.
+func Defaults() Checks {
+	return Checks{MaxGapMS: ptr(2000.0), MaxSpreadPct: ptr(15.0), MinIterations: ptr(uint64(1)),
+		Isolation: ptr(true), Fairness: ptr(true)}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Merge returns c with the fields set in o replacing its own.
+func (c Checks) Merge(o *Checks) Checks {
+	if o == nil {
+		return c
+	}
+	if o.MaxGapMS != nil {
+		c.MaxGapMS = o.MaxGapMS
+	}
+	if o.MaxSpreadPct != nil {
+		c.MaxSpreadPct = o.MaxSpreadPct
+	}
+	if o.MinIterations != nil {
+		c.MinIterations = o.MinIterations
+	}
+	if o.Isolation != nil {
+		c.Isolation = o.Isolation
+	}
+	if o.Fairness != nil {
+		c.Fairness = o.Fairness
+	}
+	return c
+}
+
+// Limits on what a scenario may ask for.
+const (
+	MaxCgroups      = 64
+	MaxWorkers      = 1024 // per cgroup, after workers_per_cpu
+	MaxSteps        = 256
+	MaxHoldMS       = 10 * 60 * 1000
+	MaxScenarioSize = 1 << 20
+)
+
+// Error is a scenario that does not validate: where, and why.
+type Error struct {
+	Scenario string
+	Field    string
+	Msg      string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("scenario %s: %s", e.Scenario, e.Msg)
+	}
+	return fmt.Sprintf("scenario %s: %s: %s", e.Scenario, e.Field, e.Msg)
+}
+
+// WorkValidator checks a cgroup's "work" object; the agent passes the
+// workload package's validator (kept as a function so this package does not
+// depend on how workers run).
+type WorkValidator func(raw json.RawMessage) error
+
+// Parse decodes and validates a scenario. Unknown fields are errors, so a
+// typo never silently changes a test.
+func Parse(b []byte, validWork WorkValidator) (*Scenario, error) {
+	if len(b) > MaxScenarioSize {
+		return nil, &Error{Scenario: "?", Msg: fmt.Sprintf("file larger than %d bytes", MaxScenarioSize)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Scenario
+	if err := dec.Decode(&s); err != nil {
+		return nil, &Error{Scenario: "?", Msg: "not valid scenario JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &Error{Scenario: s.Name, Msg: "trailing data after the scenario object"}
+	}
+	if err := s.Validate(validWork); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Validate checks every field it can without knowing the machine.
+func (s *Scenario) Validate(validWork WorkValidator) error {
+	bad := func(field, format string, args ...any) error {
+		return &Error{Scenario: s.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if s.Name == "" {
+		s.Name = "?"
+		return bad("name", "missing")
+	}
+	if s.SettleMS < 0 || s.SettleMS > MaxHoldMS {
+		return bad("settle_ms", "%d out of range 0..%d", s.SettleMS, MaxHoldMS)
+	}
+	if len(s.Cgroups) == 0 || len(s.Cgroups) > MaxCgroups {
+		return bad("cgroups", "want 1..%d cgroups, have %d", MaxCgroups, len(s.Cgroups))
+	}
+	names := map[string]bool{}
+	for i, c := range s.Cgroups {
+		f := fmt.Sprintf("cgroups[%d]", i)
+		if !validName(c.Name) {
+			return bad(f+".name", "%q: want 1-64 characters of [A-Za-z0-9_.-], not starting with '.'", c.Name)
+		}
+		if names[c.Name] {
+			return bad(f+".name", "%q used twice", c.Name)
+		}
+		names[c.Name] = true
+		if _, err := ParseCpuset(c.Cpuset); err != nil {
+			return bad(f+".cpuset", "%v", err)
+		}
+		if _, err := ParseCpuset(c.Pin); err != nil {
+			return bad(f+".pin", "%v", err)
+		}
+		if c.Weight != 0 && (c.Weight < 1 || c.Weight > 10000) {
+			return bad(f+".weight", "%d out of range 1..10000", c.Weight)
+		}
+		if c.Workers < 0 || c.WorkersPerCPU < 0 || c.Workers > MaxWorkers || c.WorkersPerCPU > 64 {
+			return bad(f+".workers", "out of range")
+		}
+		if c.Workers > 0 && c.WorkersPerCPU > 0 {
+			return bad(f+".workers", "give workers or workers_per_cpu, not both")
+		}
+		if c.Nice < -20 || c.Nice > 19 {
+			return bad(f+".nice", "%d out of range -20..19", c.Nice)
+		}
+		if len(c.Work) == 0 {
+			return bad(f+".work", "missing")
+		}
+		if validWork != nil {
+			if err := validWork(c.Work); err != nil {
+				return bad(f+".work", "%v", err)
+			}
+		}
+		if err := c.Checks.validate(); err != nil {
+			return bad(f+".checks", "%v", err)
+		}
+	}
+	if len(s.Steps) == 0 || len(s.Steps) > MaxSteps {
+		return bad("steps", "want 1..%d steps, have %d", MaxSteps, len(s.Steps))
+	}
+	for i, st := range s.Steps {
+		f := fmt.Sprintf("steps[%d]", i)
+		if st.HoldMS <= 0 || st.HoldMS > MaxHoldMS {
+			return bad(f+".hold_ms", "%d out of range 1..%d", st.HoldMS, MaxHoldMS)
+		}
+		for j, op := range st.Ops {
+			g := fmt.Sprintf("%s.ops[%d]", f, j)
+			if !names[op.Cgroup] {
+				return bad(g+".cgroup", "no cgroup %q", op.Cgroup)
+			}
+			switch op.Op {
+			case OpSetCpuset:
+				if _, err := ParseCpuset(op.Cpuset); err != nil {
+					return bad(g+".cpuset", "%v", err)
+				}
+			case OpSetWeight:
+				if op.Weight < 1 || op.Weight > 10000 {
+					return bad(g+".weight", "%d out of range 1..10000", op.Weight)
+				}
+			case OpAddWorkers, OpStopWorkers:
+				if op.Count < 1 || op.Count > MaxWorkers {
+					return bad(g+".count", "%d out of range 1..%d", op.Count, MaxWorkers)
+				}
+			default:
+				return bad(g+".op", "unknown op %q (want %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers)
+			}
+		}
+	}
+	if err := s.Checks.validate(); err != nil {
+		return bad("checks", "%v", err)
+	}
+	return nil
+}
+
+func (c *Checks) validate() error {
+	if c == nil {
+		return nil
+	}
+	if c.MaxGapMS != nil && *c.MaxGapMS <= 0 {
+		return errors.New("max_gap_ms must be positive")
+	}
+	if c.MaxSpreadPct != nil && (*c.MaxSpreadPct < 0 || *c.MaxSpreadPct > 100) {
+		return errors.New("max_spread_pct must be within 0..100")
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '.' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Duration is the scenario's total planned time in milliseconds: the
+// settle window and every hold.
+func (s *Scenario) Duration() int {
+	d := s.SettleMS
+	for _, st := range s.Steps {
+		d += st.HoldMS
+	}
+	return d
+}
+
+//go:embed canned/*.json
+var canned embed.FS
+
+// Names lists the canned scenarios.
+func Names() []string {
+	ents, _ := canned.ReadDir("canned")
+	var out []string
+	for _, e := range ents {
+		out = append(out, strings.TrimSuffix(e.Name(), ".json"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Canned returns the JSON of a canned scenario.
+func Canned(name string) ([]byte, error) {
+	b, err := canned.ReadFile(path.Join("canned", name+".json"))
+	if err != nil {
+		return nil, fmt.Errorf("unknown scenario %q (canned: %s; or give a file path)", name, strings.Join(Names(), ", "))
+	}
+	return b, nil
+}
+
+// Load returns the scenario named by arg: a canned name, or a file path
+// (anything containing '/' or ending in .json).
+func Load(arg string, validWork WorkValidator) (*Scenario, []byte, error) {
+	var b []byte
+	var err error
+	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".json") {
+		b, err = os.ReadFile(arg)
+	} else {
+		b, err = Canned(arg)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := Parse(b, validWork)
+	return s, b, err
+}
