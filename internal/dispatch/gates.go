@@ -1,8 +1,3 @@
-// Package dispatch applies ktstr's dispatcher gates (dispatch_bulk_message,
-// V-A) to assembled frames: which frames become verdict entries, which
-// change host state (kill, watchdog, requests), and which are dropped. It
-// is the logic of ktstr-dispatch, kept apart from the command so tests call
-// exactly what the binary runs.
 package dispatch
 
 import (
@@ -15,46 +10,54 @@ import (
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
-// KernelHalf is the lowest kernel-half canonical address on x86_64.
+// KernelHalf is the lowest kernel-half canonical address with 4-level
+// paging (ktstr's KERNEL_HALF_CANONICAL).
 const KernelHalf = 0xffff800000000000
 
-// MaxKASLR is the largest virtual KASLR offset accepted on x86_64 (1 GiB).
+// MaxKASLR is the largest virtual KASLR offset accepted on x86_64, 1 GiB
+// (ktstr's RANDOMIZE_BASE_MAX_OFFSET there; 1<<48 on aarch64).
 const MaxKASLR = 1 << 30
 
 // Config wires the dispatcher to the run.
 type Config struct {
-	// Workload is the watchdog budget: when non-zero, SCST, SCRR and SCEN
-	// move the watchdog deadline (ktstr's watchdog_reset is wired).
+	// Workload is the watchdog budget. Non-zero means ktstr's
+	// watchdog_reset is wired: SCST and SCEN move the deadline to now +
+	// Workload, SCRR extends it by the pause, and SCPP stamps the time.
+	// Zero means not wired: those arms change no deadline and SCPP
+	// stores 1.
 	Workload time.Duration
 	// TextLink is the link-time address of _text from the kernel's
-	// vmlinux or System.map; 0 means unknown (no virtual KASLR offset).
+	// vmlinux or System.map (ktstr's kernel_text_link_kva); 0, or any
+	// value below KernelHalf, means no virtual KASLR offset is derived.
 	TextLink uint64
-	// MaxKASLR overrides the largest accepted KASLR offset (default 1 GiB).
+	// MaxKASLR overrides the largest accepted KASLR offset (default
+	// MaxKASLR).
 	MaxKASLR uint64
 }
 
-// State is the dispatcher's sinks (ktstr's DispatchSinks), owned by one
-// run: once-only firing and latches live here, not per feed.
+// State is the dispatcher's sinks (ktstr's BulkDispatchSinks), owned by
+// one run: once-only firing and latches live here, not per feed.
 type State struct {
 	cfg Config
 
 	Killed            bool   // kill flag
-	KillEvents        uint64 // kill eventfd counter: one per valid SCDX
+	KillEvents        uint64 // kill eventfd counter: one per CRC-valid SCDX
 	SysRdy            uint64 // SYS_RDY eventfd counter (0 or 1)
 	sysRdyTaken       bool   // the once-only handle was taken
-	SchedSwap         bool   // latch; the consumer clears it
+	SchedSwap         bool   // latch; its consumer clears it
 	PhysBase          uint64 // phys_base + 1; 0 unset
-	VirtKASLR         uint64 // offset + 1; 0 unset
-	ScenarioStartNS   uint64
-	WatchdogPauseNS   uint64
-	PauseCumulativeNS uint64
-	DeadlineNS        uint64 // since run start; 0 unset
-	CurrentStep       uint16
+	VirtKASLR         uint64 // offset + 1; 0 unset; first value wins
+	ScenarioStartNS   uint64 // first SCST, clamped to >= 1; 0 unset
+	WatchdogPauseNS   uint64 // when the scenario paused; 0 not paused
+	PauseCumulativeNS uint64 // all pauses so far
+	DeadlineNS        uint64 // watchdog reset, ns since run start; 0 unset
+	CurrentStep       uint16 // the guest's current step
 
 	SnapshotRequests []wire.SnapshotRequest
 	KernelOpRequests []*payload.KernelOpRequest
 
-	// Dropped counts frames dropped by the gates, by arm.
+	// Dropped counts frames the gates refused, by cause (the names
+	// after "drop." in the summary line).
 	Dropped map[string]int64
 }
 
@@ -66,24 +69,29 @@ func New(cfg Config) *State {
 	return &State{cfg: cfg, Dropped: map[string]int64{}}
 }
 
+// SysRdyPending reports whether the once-only SYS_RDY handle is still
+// there, so that a later valid SRDY would fire (ktstr's
+// sys_rdy_evt.is_some()).
+func (s *State) SysRdyPending() bool { return !s.sysRdyTaken }
+
 // Arm is the dispatcher arm a message type takes.
 type Arm uint8
 
 const (
-	ArmUnknown Arm = iota // not a known type: dropped with a diagnostic
-	ArmSchedExit
-	ArmSysRdy
-	ArmSchedSwap
-	ArmKernAddrs
-	ArmSnapshotRequest
-	ArmKernelOpRequest
-	ArmScenarioStart
-	ArmScenarioPause
-	ArmScenarioResume
-	ArmScenarioEnd
-	ArmStimulus
-	ArmBucket   // verdict-bearing: bucketed verbatim, even with a bad CRC
-	ArmInternal // internal with no arm of its own: dropped silently
+	ArmUnknown         Arm = iota // not a known type: dropped with a diagnostic
+	ArmSchedExit                  // SCDX
+	ArmSysRdy                     // SRDY
+	ArmSchedSwap                  // SCSW
+	ArmKernAddrs                  // KADR, matched by value
+	ArmSnapshotRequest            // SNRQ
+	ArmKernelOpRequest            // KORQ
+	ArmScenarioStart              // SCST
+	ArmScenarioPause              // SCPP
+	ArmScenarioResume             // SCRR
+	ArmScenarioEnd                // SCEN
+	ArmStimulus                   // STIM
+	ArmBucket                     // verdict-bearing: bucketed verbatim, even with a bad CRC
+	ArmInternal                   // internal with no arm of its own: dropped silently
 )
 
 var armNames = [...]string{"unknown", "sched_exit", "sys_rdy", "sched_swap", "kern_addrs", "snapshot_request",
@@ -97,9 +105,9 @@ func (a Arm) String() string {
 	return fmt.Sprintf("Arm(%d)", uint8(a))
 }
 
-// ArmOf returns the arm for t. Every type lib/wire knows is listed here
-// by name; a type added to lib/wire without a decision here falls to
-// ArmUnknown and fails TestEveryKnownTypeHasAnArm.
+// ArmOf returns the arm for t. Every type lib/wire knows is named here;
+// a type added to wire.Types without a decision here falls to ArmUnknown
+// and fails TestEveryKnownTypeHasAnArm.
 func ArmOf(t wire.Type) Arm {
 	switch t {
 	case wire.TypeSchedExit:
@@ -108,7 +116,7 @@ func ArmOf(t wire.Type) Arm {
 		return ArmSysRdy
 	case wire.TypeSchedSwapNotify:
 		return ArmSchedSwap
-	case wire.TypeKernAddrs: // matched by value before the unknown arm
+	case wire.TypeKernAddrs: // not a known type: matched by value before the unknown arm
 		return ArmKernAddrs
 	case wire.TypeSnapshotRequest:
 		return ArmSnapshotRequest
@@ -126,193 +134,229 @@ func ArmOf(t wire.Type) Arm {
 		return ArmStimulus
 	case wire.TypeStepEnd, wire.TypeExit, wire.TypeTestResult, wire.TypeCrash, wire.TypePayloadMetrics,
 		wire.TypeRawPayloadOutput, wire.TypeProfraw, wire.TypeWprofTrace, wire.TypeStdout, wire.TypeStderr,
-		wire.TypeSchedLog, wire.TypeLifecycle, wire.TypeExecExit, wire.TypeDmesg, wire.TypeProbeOutput,
-		wire.TypeLoss, wire.TypeVMEnd:
+		wire.TypeSchedLog, wire.TypeLifecycle, wire.TypeExecExit, wire.TypeDmesg, wire.TypeProbeOutput:
+		return ArmBucket
+	case wire.TypeLoss, wire.TypeVMEnd:
+		// ktstr-go's host-origin types, appended by ktstr-drain: verdict
+		// data about the transport and the VM's end.
 		return ArmBucket
 	case wire.TypeSnapshotReply, wire.TypeKernelOpReply:
+		// Host-to-guest replies stamped by the guest on its TX stream.
 		return ArmInternal
 	}
 	return ArmUnknown
 }
 
-// Dispatch applies the gates to one frame read at `now` (time since the
-// run started) with index seq, and calls out for each record it yields:
-// first the effects, then the verdict entry if the frame is bucketed.
+// frameCtx is the frame being dispatched and where its records go.
+type frameCtx struct {
+	f   *wire.Frame
+	seq int64
+	at  int64
+	out func(*record.Record)
+}
+
+func (c *frameCtx) effect(name string) *record.Record {
+	return &record.Record{Kind: record.KindEffect, Seq: c.seq, AtNS: c.at, Effect: name,
+		Tag: c.f.Type.String(), MsgType: uint32(c.f.Type)}
+}
+
+func (c *frameCtx) bucket() {
+	c.out(&record.Record{Kind: record.KindEntry, Seq: c.seq, AtNS: c.at, Tag: c.f.Type.String(),
+		MsgType: uint32(c.f.Type), CRCOK: c.f.CRCOK, Payload: c.f.Payload})
+}
+
+// Dispatch applies the gates (ktstr's dispatch_bulk_message, V-A) to one
+// frame, read at now (time since the run started), the seq-th frame of
+// the input. It calls out for each record, in order: the effects, then
+// the verdict entry when the frame is bucketed, or a diagnostic. Records
+// alias f.Payload.
 func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*record.Record)) {
-	at := int64(now)
-	effect := func(name string) *record.Record {
-		return &record.Record{Kind: record.KindEffect, Seq: seq, AtNS: at, Effect: name, Tag: f.Type.String(), MsgType: uint32(f.Type)}
-	}
-	bucket := func() {
-		out(&record.Record{Kind: record.KindEntry, Seq: seq, AtNS: at, Tag: f.Type.String(), MsgType: uint32(f.Type), CRCOK: f.CRCOK, Payload: f.Payload})
-	}
-	drop := func(why string) { s.Dropped[why]++ }
-	nowNS := clampNS(now)
+	c := frameCtx{f: &f, seq: seq, at: int64(now), out: out}
+	// elapsed is ktstr's run_start.elapsed() in ns; stamp is the same
+	// value as an "encoded" slot, clamped to >= 1 so 0 keeps meaning
+	// unset.
+	elapsed := uint64(max(now, 0))
+	stamp := max(elapsed, 1)
+	wired := s.cfg.Workload > 0
 
 	switch ArmOf(f.Type) {
 	case ArmSchedExit:
+		// Kill and bucket only when the CRC is good: a torn SCDX must
+		// neither end the run nor become a phantom verdict entry.
 		if !f.CRCOK {
-			drop("sched_exit_bad_crc")
+			s.Dropped["sched_exit_bad_crc"]++
 			return
 		}
 		s.Killed = true
 		s.KillEvents++
-		r := effect(record.EffectKill)
+		r := c.effect(record.EffectKill)
 		r.Count = s.KillEvents
 		if code, err := wire.DecodeExitCode(f.Type, f.Payload); err == nil {
-			r.ExitCode = code
+			r.ExitCode, r.HasExitCode = code, true
 		}
 		out(r)
-		bucket()
+		c.bucket()
 
 	case ArmSysRdy:
-		if !f.CRCOK || len(f.Payload) != 0 || s.sysRdyTaken {
-			drop("sys_rdy")
-			return
+		// CRC-valid and empty (anti-smuggling), once per run. Never
+		// bucketed; a refused frame leaves the handle for a later one.
+		switch {
+		case !f.CRCOK:
+			s.Dropped["sys_rdy_bad_crc"]++
+		case len(f.Payload) != 0:
+			s.Dropped["sys_rdy_nonempty"]++
+		case s.sysRdyTaken:
+			s.Dropped["sys_rdy_again"]++
+		default:
+			s.sysRdyTaken = true
+			s.SysRdy++
+			out(c.effect(record.EffectSysRdy))
 		}
-		s.sysRdyTaken = true
-		s.SysRdy++
-		out(effect(record.EffectSysRdy))
 
 	case ArmSchedSwap:
-		if !f.CRCOK || len(f.Payload) != 0 {
-			drop("sched_swap")
-			return
+		// A latch, not once-only: every CRC-valid empty SCSW sets it.
+		switch {
+		case !f.CRCOK:
+			s.Dropped["sched_swap_bad_crc"]++
+		case len(f.Payload) != 0:
+			s.Dropped["sched_swap_nonempty"]++
+		default:
+			s.SchedSwap = true
+			out(c.effect(record.EffectSchedSwap))
 		}
-		s.SchedSwap = true
-		out(effect(record.EffectSchedSwap))
 
 	case ArmKernAddrs:
-		s.kernAddrs(f, effect, out, seq, at)
+		s.kernAddrs(&c)
 
 	case ArmSnapshotRequest:
 		if !f.CRCOK {
-			drop("snapshot_request_bad_crc")
+			s.Dropped["snapshot_request_bad_crc"]++
 			return
 		}
 		req, err := wire.DecodeSnapshotRequest(f.Payload)
 		if err != nil {
-			drop("snapshot_request_undecodable")
+			s.Dropped["snapshot_request_undecodable"]++
 			return
 		}
 		s.SnapshotRequests = append(s.SnapshotRequests, req)
-		r := effect(record.EffectSnapshotRequest)
+		r := c.effect(record.EffectSnapshotRequest)
 		r.RequestID, r.ReqKind, r.ReqTag = req.RequestID, req.Kind, req.Tag
 		out(r)
 
 	case ArmKernelOpRequest:
 		if !f.CRCOK {
-			drop("kernel_op_request_bad_crc")
+			s.Dropped["kernel_op_request_bad_crc"]++
 			return
 		}
 		req, err := payload.UnmarshalKernelOpRequest(f.Payload)
 		if err != nil {
-			drop("kernel_op_request_undecodable")
+			s.Dropped["kernel_op_request_undecodable"]++
 			return
 		}
 		req.Tag = wire.TruncateUTF8(req.Tag, payload.KernelOpTagMax)
 		s.KernelOpRequests = append(s.KernelOpRequests, req)
-		r := effect(record.EffectKernelOpRequest)
+		r := c.effect(record.EffectKernelOpRequest)
 		r.RequestID, r.ReqTag, r.Request = req.RequestID, req.Tag, f.Payload
 		out(r)
 
 	case ArmScenarioStart:
 		if f.CRCOK {
-			if s.ScenarioStartNS == 0 {
-				s.ScenarioStartNS = nowNS
-				r := effect(record.EffectScenarioStart)
-				r.StartNS = nowNS
+			if s.ScenarioStartNS == 0 { // compare-and-swap from 0: the first one counts
+				s.ScenarioStartNS = stamp
+				r := c.effect(record.EffectScenarioStart)
+				r.StartNS = stamp
 				out(r)
 			}
-			if s.cfg.Workload > 0 {
-				s.setDeadline(satAdd(nowNS, clampNS(s.cfg.Workload)), effect, out)
+			if wired { // every valid SCST re-arms the deadline
+				s.setDeadline(&c, satAdd(elapsed, uint64(s.cfg.Workload)))
 			}
 		}
-		bucket()
+		c.bucket()
 
 	case ArmScenarioPause:
 		if f.CRCOK {
-			p := uint64(1)
-			if s.cfg.Workload > 0 {
-				p = nowNS
+			p := uint64(1) // with no budget wired ktstr takes elapsed as 0, clamped to 1
+			if wired {
+				p = stamp
 			}
 			s.WatchdogPauseNS = p
-			r := effect(record.EffectWatchdogPause)
+			r := c.effect(record.EffectWatchdogPause)
 			r.PauseNS = p
 			out(r)
 		}
-		bucket()
+		c.bucket()
 
 	case ArmScenarioResume:
-		if f.CRCOK && s.cfg.Workload > 0 {
+		if f.CRCOK && wired {
 			p := s.WatchdogPauseNS
 			s.WatchdogPauseNS = 0
 			if p > 0 {
-				pause := satSub(nowNS, p)
+				pause := satSub(elapsed, p)
 				s.PauseCumulativeNS = satAdd(s.PauseCumulativeNS, pause)
-				r := effect(record.EffectWatchdogResume)
-				r.PauseNS = pause
+				r := c.effect(record.EffectWatchdogResume)
+				r.PauseNS, r.PauseTotalNS = pause, s.PauseCumulativeNS
 				out(r)
-				s.setDeadline(satAdd(s.DeadlineNS, pause), effect, out)
+				s.setDeadline(&c, satAdd(s.DeadlineNS, pause))
 			}
 		}
-		bucket()
+		c.bucket()
 
 	case ArmScenarioEnd:
-		if f.CRCOK && s.cfg.Workload > 0 {
-			s.setDeadline(satAdd(nowNS, clampNS(s.cfg.Workload)), effect, out)
+		if f.CRCOK && wired {
+			s.setDeadline(&c, satAdd(elapsed, uint64(s.cfg.Workload)))
 		}
-		bucket()
+		c.bucket()
 
 	case ArmStimulus:
 		if f.CRCOK && len(f.Payload) == wire.StimulusSize {
 			st, _ := wire.DecodeStimulus(f.Payload)
 			s.CurrentStep = st.StepIndex
-			r := effect(record.EffectCurrentStep)
+			r := c.effect(record.EffectCurrentStep)
 			r.Step = st.StepIndex
 			out(r)
 		}
-		bucket()
+		c.bucket()
 
 	case ArmBucket:
-		bucket()
+		c.bucket()
 
 	case ArmInternal:
-		drop("internal")
+		s.Dropped["internal"]++
 
 	default: // ArmUnknown
-		drop("unknown_type")
-		out(&record.Record{Kind: record.KindDiag, Seq: seq, AtNS: at, Diag: record.DiagUnknownType,
+		s.Dropped["unknown_type"]++
+		out(&record.Record{Kind: record.KindDiag, Seq: seq, AtNS: c.at, Diag: record.DiagUnknownType,
 			Tag: f.Type.String(), MsgType: uint32(f.Type), CRCOK: f.CRCOK, Length: uint32(len(f.Payload)),
-			Message: "unknown message type; dropping"})
+			Message: fmt.Sprintf("unknown message type %v (%d bytes, crc_ok=%t); dropping", f.Type, len(f.Payload), f.CRCOK)})
 	}
 }
 
-func (s *State) setDeadline(d uint64, effect func(string) *record.Record, out func(*record.Record)) {
+// setDeadline stores an encoded watchdog deadline (clamped to >= 1).
+func (s *State) setDeadline(c *frameCtx, d uint64) {
 	s.DeadlineNS = max(d, 1)
-	r := effect(record.EffectWatchdogDeadline)
+	r := c.effect(record.EffectWatchdogDeadline)
 	r.DeadlineNS = s.DeadlineNS
-	out(r)
+	c.out(r)
 }
 
-// kernAddrs is the KADR arm: CRC-valid 24-byte payloads only; the phys
-// base is stored (+1) each time; the virtual KASLR offset is range-checked
-// and set once, first value wins.
-func (s *State) kernAddrs(f wire.Frame, effect func(string) *record.Record, out func(*record.Record), seq, at int64) {
-	if !f.CRCOK {
+// kernAddrs is the KADR arm: CRC-valid 24-byte payloads only. The phys
+// base is stored (+1) each time it is present; the virtual KASLR offset is
+// range-checked and set once, first value wins. Never bucketed.
+func (s *State) kernAddrs(c *frameCtx) {
+	if !c.f.CRCOK {
 		s.Dropped["kern_addrs_bad_crc"]++
 		return
 	}
-	k, err := wire.DecodeKernAddrs(f.Payload)
+	k, err := wire.DecodeKernAddrs(c.f.Payload)
 	if err != nil {
 		s.Dropped["kern_addrs_undecodable"]++
 		return
 	}
 	if k.HasPhysBase {
 		s.PhysBase = k.PhysBase + 1
-		r := effect(record.EffectKernPhysBase)
+		r := c.effect(record.EffectKernPhysBase)
 		r.Value = k.PhysBase
-		out(r)
+		c.out(r)
 	}
 	link := s.cfg.TextLink
 	if !k.HasText || link < KernelHalf {
@@ -327,26 +371,17 @@ func (s *State) kernAddrs(f wire.Frame, effect func(string) *record.Record, out 
 	switch s.VirtKASLR {
 	case 0:
 		s.VirtKASLR = off + 1
-		r := effect(record.EffectKernVirtKASLR)
+		r := c.effect(record.EffectKernVirtKASLR)
 		r.Value = off
-		out(r)
+		c.out(r)
 	case off + 1:
-		// the same value again: nothing to do
+		// The same value again: both publishers agree.
 	default:
 		s.Dropped["kaslr_divergence"]++
-		out(&record.Record{Kind: record.KindDiag, Seq: seq, AtNS: at, Diag: record.DiagKASLRDivergence,
-			Tag: f.Type.String(), MsgType: uint32(f.Type), CRCOK: true,
-			Message: fmt.Sprintf("VirtKaslrDivergence: kept offset %#x, guest now says %#x", s.VirtKASLR-1, off)})
+		c.out(&record.Record{Kind: record.KindDiag, Seq: c.seq, AtNS: c.at, Diag: record.DiagKASLRDivergence,
+			Tag: c.f.Type.String(), MsgType: uint32(c.f.Type), Value: off,
+			Message: fmt.Sprintf("VirtKaslrDivergence: KADR says offset %#x, keeping the first value %#x", off, s.VirtKASLR-1)})
 	}
-}
-
-// clampNS converts a duration to encoded nanoseconds: at least 1 (0 means
-// unset), saturating at the u64 maximum.
-func clampNS(d time.Duration) uint64 {
-	if d <= 0 {
-		return 1
-	}
-	return uint64(d)
 }
 
 func satAdd(a, b uint64) uint64 {

@@ -13,11 +13,72 @@ import (
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
+// Stream is the dispatcher of one run: ktstr's HostAssembler feeding
+// dispatch_bulk_message, with every assembler anomaly turned into a
+// diagnostic record in stream order. ktstr-dispatch runs exactly this.
+type Stream struct {
+	State *State
+	asm   wire.Assembler
+	out   func(*record.Record)
+	seq   int64
+	at    int64
+}
+
+// NewStream returns a Stream that passes every record to out.
+func NewStream(cfg Config, out func(*record.Record)) *Stream {
+	s := &Stream{State: New(cfg), out: out}
+	s.asm.OnEvent = s.event
+	return s
+}
+
+// Feed appends bytes read at now (time since the run started) and
+// dispatches every frame they complete. p is not retained.
+func (s *Stream) Feed(p []byte, now time.Duration) {
+	s.at = int64(now)
+	s.asm.Feed(p, s.frame)
+}
+
+// Close ends the input at now: a partial frame still buffered is reported
+// as a truncated_tail diagnostic.
+func (s *Stream) Close(now time.Duration) {
+	s.at = int64(now)
+	s.asm.Close()
+}
+
+// Stats returns the assembler's counters.
+func (s *Stream) Stats() wire.Stats { return s.asm.Stats() }
+
+func (s *Stream) frame(f wire.Frame) {
+	s.State.Dispatch(f, s.seq, time.Duration(s.at), s.out)
+	s.seq++
+}
+
+var eventMessages = [...]string{
+	wire.EventCRCMismatch:      "payload does not match its CRC; the frame goes on with crc_ok=false",
+	wire.EventPadNonzero:       "non-zero reserved field in a frame header; possible hostile guest covert channel",
+	wire.EventOversized:        "frame longer than the cap; dropping it and everything buffered after it",
+	wire.EventResidualOverflow: "more than twice the frame cap pending without a complete frame; buffer cleared",
+	wire.EventTruncatedTail:    "input ended inside a frame; the partial frame is dropped",
+}
+
+func (s *Stream) event(e wire.Event) {
+	r := &record.Record{Kind: record.KindDiag, Seq: e.Seq, AtNS: s.at, Diag: e.Kind.String(),
+		Offset: e.Offset, Length: e.Length, Pad: e.Pad, Dropped: e.Dropped}
+	if int(e.Kind) < len(eventMessages) {
+		r.Message = eventMessages[e.Kind]
+	}
+	// Tag and type only where a header was read.
+	if e.Kind != wire.EventResidualOverflow && (e.Kind != wire.EventTruncatedTail || e.Dropped >= wire.HeaderSize) {
+		r.Tag, r.MsgType = e.Type.String(), uint32(e.Type)
+	}
+	s.out(r)
+}
+
 // Options for Run.
 type Options struct {
 	Config
 	// Effects, when set, receives every effect record as soon as it is
-	// produced (ktstr-dispatch's --control forwarding).
+	// produced, before it is written (ktstr-dispatch's --control).
 	Effects func(*record.Record) error
 	// Now returns the time since the run started; nil means a wall clock
 	// started when Run is called.
@@ -36,14 +97,15 @@ type Summary struct {
 	Entries   int64
 	Effects   int64
 	Diags     int64
-	Dropped   map[string]int64
+	Dropped   map[string]int64 // frames the gates refused, by cause
 }
 
-// String is the one-line summary ktstr-dispatch prints on stderr.
+// String is the one-line summary ktstr-dispatch prints on stderr:
+// counters as key=value, drops by cause as drop.CAUSE=N in name order.
 func (s Summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "frames=%d bytes=%d entries=%d effects=%d diags=%d", s.Assembler.Frames, s.Assembler.Bytes, s.Entries, s.Effects, s.Diags)
 	a := s.Assembler
+	fmt.Fprintf(&b, "frames=%d bytes=%d entries=%d effects=%d diags=%d", a.Frames, a.Bytes, s.Entries, s.Effects, s.Diags)
 	fmt.Fprintf(&b, " crc_mismatch=%d pad_nonzero=%d oversized=%d residual_overflow=%d truncated_tail=%d dropped_bytes=%d",
 		a.CRCMismatch, a.PadNonzero, a.Oversized, a.ResidualOverflow, a.TruncatedTail, a.DroppedBytes)
 	keys := make([]string, 0, len(s.Dropped))
@@ -57,13 +119,13 @@ func (s Summary) String() string {
 	return b.String()
 }
 
-// ErrOutputClosed is returned when the record writer's reader went away.
+// ErrOutputClosed is returned when the reader of the records went away.
 var ErrOutputClosed = errors.New("dispatch: output closed")
 
 // Run reads raw frames from in until EOF, applies the gates and writes
 // records to w. A write error on w stops the run (ErrOutputClosed for a
-// closed pipe); an error from opts.Effects is returned after the input
-// is consumed, so a lost control socket never loses records.
+// closed pipe); an error from opts.Effects is returned after the input is
+// consumed, so a lost control socket never loses records.
 func Run(in io.Reader, w *record.Writer, opts Options) (Summary, error) {
 	now := opts.Now
 	if now == nil {
@@ -74,11 +136,9 @@ func Run(in io.Reader, w *record.Writer, opts Options) (Summary, error) {
 	if size <= 0 {
 		size = 256 << 10
 	}
-	st := New(opts.Config)
 	sum := Summary{}
 	var werr, eerr error
-	at := time.Duration(0)
-	emit := func(r *record.Record) {
+	st := NewStream(opts.Config, func(r *record.Record) {
 		if werr != nil {
 			return
 		}
@@ -94,31 +154,14 @@ func Run(in io.Reader, w *record.Writer, opts Options) (Summary, error) {
 		case record.KindDiag:
 			sum.Diags++
 		}
-		if err := w.Write(r); err != nil {
-			werr = err
-		}
-	}
-	asm := &wire.Assembler{OnEvent: func(e wire.Event) {
-		r := &record.Record{Kind: record.KindDiag, Seq: e.Seq, AtNS: int64(at), Diag: e.Kind.String(),
-			Offset: e.Offset, Length: e.Length, Pad: e.Pad, Dropped: e.Dropped, MsgType: uint32(e.Type)}
-		if e.Kind == wire.EventCRCMismatch || e.Kind == wire.EventPadNonzero || e.Kind == wire.EventOversized ||
-			(e.Kind == wire.EventTruncatedTail && e.Dropped >= wire.HeaderSize) {
-			r.Tag = e.Type.String()
-		}
-		emit(r)
-	}}
-	seq := int64(0)
-	onFrame := func(f wire.Frame) {
-		st.Dispatch(f, seq, at, emit)
-		seq++
-	}
+		werr = w.Write(r)
+	})
 	buf := make([]byte, size)
 	var rerr error
 	for werr == nil {
 		n, err := in.Read(buf)
 		if n > 0 {
-			at = now()
-			asm.Feed(buf[:n], onFrame)
+			st.Feed(buf[:n], now())
 			if opts.FlushEachRead && werr == nil {
 				werr = w.Flush()
 			}
@@ -131,20 +174,19 @@ func Run(in io.Reader, w *record.Writer, opts Options) (Summary, error) {
 		}
 	}
 	if werr == nil {
-		at = now()
-		asm.Close()
+		st.Close(now())
 	}
 	if werr == nil {
 		werr = w.Close()
 	}
-	sum.Assembler = asm.Stats()
-	sum.Dropped = st.Dropped
+	sum.Assembler = st.Stats()
+	sum.Dropped = st.State.Dropped
 	switch {
 	case werr != nil:
 		if errors.Is(werr, syscall.EPIPE) {
 			return sum, ErrOutputClosed
 		}
-		return sum, werr
+		return sum, fmt.Errorf("dispatch: write: %w", werr)
 	case rerr != nil:
 		return sum, fmt.Errorf("dispatch: read: %w", rerr)
 	case eerr != nil:
