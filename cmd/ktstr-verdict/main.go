@@ -3,14 +3,14 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ktstr-go/ktstr/internal/cli"
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 )
 
@@ -22,55 +22,173 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := cli.App(name, "fold records into a verdict; the exit status is the verdict", stdout, stderr)
-	app.UsageText = name + " [--format text|json] [--name NAME] [RECORDS]"
+	app.UsageText = name + " [--format text|json|junit|tap] [--name NAME] [--console FILE]... [RECORDS...]"
+	app.DisableSliceFlagSeparator = true // file names and regexps may hold commas
 	app.Flags = []ucli.Flag{
-		&ucli.StringFlag{Name: "format", Value: "text", Usage: "report format: text or json"},
-		&ucli.StringFlag{Name: "name", Value: "run", Usage: "name of the run in the report"},
+		&ucli.StringFlag{Name: "format", Value: "text", Usage: "report format: text, json, junit or tap"},
+		&ucli.StringFlag{Name: "name", Usage: "name of the run (one input; default \"run\" for stdin, else the file name), or of the aggregate (several inputs; default \"ktstr\")"},
+		&ucli.StringSliceFlag{Name: "console", Usage: "a console log of the run (ktstr-boot's console.log for COM1, com2.log for COM2); repeat for both; one run only"},
+		&ucli.StringSliceFlag{Name: "splat", Usage: "add a kernel splat pattern `NAME=REGEXP` (tried before the built-in ones)"},
+		&ucli.StringSliceFlag{Name: "no-splat", Usage: "drop the built-in splat pattern `NAME` (or \"all\")"},
+		&ucli.StringFlag{Name: "splat-status", Value: "fail", Usage: "what a kernel splat makes the run: fail or inconclusive"},
+		&ucli.BoolFlag{Name: "require-end", Usage: "a stream without a VM end record (VEND) is an infrastructure error"},
+		&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour the text report: auto (when stdout is a terminal and NO_COLOR is unset), always or never"},
 	}
 	app.Action = func(c *ucli.Context) error {
 		format := c.String("format")
-		if format != "text" && format != "json" {
-			return cli.Usagef("--format %q: want text or json", format)
+		if !contains(verdict.Formats, format) {
+			return cli.Usagef("--format %q: want one of %s", format, strings.Join(verdict.Formats, ", "))
 		}
-		if c.NArg() > 1 {
-			return cli.Usagef("one RECORDS file at most")
-		}
-		in := stdin
-		if c.NArg() == 1 && c.Args().First() != "-" {
-			f, err := os.Open(c.Args().First())
-			if err != nil {
-				return cli.Exitf(verdict.ExitInfra, "%v", err)
-			}
-			defer f.Close()
-			in = f
-		}
-		fo := verdict.NewFolder(c.String("name"))
-		rd := record.NewReader(in)
-		for {
-			r, err := rd.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				fo.ReadError(err)
-				break
-			}
-			fo.Add(r)
-		}
-		v := fo.Verdict()
-		var err error
-		if format == "json" {
-			err = verdict.WriteJSON(stdout, v)
-		} else {
-			err = verdict.WriteText(stdout, v)
-		}
+		color, err := colorMode(c.String("color"), stdout, os.Getenv("NO_COLOR"))
 		if err != nil {
-			return cli.Exitf(verdict.ExitInfra, "%v", err)
+			return err
 		}
-		if code := v.Status.ExitCode(); code != 0 {
-			return cli.Silent(code)
+		cfg, err := config(c)
+		if err != nil {
+			return err
+		}
+		inputs := c.Args().Slice()
+		if len(inputs) == 0 {
+			inputs = []string{"-"}
+		}
+		stdins := 0
+		for _, in := range inputs {
+			if in == "-" {
+				stdins++
+			}
+		}
+		if stdins > 1 {
+			return cli.Usagef("standard input (-) given %d times", stdins)
+		}
+		consoles := c.StringSlice("console")
+		if len(consoles) > 0 && len(inputs) > 1 {
+			return cli.Usagef("--console belongs to one run; %d RECORDS inputs given", len(inputs))
+		}
+		names := runNames(inputs)
+		single := len(inputs) == 1
+		if single && c.IsSet("name") {
+			names[0] = c.String("name")
+		}
+		runs := make([]verdict.Verdict, len(inputs))
+		for i, in := range inputs {
+			f := foldInput(names[i], in, stdin, cfg)
+			for _, path := range consoles {
+				addConsole(f, path)
+			}
+			runs[i] = f.Verdict()
+		}
+		repName := "ktstr"
+		if single {
+			repName = names[0]
+		} else if c.IsSet("name") {
+			repName = c.String("name")
+		}
+		rep := verdict.Aggregate(repName, runs)
+		if err := verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color}); err != nil {
+			return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
+		}
+		if rep.ExitStatus != 0 {
+			return cli.Silent(rep.ExitStatus)
 		}
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func config(c *ucli.Context) (verdict.Config, error) {
+	cfg := verdict.DefaultConfig()
+	var extra []verdict.Splat
+	for _, spec := range c.StringSlice("splat") {
+		s, err := verdict.ParseSplat(spec)
+		if err != nil {
+			return cfg, cli.Usagef("--splat: %v", err)
+		}
+		extra = append(extra, s)
+	}
+	pats, err := verdict.SelectSplats(extra, c.StringSlice("no-splat"))
+	if err != nil {
+		return cfg, cli.Usagef("--no-splat: %v", err)
+	}
+	cfg.Splats = pats
+	switch c.String("splat-status") {
+	case "fail":
+		cfg.SplatStatus = verdict.StatusFail
+	case "inconclusive":
+		cfg.SplatStatus = verdict.StatusInconclusive
+	default:
+		return cfg, cli.Usagef("--splat-status %q: want fail or inconclusive", c.String("splat-status"))
+	}
+	cfg.RequireEnd = c.Bool("require-end")
+	return cfg, nil
+}
+
+// colorMode decides whether the text report is coloured.
+func colorMode(mode string, stdout io.Writer, noColor string) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto":
+		f, ok := stdout.(*os.File)
+		return ok && noColor == "" && isTerminal(f), nil
+	}
+	return false, cli.Usagef("--color %q: want auto, always or never", mode)
+}
+
+// runNames names each input: "run" for stdin, else the file's base name
+// without its extension, or the whole path where base names collide.
+func runNames(inputs []string) []string {
+	names := make([]string, len(inputs))
+	seen := map[string]int{}
+	for i, in := range inputs {
+		if in == "-" {
+			names[i] = "run"
+		} else {
+			base := filepath.Base(in)
+			names[i] = strings.TrimSuffix(base, filepath.Ext(base))
+		}
+		seen[names[i]]++
+	}
+	for i, in := range inputs {
+		if seen[names[i]] > 1 && in != "-" {
+			names[i] = filepath.Clean(in)
+		}
+	}
+	return names
+}
+
+// foldInput reads one run's records; an input that cannot be opened is
+// that run's infrastructure error, and the other runs still count.
+func foldInput(runName, in string, stdin io.Reader, cfg verdict.Config) *verdict.Folder {
+	if in == "-" {
+		return verdict.Fold(runName, cfg, stdin)
+	}
+	fh, err := os.Open(in)
+	if err != nil {
+		f := verdict.NewFolder(runName, cfg)
+		f.ReadError(err)
+		return f
+	}
+	defer fh.Close()
+	return verdict.Fold(runName, cfg, fh)
+}
+
+func addConsole(f *verdict.Folder, path string) {
+	fh, err := os.Open(path)
+	if err != nil {
+		f.ConsoleError(filepath.Base(path), err)
+		return
+	}
+	defer fh.Close()
+	f.AddConsole(filepath.Base(path), fh)
 }

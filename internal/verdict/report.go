@@ -8,85 +8,321 @@ import (
 	"strings"
 )
 
-// WriteText writes the human report: the verdict line, the findings, the
-// stats, the step timeline and the diagnostics.
-func WriteText(w io.Writer, v Verdict) error {
+// Formats are the report formats, the first the default.
+var Formats = []string{"text", "json", "junit", "tap"}
+
+// TextOptions tune the text report.
+type TextOptions struct {
+	// Color adds ANSI colours (ktstr-verdict sets it only when stdout is
+	// a terminal and NO_COLOR is not set).
+	Color bool
+}
+
+// Write writes rep in format (one of Formats).
+func Write(w io.Writer, format string, rep Report, opt TextOptions) error {
+	switch format {
+	case "text":
+		return WriteText(w, rep, opt)
+	case "json":
+		return WriteJSON(w, rep)
+	case "junit":
+		return WriteJUnit(w, rep)
+	case "tap":
+		return WriteTAP(w, rep)
+	}
+	return fmt.Errorf("verdict: unknown format %q", format)
+}
+
+// How many lines of each log the text report shows.
+const (
+	textSchedOK     = 20
+	textSchedFail   = 200
+	textKernelOK    = 20
+	textKernelFail  = 100
+	textOutputFail  = 50
+	textConsoleFail = 20
+)
+
+type painter struct{ on bool }
+
+func (p painter) paint(code, s string) string {
+	if !p.on {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (p painter) status(s Status) string {
+	code := "31;1" // FAIL, red
+	switch s {
+	case StatusPass:
+		code = "32;1"
+	case StatusSkip:
+		code = "36;1"
+	case StatusInconclusive:
+		code = "33;1"
+	case StatusInfra:
+		code = "35;1"
+	}
+	return p.paint(code, string(s))
+}
+
+func (p painter) section(b *strings.Builder, title string) {
+	b.WriteString("\n")
+	b.WriteString(p.paint("1", "--- "+title+" ---"))
+	b.WriteString("\n")
+}
+
+// WriteText writes the human report: for each run the verdict line with
+// its cause, the findings, stats, the step timeline, diagnostics and the
+// log tails; with several runs, a summary line at the end.
+func WriteText(w io.Writer, rep Report, opt TextOptions) error {
+	p := painter{opt.Color}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %s\n", v.Status, v.Name, v.Reason)
-	for _, f := range v.Findings {
-		kind := ""
-		if f.Kind != "" {
-			kind = " [" + f.Kind + "]"
+	for i, v := range rep.Runs {
+		if i > 0 {
+			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "  %s %s%s: %s\n", strings.ToLower(string(f.Status)), f.Cause, kind, f.Message)
+		writeRun(&b, v, p)
 	}
-	if r := v.Result; r != nil {
-		s := r.Stats
-		b.WriteString("\n--- stats ---\n")
-		fmt.Fprintf(&b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
-			s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
-		for i, cg := range s.Cgroups {
-			fmt.Fprintf(&b, "cg%d %s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
-				i, cg.Name, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
-				float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
-		}
-		for _, p := range r.Passes {
-			fmt.Fprintf(&b, "pass %s: %s\n", p.Check, p.Message)
-		}
-	}
-	if len(v.Steps) > 0 {
-		b.WriteString("\n--- timeline ---\n")
-		for _, s := range v.Steps {
-			end := "(no end)"
-			if s.EndMS != nil {
-				end = fmt.Sprintf("%dms", *s.EndMS)
-			}
-			fmt.Fprintf(&b, "step %d: %dms -> %s workers=%d cgroups=%d iterations=%d\n", s.Index, s.StartMS, end, s.Workers, s.Cgroups, s.Iterations)
-		}
-	}
-	b.WriteString("\n--- diagnostics ---\n")
-	fmt.Fprintf(&b, "stage: %s\n", v.Stage)
-	if v.ExitCode != nil {
-		fmt.Fprintf(&b, "exit_code=%d\n", *v.ExitCode)
-	}
-	if e := v.VMEnd; e != nil {
-		fmt.Fprintf(&b, "vm: %s after %.2fs (ktstr-boot exit %d)\n", e.Reason, e.Elapsed, e.ExitCode)
-	} else {
-		b.WriteString("vm: no end record (stream not from a closed region)\n")
-	}
-	c := v.Counts
-	fmt.Fprintf(&b, "records=%d entries=%d bad_crc=%d effects=%d diags=%d lost_frames=%d\n",
-		c.Records, c.Entries, c.BadCRC, c.Effects, c.Diags, c.LostFrames)
-	if len(v.Diags) > 0 {
-		keys := make([]string, 0, len(v.Diags))
-		for k := range v.Diags {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&b, "diag %s=%d\n", k, v.Diags[k])
-		}
-	}
-	if v.SchedLog != "" {
-		b.WriteString("\n--- scheduler log ---\n")
-		b.WriteString(tail(v.SchedLog, 200))
+	if len(rep.Runs) != 1 {
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "%s %s: %s\n", p.status(rep.Status), clean(rep.Name), clean(rep.Reason))
+		t := rep.Totals
+		fmt.Fprintf(&b, "runs=%d pass=%d skip=%d inconclusive=%d error=%d fail=%d\n", t.Runs, t.Pass, t.Skip, t.Inconclusive, t.Error, t.Fail)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// WriteJSON writes v as one JSON object.
-func WriteJSON(w io.Writer, v Verdict) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+func writeRun(b *strings.Builder, v Verdict, p painter) {
+	fmt.Fprintf(b, "%s %s: %s\n", p.status(v.Status), clean(v.Name), clean(v.Reason))
+	failed := !v.Status.OK()
+	if failed && v.BugSummary != "" {
+		fmt.Fprintf(b, "  BUG SUMMARY: %s\n", clean(v.BugSummary))
+	}
+	for _, f := range v.Findings {
+		b.WriteString("  " + findingLine(f, p) + "\n")
+		for _, l := range f.Lines {
+			b.WriteString("      " + clean(l) + "\n")
+		}
+	}
+	if r := v.Result; r != nil {
+		s := r.Stats
+		p.section(b, "stats")
+		fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
+			s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
+		for i, cg := range s.Cgroups {
+			label := fmt.Sprintf("cg%d", i)
+			if cg.Name != "" && cg.Name != label {
+				label += " (" + clean(cg.Name) + ")"
+			}
+			fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
+				label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
+				float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+		}
+		for _, ps := range r.Passes {
+			fmt.Fprintf(b, "pass %s: %s\n", clean(ps.Check), clean(ps.Message))
+		}
+		if len(r.InfoNotes) > 0 || len(r.Measurements) > 0 {
+			p.section(b, "info")
+			for _, n := range r.InfoNotes {
+				b.WriteString(clean(n) + "\n")
+			}
+			keys := make([]string, 0, len(r.Measurements))
+			for k := range r.Measurements {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(b, "%s=%g\n", clean(k), r.Measurements[k])
+			}
+		}
+	}
+	writeTimeline(b, v, p)
+	writeDiagnostics(b, v, p)
+	if l := v.Logs.Sched; l != nil {
+		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK))
+	}
+	if l := v.Logs.Kernel; l != nil {
+		writeLog(b, p, "kernel log", l, pick(failed, textKernelFail, textKernelOK))
+	}
+	if failed {
+		if l := v.Logs.Output; l != nil && (v.Logs.Sched == nil || v.Logs.Sched.Name != l.Name) {
+			writeLog(b, p, "output", l, textOutputFail)
+		}
+		for i := range v.Logs.Console {
+			l := &v.Logs.Console[i]
+			n := textConsoleFail
+			for _, f := range v.Findings {
+				if f.Cause == CauseCrash && f.Source == l.Name {
+					n = len(l.Tail) // ktstr shows the whole console after a panic
+				}
+			}
+			writeLog(b, p, "console", l, n)
+		}
+	}
 }
 
-// tail returns the last n lines of s, newline-terminated.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+func pick(cond bool, a, b int) int {
+	if cond {
+		return a
 	}
-	return strings.Join(lines, "\n") + "\n"
+	return b
+}
+
+func findingLine(f Finding, p painter) string {
+	kind := f.Cause
+	if f.Kind != "" {
+		kind += "/" + f.Kind
+	}
+	src := ""
+	if f.Source != "" {
+		src = " (" + f.Source + ")"
+	}
+	st := strings.ToLower(string(f.Status))
+	return fmt.Sprintf("%s %s: %s%s", p.paint(statusColor(f.Status), st), kind, clean(f.Message), clean(src))
+}
+
+func statusColor(s Status) string {
+	switch s {
+	case StatusPass:
+		return "32"
+	case StatusSkip:
+		return "36"
+	case StatusInconclusive:
+		return "33"
+	case StatusInfra:
+		return "35"
+	}
+	return "31"
+}
+
+func writeTimeline(b *strings.Builder, v Verdict, p painter) {
+	sc := v.Scenario
+	if len(v.Steps) == 0 && sc.Starts == 0 && sc.EndMS == nil {
+		return
+	}
+	p.section(b, "timeline")
+	if sc.Starts > 0 {
+		b.WriteString("scenario start\n")
+	}
+	for _, s := range v.Steps {
+		label := fmt.Sprintf("step %d", s.Index)
+		if s.Index == 0 {
+			label += " (baseline)"
+		}
+		end := "(no end)"
+		if s.EndMS != nil {
+			end = fmt.Sprintf("%dms", *s.EndMS)
+			if s.EndFrom != "step_end" {
+				end += " (" + strings.ReplaceAll(s.EndFrom, "_", " ") + ")"
+			}
+		}
+		fmt.Fprintf(b, "%s: %dms -> %s ops=%d workers=%d cgroups=%d", label, s.StartMS, end, s.Ops, s.Workers, s.Cgroups)
+		if s.EndIterations != nil {
+			fmt.Fprintf(b, " iterations=%d", *s.EndIterations-min(*s.EndIterations, s.StartIterations))
+			if s.Rate > 0 {
+				fmt.Fprintf(b, " (%.1f/s)", s.Rate)
+			}
+		}
+		b.WriteString("\n")
+	}
+	if sc.Pauses > 0 || sc.Resumes > 0 {
+		fmt.Fprintf(b, "paused %d times, resumed %d times\n", sc.Pauses, sc.Resumes)
+	}
+	if sc.EndMS != nil {
+		fmt.Fprintf(b, "scenario end: %dms, iterations=%d\n", *sc.EndMS, *sc.TotalIterations)
+	}
+}
+
+func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
+	p.section(b, "diagnostics")
+	fmt.Fprintf(b, "stage: %s\n", v.Stage)
+	if len(v.Phases) > 0 {
+		fmt.Fprintf(b, "phases: %s\n", strings.Join(v.Phases, ", "))
+	}
+	if v.GuestExit != nil {
+		fmt.Fprintf(b, "exit_code=%d%s\n", *v.GuestExit, errnoSuffix(*v.GuestExit))
+	} else {
+		b.WriteString("exit_code: none (no valid EXIT)\n")
+	}
+	if v.SchedExit != nil {
+		fmt.Fprintf(b, "sched_exit_code=%d%s\n", *v.SchedExit, errnoSuffix(*v.SchedExit))
+	}
+	if e := v.VMEnd; e != nil {
+		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)\n", e.Reason, e.Elapsed, e.ExitCode)
+	} else {
+		b.WriteString("vm: no end record (stream not from a closed region)\n")
+	}
+	c := v.Counts
+	fmt.Fprintf(b, "records=%d entries=%d bad_crc=%d effects=%d kills=%d diags=%d lost_frames=%d lost_bytes=%d splats=%d\n",
+		c.Records, c.Entries, c.BadCRC, c.Effects, c.Kills, c.Diags, c.LostFrames, c.LostBytes, c.Splats)
+	if c.UnknownKinds > 0 {
+		fmt.Fprintf(b, "records of unknown kind: %d\n", c.UnknownKinds)
+	}
+	keys := make([]string, 0, len(v.Diags))
+	for k := range v.Diags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(b, "diag %s=%d\n", clean(k), v.Diags[k])
+	}
+}
+
+func errnoSuffix(code int32) string {
+	if n := errnoName(code); n != "" {
+		return " (" + n + ")"
+	}
+	return ""
+}
+
+func writeLog(b *strings.Builder, p painter, title string, l *Log, n int) {
+	tail := l.Tail
+	if len(tail) > n {
+		tail = tail[len(tail)-n:]
+	}
+	head := fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
+	if int64(len(tail)) < l.Lines {
+		head += fmt.Sprintf(", last %d", len(tail))
+	}
+	if l.Incomplete {
+		head += ", last line incomplete"
+	}
+	p.section(b, head)
+	for _, s := range tail {
+		b.WriteString(clean(s))
+		b.WriteString("\n")
+	}
+}
+
+// clean makes guest text safe for a terminal: control characters other
+// than tab become U+FFFD, so a guest cannot move the cursor or recolour
+// the report.
+func clean(s string) string {
+	for _, r := range s {
+		if unsafeRune(r) {
+			return strings.Map(func(r rune) rune {
+				if unsafeRune(r) {
+					return '\uFFFD'
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}
+
+func unsafeRune(r rune) bool {
+	return r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0
+}
+
+// WriteJSON writes rep as one indented JSON object. The output depends
+// only on the records and console files, so replaying a recording gives
+// the same bytes.
+func WriteJSON(w io.Writer, rep Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }

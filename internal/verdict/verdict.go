@@ -1,35 +1,25 @@
-// Package verdict folds a run's records into a verdict people can trust
-// and renders the report. It is the logic of ktstr-verdict.
-//
-// Only CRC-valid entries count. EXIT and TEST are last-wins, EXIT only
-// with exactly 4 bytes. The outcome lattice is ktstr's, Fail >
-// Inconclusive > Pass > Skip, with one more level between Fail and
-// Inconclusive: an infrastructure error (frames lost, a truncated stream,
-// unreadable records) means a passing result cannot be trusted, while a
-// real failure that did arrive still stands.
 package verdict
 
 import (
 	"fmt"
-	"sort"
-	"strings"
-	"time"
 
-	"github.com/ktstr-go/ktstr/internal/record"
-	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
-// Status is the final verdict.
+// Status is a position in the verdict lattice.
 type Status string
 
+// The lattice, lowest first: Skip < Pass < Inconclusive < Infra < Fail.
 const (
-	StatusPass         Status = "PASS"
 	StatusSkip         Status = "SKIP"
+	StatusPass         Status = "PASS"
 	StatusInconclusive Status = "INCONCLUSIVE"
 	StatusInfra        Status = "ERROR" // infrastructure error
 	StatusFail         Status = "FAIL"
 )
+
+// Statuses lists the lattice, lowest first.
+var Statuses = []Status{StatusSkip, StatusPass, StatusInconclusive, StatusInfra, StatusFail}
 
 // Exit statuses of ktstr-verdict.
 const (
@@ -40,7 +30,9 @@ const (
 	ExitInfra        = 4
 )
 
-func rank(s Status) int {
+// Rank orders statuses for folding. An unknown status ranks as Fail, so
+// that nothing garbled can ever pass.
+func (s Status) Rank() int {
 	switch s {
 	case StatusSkip:
 		return 0
@@ -52,6 +44,14 @@ func rank(s Status) int {
 		return 3
 	}
 	return 4
+}
+
+// Worse returns the higher of a and b in the lattice (a on a tie).
+func Worse(a, b Status) Status {
+	if b.Rank() > a.Rank() {
+		return b
+	}
+	return a
 }
 
 // ExitCode maps a status to ktstr-verdict's exit status.
@@ -67,60 +67,150 @@ func (s Status) ExitCode() int {
 	return ExitFail
 }
 
+// OK reports whether s lets the run count as passed (pass or skip).
+func (s Status) OK() bool { return s == StatusPass || s == StatusSkip }
+
 // Causes name why a run did not simply pass.
 const (
-	CauseAssertion     = "assertion"      // the TEST result has failures
 	CauseCrash         = "crash"          // guest panic or crash
+	CauseSchedulerDied = "scheduler_died" // SCDX, LIFE, or sched_ext disabled by an error
 	CauseTimeout       = "timeout"        // the watchdog stopped the VM
-	CauseSchedulerDied = "scheduler_died" // SCDX
-	CauseNoResult      = "no_result"      // no TEST arrived
+	CauseAssertion     = "assertion"      // the TEST result has failures
+	CauseSplat         = "splat"          // a kernel WARN, BUG, KASAN, lockdep, stall...
+	CauseNoResult      = "no_result"      // no usable TEST arrived
 	CauseInfra         = "infrastructure" // frames lost, truncated stream, bad records
-	CauseInconclusive  = "inconclusive"
-	CauseSkip          = "skip"
+	CauseInconclusive  = "inconclusive"   // the TEST result says it cannot tell
+	CauseSkip          = "skip"           // the TEST result skipped
 )
+
+// causes is the headline priority: when several findings share the final
+// status, the first cause in this list names the verdict.
+var causes = []struct{ cause, label string }{
+	{CauseCrash, "guest crashed"},
+	{CauseSchedulerDied, "scheduler died"},
+	{CauseTimeout, "timed out"},
+	{CauseAssertion, "assertion failed"},
+	{CauseSplat, "kernel splat"},
+	{CauseNoResult, "no test result"},
+	{CauseInfra, "infrastructure error"},
+	{CauseInconclusive, "inconclusive"},
+	{CauseSkip, "skipped"},
+}
+
+func causePriority(c string) int {
+	for i, x := range causes {
+		if x.cause == c {
+			return i
+		}
+	}
+	return len(causes)
+}
+
+// CauseLabel is the words the report prints for a cause.
+func CauseLabel(c string) string {
+	for _, x := range causes {
+		if x.cause == c {
+			return x.label
+		}
+	}
+	return c
+}
 
 // Finding is one reason in the verdict.
 type Finding struct {
 	Status  Status `json:"status"`
 	Cause   string `json:"cause"`
-	Kind    string `json:"kind,omitempty"`
+	Kind    string `json:"kind,omitempty"` // the TEST detail kind, or the splat pattern's name
 	Message string `json:"message"`
+	// Source is where the evidence came from: a record tag (TEST, SCDX,
+	// CRSH, LIFE, LOSS, VEND), "dmesg", "sched_log", "output", "diag",
+	// "records" or a console file's name.
+	Source string `json:"source,omitempty"`
+	// Lines are supporting lines (the scheduler's EXIT line, the kernel's
+	// sched_ext message), at most a few.
+	Lines []string `json:"lines,omitempty"`
 }
 
-// Verdict is the folded outcome of one run.
+// Text is the finding as the report prints it: "label: message".
+func (f Finding) Text() string {
+	return CauseLabel(f.Cause) + ": " + f.Message
+}
+
+// Verdict is the folded outcome of one run. Everything in it comes from
+// the records and console files, never from the clock, so the same
+// recording always gives the same Verdict.
 type Verdict struct {
-	Name     string                `json:"name"`
-	Status   Status                `json:"status"`
-	Cause    string                `json:"cause,omitempty"`
-	Reason   string                `json:"reason"`
-	Findings []Finding             `json:"findings"`
-	Result   *payload.AssertResult `json:"result,omitempty"`
-	ExitCode *int32                `json:"guest_exit_code,omitempty"`
-	VMEnd    *VMEnd                `json:"vm_end,omitempty"`
-	Steps    []Step                `json:"steps,omitempty"`
-	Stage    string                `json:"stage"`
-	SchedLog string                `json:"sched_log,omitempty"`
-	Dmesg    string                `json:"dmesg,omitempty"`
-	Output   string                `json:"output,omitempty"`
-	Counts   Counts                `json:"counts"`
-	Diags    map[string]int64      `json:"diags,omitempty"`
+	Name       string    `json:"name"`
+	Status     Status    `json:"status"`
+	ExitStatus int       `json:"exit_status"`
+	Cause      string    `json:"cause,omitempty"`
+	Reason     string    `json:"reason"`
+	BugSummary string    `json:"bug_summary,omitempty"`
+	Findings   []Finding `json:"findings"`
+
+	// Stage is ktstr's init-stage classification from LIFE frames
+	// ("test result received" once a TEST decoded).
+	Stage  string   `json:"stage"`
+	Phases []string `json:"phases,omitempty"` // LIFE phases in arrival order, first of each
+
+	Result    *payload.AssertResult `json:"result,omitempty"`
+	GuestExit *int32                `json:"guest_exit_code,omitempty"` // last valid EXIT
+	SchedExit *int32                `json:"sched_exit_code,omitempty"` // first valid SCDX
+	VMEnd     *VMEnd                `json:"vm_end,omitempty"`
+
+	Scenario Scenario         `json:"scenario"`
+	Steps    []Step           `json:"steps,omitempty"`
+	Logs     Logs             `json:"logs"`
+	Counts   Counts           `json:"counts"`
+	Diags    map[string]int64 `json:"diags,omitempty"`
 }
 
-// VMEnd is the host's account of how the VM ended.
+// VMEnd is the host's account of how the VM ended (the VEND entry).
 type VMEnd struct {
 	Reason   string  `json:"reason"`
-	ExitCode int32   `json:"exit_code"`
-	Elapsed  float64 `json:"elapsed_s"`
+	ExitCode int32   `json:"exit_code"` // ktstr-boot's exit status
+	Elapsed  float64 `json:"elapsed_s"` // boot start to VM end, as recorded
 }
 
-// Step is one scenario step from STIM/STEN.
+// Scenario is what SCST, SCPP, SCRR and SCEN said.
+type Scenario struct {
+	Starts          int     `json:"starts"`
+	Pauses          int     `json:"pauses"`
+	Resumes         int     `json:"resumes"`
+	EndMS           *uint64 `json:"end_ms,omitempty"`
+	TotalIterations *uint64 `json:"total_iterations,omitempty"`
+}
+
+// Step is one scenario step from STIM, closed by its STEN, or else by
+// the next STIM, or else by SCEN (ktstr's stimulus_timeline).
 type Step struct {
-	Index      uint16  `json:"index"`
-	StartMS    uint32  `json:"start_ms"`
-	EndMS      *uint32 `json:"end_ms,omitempty"`
-	Workers    uint16  `json:"workers"`
-	Cgroups    uint16  `json:"cgroups"`
-	Iterations uint64  `json:"iterations"`
+	Index           uint16  `json:"index"`
+	StartMS         uint32  `json:"start_ms"`
+	EndMS           *uint64 `json:"end_ms,omitempty"`
+	EndFrom         string  `json:"end_from,omitempty"` // step_end, next_step, scenario_end
+	Ops             uint16  `json:"ops"`
+	OpKinds         uint32  `json:"op_kinds"`
+	Cgroups         uint16  `json:"cgroups"`
+	Workers         uint16  `json:"workers"`
+	StartIterations uint64  `json:"start_iterations"`
+	EndIterations   *uint64 `json:"end_iterations,omitempty"`
+	Rate            float64 `json:"iterations_per_s,omitempty"`
+}
+
+// Logs are the tails of the run's text streams.
+type Logs struct {
+	Sched   *Log  `json:"sched,omitempty"`   // SCLG (or SOUT/SERR), the SCHED_OUTPUT block when marked
+	Kernel  *Log  `json:"kernel,omitempty"`  // DMSG
+	Output  *Log  `json:"output,omitempty"`  // SOUT and SERR
+	Console []Log `json:"console,omitempty"` // --console files
+}
+
+// Log is the tail of one text stream.
+type Log struct {
+	Name       string   `json:"name"`
+	Lines      int64    `json:"lines"`                          // lines seen in all
+	Incomplete bool     `json:"last_line_incomplete,omitempty"` // the stream did not end in a newline
+	Tail       []string `json:"tail"`                           // the last lines, at most TailLines (more for a console with a panic)
 }
 
 // Counts are totals over the records.
@@ -130,247 +220,97 @@ type Counts struct {
 	BadCRC       int64  `json:"bad_crc_entries"`
 	Effects      int64  `json:"effects"`
 	Diags        int64  `json:"diags"`
+	UnknownKinds int64  `json:"unknown_kinds,omitempty"`
 	LostFrames   uint64 `json:"lost_frames"`
 	LostBytes    uint64 `json:"lost_bytes"`
 	Kills        int64  `json:"kills"`
-	UnreadableAt int64  `json:"unreadable_at,omitempty"` // record index where reading failed, +1
+	Splats       int64  `json:"splats"`
+	UnreadableAt int64  `json:"unreadable_at,omitempty"` // 1 + the number of records read before reading failed
 }
 
-// Folder accumulates records of one run.
-type Folder struct {
-	v        Verdict
-	test     []byte
-	testSeen bool
-	crash    string
-	schedRC  *int32
-	phases   map[wire.Phase]string
-	schedLog strings.Builder
-	dmesg    []string
-	output   strings.Builder
-	readErr  error
+// Report is what ktstr-verdict prints: one or more runs folded into one
+// aggregate verdict where every run must pass.
+type Report struct {
+	Schema     int       `json:"schema"`
+	Name       string    `json:"name"`
+	Status     Status    `json:"status"`
+	ExitStatus int       `json:"exit_status"`
+	Reason     string    `json:"reason"`
+	Totals     Totals    `json:"totals"`
+	Runs       []Verdict `json:"runs"`
 }
 
-// NewFolder starts a run named name.
-func NewFolder(name string) *Folder {
-	return &Folder{v: Verdict{Name: name, Diags: map[string]int64{}}, phases: map[wire.Phase]string{}}
+// Totals count runs by status.
+type Totals struct {
+	Runs         int `json:"runs"`
+	Pass         int `json:"pass"`
+	Skip         int `json:"skip"`
+	Inconclusive int `json:"inconclusive"`
+	Error        int `json:"error"`
+	Fail         int `json:"fail"`
 }
 
-// Add folds one record.
-func (f *Folder) Add(r *record.Record) {
-	c := &f.v.Counts
-	c.Records++
-	switch r.Kind {
-	case record.KindEffect:
-		c.Effects++
-		if r.Effect == record.EffectKill {
-			c.Kills++
+// ReportSchema is the "schema" of the JSON report.
+const ReportSchema = 1
+
+// Aggregate folds runs into one report. The aggregate status is the worst
+// run's: every run must pass, and no run is ever dropped or replaced by a
+// later attempt of the same test (no retry-until-green).
+func Aggregate(name string, runs []Verdict) Report {
+	rep := Report{Schema: ReportSchema, Name: name, Runs: runs}
+	if rep.Runs == nil {
+		rep.Runs = []Verdict{}
+	}
+	if len(runs) == 0 {
+		rep.Status, rep.ExitStatus, rep.Reason = StatusInfra, ExitInfra, "no runs"
+		return rep
+	}
+	rep.Status = StatusSkip
+	var bad []string
+	for _, v := range runs {
+		rep.Status = Worse(rep.Status, v.Status)
+		rep.Totals.Runs++
+		switch v.Status {
+		case StatusPass:
+			rep.Totals.Pass++
+		case StatusSkip:
+			rep.Totals.Skip++
+		case StatusInconclusive:
+			rep.Totals.Inconclusive++
+		case StatusInfra:
+			rep.Totals.Error++
+		default:
+			rep.Totals.Fail++
 		}
-		return
-	case record.KindDiag:
-		c.Diags++
-		f.v.Diags[r.Diag]++
-		return
-	case record.KindEntry:
+		if !v.Status.OK() {
+			bad = append(bad, fmt.Sprintf("%s (%s)", v.Name, v.Status))
+		}
+	}
+	rep.ExitStatus = rep.Status.ExitCode()
+	switch {
+	case len(runs) == 1:
+		rep.Reason = runs[0].Reason
+	case len(bad) == 0:
+		rep.Reason = fmt.Sprintf("all %d runs passed", len(runs))
+		if rep.Totals.Skip > 0 {
+			rep.Reason += fmt.Sprintf(" (%d skipped)", rep.Totals.Skip)
+		}
 	default:
-		return
+		rep.Reason = fmt.Sprintf("%d of %d runs did not pass: %s", len(bad), len(runs), joinMax(bad, 10))
 	}
-	c.Entries++
-	if !r.CRCOK {
-		c.BadCRC++
-		return
-	}
-	t := wire.Type(r.MsgType)
-	switch t {
-	case wire.TypeTestResult:
-		f.test, f.testSeen = r.Payload, true
-	case wire.TypeExit:
-		if code, err := wire.DecodeExitCode(t, r.Payload); err == nil {
-			f.v.ExitCode = &code
-		}
-	case wire.TypeSchedExit:
-		if code, err := wire.DecodeExitCode(t, r.Payload); err == nil {
-			f.schedRC = &code
-		} else {
-			var unknown int32 = -1
-			f.schedRC = &unknown
-		}
-	case wire.TypeCrash:
-		if f.crash == "" {
-			f.crash = firstLine(string(r.Payload))
-		}
-	case wire.TypeLifecycle:
-		if l, err := wire.DecodeLifecycle(r.Payload); err == nil {
-			if _, ok := f.phases[l.Phase]; !ok {
-				f.phases[l.Phase] = l.Reason
-			}
-		}
-	case wire.TypeStimulus:
-		if s, err := wire.DecodeStimulus(r.Payload); err == nil {
-			f.v.Steps = append(f.v.Steps, Step{Index: s.StepIndex, StartMS: s.ElapsedMS, Workers: s.WorkerCount, Cgroups: s.CgroupCount})
-		}
-	case wire.TypeStepEnd:
-		if s, err := wire.DecodeStimulus(r.Payload); err == nil {
-			for i := len(f.v.Steps) - 1; i >= 0; i-- {
-				if f.v.Steps[i].Index == s.StepIndex && f.v.Steps[i].EndMS == nil {
-					e := s.ElapsedMS
-					f.v.Steps[i].EndMS = &e
-					f.v.Steps[i].Iterations = s.TotalIterations
-					break
-				}
-			}
-		}
-	case wire.TypeSchedLog:
-		if f.schedLog.Len() < 4<<20 {
-			f.schedLog.Write(r.Payload)
-		}
-	case wire.TypeDmesg:
-		if len(r.Payload) > 0 && len(f.dmesg) < 4096 {
-			f.dmesg = append(f.dmesg, string(r.Payload))
-		}
-	case wire.TypeStdout, wire.TypeStderr:
-		if f.output.Len() < 4<<20 {
-			f.output.Write(r.Payload)
-		}
-	case wire.TypeLoss:
-		if l, err := wire.DecodeLoss(r.Payload); err == nil {
-			c.LostFrames = max(c.LostFrames, l.Frames)
-			c.LostBytes = max(c.LostBytes, l.Bytes)
-		}
-	case wire.TypeVMEnd:
-		if e, err := wire.DecodeVMEnd(r.Payload); err == nil {
-			f.v.VMEnd = &VMEnd{Reason: e.Reason.String(), ExitCode: e.ExitCode, Elapsed: time.Duration(e.ElapsedNS).Seconds()}
-		}
-	}
+	return rep
 }
 
-// ReadError records that the record stream could not be read to its end.
-func (f *Folder) ReadError(err error) {
-	f.readErr = err
-	f.v.Counts.UnreadableAt = f.v.Counts.Records + 1
-}
-
-// Verdict finishes the fold.
-func (f *Folder) Verdict() Verdict {
-	v := f.v
-	v.Findings = nil
-	add := func(s Status, cause, kind, msg string) {
-		v.Findings = append(v.Findings, Finding{Status: s, Cause: cause, Kind: kind, Message: msg})
-	}
-	v.SchedLog = f.schedLog.String()
-	v.Dmesg = strings.Join(f.dmesg, "\n")
-	v.Output = f.output.String()
-	v.Stage = f.stage()
-
-	// The guest's own result.
-	if f.testSeen {
-		res, err := payload.UnmarshalAssertResult(f.test)
-		if err != nil {
-			add(StatusFail, CauseNoResult, "", fmt.Sprintf("test result does not decode: %v", err))
-		} else {
-			v.Result = res
-			for _, o := range res.Outcomes {
-				switch o.Verdict {
-				case payload.Fail:
-					add(StatusFail, CauseAssertion, o.Kind, o.Message)
-				case payload.Inconclusive:
-					add(StatusInconclusive, CauseInconclusive, o.Kind, o.Message)
-				case payload.Skip:
-					add(StatusSkip, CauseSkip, o.Kind, o.Message)
-				}
-			}
+func joinMax(s []string, n int) string {
+	out := ""
+	for i, x := range s {
+		if i == n {
+			return out + fmt.Sprintf(", and %d more", len(s)-n)
 		}
-	}
-	// Causes the host saw.
-	if f.schedRC != nil {
-		add(StatusFail, CauseSchedulerDied, "", fmt.Sprintf("scheduler exited (exit code %d)", *f.schedRC))
-	}
-	if f.crash != "" {
-		add(StatusFail, CauseCrash, "", "guest crashed: "+f.crash)
-	}
-	if e := v.VMEnd; e != nil {
-		switch e.Reason {
-		case wire.EndTimeout.String():
-			if !f.testSeen {
-				add(StatusFail, CauseTimeout, "", "timed out (no result arrived before the watchdog deadline)")
-			} else {
-				add(StatusFail, CauseTimeout, "", "timed out after the result arrived (guest did not power off)")
-			}
-		case wire.EndCrash.String():
-			add(StatusFail, CauseCrash, "", "guest crashed (the VM reset before the agent finished)")
-		case wire.EndVMMError.String():
-			add(StatusInfra, CauseInfra, "", "the VMM failed or ktstr-boot died before closing the region")
+		if i > 0 {
+			out += ", "
 		}
+		out += x
 	}
-	if !f.testSeen && !hasCause(v.Findings, CauseTimeout) && !hasCause(v.Findings, CauseCrash) && !hasCause(v.Findings, CauseSchedulerDied) {
-		add(StatusFail, CauseNoResult, "", "no test result ("+v.Stage+")")
-	}
-	// What may have been lost.
-	if c := v.Counts; c.LostFrames > 0 {
-		add(StatusInfra, CauseInfra, "", fmt.Sprintf("the guest dropped %d frames (%d bytes): ring full", c.LostFrames, c.LostBytes))
-	}
-	for _, d := range []string{record.DiagTruncatedTail, record.DiagOversized, record.DiagResidualOverflow} {
-		if n := v.Diags[d]; n > 0 {
-			add(StatusInfra, CauseInfra, "", fmt.Sprintf("frame stream damaged: %d %s", n, d))
-		}
-	}
-	if f.readErr != nil {
-		add(StatusInfra, CauseInfra, "", fmt.Sprintf("records unreadable: %v", f.readErr))
-	}
-
-	v.Status = StatusPass
-	if f.testSeen && v.Result != nil && len(v.Result.Outcomes) > 0 && v.Result.Verdict() == payload.Skip {
-		v.Status = StatusSkip
-	}
-	for _, fd := range v.Findings {
-		if rank(fd.Status) > rank(v.Status) {
-			v.Status = fd.Status
-		}
-	}
-	// The headline: the first finding at the final level.
-	v.Reason = "all checks passed"
-	for _, fd := range v.Findings {
-		if fd.Status == v.Status {
-			v.Cause, v.Reason = fd.Cause, fd.Message
-			break
-		}
-	}
-	if v.Status == StatusPass && v.Result != nil && v.Result.Scenario != "" {
-		v.Reason = fmt.Sprintf("scenario %s: all checks passed", v.Result.Scenario)
-	}
-	sort.SliceStable(v.Findings, func(i, j int) bool { return rank(v.Findings[i].Status) > rank(v.Findings[j].Status) })
-	return v
-}
-
-func hasCause(fs []Finding, cause string) bool {
-	for _, f := range fs {
-		if f.Cause == cause {
-			return true
-		}
-	}
-	return false
-}
-
-// stage is ktstr's init-stage classification from LIFE phases.
-func (f *Folder) stage() string {
-	if f.testSeen {
-		return "test result received"
-	}
-	if reason, ok := f.phases[wire.PhaseSchedulerNotAttached]; ok {
-		return "scheduler not attached: " + reason
-	}
-	if _, ok := f.phases[wire.PhaseSchedulerDied]; ok {
-		return "scheduler died during startup"
-	}
-	if _, ok := f.phases[wire.PhasePayloadStarting]; ok {
-		return "payload started but produced no test result"
-	}
-	if len(f.phases) > 0 {
-		return "init started but payload never ran (cgroup/scheduler setup failed)"
-	}
-	return "init script never started (kernel or mount failure)"
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
+	return out
 }

@@ -1,0 +1,814 @@
+package verdict
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/wire"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
+)
+
+// Config says how to judge a run.
+type Config struct {
+	// Splats are the kernel-splat patterns (DefaultSplats, SelectSplats);
+	// nil turns splat detection off.
+	Splats []Splat
+	// SplatStatus is the status a splat gives: StatusFail (the default
+	// when empty) or StatusInconclusive.
+	SplatStatus Status
+	// RequireEnd makes a stream without a VEND entry an infrastructure
+	// error: without it nobody can say whether the ring dropped frames.
+	RequireEnd bool
+}
+
+// DefaultConfig is the configuration ktstr-verdict uses without flags.
+func DefaultConfig() Config {
+	return Config{Splats: DefaultSplats(), SplatStatus: StatusFail}
+}
+
+// Scheduler-log markers (ktstr's), the block between them is the
+// scheduler's own output.
+const (
+	SchedOutputStart = "===SCHED_OUTPUT_START==="
+	SchedOutputEnd   = "===SCHED_OUTPUT_END==="
+)
+
+// maxSplatFindings bounds the splat findings of one run; the rest are
+// counted in Counts.Splats and summarised in one more finding.
+const maxSplatFindings = 16
+
+type evidence struct {
+	text, source string
+}
+
+type splatHit struct {
+	kind, text, source string
+}
+
+// schedDisable is the kernel's "sched_ext: BPF scheduler "X" disabled
+// (reason)" line and the message line that follows it.
+type schedDisable struct {
+	name, reason, line, msg, msgLine, source string
+}
+
+// Benign sched_ext exit reasons (the kernel's scx_exit_reason for the
+// non-error exit kinds); any other reason means the scheduler was thrown
+// out.
+var benignDisable = map[string]bool{
+	"normal":                            true,
+	"unregistered from user space":      true,
+	"unregistered from BPF":             true,
+	"unregistered from the main kernel": true,
+	"disabled by sysrq-S":               true,
+}
+
+var (
+	disableRe = regexp.MustCompile(`^sched_ext: BPF scheduler "([^"]*)" disabled \((.*)\)`)
+	schedMsg  = regexp.MustCompile(`^sched_ext: ([^:" ]+): (.+)$`)
+)
+
+// schedLog is a scheduler log stream: every line, the last
+// SCHED_OUTPUT block, and what the lines say about the scheduler's end.
+type schedLog struct {
+	all, block *lineLog
+	seen       bool
+	inBlock    bool
+	sawStart   bool
+	exitLine   string // the last line with "EXIT:"
+	scxErr     string // the first line naming scx_bpf_error
+	dump       dumpScan
+}
+
+func newSchedLog(name string) *schedLog {
+	s := &schedLog{block: newLineLog(name, nil)}
+	s.all = newLineLog(name, s.line)
+	return s
+}
+
+func (s *schedLog) Write(p []byte) {
+	if len(p) > 0 {
+		s.seen = true
+	}
+	s.all.Write(p)
+}
+
+func (s *schedLog) line(l string) {
+	t := strings.TrimSpace(l)
+	switch {
+	case t == SchedOutputStart:
+		s.inBlock, s.sawStart = true, true
+		s.block.reset()
+		return
+	case t == SchedOutputEnd:
+		s.inBlock = false
+		return
+	}
+	if s.inBlock {
+		s.block.push(l)
+	}
+	if i := strings.Index(t, "EXIT:"); i >= 0 {
+		s.exitLine = t[i:]
+	}
+	if s.scxErr == "" && strings.Contains(t, "scx_bpf_error") && !strings.Contains(t, "EXIT:") {
+		s.scxErr = t
+	}
+	s.dump.line(t)
+}
+
+func (s *schedLog) log(n int) *Log {
+	s.all.Finish()
+	if s.sawStart {
+		l := s.block.log(n)
+		return l
+	}
+	return s.all.log(n)
+}
+
+// dumpScan finds the body of a sched_ext dump's "triggered exit kind"
+// header: the next non-empty line.
+type dumpScan struct {
+	want bool
+	body string
+}
+
+func (d *dumpScan) line(t string) {
+	if d.body != "" {
+		return
+	}
+	if d.want && t != "" {
+		d.body = t
+		return
+	}
+	if strings.Contains(t, "triggered exit kind") {
+		d.want = true
+	}
+}
+
+type console struct {
+	log   *lineLog
+	panic bool
+}
+
+// Folder accumulates the records and console files of one run.
+type Folder struct {
+	cfg   Config
+	name  string
+	c     Counts
+	diags map[string]int64
+
+	test     []byte
+	testSeen bool
+	exit     *int32
+	sched    []int32 // valid SCDX exit codes
+	schedBad int     // SCDX entries without a 4-byte code
+	kill     *int32  // exit code of the first kill effect
+	crsh     string
+	panicMsg evidence // first "PANIC:" line
+	kpanic   evidence // first "Kernel panic - not syncing" line
+	phases   []wire.Phase
+	reasons  map[wire.Phase]string
+	steps    []Step
+	scen     Scenario
+	vmEnd    *wire.VMEnd
+
+	schedLog *schedLog // SCLG
+	outLog   *schedLog // SOUT and SERR
+	kernel   *lineLog  // DMSG
+	consoles []*console
+
+	splats    []splatHit
+	splatSeen map[string]bool
+	disables  []schedDisable
+	kscxErr   string
+	kdump     dumpScan
+	readErrs  []string
+	finished  bool
+}
+
+// NewFolder starts a run named name.
+func NewFolder(name string, cfg Config) *Folder {
+	if cfg.SplatStatus == "" {
+		cfg.SplatStatus = StatusFail
+	}
+	f := &Folder{
+		cfg:       cfg,
+		name:      name,
+		diags:     map[string]int64{},
+		reasons:   map[wire.Phase]string{},
+		schedLog:  newSchedLog("sched_log"),
+		outLog:    newSchedLog("output"),
+		splatSeen: map[string]bool{},
+	}
+	f.kernel = newLineLog("dmesg", func(l string) { f.scanKernel("dmesg", l) })
+	f.outLog.all.onLine = func(l string) {
+		f.outLog.line(l)
+		f.scanPanic("output", l)
+	}
+	return f
+}
+
+// Fold reads every record from r into a new Folder and returns it; a
+// stream that cannot be read to its end is recorded as an
+// infrastructure error.
+func Fold(name string, cfg Config, r io.Reader) *Folder {
+	f := NewFolder(name, cfg)
+	rd := record.NewReader(r)
+	for {
+		rec, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			f.ReadError(err)
+			break
+		}
+		f.Add(rec)
+	}
+	return f
+}
+
+// Add folds one record.
+func (f *Folder) Add(r *record.Record) {
+	c := &f.c
+	c.Records++
+	switch r.Kind {
+	case record.KindEffect:
+		c.Effects++
+		if r.Effect == record.EffectKill {
+			c.Kills++
+			if f.kill == nil {
+				code := r.ExitCode
+				f.kill = &code
+			}
+		}
+		return
+	case record.KindDiag:
+		c.Diags++
+		f.diags[r.Diag]++
+		return
+	case record.KindEntry:
+	default:
+		c.UnknownKinds++
+		return
+	}
+	c.Entries++
+	if !r.CRCOK {
+		c.BadCRC++
+		return
+	}
+	f.entry(wire.Type(r.MsgType), r.Payload)
+}
+
+func (f *Folder) entry(t wire.Type, p []byte) {
+	switch t {
+	case wire.TypeTestResult:
+		f.test, f.testSeen = p, true
+	case wire.TypeExit:
+		if code, err := wire.DecodeExitCode(t, p); err == nil {
+			f.exit = &code
+		}
+	case wire.TypeSchedExit:
+		if code, err := wire.DecodeExitCode(t, p); err == nil {
+			f.sched = append(f.sched, code)
+		} else {
+			f.schedBad++
+		}
+	case wire.TypeCrash:
+		if f.crsh == "" {
+			f.crsh = firstLine(lossyString(p))
+			if f.crsh == "" {
+				f.crsh = "(empty crash report)"
+			}
+		}
+	case wire.TypeLifecycle:
+		if l, err := wire.DecodeLifecycle(p); err == nil {
+			if _, ok := f.reasons[l.Phase]; !ok {
+				f.phases = append(f.phases, l.Phase)
+				f.reasons[l.Phase] = l.Reason
+			}
+		}
+	case wire.TypeScenarioStart:
+		f.scen.Starts++
+	case wire.TypeScenarioPause:
+		f.scen.Pauses++
+	case wire.TypeScenarioResume:
+		f.scen.Resumes++
+	case wire.TypeScenarioEnd:
+		if e, err := wire.DecodeScenarioEnd(p); err == nil && f.scen.EndMS == nil {
+			f.scen.EndMS, f.scen.TotalIterations = &e.ElapsedMS, &e.TotalIterations
+		}
+	case wire.TypeStimulus:
+		if s, err := wire.DecodeStimulus(p); err == nil {
+			f.steps = append(f.steps, Step{Index: s.StepIndex, StartMS: s.ElapsedMS, Ops: s.OpCount, OpKinds: s.OpKinds,
+				Cgroups: s.CgroupCount, Workers: s.WorkerCount, StartIterations: s.TotalIterations})
+		}
+	case wire.TypeStepEnd:
+		if s, err := wire.DecodeStimulus(p); err == nil {
+			for i := len(f.steps) - 1; i >= 0; i-- {
+				st := &f.steps[i]
+				if st.Index == s.StepIndex && st.EndMS == nil {
+					end, it := uint64(s.ElapsedMS), s.TotalIterations
+					st.EndMS, st.EndIterations, st.EndFrom = &end, &it, "step_end"
+					break
+				}
+			}
+		}
+	case wire.TypeSchedLog:
+		f.schedLog.Write(p)
+	case wire.TypeDmesg:
+		if len(p) > 0 {
+			f.kernel.Write(p)
+			if p[len(p)-1] != '\n' {
+				f.kernel.Write([]byte{'\n'}) // ktstr joins DMSG payloads with "\n"
+			}
+		}
+	case wire.TypeStdout, wire.TypeStderr:
+		f.outLog.Write(p)
+	case wire.TypeLoss:
+		if l, err := wire.DecodeLoss(p); err == nil {
+			f.c.LostFrames = max(f.c.LostFrames, l.Frames)
+			f.c.LostBytes = max(f.c.LostBytes, l.Bytes)
+		}
+	case wire.TypeVMEnd:
+		if e, err := wire.DecodeVMEnd(p); err == nil {
+			f.vmEnd = &e
+		}
+	}
+}
+
+// ReadError records that the record stream could not be read to its end.
+func (f *Folder) ReadError(err error) {
+	f.readErrs = append(f.readErrs, fmt.Sprintf("records unreadable after %d records: %v", f.c.Records, err))
+	if f.c.UnreadableAt == 0 {
+		f.c.UnreadableAt = f.c.Records + 1
+	}
+}
+
+// AddConsole scans a console log (ktstr-boot's console.log for COM1 or
+// com2.log for COM2) for "PANIC:" lines, kernel panics, splats and
+// sched_ext messages, and keeps its tail for the report. A read error
+// is recorded as an infrastructure error and also returned.
+func (f *Folder) AddConsole(name string, r io.Reader) error {
+	c := &console{}
+	c.log = newLineLog(name, func(l string) {
+		if f.scanPanic(name, l) {
+			c.panic = true
+		}
+		f.scanKernel(name, l)
+	})
+	f.consoles = append(f.consoles, c)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		c.log.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			f.readErrs = append(f.readErrs, fmt.Sprintf("console %s unreadable: %v", name, err))
+			c.log.Finish()
+			return err
+		}
+	}
+	c.log.Finish()
+	return nil
+}
+
+// ConsoleError records a console file that could not be opened.
+func (f *Folder) ConsoleError(name string, err error) {
+	f.readErrs = append(f.readErrs, fmt.Sprintf("console %s unreadable: %v", name, err))
+}
+
+// scanPanic looks for ktstr's panic-hook line; it reports whether l is one.
+func (f *Folder) scanPanic(source, l string) bool {
+	t := strings.TrimSpace(l)
+	if !strings.HasPrefix(t, "PANIC:") {
+		return false
+	}
+	if f.panicMsg.text == "" {
+		msg := strings.TrimSpace(strings.TrimPrefix(t, "PANIC:"))
+		if msg == "" {
+			msg = "(empty panic message)"
+		}
+		f.panicMsg = evidence{msg, source}
+	}
+	return true
+}
+
+// scanKernel looks at one kernel log line (DMSG or a console).
+func (f *Folder) scanKernel(source, l string) {
+	t := kernelText(l)
+	if t == "" {
+		return
+	}
+	if f.kpanic.text == "" && strings.HasPrefix(t, "Kernel panic - not syncing") {
+		f.kpanic = evidence{t, source}
+	}
+	if kind := matchSplat(f.cfg.Splats, t); kind != "" {
+		f.c.Splats++
+		if key := kind + "\x00" + t; !f.splatSeen[key] {
+			f.splatSeen[key] = true
+			f.splats = append(f.splats, splatHit{kind, t, source})
+		}
+	}
+	if m := disableRe.FindStringSubmatch(t); m != nil {
+		for _, d := range f.disables {
+			if d.line == t {
+				return // the same message from another source
+			}
+		}
+		f.disables = append(f.disables, schedDisable{name: m[1], reason: m[2], line: t, source: source})
+	} else if m := schedMsg.FindStringSubmatch(t); m != nil && len(f.disables) > 0 {
+		d := &f.disables[len(f.disables)-1]
+		if d.msg == "" && d.name == m[1] && d.source == source {
+			d.msg, d.msgLine = m[2], t
+		}
+	}
+	if f.kscxErr == "" && strings.Contains(t, "scx_bpf_error") {
+		f.kscxErr = t
+	}
+	f.kdump.line(t)
+}
+
+// Verdict finishes the fold. It may be called once.
+func (f *Folder) Verdict() Verdict {
+	if !f.finished {
+		f.finished = true
+		f.kernel.Finish()
+		f.schedLog.all.Finish()
+		f.outLog.all.Finish()
+	}
+	v := Verdict{Name: f.name, Counts: f.c, Findings: []Finding{}}
+	if len(f.diags) > 0 {
+		v.Diags = map[string]int64{}
+		for k, n := range f.diags {
+			v.Diags[k] = n
+		}
+	}
+	add := func(fd Finding) { v.Findings = append(v.Findings, fd) }
+
+	// The guest's own result: the last CRC-valid TEST.
+	if f.testSeen {
+		res, err := payload.UnmarshalAssertResult(f.test)
+		if err != nil {
+			add(Finding{Status: StatusFail, Cause: CauseNoResult, Source: "TEST", Message: fmt.Sprintf("the test result does not decode: %v", err)})
+		} else {
+			sanitize(res)
+			v.Result = res
+			for _, o := range res.Outcomes {
+				switch o.Verdict {
+				case payload.Fail:
+					add(Finding{Status: StatusFail, Cause: CauseAssertion, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+				case payload.Inconclusive:
+					add(Finding{Status: StatusInconclusive, Cause: CauseInconclusive, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+				case payload.Skip:
+					add(Finding{Status: StatusSkip, Cause: CauseSkip, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+				}
+			}
+		}
+	}
+	v.Stage = f.stage(v.Result != nil)
+	for _, p := range f.phases {
+		v.Phases = append(v.Phases, p.String())
+	}
+	v.GuestExit = f.exit
+	if len(f.sched) > 0 {
+		code := f.sched[0]
+		v.SchedExit = &code
+	} else if f.kill != nil {
+		code := *f.kill
+		v.SchedExit = &code
+	}
+	if e := f.vmEnd; e != nil {
+		v.VMEnd = &VMEnd{Reason: e.Reason.String(), ExitCode: e.ExitCode, Elapsed: math.Round(time.Duration(e.ElapsedNS).Seconds()*1e6) / 1e6}
+	}
+
+	sl := f.schedLog
+	if !sl.seen {
+		sl = f.outLog // ktstr: no SCLG means the guest's output is the scheduler log
+	}
+	died := f.schedulerDied(sl, add)
+	crashed := f.crash(add)
+	timedOut := false
+	if e := f.vmEnd; e != nil && e.Reason == wire.EndTimeout {
+		timedOut = true
+		msg := "no result arrived before the watchdog deadline"
+		if f.testSeen {
+			msg = "the result arrived but the guest did not power off before the watchdog deadline"
+		} else if d := f.errorDisable(); d != nil {
+			msg += fmt.Sprintf(" (scheduler %s exited: %s)", d.name, d.reason)
+		}
+		add(Finding{Status: StatusFail, Cause: CauseTimeout, Message: msg, Source: "VEND"})
+	}
+	f.splatFindings(add)
+
+	infra := f.infraFindings(add)
+	if v.Result == nil && !f.testSeen && !timedOut && !crashed && !died {
+		msg := v.Stage
+		if e := f.vmEnd; e != nil && e.Reason == wire.EndKilled {
+			msg += "; the VM was stopped on request"
+		}
+		st := StatusFail
+		if infra {
+			st = StatusInfra // the result may be among what was lost
+			msg += "; records were lost, so the result may have been sent"
+		}
+		add(Finding{Status: st, Cause: CauseNoResult, Message: msg})
+	}
+
+	// Fold.
+	v.Status = StatusPass
+	if v.Result != nil && len(v.Result.Outcomes) > 0 && v.Result.Verdict() == payload.Skip {
+		v.Status = StatusSkip
+	}
+	for _, fd := range v.Findings {
+		v.Status = Worse(v.Status, fd.Status)
+	}
+	sort.SliceStable(v.Findings, func(i, j int) bool {
+		a, b := v.Findings[i], v.Findings[j]
+		if a.Status.Rank() != b.Status.Rank() {
+			return a.Status.Rank() > b.Status.Rank()
+		}
+		return causePriority(a.Cause) < causePriority(b.Cause)
+	})
+	v.ExitStatus = v.Status.ExitCode()
+	switch {
+	case len(v.Findings) > 0 && v.Findings[0].Status == v.Status:
+		v.Cause, v.Reason = v.Findings[0].Cause, v.Findings[0].Text()
+	case v.Result != nil && v.Result.Scenario != "":
+		v.Reason = fmt.Sprintf("scenario %s: all checks passed", v.Result.Scenario)
+	default:
+		v.Reason = "all checks passed"
+	}
+	v.BugSummary = f.bugSummary(sl)
+
+	v.Steps = f.timeline()
+	v.Scenario = f.scen
+	if sl.seen {
+		v.Logs.Sched = sl.log(TailLines)
+	}
+	if f.kernel.total > 0 {
+		v.Logs.Kernel = f.kernel.log(TailLines)
+	}
+	if f.outLog.seen {
+		v.Logs.Output = f.outLog.all.log(TailLines)
+	}
+	for _, c := range f.consoles {
+		n := TailLines
+		if c.panic {
+			n = keepLines
+		}
+		v.Logs.Console = append(v.Logs.Console, *c.log.log(n))
+	}
+	return v
+}
+
+// stage is ktstr's classify_init_stage over CRC-valid LIFE entries.
+func (f *Folder) stage(result bool) string {
+	if result {
+		return "test result received"
+	}
+	if _, ok := f.reasons[wire.PhasePayloadStarting]; ok {
+		return "payload started but produced no test result"
+	}
+	if len(f.phases) > 0 {
+		return "init started but payload never ran (cgroup/scheduler setup failed)"
+	}
+	return "init script never started (kernel or mount failure)"
+}
+
+// errorDisable is the first sched_ext exit the kernel logged with an
+// error reason.
+func (f *Folder) errorDisable() *schedDisable {
+	for i := range f.disables {
+		if !benignDisable[f.disables[i].reason] {
+			return &f.disables[i]
+		}
+	}
+	return nil
+}
+
+func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
+	d := f.errorDisable()
+	var lines []string
+	if sl.exitLine != "" {
+		lines = append(lines, sl.exitLine)
+	}
+	detail := ""
+	if d != nil {
+		lines = append(lines, d.line)
+		detail = d.reason
+		if d.msg != "" {
+			lines = append(lines, d.msgLine)
+			detail += ": " + d.msg
+		}
+	} else if sl.exitLine != "" {
+		detail = sl.exitLine
+	}
+	with := func(s string) string {
+		if detail != "" {
+			return s + ": " + detail
+		}
+		return s
+	}
+	switch {
+	case len(f.sched) > 0 || f.kill != nil:
+		var code int32
+		if len(f.sched) > 0 {
+			code = f.sched[0]
+		} else {
+			code = *f.kill
+		}
+		msg := fmt.Sprintf("scheduler exited with code %d", code)
+		if name := errnoName(code); name != "" {
+			msg += " (" + name + ")"
+		}
+		if n := len(f.sched); n > 1 {
+			msg += fmt.Sprintf(" (%d SCDX frames)", n)
+		}
+		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(msg), Source: "SCDX", Lines: lines})
+	case f.schedBad > 0:
+		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with("scheduler exited (SCDX without a 4-byte exit code)"), Source: "SCDX", Lines: lines})
+	case d != nil:
+		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(fmt.Sprintf("the kernel disabled scheduler %q", d.name)), Source: d.source, Lines: lines})
+	default:
+		if reason, ok := f.reasons[wire.PhaseSchedulerNotAttached]; ok {
+			msg := "scheduler never attached to sched_ext"
+			if reason != "" {
+				msg += ": " + reason
+			}
+			add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: msg, Source: "LIFE", Lines: lines})
+			return true
+		}
+		if _, ok := f.reasons[wire.PhaseSchedulerDied]; ok {
+			add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with("scheduler died during startup"), Source: "LIFE", Lines: lines})
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+// crash adds one crash finding with the best evidence first: the CRSH
+// entry, a "PANIC:" line (ktstr's crash_message), a kernel panic, then
+// the host's account (VEND crash).
+func (f *Folder) crash(add func(Finding)) bool {
+	var ev []evidence
+	if f.crsh != "" {
+		ev = append(ev, evidence{f.crsh, "CRSH"})
+	}
+	if f.panicMsg.text != "" {
+		ev = append(ev, f.panicMsg)
+	}
+	if f.kpanic.text != "" {
+		ev = append(ev, f.kpanic)
+	}
+	if e := f.vmEnd; e != nil && e.Reason == wire.EndCrash {
+		ev = append(ev, evidence{"the VM reset before the guest agent finished", "VEND"})
+	}
+	if len(ev) == 0 {
+		return false
+	}
+	fd := Finding{Status: StatusFail, Cause: CauseCrash, Message: ev[0].text, Source: ev[0].source}
+	for _, e := range ev[1:] {
+		fd.Lines = append(fd.Lines, e.source+": "+e.text)
+	}
+	add(fd)
+	return true
+}
+
+func (f *Folder) splatFindings(add func(Finding)) {
+	for i, s := range f.splats {
+		if i == maxSplatFindings {
+			add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: "more",
+				Message: fmt.Sprintf("%d more distinct splats not listed", len(f.splats)-maxSplatFindings)})
+			return
+		}
+		add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: s.kind, Message: s.text, Source: s.source})
+	}
+}
+
+// infraFindings adds what makes the record stream untrustworthy and
+// reports whether there was any.
+func (f *Folder) infraFindings(add func(Finding)) bool {
+	n := 0
+	infra := func(source, msg string) {
+		add(Finding{Status: StatusInfra, Cause: CauseInfra, Message: msg, Source: source})
+		n++
+	}
+	if c := f.c; c.LostFrames > 0 || c.LostBytes > 0 {
+		infra("LOSS", fmt.Sprintf("the guest dropped %s (%d bytes): the ring was full", plural(int64(c.LostFrames), "frame"), c.LostBytes))
+	}
+	if bad := max(f.diags[record.DiagCRCMismatch], f.c.BadCRC); bad > 0 {
+		infra("diag", fmt.Sprintf("%s failed the CRC check and were ignored", plural(bad, "frame")))
+	}
+	if k := f.diags[record.DiagTruncatedTail]; k > 0 {
+		infra("diag", "the frame stream ended inside a frame (truncated tail)")
+	}
+	if k := f.diags[record.DiagOversized]; k > 0 {
+		infra("diag", fmt.Sprintf("%s oversized: the assembler dropped them and what followed", plural(k, "frame")))
+	}
+	if k := f.diags[record.DiagResidualOverflow]; k > 0 {
+		infra("diag", fmt.Sprintf("the assembler's pending buffer overflowed (%s) and was cleared", plural(k, "time")))
+	}
+	for _, e := range f.readErrs {
+		infra("records", e)
+	}
+	if e := f.vmEnd; e != nil && e.Reason == wire.EndVMMError {
+		infra("VEND", fmt.Sprintf("the VMM failed or ktstr-boot died before closing the region (ktstr-boot exit %d)", e.ExitCode))
+	}
+	if f.cfg.RequireEnd && f.vmEnd == nil {
+		infra("VEND", "no VM end record: the stream is not from a closed region, so frames may be missing")
+	}
+	return n > 0
+}
+
+// bugSummary is ktstr's BUG SUMMARY: the sched_ext dump's exit body, or
+// the kernel's message for an error exit, or the first line naming
+// scx_bpf_error (other than the scheduler's EXIT line).
+func (f *Folder) bugSummary(sl *schedLog) string {
+	switch {
+	case f.kdump.body != "":
+		return f.kdump.body
+	case sl.dump.body != "":
+		return sl.dump.body
+	}
+	if d := f.errorDisable(); d != nil && d.msg != "" {
+		return d.msg
+	}
+	if sl.scxErr != "" {
+		return sl.scxErr
+	}
+	return f.kscxErr
+}
+
+// timeline closes steps that have no STEN with the next step's start,
+// then with SCEN, and computes each step's iteration rate.
+func (f *Folder) timeline() []Step {
+	steps := append([]Step(nil), f.steps...)
+	for i := range steps {
+		s := &steps[i]
+		if s.EndMS == nil {
+			switch {
+			case i+1 < len(steps):
+				end, it := uint64(steps[i+1].StartMS), steps[i+1].StartIterations
+				s.EndMS, s.EndIterations, s.EndFrom = &end, &it, "next_step"
+			case f.scen.EndMS != nil:
+				end, it := *f.scen.EndMS, *f.scen.TotalIterations
+				s.EndMS, s.EndIterations, s.EndFrom = &end, &it, "scenario_end"
+			}
+		}
+		if s.EndMS != nil && *s.EndMS > uint64(s.StartMS) && *s.EndIterations >= s.StartIterations {
+			ms := float64(*s.EndMS - uint64(s.StartMS))
+			s.Rate = math.Round(float64(*s.EndIterations-s.StartIterations)*1000/ms*10) / 10
+		}
+	}
+	return steps
+}
+
+// sanitize replaces non-finite floats, which JSON cannot carry, with 0
+// and says so in the result's info notes.
+func sanitize(r *payload.AssertResult) {
+	fix := func(p *float64, what string) {
+		if math.IsNaN(*p) || math.IsInf(*p, 0) {
+			r.InfoNotes = append(r.InfoNotes, fmt.Sprintf("verdict: non-finite %s (%v) shown as 0", what, *p))
+			*p = 0
+		}
+	}
+	s := &r.Stats
+	fix(&s.WorstSpreadPct, "stats.worst_spread_pct")
+	fix(&s.WorstGapMS, "stats.worst_gap_ms")
+	for i := range s.Cgroups {
+		fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("stats.cgroups[%d].spread_pct", i))
+		fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("stats.cgroups[%d].max_gap_ms", i))
+	}
+	keys := make([]string, 0, len(r.Measurements))
+	for k := range r.Measurements {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		x := r.Measurements[k]
+		fix(&x, "measurements."+k)
+		r.Measurements[k] = x
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
+}
+
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

@@ -1,0 +1,121 @@
+package verdict
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
+
+// Bounds on what the folder keeps of a text stream. Memory stays bounded
+// whatever the guest writes: lines are cut at maxLine bytes and only the
+// last keepLines lines of each stream are kept.
+const (
+	maxLine   = 4096
+	keepLines = 400
+	// TailLines is how many lines of each log the Verdict carries.
+	TailLines = 200
+)
+
+// lineLog splits a byte stream into lines, hands each complete line to
+// onLine and keeps the last keepLines of them.
+type lineLog struct {
+	name    string
+	ring    []string
+	next    int
+	total   int64
+	partial []byte
+	cut     bool // partial line exceeded maxLine
+	onLine  func(string)
+	done    bool
+	incompl bool
+}
+
+func newLineLog(name string, onLine func(string)) *lineLog {
+	return &lineLog{name: name, onLine: onLine}
+}
+
+// Write appends p to the stream.
+func (l *lineLog) Write(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i]
+		}
+		if room := maxLine - len(l.partial); len(chunk) > room {
+			l.partial = append(l.partial, chunk[:max(room, 0)]...)
+			l.cut = true
+		} else {
+			l.partial = append(l.partial, chunk...)
+		}
+		if i < 0 {
+			return
+		}
+		l.emit()
+		p = p[i+1:]
+	}
+}
+
+// Finish ends the stream; a last line without a newline still counts.
+func (l *lineLog) Finish() {
+	if l.done {
+		return
+	}
+	l.done = true
+	if len(l.partial) > 0 || l.cut {
+		l.incompl = true
+		l.emit()
+	}
+}
+
+func (l *lineLog) emit() {
+	b := bytes.TrimSuffix(l.partial, []byte{'\r'})
+	s := lossyString(b)
+	if l.cut {
+		s += " [line cut]"
+	}
+	l.partial, l.cut = l.partial[:0], false
+	l.push(s)
+	if l.onLine != nil {
+		l.onLine(s)
+	}
+}
+
+func (l *lineLog) push(s string) {
+	l.total++
+	if len(l.ring) < keepLines {
+		l.ring = append(l.ring, s)
+		return
+	}
+	l.ring[l.next] = s
+	l.next = (l.next + 1) % keepLines
+}
+
+// reset forgets every line (a new SCHED_OUTPUT block starts).
+func (l *lineLog) reset() {
+	l.ring, l.next, l.total = l.ring[:0], 0, 0
+}
+
+// tail returns the last n lines in order.
+func (l *lineLog) tail(n int) []string {
+	all := make([]string, 0, len(l.ring))
+	all = append(all, l.ring[l.next:]...)
+	all = append(all, l.ring[:l.next]...)
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return all
+}
+
+// log returns the Log the Verdict carries, with at most n tail lines.
+func (l *lineLog) log(n int) *Log {
+	return &Log{Name: l.name, Lines: l.total, Incomplete: l.incompl, Tail: l.tail(n)}
+}
+
+// lossyString converts b, replacing invalid UTF-8 with U+FFFD.
+func lossyString(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
