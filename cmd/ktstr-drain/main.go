@@ -1,9 +1,10 @@
 // Command ktstr-drain copies raw frames out of a ktstr region to stdout,
-// byte-exact. See ktstr-drain(1).
+// byte-exact, and appends the host trailer. See ktstr-drain(1).
 package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -19,51 +20,59 @@ import (
 
 const name = "ktstr-drain"
 
-// ExitRegion: the region could not be opened or its ring is corrupt.
+// ExitRegion: the region could not be opened, its ring is corrupt, or
+// stdout failed with an error other than a closed reader.
 const ExitRegion = 4
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdin io.Reader, stdout *os.File, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	app := cli.App(name, "copy raw frames out of a ktstr region to stdout", stdout, stderr)
-	app.UsageText = name + " [--follow] [--wait DURATION] REGION | --fd N"
+	app.UsageText = name + " [--follow] [--wait DURATION] REGION\n" + name + " [--follow] [--wait DURATION] --fd N"
 	app.Flags = []ucli.Flag{
 		&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "wait for more frames until ktstr-boot closes the region and it is empty"},
-		&ucli.IntFlag{Name: "fd", Value: -1, Usage: "read the region from inherited file descriptor N instead of a path"},
-		&ucli.DurationFlag{Name: "wait", Usage: "wait up to DURATION for REGION to appear and be initialised"},
+		&ucli.IntFlag{Name: "fd", Value: -1, Usage: "map the region open read-write on inherited file descriptor N instead of a path"},
+		&ucli.DurationFlag{Name: "wait", Usage: "wait up to DURATION for the region to appear and be initialised"},
 	}
 	app.Action = func(c *ucli.Context) error {
 		fd := c.Int("fd")
-		var region *shm.Region
-		var err error
+		var open func() (*shm.Region, error)
 		switch {
+		case fd < -1:
+			return cli.Usagef("--fd %d: want a descriptor number", fd)
 		case fd >= 0 && c.NArg() > 0:
 			return cli.Usagef("give either REGION or --fd, not both")
 		case fd >= 0:
-			f := os.NewFile(uintptr(fd), "region")
-			if f == nil {
-				return cli.Usagef("--fd %d: not an open descriptor", fd)
-			}
-			region, err = shm.OpenFile(f)
+			f := os.NewFile(uintptr(fd), fmt.Sprintf("fd %d", fd))
+			defer f.Close()
+			open = func() (*shm.Region, error) { return shm.OpenFile(f) }
 		case c.NArg() == 1:
-			region, err = openWait(c.Args().First(), c.Duration("wait"))
+			path := c.Args().First()
+			open = func() (*shm.Region, error) { return shm.Open(path) }
+		case c.NArg() == 0:
+			return cli.Usagef("need a REGION path or --fd N")
 		default:
-			return cli.Usagef("need exactly one REGION path (or --fd N)")
+			return cli.Usagef("need exactly one REGION path, got %d arguments", c.NArg())
 		}
+		region, err := openWait(open, c.Duration("wait"))
 		if err != nil {
 			return cli.Exitf(ExitRegion, "%v", err)
 		}
 		defer region.Close()
 
+		// The first SIGINT or SIGTERM stops the copy between two writes;
+		// a second one has its default effect. SIGPIPE is caught so that
+		// a closed reader comes back from write as EPIPE.
 		stop := make(chan struct{})
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 		defer signal.Stop(sigs)
 		go func() {
 			for s := range sigs {
-				if s != syscall.SIGPIPE { // EPIPE comes back from write
+				if s != syscall.SIGPIPE {
+					signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 					close(stop)
 					return
 				}
@@ -74,7 +83,7 @@ func run(args []string, stdin io.Reader, stdout *os.File, stderr io.Writer) int 
 			Follow: c.Bool("follow"), Stop: stop,
 			BootAlive: func() bool { return pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH },
 		})
-		if st.DropFrames > 0 {
+		if st.DropFrames > 0 || st.DropBytes > 0 {
 			cli.Errorf(stderr, name, "the guest dropped %d frames (%d bytes): ring full", st.DropFrames, st.DropBytes)
 		}
 		if errors.Is(err, drain.ErrOutputClosed) {
@@ -88,13 +97,12 @@ func run(args []string, stdin io.Reader, stdout *os.File, stderr io.Writer) int 
 	return cli.Run(app, args, stderr)
 }
 
-// openWait opens the region at path, retrying until it exists with a
-// valid header or wait has passed.
-func openWait(path string, wait time.Duration) (*shm.Region, error) {
+// openWait calls open until it succeeds or wait has passed.
+func openWait(open func() (*shm.Region, error), wait time.Duration) (*shm.Region, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		r, err := shm.Open(path)
-		if err == nil || time.Now().After(deadline) {
+		r, err := open()
+		if err == nil || !time.Now().Before(deadline) {
 			return r, err
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -1,12 +1,11 @@
-// Package drain copies the guest-to-host ring of a region to a writer,
-// byte-exact, advancing the ring's read position only by what the writer
-// accepted. It is the logic of ktstr-drain.
 package drain
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -14,84 +13,150 @@ import (
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
+// Defaults for Options.
+const (
+	// DefaultMaxWrite is the largest single write: small enough that the
+	// producer gets space back while the rest is still being written,
+	// large enough that a write costs little per byte.
+	DefaultMaxWrite = 1 << 20
+	// DefaultPoll is the sleep between polls of an empty ring.
+	DefaultPoll = time.Millisecond
+	// DefaultMaxPoll is the sleep between polls once the ring has been
+	// empty for longer than idleLong.
+	DefaultMaxPoll = 4 * time.Millisecond
+
+	spinFor   = 50 * time.Microsecond // busy-poll this long after the last data
+	idleLong  = time.Second           // then DefaultPoll, then after this long MaxPoll
+	aliveEach = 100 * time.Millisecond
+)
+
 // Options for Run.
 type Options struct {
 	// Follow waits for more frames until the region is closed and empty;
 	// otherwise Run copies what is there and returns.
 	Follow bool
-	// Stop, when closed, ends a follow early (after the current write).
+	// Stop, when closed, ends Run before its next write. What was written
+	// is consumed, so a later Run continues with the next byte.
 	Stop <-chan struct{}
 	// BootAlive reports whether the ktstr-boot that owns the region is
 	// still running; when it is gone without closing the region, Run ends
 	// as if it had closed it with reason vmm_error. nil: always alive.
 	BootAlive func() bool
-	// MaxIdle is the longest sleep between polls (default 1 ms).
-	MaxIdle time.Duration
+	// Poll and MaxPoll are the sleeps between polls of an empty ring:
+	// Poll for the first second, then MaxPoll (defaults DefaultPoll,
+	// DefaultMaxPoll).
+	Poll, MaxPoll time.Duration
+	// MaxWrite caps one write (default DefaultMaxWrite).
+	MaxWrite int
+	// Beat is the heartbeat period (default shm.BeatInterval); negative:
+	// no heartbeat, so a producer does not wait for this consumer.
+	Beat time.Duration
 }
 
 // Stats is what Run copied.
 type Stats struct {
-	Bytes      int64
+	Bytes      int64 // frame bytes written, the trailer not included
 	Writes     int64
 	DropFrames uint64 // the producer's drop counters at the end
 	DropBytes  uint64
-	Closed     bool
+	Closed     bool // the region was closed and empty (or its owner gone)
 	End        shm.End
 	Trailer    bool // LOSS/VEND frames were appended
+	Stopped    bool // Stop ended the run
 }
 
-// ErrOutputClosed is returned when the writer's reader went away.
-var ErrOutputClosed = errors.New("drain: output closed")
+// Errors.
+var (
+	// ErrOutputClosed is returned when the writer's reader went away
+	// (EPIPE).
+	ErrOutputClosed = errors.New("drain: output closed")
+	// ErrRegionFault is returned when reading the mapping faulted, for
+	// example because the region file was truncated.
+	ErrRegionFault = errors.New("drain: fault reading the region (file truncated?)")
+)
 
-// Run copies published frames from the region's TX ring to w. With
-// Follow it returns once the region is closed and empty, after appending
-// the host trailer: a LOSS frame when the producer dropped frames, then a
-// VEND frame with how the VM ended. Without Follow it returns when the
-// ring is empty, appending a LOSS frame if there were drops.
-func Run(r *shm.Region, w io.Writer, opts Options) (Stats, error) {
-	var st Stats
-	c := r.TX().NewConsumer()
-	maxIdle := opts.MaxIdle
-	if maxIdle <= 0 {
-		maxIdle = time.Millisecond
-	}
-	idle := 0
-	write := func(p []byte) error {
-		if len(p) == 0 {
-			return nil
-		}
-		n, err := w.Write(p)
-		c.Advance(n)
-		st.Bytes += int64(n)
-		st.Writes++
-		if err != nil {
-			if errors.Is(err, syscall.EPIPE) {
-				return ErrOutputClosed
+// Run copies published bytes from the region's TX ring to w, unchanged.
+// It advances the ring's read position by exactly what w accepted, after
+// w accepted it: a Run that stops (Stop, an error) and a later Run over
+// the same region together write every byte once, in order.
+//
+// With Follow it returns once the region is closed and empty, after
+// appending the host trailer: a LOSS frame when the producer dropped
+// frames, then a VEND frame with how the VM ended. Without Follow it
+// returns when the ring is empty, appending LOSS if there were drops and
+// VEND if the region is closed. While it runs it beats the ring's
+// heartbeat, so the producer waits for space instead of dropping.
+func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
+	// A truncated region file turns reads of the mapping into SIGBUS;
+	// make that an error instead of a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if re, ok := p.(runtime.Error); ok && isFault(re) {
+				err = fmt.Errorf("%w: %v", ErrRegionFault, re)
+				return
 			}
-			return err
+			panic(p)
 		}
-		return nil
+	}()
+
+	c := r.TX().NewConsumer()
+	if opts.Beat >= 0 {
+		stop := beat(c, opts.Beat)
+		defer stop()
 	}
+	poll, maxPoll, maxWrite := opts.Poll, opts.MaxPoll, opts.MaxWrite
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	if maxPoll < poll {
+		maxPoll = max(DefaultMaxPoll, poll)
+	}
+	if maxWrite <= 0 {
+		maxWrite = DefaultMaxWrite
+	}
+	var emptySince, lastAlive time.Time
 	for {
-		a, b, err := c.Peek()
+		select {
+		case <-opts.Stop:
+			st.Stopped = true
+			return st, nil
+		default:
+		}
+		a, _, err := c.Peek()
 		if err != nil {
-			return st, fmt.Errorf("drain: region TX ring at read position %d: %w", c.Position(), err)
+			return st, fmt.Errorf("drain: %w", err)
 		}
 		if len(a) > 0 {
-			if err := write(a); err != nil {
-				return st, err
+			// The bytes after a wrap come on the next turn.
+			p := a[:min(len(a), maxWrite)]
+			n, err := w.Write(p)
+			n = max(0, min(n, len(p)))
+			c.Advance(n)
+			st.Bytes += int64(n)
+			st.Writes++
+			if err == nil && n < len(p) {
+				err = io.ErrShortWrite
 			}
-			if err := write(b); err != nil {
-				return st, err
+			if err != nil {
+				return st, outErr(err)
 			}
-			idle = 0
+			emptySince = time.Time{}
 			continue
 		}
-		// Empty. Check closed first, then look again: the VM is gone
-		// once closed is set, so an empty ring after it stays empty.
+
+		// Empty. Closed is set only once the VM can no longer write, so
+		// an empty ring seen after it stays empty.
+		now := time.Now()
+		if emptySince.IsZero() {
+			emptySince = now
+		}
 		end, closed := r.Closed()
-		if !closed && opts.BootAlive != nil && !opts.BootAlive() {
-			end, closed = shm.End{Reason: uint32(wire.EndVMMError), ExitCode: 4}, true
+		if !closed && opts.BootAlive != nil && now.Sub(lastAlive) >= aliveEach {
+			lastAlive = now
+			if !opts.BootAlive() {
+				end, closed = shm.End{Reason: uint32(wire.EndVMMError), ExitCode: 4}, true
+			}
 		}
 		if closed {
 			if a, _, err := c.Peek(); err != nil || len(a) > 0 {
@@ -103,38 +168,81 @@ func Run(r *shm.Region, w io.Writer, opts Options) (Stats, error) {
 		if !opts.Follow {
 			return st, trailer(r, w, &st, false)
 		}
-		select {
-		case <-opts.Stop:
-			return st, nil
+		switch idle := now.Sub(emptySince); {
+		case idle < spinFor:
+			runtime.Gosched()
+		case idle < idleLong:
+			time.Sleep(poll)
 		default:
+			time.Sleep(maxPoll)
 		}
-		idle++
-		if idle < 64 {
-			continue // a short spin catches back-to-back frames cheaply
-		}
-		time.Sleep(min(time.Duration(idle-63)*20*time.Microsecond, maxIdle))
 	}
+}
+
+// beat runs the consumer's heartbeat every d (shm.BeatInterval if 0)
+// until the returned function is called.
+func beat(c *shm.Consumer, d time.Duration) (stop func()) {
+	if d == 0 {
+		d = shm.BeatInterval
+	}
+	c.Beat()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				c.Beat()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // trailer appends the host-origin frames: LOSS if the producer dropped
 // anything, and VEND when the region is closed.
 func trailer(r *shm.Region, w io.Writer, st *Stats, closed bool) error {
 	st.DropFrames, st.DropBytes = r.Drops()
-	var b []byte
-	if st.DropFrames > 0 || st.DropBytes > 0 {
-		b = wire.AppendFrame(b, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: st.DropFrames, Bytes: st.DropBytes}))
-	}
-	if closed {
-		b = wire.AppendFrame(b, wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{
-			Reason: wire.EndReason(st.End.Reason), ExitCode: st.End.ExitCode, ElapsedNS: uint64(max(st.End.Elapsed, 0))}))
-	}
+	b := Trailer(st.DropFrames, st.DropBytes, st.End, closed)
 	if len(b) == 0 {
 		return nil
 	}
 	st.Trailer = true
 	_, err := w.Write(b)
+	return outErr(err)
+}
+
+// Trailer returns the frames Run appends: LOSS when frames or bytes is
+// non-zero, then VEND when closed.
+func Trailer(frames, bytes uint64, end shm.End, closed bool) []byte {
+	var b []byte
+	if frames > 0 || bytes > 0 {
+		b = wire.AppendFrame(b, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: frames, Bytes: bytes}))
+	}
+	if closed {
+		b = wire.AppendFrame(b, wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{
+			Reason: wire.EndReason(end.Reason), ExitCode: end.ExitCode, ElapsedNS: uint64(max(end.Elapsed, 0))}))
+	}
+	return b
+}
+
+func outErr(err error) error {
 	if errors.Is(err, syscall.EPIPE) {
 		return ErrOutputClosed
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("drain: write: %w", err)
+	}
+	return nil
+}
+
+// isFault reports whether a runtime error is a memory fault that
+// debug.SetPanicOnFault turned into a panic.
+func isFault(e runtime.Error) bool {
+	type addressable interface{ Addr() uintptr }
+	_, ok := e.(addressable)
+	return ok
 }

@@ -5,56 +5,45 @@ import (
 	"unsafe"
 )
 
-// The region is shared with another process or a guest, so every position
-// and flag is accessed with atomic loads and stores at 8-byte (or 4-byte)
-// aligned offsets of the mapping. Mappings are page-aligned and offsets
-// are constants checked by TestOffsetsAligned.
+// The region is shared with another process or a guest, so every position,
+// counter and flag is accessed with atomic loads and stores at 8-byte (or
+// 4-byte) aligned offsets. Mappings are page-aligned, OpenGuest refuses
+// memory that is not 8-byte aligned, and the offsets are constants checked
+// by TestOffsets. Each helper slices b first, so an offset outside b
+// panics with a bounds error instead of touching memory it does not own;
+// the offsets are constants, so that never happens at run time.
+//
+// sync/atomic operations are sequentially consistent: a store publishes
+// every ordinary write made before it (release) and a load makes every
+// write published before the stored value visible after it (acquire).
+// That is what the rings rely on. On amd64 they compile to MOV loads and
+// XCHG stores, on arm64 to LDAR and STLR, which order the same way against
+// another process or a vCPU sharing the memory.
 
-func load64(b []byte, off int) uint64 {
-	_ = b[off+7]
-	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&b[off])))
+// p64 and p32 slice b (a bounds check that reads no memory, so the race
+// detector sees only the atomic access) and point at the first byte.
+func p64(b []byte, off int) *uint64 {
+	return (*uint64)(unsafe.Pointer(unsafe.SliceData(b[off : off+8])))
 }
 
-func store64(b []byte, off int, v uint64) {
-	_ = b[off+7]
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&b[off])), v)
+func p32(b []byte, off int) *uint32 {
+	return (*uint32)(unsafe.Pointer(unsafe.SliceData(b[off : off+4])))
 }
 
-func add64(b []byte, off int, v uint64) {
-	_ = b[off+7]
-	atomic.AddUint64((*uint64)(unsafe.Pointer(&b[off])), v)
+func load64(b []byte, off int) uint64     { return atomic.LoadUint64(p64(b, off)) }
+func store64(b []byte, off int, v uint64) { atomic.StoreUint64(p64(b, off), v) }
+func add64(b []byte, off int, v uint64)   { atomic.AddUint64(p64(b, off), v) }
+func load32(b []byte, off int) uint32     { return atomic.LoadUint32(p32(b, off)) }
+func store32(b []byte, off int, v uint32) { atomic.StoreUint32(p32(b, off), v) }
+func swap32(b []byte, off int, v uint32) uint32 {
+	return atomic.SwapUint32(p32(b, off), v)
+}
+func cas32(b []byte, off int, old, new uint32) bool {
+	return atomic.CompareAndSwapUint32(p32(b, off), old, new)
 }
 
-func load32(b []byte, off int) uint32 {
-	_ = b[off+3]
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[off])))
-}
-
-func store32(b []byte, off int, v uint32) {
-	_ = b[off+3]
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[off])), v)
-}
-
-// load8 and store8 use the aligned 32-bit word that holds the byte, since
-// sync/atomic has no 8-bit operations; control bytes are only ever changed
-// by compare-and-swap on that word.
-func load8(b []byte, off int) uint8 {
-	w := off &^ 3
-	return uint8(load32(b, w) >> (8 * uint(off-w)))
-}
-
-func cas8(b []byte, off int, old, new uint8) bool {
-	w := off &^ 3
-	shift := 8 * uint(off-w)
-	p := (*uint32)(unsafe.Pointer(&b[w]))
-	for {
-		cur := atomic.LoadUint32(p)
-		if uint8(cur>>shift) != old {
-			return false
-		}
-		next := cur&^(0xff<<shift) | uint32(new)<<shift
-		if atomic.CompareAndSwapUint32(p, cur, next) {
-			return true
-		}
-	}
+// aligned reports whether b starts on an 8-byte boundary, as the atomic
+// accesses need.
+func aligned(b []byte) bool {
+	return len(b) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%8 == 0
 }

@@ -1,0 +1,39 @@
+// Package drain is the logic of ktstr-drain: it copies the guest-to-host
+// ring of a region to a writer, byte-exact, and appends the host trailer.
+//
+// # Exactly once
+//
+// Run writes bytes straight from the shared ring to the writer and
+// advances the ring's read position by what the writer accepted, only
+// after the write returned. The position lives in the region (its
+// authoritative copy in the host-only page), not in the process, so a
+// drain that stops and a drain started later over the same region write
+// every byte once, in order:
+//
+//   - Stop (ktstr-drain maps SIGINT and SIGTERM to it) takes effect
+//     between writes: the position always equals what was written.
+//   - A write error or a closed reader (EPIPE) advances by the bytes the
+//     kernel accepted before the error.
+//   - SIGKILL cannot be caught. If it lands after write(2) accepted bytes
+//     and before the position store that follows, a new drain writes those
+//     bytes again. The window is the rest of that write(2) call plus two
+//     stores; it is at most MaxWrite bytes wide. Nothing is ever lost.
+//
+// # The trailer
+//
+// Once the region is closed and the ring empty (or, without Follow, once
+// the ring is empty), Run appends host-origin frames in the wire format:
+//
+//	frame  when                         payload
+//	LOSS   the producer dropped frames  wire.Loss: frames u64, bytes u64 (cumulative)
+//	VEND   the region is closed         wire.VMEnd: reason, exit code, elapsed ns
+//
+// # Polling
+//
+// The guest cannot wake a host process, so an empty ring is polled:
+// busily for 50µs after the last data (back-to-back frames cost no
+// sleep), then every Poll (1 ms) for a second, then every MaxPoll (4 ms).
+// A heartbeat goroutine increments the ring's consumer heartbeat every
+// shm.BeatInterval, also while a write blocks, so the producer knows a
+// consumer is attached and waits for space instead of dropping.
+package drain
