@@ -386,7 +386,7 @@ func (j jsonValue) bytes() ([]byte, error) {
 	if len(j) < 2 || j[0] != '"' || j[len(j)-1] != '"' {
 		return nil, errType
 	}
-	b, err := base64.StdEncoding.AppendDecode(nil, j[1:len(j)-1])
+	b, err := base64.StdEncoding.AppendDecode([]byte{}, j[1:len(j)-1])
 	if err != nil {
 		return nil, err
 	}
