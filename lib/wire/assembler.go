@@ -81,17 +81,27 @@ type Stats struct {
 // frames, with the semantics of ktstr's HostAssembler (V-A):
 //
 //   - a frame is delivered once all its bytes have arrived, in stream order;
-//   - the per-frame cap is checked only once a frame is complete, so a large
+//   - the checks on a complete frame run in ktstr's order: pad warning, then
+//     the per-frame cap (a payload of exactly Cap bytes is accepted), then
+//     the CRC;
+//   - the cap is checked only once a frame is complete, so a large
 //     legitimate frame may arrive header first;
 //   - a complete frame above the cap clears the whole buffer, the frame and
-//     everything after it (its length cannot be trusted to find the next
-//     header); frames completed earlier in the same Feed are still delivered;
-//   - more than 2 × cap pending after a Feed clears the buffer;
+//     everything after it in the same Feed (its length cannot be trusted to
+//     find the next header); frames completed earlier in the same Feed are
+//     still delivered;
+//   - more than 2 × Cap bytes pending after a Feed clears the buffer;
+//     exactly 2 × Cap is kept;
 //   - a CRC mismatch or a non-zero pad is reported and the frame delivered.
 //
 // Memory grows only with bytes actually fed: a header announcing 4 GiB
-// allocates nothing until the bytes arrive, and never more than about
-// 2 × cap plus one Feed. Every anomaly is reported to OnEvent and counted.
+// allocates nothing until the bytes arrive, and the pending buffer never
+// holds more than 2 × Cap bytes (bytes that would push it past that are
+// counted and dropped without being copied). Every anomaly is reported to
+// OnEvent and counted in Stats.
+//
+// The zero value is ready to use. An Assembler is not safe for concurrent
+// use, and the callbacks must not call back into it.
 type Assembler struct {
 	// Cap is the per-frame payload cap; 0 means MaxPayload.
 	Cap uint32
@@ -99,7 +109,7 @@ type Assembler struct {
 	// interleaved correctly with the frames passed to Feed's callback.
 	OnEvent func(Event)
 
-	buf   []byte // pending bytes, buf[0] is at stream offset off
+	buf   []byte // pending bytes of one incomplete frame; buf[0] is at stream offset off
 	off   int64
 	stats Stats
 }
@@ -116,6 +126,10 @@ func (a *Assembler) Stats() Stats { return a.stats }
 
 // Pending returns the number of bytes held for an incomplete frame.
 func (a *Assembler) Pending() int { return len(a.buf) }
+
+// Offset returns the stream offset of the first byte not yet delivered
+// or dropped: the start of the pending bytes.
+func (a *Assembler) Offset() int64 { return a.off }
 
 func (a *Assembler) event(e Event) {
 	switch e.Kind {
@@ -137,101 +151,153 @@ func (a *Assembler) event(e Event) {
 }
 
 // Feed appends p to the stream and calls emit, in order, for every frame
-// it completes. Each frame's payload is a fresh allocation owned by the
-// callee (one allocation per non-empty frame). p is not retained. An empty
-// p re-runs assembly and changes nothing.
+// it completes. Each non-empty payload is a fresh allocation owned by the
+// callee (one allocation per frame; an empty payload is nil). p is not
+// retained. An empty p changes nothing.
+//
+// Complete frames are parsed in place in p; only the bytes of a frame cut
+// by the end of p are copied into the pending buffer.
 func (a *Assembler) Feed(p []byte, emit func(Frame)) {
 	a.stats.Bytes += int64(len(p))
 	if len(a.buf) > 0 {
-		// Complete the pending frame with as few bytes of p as possible,
-		// then parse the rest of p in place.
-		if need := HeaderSize - len(a.buf); need > 0 {
-			take := min(need, len(p))
-			a.buf = append(a.buf, p[:take]...)
-			p = p[take:]
-		}
-		if len(a.buf) >= HeaderSize {
-			total := HeaderSize + uint64(binary.LittleEndian.Uint32(a.buf[4:]))
-			take := min(total-uint64(len(a.buf)), uint64(len(p)))
-			a.buf = append(a.buf, p[:take]...)
-			p = p[take:]
-		}
-		used, resync := a.walk(a.buf, emit)
-		if resync {
-			a.oversized(a.buf, 0, int64(len(a.buf)+len(p)))
+		var done bool
+		if p, done = a.feedPending(p, emit); done {
 			return
-		}
-		if used == 0 { // still incomplete, so p is used up
-			a.checkResidual()
-			return
-		}
-		a.off += int64(used)
-		a.buf = a.buf[:0]
-		if cap(a.buf) > 1<<20 {
-			a.buf = nil // release the memory of a large frame
 		}
 	}
 	used, resync := a.walk(p, emit)
+	a.off += int64(used)
 	if resync {
-		a.oversized(p, used, int64(len(p)-used))
+		a.oversized(p[used:], int64(len(p)-used))
 		return
 	}
-	a.off += int64(used)
-	a.buf = append(a.buf, p[used:]...)
-	a.checkResidual()
+	rest := p[used:]
+	if int64(len(rest)) > 2*int64(a.cap()) {
+		a.residual(int64(len(rest)))
+		return
+	}
+	a.buf = append(a.buf, rest...)
 }
 
-// oversized reports the oversized frame at data[at:] and clears the buffer
-// and the dropped bytes of the current feed.
-func (a *Assembler) oversized(data []byte, at int, dropped int64) {
-	h, _ := DecodeHeader(data[at:])
-	a.event(Event{Kind: EventOversized, Offset: a.off + int64(at), Seq: a.stats.Frames,
+// feedPending completes the pending frame with the bytes of p it needs.
+// It returns the rest of p, and done when nothing is left to parse.
+// It behaves exactly as if p had been appended to the buffer and the
+// buffer walked, without copying bytes it would then throw away.
+func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done bool) {
+	if need := HeaderSize - len(a.buf); need > 0 {
+		if len(p) < need {
+			a.buf = append(a.buf, p...)
+			a.checkResidual()
+			return nil, true
+		}
+		a.buf = append(a.buf, p[:need]...)
+		p = p[need:]
+	}
+	h, _ := DecodeHeader(a.buf)
+	have := uint64(len(a.buf)) // header plus the payload bytes held
+	total := HeaderSize + uint64(h.Length)
+	if have+uint64(len(p)) < total { // still incomplete: keep all of p
+		if n := have + uint64(len(p)); n > 2*uint64(a.cap()) {
+			a.residual(int64(n))
+			return nil, true
+		}
+		a.buf = append(a.buf, p...)
+		return nil, true
+	}
+	if h.Pad != 0 {
+		a.event(Event{Kind: EventPadNonzero, Offset: a.off, Seq: a.stats.Frames, Type: h.Type, Length: h.Length, Pad: h.Pad})
+	}
+	if h.Length > a.cap() {
+		a.oversizedHeader(h, int64(have)+int64(len(p)))
+		return nil, true
+	}
+	take := total - have
+	var payload []byte
+	if h.Length > 0 {
+		payload = make([]byte, h.Length)
+		n := copy(payload, a.buf[HeaderSize:])
+		copy(payload[n:], p[:take])
+	}
+	a.deliver(h, payload, a.off, emit)
+	a.off += int64(total)
+	a.buf = a.buf[:0]
+	if cap(a.buf) > 64<<10 {
+		a.buf = nil // release the memory of a large frame
+	}
+	return p[take:], false
+}
+
+// deliver checks the CRC of a complete, accepted frame and emits it.
+func (a *Assembler) deliver(h Header, payload []byte, off int64, emit func(Frame)) {
+	ok := Checksum(payload) == h.CRC
+	if !ok {
+		a.event(Event{Kind: EventCRCMismatch, Offset: off, Seq: a.stats.Frames, Type: h.Type, Length: h.Length, Pad: h.Pad})
+	}
+	a.stats.Frames++
+	emit(Frame{Type: h.Type, Payload: payload, CRCOK: ok, Pad: h.Pad, CRC: h.CRC})
+}
+
+// oversized reports the oversized frame at the start of data, whose header
+// is at the current offset, and clears the buffer and the dropped bytes.
+func (a *Assembler) oversized(data []byte, dropped int64) {
+	h, _ := DecodeHeader(data)
+	a.oversizedHeader(h, dropped)
+}
+
+func (a *Assembler) oversizedHeader(h Header, dropped int64) {
+	a.event(Event{Kind: EventOversized, Offset: a.off, Seq: a.stats.Frames,
 		Type: h.Type, Length: h.Length, Pad: h.Pad, Dropped: dropped})
-	a.off += int64(at) + dropped
+	a.off += dropped
 	a.buf = nil
 }
 
 // checkResidual clears the buffer when more than 2 × cap is pending.
 func (a *Assembler) checkResidual() {
 	if n := int64(len(a.buf)); n > 2*int64(a.cap()) {
-		a.event(Event{Kind: EventResidualOverflow, Offset: a.off, Seq: a.stats.Frames, Dropped: n})
-		a.off += n
-		a.buf = nil
+		a.residual(n)
 	}
 }
 
-// walk delivers complete frames from data and returns how many bytes they
-// used, and whether it stopped at an oversized complete frame.
+// residual reports and drops n pending bytes starting at the current
+// offset (those in the buffer and, possibly, the rest of the feed).
+func (a *Assembler) residual(n int64) {
+	a.event(Event{Kind: EventResidualOverflow, Offset: a.off, Seq: a.stats.Frames, Dropped: n})
+	a.off += n
+	a.buf = nil
+}
+
+// walk delivers the complete frames at the start of data and returns how
+// many bytes they used, and whether it stopped at a complete oversized
+// frame (which then starts at data[used:]).
 func (a *Assembler) walk(data []byte, emit func(Frame)) (int, bool) {
 	limit := a.cap()
 	pos := 0
 	for len(data)-pos >= HeaderSize {
-		h := data[pos:]
-		length := binary.LittleEndian.Uint32(h[4:])
-		end := HeaderSize + uint64(length) // cannot overflow
-		if end > uint64(len(h)) {
+		b := data[pos:]
+		length := binary.LittleEndian.Uint32(b[4:])
+		if uint64(len(b)-HeaderSize) < uint64(length) {
 			break // incomplete: wait, and do not judge the length yet
 		}
-		typ := Type(binary.LittleEndian.Uint32(h[0:]))
-		pad := binary.LittleEndian.Uint32(h[12:])
-		if pad != 0 {
-			a.event(Event{Kind: EventPadNonzero, Offset: a.off + int64(pos), Seq: a.stats.Frames, Type: typ, Length: length, Pad: pad})
+		h := Header{
+			Type:   Type(binary.LittleEndian.Uint32(b[0:])),
+			Length: length,
+			CRC:    binary.LittleEndian.Uint32(b[8:]),
+			Pad:    binary.LittleEndian.Uint32(b[12:]),
+		}
+		if h.Pad != 0 {
+			a.event(Event{Kind: EventPadNonzero, Offset: a.off + int64(pos), Seq: a.stats.Frames, Type: h.Type, Length: length, Pad: h.Pad})
 		}
 		if length > limit {
 			return pos, true
 		}
+		end := HeaderSize + int(length)
 		var payload []byte
 		if length > 0 {
-			payload = make([]byte, length)
-			copy(payload, h[HeaderSize:end])
+			// append to nil copies without zeroing the new memory first.
+			payload = append([]byte(nil), b[HeaderSize:end]...)
 		}
-		ok := Checksum(payload) == binary.LittleEndian.Uint32(h[8:])
-		if !ok {
-			a.event(Event{Kind: EventCRCMismatch, Offset: a.off + int64(pos), Seq: a.stats.Frames, Type: typ, Length: length, Pad: pad})
-		}
-		a.stats.Frames++
-		emit(Frame{Type: typ, Payload: payload, CRCOK: ok, Pad: pad})
-		pos += int(end)
+		a.deliver(h, payload, a.off+int64(pos), emit)
+		pos += end
 	}
 	return pos, false
 }
@@ -265,11 +331,14 @@ func (a *Assembler) Reset() []byte {
 }
 
 // ParseStream is ktstr's one-shot parse_tlv_stream: it walks b from the
-// start and returns the frames in stream order. Unlike the assembler it
-// checks the cap before completeness and stops the whole walk at an
-// oversized header (no resync; later frames are not returned). A trailing
-// partial frame ends the walk and is reported as EventTruncatedTail.
-// Payloads alias b.
+// start and returns the frames in stream order. For each header it reports
+// a non-zero pad first, then checks the cap (limit; 0 means MaxPayload),
+// then completeness. Unlike the assembler it checks the cap before
+// completeness and stops the whole walk at an oversized header, complete
+// or not (EventOversized; no resync, later frames are not returned). A
+// trailing partial frame ends the walk and is reported as
+// EventTruncatedTail. A CRC mismatch is reported and the frame returned.
+// Payloads alias b; an empty payload is nil.
 func ParseStream(b []byte, limit uint32) (frames []Frame, events []Event) {
 	if limit == 0 {
 		limit = MaxPayload
@@ -277,23 +346,29 @@ func ParseStream(b []byte, limit uint32) (frames []Frame, events []Event) {
 	pos := 0
 	for len(b)-pos >= HeaderSize {
 		h, _ := DecodeHeader(b[pos:])
+		ev := Event{Offset: int64(pos), Seq: int64(len(frames)), Type: h.Type, Length: h.Length, Pad: h.Pad}
 		if h.Pad != 0 {
-			events = append(events, Event{Kind: EventPadNonzero, Offset: int64(pos), Seq: int64(len(frames)), Type: h.Type, Length: h.Length, Pad: h.Pad})
+			ev.Kind = EventPadNonzero
+			events = append(events, ev)
 		}
 		if h.Length > limit {
-			events = append(events, Event{Kind: EventOversized, Offset: int64(pos), Seq: int64(len(frames)), Type: h.Type, Length: h.Length, Pad: h.Pad, Dropped: int64(len(b) - pos)})
-			return frames, events
+			ev.Kind, ev.Dropped = EventOversized, int64(len(b)-pos)
+			return frames, append(events, ev)
 		}
-		end := pos + HeaderSize + int(h.Length)
-		if end > len(b) {
+		if uint64(len(b)-pos-HeaderSize) < uint64(h.Length) {
 			break
 		}
-		p := b[pos+HeaderSize : end : end]
+		end := pos + HeaderSize + int(h.Length)
+		var p []byte
+		if h.Length > 0 {
+			p = b[pos+HeaderSize : end : end]
+		}
 		ok := Checksum(p) == h.CRC
 		if !ok {
-			events = append(events, Event{Kind: EventCRCMismatch, Offset: int64(pos), Seq: int64(len(frames)), Type: h.Type, Length: h.Length, Pad: h.Pad})
+			ev.Kind = EventCRCMismatch
+			events = append(events, ev)
 		}
-		frames = append(frames, Frame{Type: h.Type, Payload: p, CRCOK: ok, Pad: h.Pad})
+		frames = append(frames, Frame{Type: h.Type, Payload: p, CRCOK: ok, Pad: h.Pad, CRC: h.CRC})
 		pos = end
 	}
 	if pos < len(b) {

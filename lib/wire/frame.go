@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
+	"slices"
 )
 
 const (
@@ -16,20 +18,16 @@ const (
 	MaxPayload = 16 << 20
 )
 
-// Errors returned by the buffer and stream forms.
+// Errors returned by the buffer and stream forms. ErrFrameTooLarge comes
+// wrapped in a *FrameError that says where and what.
 var (
 	ErrShortHeader   = errors.New("wire: short frame header")
 	ErrFrameTooLarge = errors.New("wire: frame too large")
 	ErrShortPayload  = errors.New("wire: short frame payload")
 )
 
-// Header is the fixed 16-byte frame header.
-//
-//	offset size field
-//	0      4    type    u32 LE
-//	4      4    length  u32 LE, payload bytes that follow
-//	8      4    crc32   u32 LE, CRC-32/IEEE of the payload only
-//	12     4    pad     u32 LE, reserved; writers set 0
+// Header is the fixed 16-byte frame header; see the package documentation
+// for its layout.
 type Header struct {
 	Type   Type
 	Length uint32
@@ -71,10 +69,22 @@ type Frame struct {
 	CRCOK   bool
 	// Pad is the header's reserved field as read; writers set it to 0.
 	Pad uint32
+	// CRC is the header's CRC field as read. It equals
+	// Checksum(Payload) exactly when CRCOK is true.
+	CRC uint32
 }
 
 // Size is the encoded size of f.
 func (f Frame) Size() int { return HeaderSize + len(f.Payload) }
+
+// Header returns the header f was read with: its type, payload length,
+// CRC field and pad. AppendHeader(b, f.Header()) followed by f.Payload
+// gives back the bytes the frame came from, bad CRC and non-zero pad
+// included. The length is only meaningful for payloads that fit a u32,
+// which every frame read from the wire does.
+func (f Frame) Header() Header {
+	return Header{Type: f.Type, Length: uint32(len(f.Payload)), CRC: f.CRC, Pad: f.Pad}
+}
 
 // AppendFrame appends a well-formed frame (CRC computed, pad 0) to b. It
 // panics if the payload is longer than a u32 can describe; callers sending
@@ -99,12 +109,12 @@ func ParseFrame(b []byte) (Frame, int, error) {
 	if h.Length > MaxPayload {
 		return Frame{}, 0, &FrameError{Offset: 0, Type: h.Type, Length: h.Length, Err: ErrFrameTooLarge}
 	}
-	end := HeaderSize + int(h.Length)
-	if len(b) < end {
+	if uint64(len(b)-HeaderSize) < uint64(h.Length) {
 		return Frame{}, 0, ErrShortPayload
 	}
+	end := HeaderSize + int(h.Length)
 	p := b[HeaderSize:end:end]
-	return Frame{Type: h.Type, Payload: p, CRCOK: Checksum(p) == h.CRC, Pad: h.Pad}, end, nil
+	return Frame{Type: h.Type, Payload: p, CRCOK: Checksum(p) == h.CRC, Pad: h.Pad, CRC: h.CRC}, end, nil
 }
 
 // FrameError carries the context of a rejected frame.
@@ -134,7 +144,7 @@ func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
 // with ErrFrameTooLarge.
 func (e *Encoder) Encode(t Type, payload []byte) error {
 	if len(payload) > MaxPayload {
-		return &FrameError{Type: t, Length: uint32(min(len(payload), 0xFFFFFFFF)), Err: ErrFrameTooLarge}
+		return &FrameError{Type: t, Length: uint32(min(uint64(len(payload)), math.MaxUint32)), Err: ErrFrameTooLarge}
 	}
 	e.buf = AppendFrame(e.buf[:0], t, payload)
 	_, err := e.w.Write(e.buf)
@@ -146,9 +156,11 @@ func (e *Encoder) Encode(t Type, payload []byte) error {
 
 // Decoder reads frames from a stream strictly: a frame above MaxPayload is
 // an error, not a resync (use Assembler for ktstr's lenient resyncing).
+// Errors are sticky: once Decode has failed it returns the same error.
 type Decoder struct {
 	r   io.Reader
 	off int64
+	err error
 	hdr [HeaderSize]byte
 }
 
@@ -156,18 +168,23 @@ type Decoder struct {
 func NewDecoder(r io.Reader) *Decoder { return &Decoder{r: r} }
 
 // Decode reads the next frame. It returns io.EOF only at a clean frame
-// boundary and io.ErrUnexpectedEOF for a truncated frame. The payload is
-// freshly allocated and owned by the caller.
+// boundary and io.ErrUnexpectedEOF for a truncated frame (in the header or
+// in the payload). The payload is freshly allocated and owned by the
+// caller; an empty payload is nil.
 func (d *Decoder) Decode() (Frame, error) {
-	n, err := io.ReadFull(d.r, d.hdr[:])
+	if d.err != nil {
+		return Frame{}, d.err
+	}
+	f, err := d.decode()
 	if err != nil {
-		if err == io.EOF && n == 0 {
-			return Frame{}, io.EOF
-		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return Frame{}, err
+		d.err = err
+	}
+	return f, err
+}
+
+func (d *Decoder) decode() (Frame, error) {
+	if _, err := io.ReadFull(d.r, d.hdr[:]); err != nil {
+		return Frame{}, err // io.EOF only when no byte was read
 	}
 	h, _ := DecodeHeader(d.hdr[:])
 	if h.Length > MaxPayload {
@@ -178,37 +195,46 @@ func (d *Decoder) Decode() (Frame, error) {
 		return Frame{}, err
 	}
 	d.off += HeaderSize + int64(h.Length)
-	return Frame{Type: h.Type, Payload: p, CRCOK: Checksum(p) == h.CRC, Pad: h.Pad}, nil
+	return Frame{Type: h.Type, Payload: p, CRCOK: Checksum(p) == h.CRC, Pad: h.Pad, CRC: h.CRC}, nil
 }
+
+// Offset returns the stream offset of the next frame header.
+func (d *Decoder) Offset() int64 { return d.off }
 
 // readPayload reads exactly n bytes. Small payloads are read into one
 // allocation; large ones grow with the bytes that actually arrive, so a
 // header that lies about its length cannot make us allocate up front.
 func readPayload(r io.Reader, n int) ([]byte, error) {
 	const step = 64 << 10
+	if n == 0 {
+		return nil, nil
+	}
 	if n <= step {
 		p := make([]byte, n)
 		if _, err := io.ReadFull(r, p); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
+			return nil, unexpected(err)
 		}
 		return p, nil
 	}
 	p := make([]byte, 0, step)
 	for len(p) < n {
 		if len(p) == cap(p) {
-			p = append(p, make([]byte, min(cap(p), n-len(p)))...)[:len(p)]
+			// Double, never past n: growth follows the bytes received.
+			p = slices.Grow(p, min(cap(p), n-len(p)))
 		}
-		m, err := r.Read(p[len(p):min(cap(p), n)])
+		m, err := io.ReadFull(r, p[len(p):min(cap(p), n)])
 		p = p[:len(p)+m]
-		if err != nil && len(p) < n {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
+		if err != nil {
+			return nil, unexpected(err)
 		}
 	}
 	return p, nil
+}
+
+// unexpected turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

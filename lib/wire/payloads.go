@@ -7,24 +7,45 @@ import (
 	"unicode/utf8"
 )
 
-// ErrPayload is the sentinel wrapped by every PayloadError.
-var ErrPayload = errors.New("wire: bad payload")
+// Payload errors. Every decoder in this package returns a *PayloadError
+// that wraps ErrPayloadSize or ErrPayloadValue, both of which wrap
+// ErrPayload:
+//
+//	errors.Is(err, wire.ErrPayload)      // any bad payload
+//	errors.Is(err, wire.ErrPayloadSize)  // the length is wrong
+//	var pe *wire.PayloadError; errors.As(err, &pe) // which type, how long, why
+var (
+	ErrPayload      = errors.New("wire: bad payload")
+	ErrPayloadSize  = fmt.Errorf("%w: wrong size", ErrPayload)
+	ErrPayloadValue = fmt.Errorf("%w: bad value", ErrPayload)
+)
 
 // PayloadError reports a payload that does not decode as its type.
 type PayloadError struct {
 	Type   Type
 	Length int
 	Reason string
+	// Err is ErrPayloadSize or ErrPayloadValue.
+	Err error
 }
 
 func (e *PayloadError) Error() string {
 	return fmt.Sprintf("wire: bad %v payload (%d bytes): %s", e.Type, e.Length, e.Reason)
 }
 
-func (e *PayloadError) Unwrap() error { return ErrPayload }
+func (e *PayloadError) Unwrap() error {
+	if e.Err == nil {
+		return ErrPayload
+	}
+	return e.Err
+}
 
 func badSize(t Type, p []byte, want int) error {
-	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf("want exactly %d bytes", want)}
+	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf("want exactly %d bytes", want), Err: ErrPayloadSize}
+}
+
+func badValue(t Type, p []byte, format string, args ...any) error {
+	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf(format, args...), Err: ErrPayloadValue}
 }
 
 // Fixed payload sizes.
@@ -105,7 +126,7 @@ func AppendScenarioEnd(b []byte, s ScenarioEnd) []byte {
 // bytes and ignores anything beyond.
 func DecodeScenarioEnd(p []byte) (ScenarioEnd, error) {
 	if len(p) < ScenarioEndSize {
-		return ScenarioEnd{}, &PayloadError{Type: TypeScenarioEnd, Length: len(p), Reason: "want at least 16 bytes"}
+		return ScenarioEnd{}, &PayloadError{Type: TypeScenarioEnd, Length: len(p), Reason: "want at least 16 bytes", Err: ErrPayloadSize}
 	}
 	return ScenarioEnd{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])}, nil
 }
@@ -206,10 +227,10 @@ func DecodeSnapshotRequest(p []byte) (SnapshotRequest, error) {
 		Tag:       cString(p[8:]),
 	}
 	if r.RequestID == 0 {
-		return SnapshotRequest{}, &PayloadError{Type: TypeSnapshotRequest, Length: len(p), Reason: "request_id 0"}
+		return SnapshotRequest{}, badValue(TypeSnapshotRequest, p, "request_id 0")
 	}
 	if r.Kind == SnapshotNone {
-		return SnapshotRequest{}, &PayloadError{Type: TypeSnapshotRequest, Length: len(p), Reason: "kind 0"}
+		return SnapshotRequest{}, badValue(TypeSnapshotRequest, p, "kind 0 (NONE)")
 	}
 	return r, nil
 }
@@ -248,7 +269,7 @@ func DecodeSnapshotReply(p []byte) (SnapshotReply, error) {
 		Reason:    cString(p[8:]),
 	}
 	if r.Status != SnapshotOK && r.Status != SnapshotErr {
-		return SnapshotReply{}, &PayloadError{Type: TypeSnapshotReply, Length: len(p), Reason: fmt.Sprintf("status %d", r.Status)}
+		return SnapshotReply{}, badValue(TypeSnapshotReply, p, "status %d", r.Status)
 	}
 	return r, nil
 }
@@ -293,11 +314,11 @@ func AppendLifecycle(b []byte, l Lifecycle) []byte {
 // phase is an error (host parsers skip it).
 func DecodeLifecycle(p []byte) (Lifecycle, error) {
 	if len(p) == 0 {
-		return Lifecycle{}, &PayloadError{Type: TypeLifecycle, Reason: "empty"}
+		return Lifecycle{}, &PayloadError{Type: TypeLifecycle, Reason: "empty", Err: ErrPayloadSize}
 	}
 	ph := Phase(p[0])
 	if ph < PhaseInitStarted || ph > PhaseSchedulerNotAttached {
-		return Lifecycle{}, &PayloadError{Type: TypeLifecycle, Length: len(p), Reason: fmt.Sprintf("unknown phase %d", p[0])}
+		return Lifecycle{}, badValue(TypeLifecycle, p, "unknown phase %d", p[0])
 	}
 	return Lifecycle{Phase: ph, Reason: lossy(p[1:])}, nil
 }
@@ -422,11 +443,56 @@ func cString(p []byte) string {
 	return lossy(p)
 }
 
-// lossy converts p to a string, replacing invalid UTF-8 with U+FFFD like
-// Rust's String::from_utf8_lossy.
-func lossy(p []byte) string {
+// Lossy converts p to a string the way Rust's String::from_utf8_lossy
+// does: valid UTF-8 is kept, and each maximal subpart of an ill-formed
+// sequence (Unicode's "substitution of maximal subparts") becomes one
+// U+FFFD. ktstr decodes every text field of a payload this way.
+func Lossy(p []byte) string {
 	if utf8.Valid(p) {
 		return string(p)
 	}
-	return string([]rune(string(p))) // invalid bytes become U+FFFD
+	b := make([]byte, 0, len(p)+8)
+	for len(p) > 0 {
+		if r, n := utf8.DecodeRune(p); r != utf8.RuneError || n > 1 {
+			b = append(b, p[:n]...)
+			p = p[n:]
+			continue
+		}
+		b = utf8.AppendRune(b, utf8.RuneError)
+		p = p[maximalSubpart(p):]
+	}
+	return string(b)
+}
+
+func lossy(p []byte) string { return Lossy(p) }
+
+// maximalSubpart returns the length of the longest prefix of p (at least
+// 1) that starts a well-formed UTF-8 sequence; p does not start with one.
+func maximalSubpart(p []byte) int {
+	n, lo, hi := 0, byte(0x80), byte(0xBF)
+	switch c := p[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		n = 2
+	case c == 0xE0:
+		n, lo = 3, 0xA0
+	case c == 0xED:
+		n, hi = 3, 0x9F
+	case c >= 0xE1 && c <= 0xEF:
+		n = 3
+	case c == 0xF0:
+		n, lo = 4, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		n = 4
+	case c == 0xF4:
+		n, hi = 4, 0x8F
+	default:
+		return 1
+	}
+	i := 1
+	for ; i < n && i < len(p); i++ {
+		if i == 1 && (p[i] < lo || p[i] > hi) || i > 1 && (p[i] < 0x80 || p[i] > 0xBF) {
+			break
+		}
+	}
+	return i
 }

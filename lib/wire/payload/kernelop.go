@@ -1,6 +1,10 @@
 package payload
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/ktstr-go/ktstr/lib/wire"
+)
 
 // Kernel-op modes and directions (ktstr's KernelOpMode, KernelOpDirection).
 const (
@@ -83,26 +87,29 @@ type KernelOpReply struct {
 // MarshalKernelOpRequest encodes r for a KORQ frame.
 func MarshalKernelOpRequest(r *KernelOpRequest) ([]byte, error) { return marshal(r) }
 
-// UnmarshalKernelOpRequest decodes a KORQ payload and checks every enum.
+// UnmarshalKernelOpRequest decodes a KORQ payload. request_id, mode and
+// direction must be present; every enum must be one of its values and a
+// u32 value must fit 32 bits.
 func UnmarshalKernelOpRequest(p []byte) (*KernelOpRequest, error) {
+	const t = wire.TypeKernelOpRequest
 	var r KernelOpRequest
-	if err := unmarshal(p, &r); err != nil {
+	if err := unmarshal(t, p, &r, "request_id", "mode", "direction"); err != nil {
 		return nil, err
 	}
 	if r.Mode != ModeHot && r.Mode != ModeCold {
-		return nil, fmt.Errorf("%w: mode %q", ErrDecode, r.Mode)
+		return nil, invalid(t, "mode", "unknown mode %q", r.Mode)
 	}
 	if r.Direction != DirWrite && r.Direction != DirRead {
-		return nil, fmt.Errorf("%w: direction %q", ErrDecode, r.Direction)
+		return nil, invalid(t, "direction", "unknown direction %q", r.Direction)
 	}
 	for i, e := range r.Entries {
 		switch e.Target.Kind {
 		case TargetSymbol, TargetDirect, TargetKVA, TargetPerCPUField, TargetTaskField:
 		default:
-			return nil, fmt.Errorf("%w: entry %d: target kind %q", ErrDecode, i, e.Target.Kind)
+			return nil, invalid(t, fmt.Sprintf("entries[%d].target.kind", i), "unknown target kind %q", e.Target.Kind)
 		}
-		if err := checkValue(e.Value); err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", ErrDecode, i, err)
+		if err := checkValue(t, fmt.Sprintf("entries[%d].value", i), e.Value); err != nil {
+			return nil, err
 		}
 	}
 	return &r, nil
@@ -112,32 +119,35 @@ func UnmarshalKernelOpRequest(p []byte) (*KernelOpRequest, error) {
 func MarshalKernelOpReply(r *KernelOpReply) ([]byte, error) { return marshal(r) }
 
 // UnmarshalKernelOpReply decodes a KORP payload of at most
-// KernelOpReplyMax bytes.
+// KernelOpReplyMax bytes (checked first, as the guest does before it
+// allocates). request_id and success must be present.
 func UnmarshalKernelOpReply(p []byte) (*KernelOpReply, error) {
+	const t = wire.TypeKernelOpReply
 	if len(p) > KernelOpReplyMax {
-		return nil, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrDecode, len(p), KernelOpReplyMax)
+		return nil, &DecodeError{Type: t, Offset: -1, Err: wire.ErrPayloadSize,
+			Reason: fmt.Sprintf("%d bytes, more than %d", len(p), KernelOpReplyMax)}
 	}
 	var r KernelOpReply
-	if err := unmarshal(p, &r); err != nil {
+	if err := unmarshal(t, p, &r, "request_id", "success"); err != nil {
 		return nil, err
 	}
 	for i, v := range r.ReadValues {
-		if err := checkValue(v); err != nil {
-			return nil, fmt.Errorf("%w: read value %d: %v", ErrDecode, i, err)
+		if err := checkValue(t, fmt.Sprintf("read_values[%d]", i), v); err != nil {
+			return nil, err
 		}
 	}
 	return &r, nil
 }
 
-func checkValue(v Value) error {
+func checkValue(t wire.Type, path string, v Value) error {
 	switch v.Kind {
 	case ValueU32, ValueOrU32:
 		if v.U > 0xFFFFFFFF {
-			return fmt.Errorf("%s value %d out of range", v.Kind, v.U)
+			return invalid(t, path+".u", "%s value %d out of range", v.Kind, v.U)
 		}
 	case ValueU64, ValueBytes:
 	default:
-		return fmt.Errorf("value kind %q", v.Kind)
+		return invalid(t, path+".kind", "unknown value kind %q", v.Kind)
 	}
 	return nil
 }

@@ -1,15 +1,10 @@
 package payload
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/ktstr-go/ktstr/lib/wire"
 )
-
-// ErrDecode is wrapped by every decode error of this package.
-var ErrDecode = errors.New("payload: cannot decode")
 
 // Verdict is a position in ktstr's lattice. Folding takes the highest:
 // Fail > Inconclusive > Pass > Skip.
@@ -125,42 +120,22 @@ func MarshalAssertResult(r *AssertResult) ([]byte, error) {
 	return marshal(r)
 }
 
-// UnmarshalAssertResult decodes a TEST payload. Outcome verdicts must be
-// one of the four lattice values.
+// UnmarshalAssertResult decodes a TEST payload. The key "outcomes" must be
+// present (its value may be nil or empty: Pass), so that a garbled or
+// truncated payload can never read as a pass; every outcome's verdict must
+// be one of the four lattice values.
 func UnmarshalAssertResult(p []byte) (*AssertResult, error) {
 	var r AssertResult
-	if err := unmarshal(p, &r); err != nil {
+	if err := unmarshal(wire.TypeTestResult, p, &r, "outcomes"); err != nil {
 		return nil, err
 	}
 	for i, o := range r.Outcomes {
 		switch o.Verdict {
 		case Skip, Pass, Inconclusive, Fail:
 		default:
-			return nil, fmt.Errorf("%w: outcome %d has verdict %q", ErrDecode, i, o.Verdict)
+			return nil, invalid(wire.TypeTestResult, fmt.Sprintf("outcomes[%d].verdict", i), "unknown verdict %q", o.Verdict)
 		}
 	}
 	return &r, nil
 }
 
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// unmarshal decodes exactly one msgpack value that must fill p.
-func unmarshal(p []byte, v any) error {
-	r := bytes.NewReader(p)
-	dec := msgpack.NewDecoder(r)
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", ErrDecode, err)
-	}
-	if r.Len() != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", ErrDecode, r.Len())
-	}
-	return nil
-}
