@@ -1,8 +1,3 @@
-// Package control is the control socket between ktstr-dispatch and
-// ktstr-boot: a Unix stream socket in the run directory over which
-// ktstr-dispatch sends effect records (the same msgpack records as its
-// stdout, ktstr-records(5)) and ktstr-boot acts on them: kill the VM, move
-// the watchdog deadline, answer snapshot and kernel-op requests.
 package control
 
 import (
@@ -24,6 +19,9 @@ type Server struct {
 	mu   sync.Mutex // serialises handler calls
 	wg   sync.WaitGroup
 	done chan struct{}
+
+	firstGone chan struct{} // closed when the first connection has ended
+	firstOnce sync.Once
 }
 
 // Listen creates the socket at path with mode 0600 and serves it.
@@ -37,7 +35,7 @@ func Listen(path string, handle func(*record.Record)) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{ln: ln, path: path, done: make(chan struct{})}
+	s := &Server{ln: ln, path: path, done: make(chan struct{}), firstGone: make(chan struct{})}
 	s.wg.Add(1)
 	go s.serve(handle)
 	return s, nil
@@ -53,6 +51,7 @@ func (s *Server) serve(handle func(*record.Record)) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.firstOnce.Do(func() { close(s.firstGone) })
 			defer c.Close()
 			go func() { <-s.done; c.Close() }()
 			rd := record.NewReader(c)
@@ -71,6 +70,11 @@ func (s *Server) serve(handle func(*record.Record)) {
 		}()
 	}
 }
+
+// Disconnected is closed once the first client has hung up (normally
+// ktstr-dispatch at the end of its input), after its last record was
+// handled.
+func (s *Server) Disconnected() <-chan struct{} { return s.firstGone }
 
 // Close stops serving, closes every connection and removes the socket.
 func (s *Server) Close() error {
