@@ -1,0 +1,123 @@
+// Package workload runs the work a scenario puts on the scheduler under
+// test: sets of worker processes, each running one work type in a loop of
+// iterations, each measuring itself from the kernel's own accounting.
+//
+// # Work types
+//
+// One iteration is the unit of work the statistics count. "LCG steps" are
+// steps of a 64-bit linear congruential generator, about a nanosecond each:
+// pure CPU work that touches no memory. A zero parameter takes its default;
+// a parameter a type does not list must be zero (Validate says so).
+//
+//	| type           | one iteration                                                                 | parameters (default)                           | workers      |
+//	|----------------|-------------------------------------------------------------------------------|------------------------------------------------|--------------|
+//	| spin           | loops LCG steps                                                               | loops (20000)                                  | independent  |
+//	| yield          | loops LCG steps, then sched_yield(2)                                          | loops (1000)                                   | independent  |
+//	| bursty         | busy for spin_us of wall-clock time, then nanosleep(2) for sleep_us           | spin_us (500), sleep_us (500, at most 1 s)     | independent  |
+//	| pipe           | one round trip of one byte over two pipes: the even worker of a pair writes   | loops (0) LCG steps before each hand-off       | pairs        |
+//	|                | then reads the answer, the odd one reads then answers (blocking read/write)   |                                                |              |
+//	| futex_pingpong | one hand-off of a shared turn word: wait (FUTEX_WAIT) until the word's parity | loops (0) LCG steps before each hand-off       | pairs        |
+//	|                | is this worker's, add one, FUTEX_WAKE the peer                                |                                                |              |
+//	| futex_fanout   | waker: loops LCG steps, bump the group's generation word, FUTEX_WAKE all      | loops (1000), group_size (4)                   | group_size   |
+//	|                | waiters, wait until all acknowledged; waiter: wait for a new generation,      |                                                |              |
+//	|                | loops LCG steps, acknowledge (the last one wakes the waker)                   |                                                |              |
+//	| fork_exit      | loops LCG steps, fork (a bare clone(SIGCHLD)) a child that calls exit_group   | loops (0)                                      | independent  |
+//	|                | at once, wait4(2) for it and check it exited with status 0                    |                                                |              |
+//	| cache          | touch (read-modify-write) loops cache lines of a private buffer of size_kb,   | loops (1024 lines), size_kb (32768 = 32 MiB,   | independent  |
+//	|                | walking it with an odd stride of about 0.618 of its size                      | rounded down to a power of two)                |              |
+//	| nice_sweep     | as spin; worker i of n runs at nice -10+20*i/(n-1), or nices[i%len(nices)]    | loops (20000), nices (sweep -10..+10)          | independent  |
+//	| affinity_churn | as spin; every "every" iterations it pins itself to the next CPU of the mask  | loops (20000), every (10)                      | independent  |
+//	|                | it started with (round robin); at the end it restores that mask               |                                                |              |
+//	| mutex          | loops LCG steps, take a futex mutex shared by the group (0 free, 1 locked,   | loops (1000), hold_loops (1000),               | group_size   |
+//	|                | 2 contended), hold_loops LCG steps inside, increment the group's counter      | group_size (0: all the spawn's workers)        | (0: all)     |
+//	|                | non-atomically inside the lock, unlock                                        |                                                |              |
+//
+// Grouped types need a worker count that is a multiple of the group
+// (SpawnSpec.Validate): pairs are workers 2k and 2k+1; groups are
+// consecutive indexes, the first of a futex_fanout group being its waker.
+// A Stop of a mutex group checks that each lock's counter equals the sum
+// of its workers' iterations, which fails if the lock did not exclude.
+// cache's default is meant to exceed the last-level cache; on a machine
+// with a larger LLC set size_kb to at least twice it.
+//
+// # Process model
+//
+// A worker is a real process, so the scheduler sees one task per worker:
+// Spawn re-executes the current executable (/proc/self/exe, which works
+// from a static binary and from a deleted one) with a hidden first
+// argument. The program's main, and a test binary's TestMain, must call
+// IsWorker(os.Args) first and exit with WorkerMain(os.Args). When this
+// package is imported by a process that IsWorker, its init locks the main
+// goroutine to the main thread, so the work loop runs on the thread whose
+// TID is the PID: /proc/PID/schedstat, /proc/PID/sched, comm and nice seen
+// from outside describe the working task.
+//
+// Each worker receives, besides its configuration (JSON on its command
+// line), these files:
+//
+//	| fd | what                                                                               |
+//	|----|------------------------------------------------------------------------------------|
+//	| 3  | control pipe, read end: the byte 'g' releases the worker; end of file means stop   |
+//	| 4  | report pipe, write end: "ready\n" or "error: why\n" after setup; the JSON Stats    |
+//	|    | line after stop                                                                     |
+//	| 5  | futex_pingpong, futex_fanout, mutex: a memfd mapped MAP_SHARED by all workers      |
+//	| 5-6| pipe: its read end and write end of the pair's two pipes                           |
+//
+// The shared memory holds a stop word, then one 256-byte slot per group
+// whose words each sit on their own cache line: word A at +0 (turn,
+// generation or lock), word B at +64 (acknowledgements), a 64-bit counter
+// at +128 (mutex). Futex waits time out after 100 ms so that a worker
+// whose peer died still notices Stop.
+//
+// Spawn starts the processes, with clone3(CLONE_INTO_CGROUP) when
+// CgroupDir is set so they never run outside it. Each worker names itself
+// (comm = Name, or the type, cut to 15 bytes), applies Nice and Affinity to
+// every one of its threads, maps its buffers, and says "ready"; when all
+// are ready Spawn releases them together, so the measured windows start at
+// the same moment. Stop raises the stop word, wakes every futex, closes the
+// control pipes, reads each report and reaps each process, all bounded by
+// its timeout; a worker still running then is killed with SIGKILL and
+// reported as TimedOut. A worker that died (a signal, a non-zero exit) is
+// reported with Exited, ExitCode and Signal and Reported false; it is never
+// dropped. If the parent dies, the control pipes reach end of file and the
+// workers stop by themselves.
+//
+// A worker blocked in a pipe read whose peer is stopped (SIGSTOP) but not
+// dead cannot see Stop; Stop's timeout kills it. A mutex holder killed
+// inside the lock leaves the others waiting until Stop: their iterations
+// stop, which the stats show.
+//
+// # Statistics
+//
+// All measured by the worker over its window, from the release to the
+// moment it saw Stop (or could not go on), for its work thread:
+//
+//	| field                     | meaning                                                        | source                                         |
+//	|---------------------------|----------------------------------------------------------------|------------------------------------------------|
+//	| iterations                | iterations completed                                           | the loop                                       |
+//	| wall_ns                   | length of the window                                           | CLOCK_MONOTONIC                                |
+//	| run_ns                    | time on a CPU                                                  | /proc/thread-self/schedstat field 1, delta     |
+//	| wait_ns                   | time runnable but waiting on a run queue                       | /proc/thread-self/schedstat field 2, delta     |
+//	| timeslices                | times it was put on a CPU                                      | /proc/thread-self/schedstat field 3, delta     |
+//	| max_gap_ns                | longest wall-clock time between two iteration completions     | CLOCK_MONOTONIC at each completion             |
+//	|                           | (the first gap starts at the release): the longest stall,      |                                                |
+//	|                           | including any blocking the type itself does                    |                                                |
+//	| migrations                | moves between CPUs                                             | se.nr_migrations in /proc/thread-self/sched,   |
+//	|                           |                                                                | delta; else cpu_changes ("migrations_from")    |
+//	| cpu_changes               | iterations that completed on another CPU than the previous one | getcpu(2) after each iteration                 |
+//	| cpus                      | sorted CPUs iterations completed on (and the one it started on)| getcpu(2) after each iteration                 |
+//	| voluntary_ctxt_switches   | switches away because it blocked                               | /proc/thread-self/status, delta                |
+//	| involuntary_ctxt_switches | switches away because it was preempted                         | /proc/thread-self/status, delta                |
+//	| nice                      | the work thread's nice value at the end                        | getpriority(2)                                 |
+//	| tid                       | the work thread (equals pid)                                   | gettid(2)                                      |
+//
+// Only the work thread is measured: the Go runtime's other threads of the
+// worker (garbage collector, timers) are idle housekeeping, and no work
+// type runs work on them. The children of fork_exit are separate tasks and
+// are not counted in the parent's run time.
+//
+// The parent adds: reported (the worker delivered these numbers), exited
+// (it ended abnormally), exit_code, signal, timed_out (Stop killed it),
+// and error (the worker's own complaint, such as a pipe peer that went
+// away, or its last stderr lines).
+package workload

@@ -1,0 +1,64 @@
+package workload
+
+// Stats are one worker's measurements over its measured window: from the
+// moment Spawn released the workers to the moment the worker saw Stop (or
+// could not go on). Durations are nanoseconds. The doc.go table says where
+// each value comes from.
+type Stats struct {
+	// Index is the worker's position in the spawn, 0..Count-1.
+	Index int    `json:"index"`
+	PID   int    `json:"pid"`
+	Type  Type   `json:"type"`
+	Name  string `json:"name,omitempty"`
+	// TID is the thread that ran the work loop. It is the PID: the loop
+	// runs on the process's main thread, so /proc/PID/schedstat and
+	// /proc/PID/sched read from outside describe the same task.
+	TID int `json:"tid"`
+
+	Iterations uint64 `json:"iterations"`
+	WallNS     uint64 `json:"wall_ns"`
+	RunNS      uint64 `json:"run_ns"`
+	WaitNS     uint64 `json:"wait_ns"`
+	Timeslices uint64 `json:"timeslices"`
+	// MaxGapNS is the longest wall-clock time between two consecutive
+	// iteration completions (the first gap starts when the window opens).
+	MaxGapNS uint64 `json:"max_gap_ns"`
+
+	Migrations uint64 `json:"migrations"`
+	// MigrationsFrom says where Migrations comes from: "sched" (the
+	// kernel's se.nr_migrations) or "getcpu" (CPU changes seen between
+	// iterations, where /proc/PID/sched is absent).
+	MigrationsFrom string `json:"migrations_from"`
+	// CPUChanges counts iterations that completed on a different CPU than
+	// the one before.
+	CPUChanges uint64 `json:"cpu_changes"`
+	// CPUs are the CPUs the worker completed iterations on, sorted.
+	CPUs []int `json:"cpus"`
+
+	VoluntaryCtxSwitches   uint64 `json:"voluntary_ctxt_switches"`
+	InvoluntaryCtxSwitches uint64 `json:"involuntary_ctxt_switches"`
+	// Nice is the worker thread's nice value at the end of the window.
+	Nice int `json:"nice"`
+
+	// Reported is true when the worker delivered these measurements
+	// itself. False: it died or hung, and only the identity and exit
+	// fields below are meaningful.
+	Reported bool `json:"reported"`
+	// Exited is true when the worker process ended abnormally: on its own
+	// before Stop, with a non-zero status, or by a signal (Stop's SIGKILL
+	// included).
+	Exited   bool `json:"exited"`
+	ExitCode int  `json:"exit_code"`
+	Signal   int  `json:"signal,omitempty"`
+	// TimedOut is true when the worker had not finished within Stop's
+	// timeout and Stop killed it with SIGKILL.
+	TimedOut bool `json:"timed_out,omitempty"`
+	// Error says what went wrong, from the worker (a peer that went away, a
+	// failed system call) or from Stop (the worker's last stderr lines).
+	Error string `json:"error,omitempty"`
+}
+
+// OK reports whether the worker ran and reported normally.
+func (s *Stats) OK() bool {
+	return s.Reported && !s.Exited && !s.TimedOut && s.Error == ""
+}
