@@ -41,12 +41,12 @@
 //	timeout         FAIL                    VEND timeout (also after a result: the guest hung in teardown)
 //	assertion       FAIL                    a Fail outcome in TEST
 //	splat           FAIL (or INCONCLUSIVE)  a DMSG or console line matching a splat pattern
-//	no_result       FAIL, or ERROR when     no TEST (or one that does not decode), with ktstr's
-//	                records were lost       init-stage classification from LIFE
 //	infrastructure  ERROR                   LOSS (ring drops); CRC-failed frames; truncated_tail,
 //	                                        oversized or residual_overflow diagnostics; unreadable
 //	                                        records or console files; VEND vmm_error; no VEND when
 //	                                        Config.RequireEnd is set
+//	no_result       FAIL, or ERROR when     no TEST (or one that does not decode), with ktstr's
+//	                the stream is damaged   init-stage classification from LIFE
 //	inconclusive    INCONCLUSIVE            an Inconclusive outcome in TEST
 //	skip            SKIP                    a Skip outcome in TEST
 //

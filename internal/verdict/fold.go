@@ -518,7 +518,7 @@ func (f *Folder) Verdict() Verdict {
 		st := StatusFail
 		if infra {
 			st = StatusInfra // the result may be among what was lost
-			msg += "; records were lost, so the result may have been sent"
+			msg += " (the result may be among what was lost)"
 		}
 		add(Finding{Status: st, Cause: CauseNoResult, Message: msg})
 	}

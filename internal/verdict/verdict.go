@@ -91,8 +91,8 @@ var causes = []struct{ cause, label string }{
 	{CauseTimeout, "timed out"},
 	{CauseAssertion, "assertion failed"},
 	{CauseSplat, "kernel splat"},
-	{CauseNoResult, "no test result"},
 	{CauseInfra, "infrastructure error"},
+	{CauseNoResult, "no test result"},
 	{CauseInconclusive, "inconclusive"},
 	{CauseSkip, "skipped"},
 }

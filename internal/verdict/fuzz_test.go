@@ -1,0 +1,86 @@
+package verdict_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"strings"
+	"testing"
+
+	"github.com/ktstr-go/ktstr/internal/verdict"
+	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
+)
+
+// checkReports renders rep in every format and checks each is well
+// formed: JSON valid, JUnit well-formed XML, TAP parseable, and the text
+// report free of terminal escapes.
+func checkReports(t *testing.T, rep verdict.Report) {
+	t.Helper()
+	if !json.Valid(render(t, "json", rep)) {
+		t.Fatal("JSON report is not valid JSON")
+	}
+	var n node
+	if err := xml.Unmarshal(render(t, "junit", rep), &n); err != nil {
+		t.Fatalf("JUnit report is not well-formed: %v", err)
+	}
+	if _, err := parseTAP14(string(render(t, "tap", rep))); err != nil {
+		t.Fatalf("TAP report does not parse: %v", err)
+	}
+	text := render(t, "text", rep)
+	if bytes.ContainsAny(text, "\x1b\x00\r\u009b") {
+		t.Fatalf("text report carries control characters:\n%q", text)
+	}
+}
+
+func FuzzFold(f *testing.F) {
+	for _, name := range vt.Names() {
+		s := vt.Scenarios()[name].Stream
+		f.Add(s.Bytes(false))
+		f.Add(s.Bytes(true))
+	}
+	f.Add([]byte("{\"v\":1,\"kind\":\"entry\"}\n{"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := verdict.Fold("fuzz", verdict.DefaultConfig(), bytes.NewReader(data)).Verdict()
+		found := false
+		for _, s := range verdict.Statuses {
+			found = found || v.Status == s
+		}
+		if !found || v.ExitStatus != v.Status.ExitCode() {
+			t.Fatalf("status %q exit %d", v.Status, v.ExitStatus)
+		}
+		if v.Status.OK() && (v.Result == nil || v.Counts.UnreadableAt != 0) {
+			t.Fatalf("%s without a decoded result or with unreadable records", v.Status)
+		}
+		checkReports(t, verdict.Aggregate("fuzz", []verdict.Verdict{v}))
+	})
+}
+
+func FuzzConsole(f *testing.F) {
+	for _, sc := range vt.Scenarios() {
+		for _, text := range sc.Consoles {
+			f.Add(text)
+		}
+	}
+	f.Add("PANIC:\n")
+	f.Add("[ 1.0] sched_ext: BPF scheduler \"x\" disabled (runtime error)\n[ 1.0] sched_ext: x: \x1b[2J")
+	f.Add("WARNING: CPU: 0 PID: 0 at \xff\xfe")
+	f.Fuzz(func(t *testing.T, text string) {
+		fo := verdict.NewFolder("fuzz", verdict.DefaultConfig())
+		for _, r := range vt.Base().Outcomes(vt.Pass()).Finish().Records() {
+			fo.Add(r)
+		}
+		if err := fo.AddConsole("console.log", strings.NewReader(text)); err != nil {
+			t.Fatal(err)
+		}
+		v := fo.Verdict()
+		if strings.Contains(text, "PANIC:") && v.Cause != verdict.CauseCrash {
+			// Only a line that starts with PANIC: (after spaces) counts.
+			for _, l := range strings.Split(text, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), "PANIC:") {
+					t.Fatalf("PANIC line %q did not give a crash: %s", l, v.Reason)
+				}
+			}
+		}
+		checkReports(t, verdict.Aggregate("fuzz", []verdict.Verdict{v}))
+	})
+}
