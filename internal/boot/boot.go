@@ -7,6 +7,7 @@ package boot
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
+	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/initramfs"
 	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
@@ -27,13 +29,18 @@ import (
 
 // Config is one run.
 type Config struct {
-	Kernel     string
-	Scenario   string
+	Kernel string
+	// Guest is what the agent runs (scenario, scheduler), written into the
+	// initramfs as /ktstr/config.json.
+	Guest guest.Config
+	// Files are extra files for the initramfs (scheduler binaries and
+	// their libraries, payloads).
+	Files      []File
 	RunDir     string
 	Timeout    time.Duration
 	CPUs       int
 	MemoryMB   int
-	VMM        string // "auto", "qemu", "kvm"
+	VMM        string // "auto", "qemu", "qemu-kvm", "host"
 	RegionSize uint64
 	Append     string // extra kernel command line
 	Verbose    bool   // kernel messages on the console
@@ -104,28 +111,78 @@ func HardwareKVM() (string, bool) {
 	return "", false
 }
 
-// BuildInitramfs writes the initramfs: self as /init and the directories
-// and device node the kernel needs before devtmpfs is mounted.
-func BuildInitramfs(path, self string) error {
+// File is one extra file for the initramfs: Src on the host (or Data)
+// becomes Dst in the guest.
+type File struct {
+	Dst  string
+	Src  string
+	Data []byte
+	Mode uint32
+}
+
+// BuildInitramfs writes the initramfs: self as /init, the directories and
+// device node the kernel needs before devtmpfs is mounted, the agent's
+// configuration and the extra files.
+func BuildInitramfs(path, self string, cfg guest.Config, files []File) error {
+	conf, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w := initramfs.NewWriter(bw)
+	errs := []error{}
 	for _, d := range []string{"dev", "proc", "sys", "tmp", "run"} {
-		if err := w.Dir(d, 0o755); err != nil {
-			f.Close()
-			return err
-		}
+		errs = append(errs, w.Dir(d, 0o755))
 	}
-	err = errors.Join(
+	errs = append(errs,
 		w.CharDev("dev/console", 0o600, 5, 1),
 		w.CopyFile("init", self, 0o755),
-		w.Close(),
-		bw.Flush(),
+		w.File(guest.ConfigPath, 0o644, conf),
 	)
-	return errors.Join(err, f.Close())
+	for _, fl := range files {
+		mode := fl.Mode
+		if mode == 0 {
+			mode = 0o755
+		}
+		if w.Has(fl.Dst) {
+			continue // a library two binaries share
+		}
+		if fl.Src != "" {
+			errs = append(errs, w.CopyFile(fl.Dst, fl.Src, mode))
+		} else {
+			errs = append(errs, w.File(fl.Dst, mode, fl.Data))
+		}
+	}
+	errs = append(errs, w.Close(), bw.Flush(), f.Close())
+	return errors.Join(errs...)
+}
+
+// SchedulerFiles returns the initramfs files for a scheduler binary: the
+// binary as /ktstr/bin/NAME and, for a dynamic binary, its loader and
+// shared libraries at the paths the loader looks them up. It returns the
+// binary's path in the guest.
+func SchedulerFiles(bin string) ([]File, string, error) {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return nil, "", err
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return nil, "", fmt.Errorf("%s is not an executable file", bin)
+	}
+	deps, err := ELFDeps(bin)
+	if err != nil {
+		return nil, "", err
+	}
+	dst := "/ktstr/bin/" + filepath.Base(bin)
+	files := []File{{Dst: dst, Src: bin, Mode: 0o755}}
+	for _, d := range deps {
+		files = append(files, File{Dst: d, Src: d, Mode: 0o755})
+	}
+	return files, dst, nil
 }
 
 // Run performs one run and returns how it ended. Errors before the VM
@@ -147,8 +204,10 @@ func Run(cfg Config) (Result, error) {
 		}
 		self = exe
 	}
-	if _, err := os.Stat(cfg.Kernel); err != nil {
-		return Result{}, fmt.Errorf("kernel: %w", err)
+	if cfg.VMM != "host" {
+		if _, err := os.Stat(cfg.Kernel); err != nil {
+			return Result{}, fmt.Errorf("kernel: %w", err)
+		}
 	}
 	size := cfg.RegionSize
 	if size == 0 {
@@ -159,8 +218,10 @@ func Run(cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	initrd := filepath.Join(cfg.RunDir, InitrdFile)
-	if err := BuildInitramfs(initrd, self); err != nil {
-		return Result{}, fmt.Errorf("initramfs: %w", err)
+	if cfg.VMM != "host" {
+		if err := BuildInitramfs(initrd, self, cfg.Guest, cfg.Files); err != nil {
+			return Result{}, fmt.Errorf("initramfs: %w", err)
+		}
 	}
 
 	// The control socket exists before the region, so a reader that waits
@@ -193,6 +254,9 @@ func Run(cfg Config) (Result, error) {
 	case "qemu-kvm":
 		logf("backend: qemu with KVM (--vmm qemu-kvm)")
 		useKVM = true
+	case "host":
+		logf("backend: host (--vmm host: the agent runs the scenario on this machine, no VM)")
+		return h.runHost(cfg, region, start)
 	default:
 		return Result{}, fmt.Errorf("unknown --vmm %q", cfg.VMM)
 	}
@@ -200,9 +264,6 @@ func Run(cfg Config) (Result, error) {
 	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1"
 	if !cfg.Verbose {
 		cmdline += " quiet loglevel=1"
-	}
-	if cfg.Scenario != "" {
-		cmdline += " ktstr.scenario=" + cfg.Scenario
 	}
 	if cfg.Append != "" {
 		cmdline += " " + cfg.Append
@@ -355,4 +416,36 @@ func softDelay(budget time.Duration) time.Duration {
 		return budget - 3*time.Second
 	}
 	return 24 * time.Hour
+}
+
+// runHost runs the agent in this process against the region (--vmm host),
+// under the same watchdog: a run past its deadline is recorded as a
+// timeout and its workers are left to the agent's cgroup cleanup.
+func (h *handler) runHost(cfg Config, region *shm.Region, start time.Time) (Result, error) {
+	done := make(chan error, 1)
+	go func() { done <- guest.RunHost(region, cfg.Guest, os.Stderr) }()
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 120 * time.Second
+	}
+	var res Result
+	select {
+	case err := <-done:
+		switch {
+		case err != nil:
+			res = Result{Reason: wire.EndCrash, Detail: err.Error()}
+		case region.GuestState() == shm.GuestDone:
+			res = Result{Reason: wire.EndPoweroff}
+		default:
+			res = Result{Reason: wire.EndCrash, Detail: "the agent returned without finishing"}
+		}
+	case <-time.After(timeout):
+		res = Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", timeout)}
+	case why := <-h.kill:
+		res = Result{Reason: wire.EndKilled, Detail: why}
+	}
+	res.Elapsed = time.Since(start)
+	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
+	h.logf("run ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))
+	return res, nil
 }

@@ -1,17 +1,32 @@
 // Package guest is the guest agent: ktstr-boot running as /init inside the
-// VM. It mounts the pseudo-filesystems, maps the shared region, runs the
-// scenario and reports through frames, then powers the VM off.
+// VM (or directly on the host with --vmm host). It mounts the
+// pseudo-filesystems, maps the shared region, starts the scheduler under
+// test, runs the scenario's workers in their cgroups and reports every
+// step through frames, then powers the VM off.
+//
+// Frames, in the order a host expects them: SRDY, KADR, LIFE
+// init_started, (scheduler: SCLG output; LIFE scheduler_died or
+// scheduler_not_attached on failure), LIFE payload_starting, SCST, STIM and
+// STEN per step (step 0 is the baseline settle window), SCEN, TEST, DMSG
+// (the kernel log), EXIT. A scheduler that dies mid-run gives SCDX at once.
+// A Go panic in the agent gives CRSH and "PANIC: ..." on COM2.
 package guest
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ktstr-go/ktstr/internal/scenario"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
@@ -26,49 +41,53 @@ func IsGuest() bool {
 	b, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		// /proc is not mounted yet: being pid 1 in our own initramfs is
-		// enough; Main checks the command line once /proc is up.
+		// enough.
 		return true
 	}
 	_, ok := parseCmdline(string(b))["KTSTR_GUEST"]
 	return ok
 }
 
-// Main is the agent. It never returns: it powers the VM off.
+type agent struct {
+	host    bool
+	cfg     Config
+	region  *shm.Region
+	ch      *Channel
+	log     io.Writer // kernel console (guest) or stderr (host)
+	com2    io.Writer
+	spawn   spawnFunc
+	logMu   sync.Mutex
+	dmesgOK bool
+}
+
+func (a *agent) logf(format string, args ...any) {
+	if a.log == nil {
+		return
+	}
+	a.logMu.Lock()
+	defer a.logMu.Unlock()
+	fmt.Fprintf(a.log, "ktstr-agent: "+format+"\n", args...)
+}
+
+// Main is the agent as the guest's /init. It never returns: it powers the
+// VM off.
 func Main() {
-	a := &agent{start: time.Now()}
+	a := &agent{spawn: spawnWorkload}
 	defer func() {
 		if r := recover(); r != nil {
 			a.crash(fmt.Sprintf("%v\n%s", r, debug.Stack()))
 		}
-		a.poweroff()
+		poweroff()
 	}()
-	a.run()
-}
-
-type agent struct {
-	start   time.Time
-	cmdline map[string]string
-	region  *shm.Region
-	ch      *Channel
-	console *os.File
-	com2    *os.File
-}
-
-// logf writes a line to the kernel console (COM1), prefixed.
-func (a *agent) logf(format string, args ...any) {
-	if a.console != nil {
-		fmt.Fprintf(a.console, "ktstr-agent: "+format+"\n", args...)
-	}
-}
-
-func (a *agent) run() {
 	mountAll()
-	a.console, _ = os.OpenFile("/dev/console", os.O_WRONLY, 0)
-	a.com2, _ = os.OpenFile("/dev/ttyS1", os.O_WRONLY|unix.O_NOCTTY, 0)
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		a.log = f
+	}
+	if f, err := os.OpenFile("/dev/ttyS1", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+		a.com2 = f
+	}
 	b, _ := os.ReadFile("/proc/cmdline")
-	a.cmdline = parseCmdline(string(b))
-
-	mem, where, err := mapRegion(a.cmdline)
+	mem, where, err := mapRegion(parseCmdline(string(b)))
 	if err != nil {
 		a.logf("no shared region: %v", err)
 		return
@@ -78,28 +97,42 @@ func (a *agent) run() {
 		a.logf("shared region %s: %v", where, err)
 		return
 	}
+	a.attach(r)
+	cfg, err := ReadConfig(ConfigPath)
+	if err != nil {
+		a.fatal("read configuration: %v", err)
+		return
+	}
+	a.cfg = cfg
+	a.dmesgOK = true
+	a.run()
+}
+
+// RunHost runs the agent on the host, in this process, writing into the
+// region ktstr-boot created (ktstr-boot --vmm host). Workers are this
+// executable re-executed, in a cgroup of their own when the host has
+// cgroup v2.
+func RunHost(r *shm.Region, cfg Config, log io.Writer) (err error) {
+	g, err := shm.OpenGuest(r.Mem())
+	if err != nil {
+		return err
+	}
+	a := &agent{host: true, cfg: cfg, log: log, com2: log, spawn: spawnWorkload}
+	a.attach(g)
+	defer func() {
+		if r := recover(); r != nil {
+			a.crash(fmt.Sprintf("%v\n%s", r, debug.Stack()))
+			err = fmt.Errorf("agent panic: %v", r)
+		}
+	}()
+	a.run()
+	return nil
+}
+
+func (a *agent) attach(r *shm.Region) {
 	a.region = r
 	r.SetGuestState(shm.GuestRunning)
 	a.ch = NewChannel(r)
-	a.send(wire.TypeSysRdy, nil)
-	a.send(wire.TypeLifecycle, wire.AppendLifecycle(nil, wire.Lifecycle{Phase: wire.PhaseInitStarted}))
-
-	name := a.cmdline["ktstr.scenario"]
-	if name == "" {
-		name = "steady"
-	}
-	sc, err := Builtin(name)
-	if err != nil {
-		a.finish(&payload.AssertResult{Scenario: name, Outcomes: []payload.Outcome{{Verdict: payload.Fail, Kind: payload.KindOther, Message: err.Error()}}}, 1)
-		return
-	}
-	a.send(wire.TypeLifecycle, wire.AppendLifecycle(nil, wire.Lifecycle{Phase: wire.PhasePayloadStarting}))
-	res := a.runScenario(sc)
-	code := int32(0)
-	if res.Verdict() == payload.Fail {
-		code = 1
-	}
-	a.finish(res, code)
 }
 
 func (a *agent) send(t wire.Type, p []byte) {
@@ -111,14 +144,149 @@ func (a *agent) send(t wire.Type, p []byte) {
 	}
 }
 
-// finish sends the result and the exit code, and marks the agent done.
-func (a *agent) finish(res *payload.AssertResult, code int32) {
+func (a *agent) life(p wire.Phase, reason string) {
+	a.send(wire.TypeLifecycle, wire.AppendLifecycle(nil, wire.Lifecycle{Phase: p, Reason: reason}))
+}
+
+// fatal reports a setup failure as a failing result and ends the run.
+func (a *agent) fatal(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	a.logf("%s", msg)
+	a.finish(&payload.AssertResult{Outcomes: []payload.Outcome{{Verdict: payload.Fail, Kind: payload.KindOther, Message: msg}}})
+}
+
+func (a *agent) run() {
+	a.send(wire.TypeSysRdy, nil)
+	if !a.host {
+		if k, ok := kernAddrs(); ok {
+			a.send(wire.TypeKernAddrs, wire.AppendKernAddrs(nil, k))
+		}
+	}
+	a.life(wire.PhaseInitStarted, "")
+
+	sc, err := a.loadScenario()
+	if err != nil {
+		a.fatal("%v", err)
+		return
+	}
+
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	var stopWhy string
+	var sched *scheduler
+	if a.cfg.Scheduler != "" {
+		sched, err = startScheduler(a.send, a.cfg.Scheduler, a.cfg.SchedArgs)
+		if err != nil {
+			a.life(wire.PhaseSchedulerDied, err.Error())
+			a.fatal("%v", err)
+			return
+		}
+		timeout := time.Duration(a.cfg.AttachTimeoutMS) * time.Millisecond
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		ops, err := sched.waitAttached(timeout)
+		switch {
+		case errors.Is(err, errSchedDied):
+			<-sched.logs
+			a.life(wire.PhaseSchedulerDied, fmt.Sprintf("exit code %d", sched.code))
+			a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, sched.code))
+			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
+				Kind: payload.KindSchedulerDied, Message: fmt.Sprintf("scheduler %s exited with code %d before attaching", sched.name, sched.code)}}})
+			return
+		case errors.Is(err, errNoSchedExt):
+			a.logf("%v; running the scenario with %s alive", err, sched.name)
+		case err != nil:
+			a.life(wire.PhaseSchedulerNotAttached, err.Error())
+			sched.stop(2 * time.Second)
+			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
+				Kind: payload.KindNotAttached, Message: err.Error()}}})
+			return
+		default:
+			a.logf("scheduler %s attached (sched_ext ops %q)", sched.name, ops)
+		}
+		// From here on a death is reported the moment it happens.
+		go func() {
+			select {
+			case <-sched.died:
+			case <-stop:
+				return
+			}
+			a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, sched.code))
+			stopOnce.Do(func() {
+				stopWhy = fmt.Sprintf("scheduler %s exited with code %d", sched.name, sched.code)
+				close(stop)
+			})
+		}()
+	}
+
+	a.life(wire.PhasePayloadStarting, "")
+	topo, err := scenario.ReadTopology("/")
+	if err != nil {
+		a.fatal("read CPU topology: %v", err)
+		return
+	}
+	root, ctl, why, cleanup := setupCgroups(a.host, a.logf)
+	defer cleanup()
+	res := runScenario(sc, runEnv{
+		topo: topo, cgroupRoot: root, controllers: ctl, cgroupSkip: why,
+		spawn: a.spawn, region: a.region, send: a.send, logf: a.logf,
+		stop: stop, stopWhy: func() string { return stopWhy },
+	})
+	if sched != nil {
+		select {
+		case <-stop: // it died during the run
+			<-sched.logs
+			res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindSchedulerDied, Message: stopWhy})
+			res = dropPassIfOthers(res)
+		default:
+			stopOnce.Do(func() { close(stop) })
+			sched.stop(3 * time.Second)
+		}
+	}
+	a.finish(res)
+}
+
+// loadScenario returns the configured scenario: the file content given by
+// ktstr-boot, else a canned name (default "steady").
+func (a *agent) loadScenario() (*scenario.Scenario, error) {
+	if len(a.cfg.ScenarioJSON) > 0 {
+		return scenario.Parse(a.cfg.ScenarioJSON, ValidateWork)
+	}
+	name := a.cfg.Scenario
+	if name == "" {
+		name = "steady"
+	}
+	b, err := scenario.Canned(name)
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Parse(b, ValidateWork)
+}
+
+// finish sends the result, the kernel log and the exit code, and marks
+// the agent done.
+func (a *agent) finish(res *payload.AssertResult) {
+	code := int32(0)
+	if res.Verdict() == payload.Fail {
+		code = 1
+	}
 	p, err := payload.MarshalAssertResult(res)
 	if err != nil {
 		a.logf("encode result: %v", err)
 		code = 1
 	} else {
+		if len(p) > wire.MaxPayload {
+			p, _ = payload.MarshalAssertResult(&payload.AssertResult{Scenario: res.Scenario, Outcomes: []payload.Outcome{{
+				Verdict: payload.Fail, Kind: payload.KindOther,
+				Message: fmt.Sprintf("AssertResult size %d exceeded the frame limit %d; original details dropped", len(p), wire.MaxPayload)}}})
+		}
 		a.send(wire.TypeTestResult, p)
+	}
+	if a.dmesgOK {
+		if log := kernelLog(256 << 10); len(log) > 0 {
+			a.send(wire.TypeDmesg, log)
+		}
 	}
 	a.send(wire.TypeExit, wire.AppendExitCode(nil, code))
 	if a.region != nil {
@@ -138,7 +306,7 @@ func (a *agent) crash(msg string) {
 
 // poweroff ends the VM. ktstr-boot runs QEMU with -no-reboot and the
 // kernel with reboot=t, so a restart ends the VM on every backend.
-func (a *agent) poweroff() {
+func poweroff() {
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	for {
@@ -152,8 +320,52 @@ func mountAll() {
 		{"sysfs", "/sys", "sysfs"},
 		{"devtmpfs", "/dev", "devtmpfs"},
 		{"tmpfs", "/tmp", "tmpfs"},
+		{"debugfs", "/sys/kernel/debug", "debugfs"},
 	} {
 		os.MkdirAll(m.dst, 0o755)
 		unix.Mount(m.src, m.dst, m.typ, 0, "")
 	}
 }
+
+// kernAddrs reads the kernel's physical load address from /proc/iomem
+// ("Kernel code") and the runtime addresses of _text and
+// page_offset_base from /proc/kallsyms.
+func kernAddrs() (wire.KernAddrs, bool) {
+	var k wire.KernAddrs
+	if f, err := os.Open("/proc/iomem"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if strings.HasSuffix(line, ": Kernel code") {
+				lo, _, _ := strings.Cut(line, "-")
+				if v, err := strconv.ParseUint(lo, 16, 64); err == nil {
+					k.PhysBase, k.HasPhysBase = v, true
+				}
+				break
+			}
+		}
+		f.Close()
+	}
+	if f, err := os.Open("/proc/kallsyms"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() && (!k.HasText || k.PageOffsetBase == 0) {
+			fs := strings.Fields(sc.Text())
+			if len(fs) < 3 {
+				continue
+			}
+			v, err := strconv.ParseUint(fs[0], 16, 64)
+			if err != nil || v == 0 {
+				continue
+			}
+			switch fs[2] {
+			case "_text":
+				k.Text, k.HasText = v, true
+			case "page_offset_base":
+				k.PageOffsetBase = v
+			}
+		}
+		f.Close()
+	}
+	return k, k.HasPhysBase || k.HasText
+}
+

@@ -1,0 +1,44 @@
+package guest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// ConfigPath is where ktstr-boot puts the run's configuration in the
+// initramfs.
+const ConfigPath = "/ktstr/config.json"
+
+// Config is what ktstr-boot tells the agent, as JSON in the initramfs
+// (the kernel command line carries only KTSTR_GUEST=1 and, for the own
+// VMM, the region's physical range).
+type Config struct {
+	// Scenario is a canned scenario name; ScenarioJSON, when set, is the
+	// scenario file's content and wins.
+	Scenario     string          `json:"scenario,omitempty"`
+	ScenarioJSON json.RawMessage `json:"scenario_json,omitempty"`
+	// Scheduler is the scheduler binary's path in the guest, "" for the
+	// kernel's own scheduler (EEVDF).
+	Scheduler string   `json:"scheduler,omitempty"`
+	SchedArgs []string `json:"sched_args,omitempty"`
+	// AttachTimeoutMS bounds the wait for the scheduler to attach.
+	AttachTimeoutMS int `json:"attach_timeout_ms,omitempty"`
+}
+
+// ReadConfig reads the run's configuration; a missing file means the
+// defaults (the steady scenario under the kernel's scheduler).
+func ReadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return Config{}, nil
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

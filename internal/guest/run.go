@@ -1,0 +1,386 @@
+package guest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ktstr-go/ktstr/internal/cgroup"
+	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/lib/shm"
+	"github.com/ktstr-go/ktstr/lib/wire"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
+)
+
+// spawnSpec is one batch of workers for one cgroup.
+type spawnSpec struct {
+	Cgroup    scenario.Cgroup
+	Count     int
+	CgroupDir string // "" = the agent's own cgroup
+	Affinity  []int  // nil = no pin
+}
+
+// workerGroup is a running batch of workers.
+type workerGroup interface {
+	Stop(timeout time.Duration) ([]scenario.WorkerResult, error)
+}
+
+// spawnFunc starts a batch of workers (the workload package, wired in
+// workload.go; tests may substitute).
+type spawnFunc func(spawnSpec) (workerGroup, error)
+
+// runEnv is where a scenario runs.
+type runEnv struct {
+	topo        scenario.Topology
+	cgroupRoot  string          // cgroup v2 dir to create the scenario's cgroups in; "" = none
+	controllers map[string]bool // enabled for cgroupRoot's children
+	cgroupSkip  string          // why cgroups are not used, when cgroupRoot is ""
+	spawn       spawnFunc
+	region      *shm.Region
+	send        func(wire.Type, []byte)
+	logf        func(string, ...any)
+	// stop is closed when the scenario must end early (scheduler death);
+	// stopWhy says why.
+	stop    <-chan struct{}
+	stopWhy func() string
+}
+
+type liveCgroup struct {
+	spec     scenario.Cgroup
+	group    *cgroup.Group
+	expected []int
+	skips    map[string]string
+	batches  []workerGroup
+	results  []scenario.WorkerResult
+}
+
+// runScenario runs sc and returns its result. Errors setting the scenario
+// up become failing outcomes: the guest always reports.
+func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
+	var setupErrs []string
+	failSetup := func(format string, args ...any) {
+		setupErrs = append(setupErrs, fmt.Sprintf(format, args...))
+	}
+	cgs := make([]*liveCgroup, 0, len(sc.Cgroups))
+	byName := map[string]*liveCgroup{}
+	defer func() {
+		for _, c := range cgs {
+			if c.group != nil {
+				c.group.Remove(2 * time.Second)
+			}
+		}
+	}()
+	for _, spec := range sc.Cgroups {
+		c := &liveCgroup{spec: spec, skips: map[string]string{}}
+		cgs = append(cgs, c)
+		byName[spec.Name] = c
+		if err := env.setupCgroup(c); err != nil {
+			failSetup("cgroup %s: %v", spec.Name, err)
+		}
+	}
+
+	env.send(wire.TypeScenarioStart, nil)
+	start := time.Now()
+	elapsed := func() uint32 { return uint32(time.Since(start).Milliseconds()) }
+	stim := wire.Stimulus{CgroupCount: uint16(len(cgs))}
+	var total uint64
+	nworkers := 0
+	for _, c := range cgs {
+		n := c.spec.Workers
+		if n == 0 {
+			n = max(1, c.spec.WorkersPerCPU*max(1, len(orAll(c.expected, env.topo.CPUs))))
+		}
+		if err := env.spawnBatch(c, n); err != nil {
+			failSetup("cgroup %s: start %d workers: %v", c.spec.Name, n, err)
+			continue
+		}
+		nworkers += n
+	}
+	stim.WorkerCount = uint16(min(nworkers, 0xffff))
+
+	stopped := ""
+	hold := func(d time.Duration) {
+		if stopped != "" {
+			return
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-t.C:
+				return
+			case <-env.stop:
+				stopped = env.stopWhy()
+				return
+			case <-tick.C:
+				if env.region != nil && env.region.TakeControl(shm.CtlShutdown) != 0 {
+					stopped = "the host asked for a graceful shutdown (watchdog soft deadline)"
+					return
+				}
+			}
+		}
+	}
+	// Step 0 is the baseline settle window.
+	if sc.SettleMS > 0 {
+		stim.StepIndex, stim.ElapsedMS = 0, elapsed()
+		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
+		hold(time.Duration(sc.SettleMS) * time.Millisecond)
+		stim.ElapsedMS = elapsed()
+		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
+	}
+	for i, st := range sc.Steps {
+		if stopped != "" {
+			break
+		}
+		stim.StepIndex = uint16(min(i+1, 0xffff))
+		stim.OpCount = uint16(min(len(st.Ops), 0xffff))
+		stim.OpKinds = 0
+		for _, op := range st.Ops {
+			stim.OpKinds |= opBit(op.Op)
+			c := byName[op.Cgroup]
+			if err := env.apply(c, op, &nworkers); err != nil {
+				failSetup("step %d: %s on cgroup %s: %v", i+1, op.Op, op.Cgroup, err)
+			}
+		}
+		stim.WorkerCount = uint16(min(nworkers, 0xffff))
+		stim.ElapsedMS = elapsed()
+		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
+		hold(time.Duration(st.HoldMS) * time.Millisecond)
+		stim.ElapsedMS = elapsed()
+		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
+	}
+
+	// Stop every batch at once, then collect.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, c := range cgs {
+		for _, b := range c.batches {
+			wg.Add(1)
+			go func(c *liveCgroup, b workerGroup) {
+				defer wg.Done()
+				rs, err := b.Stop(5 * time.Second)
+				mu.Lock()
+				defer mu.Unlock()
+				c.results = append(c.results, rs...)
+				if err != nil {
+					failSetup("cgroup %s: stop workers: %v", c.spec.Name, err)
+				}
+			}(c, b)
+		}
+		c.batches = nil
+	}
+	wg.Wait()
+	groups := make([]scenario.CgroupResult, 0, len(cgs))
+	for _, c := range cgs {
+		for _, r := range c.results {
+			total += r.Iterations
+		}
+		groups = append(groups, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.results, Skips: c.skips})
+	}
+	env.send(wire.TypeScenarioEnd, wire.AppendScenarioEnd(nil, wire.ScenarioEnd{ElapsedMS: uint64(time.Since(start).Milliseconds()), TotalIterations: total}))
+
+	res := scenario.Evaluate(sc, groups)
+	for _, e := range setupErrs {
+		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindOther, Message: e})
+	}
+	if stopped != "" {
+		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Inconclusive, Kind: payload.KindOther,
+			Message: "scenario cut short: " + stopped})
+	}
+	res.Measurements = map[string]float64{"elapsed_ms": float64(time.Since(start).Milliseconds()), "workers": float64(nworkers)}
+	return dropPassIfOthers(res)
+}
+
+// dropPassIfOthers removes the placeholder Pass outcome Evaluate adds when
+// other outcomes were appended later.
+func dropPassIfOthers(r *payload.AssertResult) *payload.AssertResult {
+	if len(r.Outcomes) < 2 {
+		return r
+	}
+	out := r.Outcomes[:0]
+	for _, o := range r.Outcomes {
+		if !(o.Verdict == payload.Pass && o.Kind == "" && o.Message == "") {
+			out = append(out, o)
+		}
+	}
+	r.Outcomes = out
+	return r
+}
+
+func orAll(cpus, all []int) []int {
+	if cpus == nil {
+		return all
+	}
+	return cpus
+}
+
+func opBit(op string) uint32 {
+	switch op {
+	case scenario.OpSetCpuset:
+		return 1
+	case scenario.OpSetWeight:
+		return 2
+	case scenario.OpAddWorkers:
+		return 4
+	case scenario.OpStopWorkers:
+		return 8
+	}
+	return 0
+}
+
+// setupCgroup resolves the cgroup's cpuset, creates its cgroup and
+// applies cpuset and weight where the controllers allow.
+func (env runEnv) setupCgroup(c *liveCgroup) error {
+	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
+	if err != nil {
+		return err
+	}
+	if c.expected, err = spec.Resolve(env.topo); err != nil {
+		return err
+	}
+	if env.cgroupRoot == "" {
+		if c.expected != nil && c.spec.Enforced() {
+			c.skips["isolation"] = "cpusets not applied: " + env.cgroupSkip
+		}
+		return nil
+	}
+	g, err := cgroup.Create(env.cgroupRoot, c.spec.Name)
+	if err != nil {
+		return err
+	}
+	c.group = g
+	return env.applyCgroup(c)
+}
+
+// applyCgroup writes the cgroup's cpuset and weight.
+func (env runEnv) applyCgroup(c *liveCgroup) error {
+	if c.expected != nil && c.spec.Enforced() {
+		if !env.controllers["cpuset"] {
+			c.skips["isolation"] = "no cpuset controller"
+		} else if err := c.group.SetCPUs(scenario.FormatCPUList(c.expected)); err != nil {
+			return err
+		}
+	}
+	if c.spec.Weight != 0 {
+		if !env.controllers["cpu"] {
+			return fmt.Errorf("cpu.weight %d: no cpu controller", c.spec.Weight)
+		}
+		if err := c.group.SetWeight(c.spec.Weight); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spawnBatch starts n workers for c.
+func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
+	ss := spawnSpec{Cgroup: c.spec, Count: n}
+	if c.group != nil {
+		ss.CgroupDir = c.group.Dir
+	}
+	if c.spec.Pin != "" {
+		spec, _ := scenario.ParseCpuset(c.spec.Pin)
+		pin, err := spec.Resolve(env.topo)
+		if err != nil {
+			return fmt.Errorf("pin: %v", err)
+		}
+		ss.Affinity = pin
+	}
+	b, err := env.spawn(ss)
+	if err != nil {
+		return err
+	}
+	c.batches = append(c.batches, b)
+	return nil
+}
+
+// apply performs one op.
+func (env runEnv) apply(c *liveCgroup, op scenario.Op, nworkers *int) error {
+	switch op.Op {
+	case scenario.OpSetCpuset:
+		c.spec.Cpuset = op.Cpuset
+		spec, err := scenario.ParseCpuset(op.Cpuset)
+		if err != nil {
+			return err
+		}
+		if c.expected, err = spec.Resolve(env.topo); err != nil {
+			return err
+		}
+		if c.group != nil {
+			// An empty cpuset means no restriction: all CPUs.
+			if c.expected == nil && env.controllers["cpuset"] {
+				return c.group.SetCPUs(scenario.FormatCPUList(env.topo.CPUs))
+			}
+			return env.applyCgroup(c)
+		}
+	case scenario.OpSetWeight:
+		c.spec.Weight = op.Weight
+		if c.group != nil {
+			return env.applyCgroup(c)
+		}
+		return fmt.Errorf("no cgroup: %s", env.cgroupSkip)
+	case scenario.OpAddWorkers:
+		if err := env.spawnBatch(c, op.Count); err != nil {
+			return err
+		}
+		*nworkers += op.Count
+	case scenario.OpStopWorkers:
+		// Whole batches, newest first, until at least Count have stopped.
+		stoppedN := 0
+		for stoppedN < op.Count && len(c.batches) > 0 {
+			b := c.batches[len(c.batches)-1]
+			c.batches = c.batches[:len(c.batches)-1]
+			rs, err := b.Stop(5 * time.Second)
+			c.results = append(c.results, rs...)
+			stoppedN += len(rs)
+			if err != nil {
+				return err
+			}
+		}
+		*nworkers -= stoppedN
+	}
+	return nil
+}
+
+// setupCgroups prepares the cgroup root for a run: in the guest, mount
+// cgroup2 and enable cpu and cpuset at the top; on the host, a child of
+// the cgroup v2 hierarchy named after the process. It returns the root
+// to create the scenario's cgroups in, the enabled controllers, and a
+// cleanup.
+func setupCgroups(host bool, logf func(string, ...any)) (root string, ctl map[string]bool, why string, cleanup func()) {
+	cleanup = func() {}
+	base := cgroup.Root
+	if host {
+		base = cgroup.FindV2()
+		if base == "" {
+			return "", nil, "no cgroup v2 hierarchy on the host", cleanup
+		}
+	} else if err := cgroup.Mount(); err != nil {
+		return "", nil, err.Error(), cleanup
+	}
+	name := "ktstr"
+	if host {
+		name = fmt.Sprintf("ktstr-%d", os.Getpid())
+	}
+	ctl = map[string]bool{}
+	if err := cgroup.Enable(base, "cpu", "cpuset"); err != nil {
+		logf("cgroups: %v", err)
+	}
+	g, err := cgroup.Create(base, name)
+	if err != nil {
+		return "", nil, fmt.Sprintf("create %s: %v", filepath.Join(base, name), err), cleanup
+	}
+	have, _ := cgroup.Controllers(g.Dir)
+	for _, c := range []string{"cpu", "cpuset"} {
+		if have[c] {
+			if err := g.Enable(c); err == nil {
+				ctl[c] = true
+			}
+		}
+	}
+	return g.Dir, ctl, "", func() { g.Remove(2 * time.Second) }
+}

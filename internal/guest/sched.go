@@ -1,0 +1,163 @@
+package guest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ktstr-go/ktstr/lib/wire"
+)
+
+// sched_ext's sysfs interface.
+const (
+	scxState = "/sys/kernel/sched_ext/state"
+	scxOps   = "/sys/kernel/sched_ext/root/ops"
+)
+
+// scheduler is a scheduler process under test.
+type scheduler struct {
+	name string
+	cmd  *exec.Cmd
+	died chan struct{} // closed when the process has exited
+	code int32         // exit status, or -signal; valid once died is closed
+	logs chan struct{} // closed when its output is fully forwarded
+}
+
+// startScheduler starts bin with args, forwarding its stdout and stderr
+// as SCLG frames.
+func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*scheduler, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Dir = "/tmp"
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start scheduler %s: %w", bin, err)
+	}
+	w.Close()
+	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), logs: make(chan struct{})}
+	go func() {
+		defer close(s.logs)
+		defer r.Close()
+		send(wire.TypeSchedLog, []byte("===SCHED_OUTPUT_START===\n"))
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				send(wire.TypeSchedLog, append([]byte(nil), buf[:n]...))
+			}
+			if err != nil {
+				break
+			}
+		}
+		send(wire.TypeSchedLog, []byte("\n===SCHED_OUTPUT_END===\n"))
+	}()
+	go func() {
+		err := cmd.Wait()
+		s.code = exitCode(cmd.ProcessState, err)
+		close(s.died)
+	}()
+	return s, nil
+}
+
+// exitCode is the process's exit status, or minus the signal that killed it.
+func exitCode(ps *os.ProcessState, err error) int32 {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -int32(ws.Signal())
+	}
+	return int32(ps.ExitCode())
+}
+
+// Errors of waitAttached.
+var (
+	errSchedDied  = errors.New("scheduler exited before attaching")
+	errNoSchedExt = errors.New("kernel has no sched_ext (no " + scxState + ")")
+)
+
+// waitAttached waits until sched_ext reports the scheduler enabled, up to
+// timeout. On a kernel without sched_ext it settles for a short while and
+// returns errNoSchedExt if the process is still alive.
+func (s *scheduler) waitAttached(timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-s.died:
+			return "", errSchedDied
+		default:
+		}
+		state, err := os.ReadFile(scxState)
+		if errors.Is(err, os.ErrNotExist) {
+			select {
+			case <-s.died:
+				return "", errSchedDied
+			case <-time.After(500 * time.Millisecond):
+				return "", errNoSchedExt
+			}
+		}
+		st := strings.TrimSpace(string(state))
+		if st == "enabled" {
+			ops, _ := os.ReadFile(scxOps)
+			if name := strings.TrimSpace(string(ops)); name != "" {
+				return name, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("scheduler %s did not attach within %v (sched_ext state %q)", s.name, timeout, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop asks the scheduler to exit (SIGINT, as a user would), then kills
+// it after grace, and waits for its output to be forwarded.
+func (s *scheduler) stop(grace time.Duration) {
+	select {
+	case <-s.died:
+	default:
+		s.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-s.died:
+		case <-time.After(grace):
+			s.cmd.Process.Kill()
+			<-s.died
+		}
+	}
+	select {
+	case <-s.logs:
+	case <-time.After(grace):
+	}
+}
+
+// kernelLog returns the tail of the kernel ring buffer (at most max bytes).
+func kernelLog(max int) []byte {
+	n, err := syscall.Klogctl(10, nil) // SYSLOG_ACTION_SIZE_BUFFER
+	if err != nil || n <= 0 {
+		return nil
+	}
+	buf := make([]byte, n)
+	n, err = syscall.Klogctl(3, buf) // SYSLOG_ACTION_READ_ALL
+	if err != nil || n <= 0 {
+		return nil
+	}
+	buf = buf[:n]
+	if len(buf) > max {
+		buf = buf[len(buf)-max:]
+		if i := strings.IndexByte(string(buf), '\n'); i >= 0 {
+			buf = buf[i+1:]
+		}
+	}
+	return buf
+}
+

@@ -1,0 +1,80 @@
+package guest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/workload"
+)
+
+// ValidateWork checks a scenario's "work" object with the workload
+// package's rules; unknown keys are errors, like the rest of the format.
+func ValidateWork(raw json.RawMessage) error {
+	_, err := decodeWork(raw)
+	return err
+}
+
+func decodeWork(raw json.RawMessage) (workload.Work, error) {
+	var w workload.Work
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return w, err
+	}
+	return w, w.Validate()
+}
+
+// spawnWorkload starts a batch of worker processes.
+func spawnWorkload(s spawnSpec) (workerGroup, error) {
+	w, err := decodeWork(s.Cgroup.Work)
+	if err != nil {
+		return nil, err
+	}
+	g, err := workload.Spawn(workload.SpawnSpec{
+		Work: w, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
+		Affinity: s.Affinity, Name: s.Cgroup.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return workloadGroup{g}, nil
+}
+
+type workloadGroup struct{ g *workload.Group }
+
+func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, error) {
+	stats, err := w.g.Stop(timeout)
+	out := make([]scenario.WorkerResult, 0, len(stats))
+	for _, s := range stats {
+		r := scenario.WorkerResult{
+			Iterations: s.Iterations, RunNS: s.RunNS, WaitNS: s.WaitNS, WallNS: s.WallNS,
+			MaxGapNS: s.MaxGapNS, Migrations: s.Migrations, CPUs: s.CPUs,
+		}
+		if !s.OK() {
+			r.Died = describe(s)
+		}
+		out = append(out, r)
+	}
+	return out, err
+}
+
+func describe(s workload.Stats) string {
+	var parts []string
+	switch {
+	case s.TimedOut:
+		parts = append(parts, "did not stop in time and was killed")
+	case s.Signal != 0:
+		parts = append(parts, fmt.Sprintf("killed by signal %d", s.Signal))
+	case s.Exited:
+		parts = append(parts, fmt.Sprintf("exited with status %d", s.ExitCode))
+	case !s.Reported:
+		parts = append(parts, "reported nothing")
+	}
+	if s.Error != "" {
+		parts = append(parts, s.Error)
+	}
+	return fmt.Sprintf("pid %d: %s", s.PID, strings.Join(parts, ": "))
+}
