@@ -368,4 +368,3 @@ func kernAddrs() (wire.KernAddrs, bool) {
 	}
 	return k, k.HasPhysBase || k.HasText
 }
-

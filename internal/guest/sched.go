@@ -160,4 +160,3 @@ func kernelLog(max int) []byte {
 	}
 	return buf
 }
-
