@@ -18,19 +18,23 @@ type Writer struct {
 
 // NewWriter returns a Writer to w; jsonLines selects JSON lines.
 func NewWriter(w io.Writer, jsonLines bool) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, 64<<10), e: encoder{json: jsonLines}}
+	return &Writer{bw: bufio.NewWriterSize(w, 64<<10), e: encoder{json: jsonLines, deferTail: true}}
 }
 
 // Write encodes one record, with the keys of its kind and name, and sets
 // r.V to Version.
 func (w *Writer) Write(r *Record) error {
 	r.V = Version
-	w.e.b = w.e.b[:0]
+	w.e.b, w.e.tail = w.e.b[:0], nil
 	w.e.record(r, Version)
 	if w.e.json {
 		w.e.b = append(w.e.b, '\n')
 	}
 	_, err := w.bw.Write(w.e.b)
+	if err == nil && w.e.tail != nil {
+		_, err = w.bw.Write(w.e.tail) // the payload, without copying it into b first
+	}
+	w.e.tail = nil
 	if cap(w.e.b) > 1<<20 {
 		w.e.b = nil // do not pin the buffer of one large payload
 	}
@@ -47,9 +51,13 @@ func (w *Writer) Close() error { return w.bw.Flush() }
 // same calls, so they carry the same keys in the same order.
 type encoder struct {
 	b    []byte
-	json bool
-	n    int // keys written in this record
-	at   int // msgpack: index of the map header byte
+	tail []byte // msgpack: the bytes of the last value, written after b
+	// deferTail lets tail outlive end (Writer.Write writes it); otherwise
+	// end appends it to b.
+	deferTail bool
+	json      bool
+	n         int // keys written in this record
+	at        int // msgpack: index of the map header byte
 }
 
 // record appends r. The key lists here are the schema (doc.go).
@@ -142,6 +150,9 @@ func (e *encoder) begin() {
 }
 
 func (e *encoder) end() {
+	if e.tail != nil && !e.deferTail {
+		e.b, e.tail = append(e.b, e.tail...), nil
+	}
 	if e.json {
 		e.b = append(e.b, '}')
 		return
@@ -153,6 +164,9 @@ func (e *encoder) end() {
 }
 
 func (e *encoder) key(k string) {
+	if e.tail != nil { // a key after a deferred value: not in this schema, but stay correct
+		e.b, e.tail = append(e.b, e.tail...), nil
+	}
 	if e.json {
 		if e.n > 0 {
 			e.b = append(e.b, ',')
@@ -238,6 +252,10 @@ func (e *encoder) bytes(k string, v []byte) {
 		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xc5), uint16(n))
 	default:
 		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xc6), uint32(n))
+	}
+	if n >= 512 {
+		e.tail = v // written by Writer.Write after b, or appended by the next key or end
+		return
 	}
 	e.b = append(e.b, v...)
 }
