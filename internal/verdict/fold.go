@@ -707,7 +707,7 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 		infra("LOSS", fmt.Sprintf("the guest dropped %s (%d bytes): the ring was full", plural(int64(c.LostFrames), "frame"), c.LostBytes))
 	}
 	if bad := max(f.diags[record.DiagCRCMismatch], f.c.BadCRC); bad > 0 {
-		infra("diag", fmt.Sprintf("%s failed the CRC check and were ignored", plural(bad, "frame")))
+		infra("diag", fmt.Sprintf("%s failed the CRC check (ignored, so they may have carried anything)", plural(bad, "frame")))
 	}
 	if k := f.diags[record.DiagTruncatedTail]; k > 0 {
 		infra("diag", "the frame stream ended inside a frame (truncated tail)")

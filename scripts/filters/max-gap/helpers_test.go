@@ -1,0 +1,10 @@
+package main
+
+import (
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func newEncoder(w io.Writer) *msgpack.Encoder { return msgpack.NewEncoder(w) }
+func newDecoder(r io.Reader) *msgpack.Decoder { return msgpack.NewDecoder(r) }
