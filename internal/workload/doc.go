@@ -28,7 +28,7 @@
 //	| nice_sweep     | as spin; worker i of n runs at nice -10+20*i/(n-1), or nices[i%len(nices)]    | loops (20000), nices (sweep -10..+10)          | independent  |
 //	| affinity_churn | as spin; every "every" iterations it pins itself to the next CPU of the mask  | loops (20000), every (10)                      | independent  |
 //	|                | it started with (round robin); at the end it restores that mask               |                                                |              |
-//	| mutex          | loops LCG steps, take a futex mutex shared by the group (0 free, 1 locked,   | loops (1000), hold_loops (1000),               | group_size   |
+//	| mutex          | loops LCG steps, take a futex mutex shared by the group (0 free, 1 locked,    | loops (1000), hold_loops (1000),               | group_size   |
 //	|                | 2 contended), hold_loops LCG steps inside, increment the group's counter      | group_size (0: all the spawn's workers)        | (0: all)     |
 //	|                | non-atomically inside the lock, unlock                                        |                                                |              |
 //
@@ -55,13 +55,14 @@
 // Each worker receives, besides its configuration (JSON on its command
 // line), these files:
 //
-//	| fd | what                                                                               |
-//	|----|------------------------------------------------------------------------------------|
-//	| 3  | control pipe, read end: the byte 'g' releases the worker; end of file means stop   |
-//	| 4  | report pipe, write end: "ready\n" or "error: why\n" after setup; the JSON Stats    |
-//	|    | line after stop                                                                     |
-//	| 5  | futex_pingpong, futex_fanout, mutex: a memfd mapped MAP_SHARED by all workers      |
-//	| 5-6| pipe: its read end and write end of the pair's two pipes                           |
+//	| fd  | what                                                                           |
+//	|-----|--------------------------------------------------------------------------------|
+//	| 3   | control pipe, read end: 'g' and the release time (CLOCK_MONOTONIC ns, u64 LE)  |
+//	|     | release the worker; end of file means stop                                     |
+//	| 4   | report pipe, write end: "ready\n" or "error: why\n" after setup; the JSON      |
+//	|     | Stats line after stop                                                          |
+//	| 5   | futex_pingpong, futex_fanout, mutex: a memfd mapped MAP_SHARED by all workers  |
+//	| 5-6 | pipe: its read end and write end of the pair's two pipes                       |
 //
 // The shared memory holds a stop word, then one 256-byte slot per group
 // whose words each sit on their own cache line: word A at +0 (turn,
@@ -82,6 +83,10 @@
 // dropped. If the parent dies, the control pipes reach end of file and the
 // workers stop by themselves.
 //
+// A pipe worker that ends normally sends the byte 'x' before closing its
+// pipes, so its peer can tell a peer that stopped from one that died (end
+// of file without 'x': reported as an error).
+//
 // A worker blocked in a pipe read whose peer is stopped (SIGSTOP) but not
 // dead cannot see Stop; Stop's timeout kills it. A mutex holder killed
 // inside the lock leaves the others waiting until Stop: their iterations
@@ -89,23 +94,27 @@
 //
 // # Statistics
 //
-// All measured by the worker over its window, from the release to the
-// moment it saw Stop (or could not go on), for its work thread:
+// All measured by the worker for its work thread over its window, which
+// opens at the release time Spawn stamped (so a worker that is slow to run
+// after the release shows it as a gap and as run-queue wait, not as a
+// shorter window) and closes when the worker saw Stop or could not go on.
+// The kernel counters are read just before the worker blocks waiting for
+// the release and again at the end:
 //
 //	| field                     | meaning                                                        | source                                         |
 //	|---------------------------|----------------------------------------------------------------|------------------------------------------------|
 //	| iterations                | iterations completed                                           | the loop                                       |
-//	| wall_ns                   | length of the window                                           | CLOCK_MONOTONIC                                |
+//	| wall_ns                   | length of the window                                           | CLOCK_MONOTONIC, from the release time         |
 //	| run_ns                    | time on a CPU                                                  | /proc/thread-self/schedstat field 1, delta     |
 //	| wait_ns                   | time runnable but waiting on a run queue                       | /proc/thread-self/schedstat field 2, delta     |
 //	| timeslices                | times it was put on a CPU                                      | /proc/thread-self/schedstat field 3, delta     |
-//	| max_gap_ns                | longest wall-clock time between two iteration completions     | CLOCK_MONOTONIC at each completion             |
-//	|                           | (the first gap starts at the release): the longest stall,      |                                                |
-//	|                           | including any blocking the type itself does                    |                                                |
+//	| max_gap_ns                | longest wall-clock time between two iteration completions,     | CLOCK_MONOTONIC at each completion             |
+//	|                           | the window's opening and end counting as completions: the      |                                                |
+//	|                           | longest stall, including any blocking the type itself does     |                                                |
 //	| migrations                | moves between CPUs                                             | se.nr_migrations in /proc/thread-self/sched,   |
 //	|                           |                                                                | delta; else cpu_changes ("migrations_from")    |
 //	| cpu_changes               | iterations that completed on another CPU than the previous one | getcpu(2) after each iteration                 |
-//	| cpus                      | sorted CPUs iterations completed on (and the one it started on)| getcpu(2) after each iteration                 |
+//	| cpus                      | sorted CPUs iterations completed on, and the one it started on | getcpu(2) after each iteration                 |
 //	| voluntary_ctxt_switches   | switches away because it blocked                               | /proc/thread-self/status, delta                |
 //	| involuntary_ctxt_switches | switches away because it was preempted                         | /proc/thread-self/status, delta                |
 //	| nice                      | the work thread's nice value at the end                        | getpriority(2)                                 |

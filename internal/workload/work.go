@@ -32,19 +32,17 @@ func Types() []Type {
 
 // Defaults of the parameters, used where a parameter is zero.
 const (
-	DefaultSpinLoops     = 20000 // spin, nice_sweep, affinity_churn: LCG steps per iteration
-	DefaultYieldLoops    = 1000  // yield: LCG steps before each sched_yield
-	DefaultBurstSpinUS   = 500   // bursty: busy time per iteration
-	DefaultBurstSleepUS  = 500   // bursty: sleep per iteration
-	DefaultFanoutGroup   = 4     // futex_fanout: workers per group (1 waker + 3 waiters)
-	DefaultFanoutLoops   = 1000  // futex_fanout: LCG steps per wake, waker and waiters
-	DefaultForkLoops     = 0     // fork_exit: LCG steps between forks
-	DefaultCacheLines    = 1024  // cache: cache lines touched per iteration
-	DefaultCacheSizeKB   = 32 << 10
-	DefaultChurnEvery    = 10   // affinity_churn: iterations between moves
-	DefaultMutexHold     = 1000 // mutex: LCG steps inside the lock
-	DefaultMutexLoops    = 1000 // mutex: LCG steps outside the lock
-	DefaultPingPongLoops = 0    // pipe, futex_pingpong: LCG steps per hand-off
+	DefaultSpinLoops    = 20000 // spin, nice_sweep, affinity_churn: LCG steps per iteration
+	DefaultYieldLoops   = 1000  // yield: LCG steps before each sched_yield
+	DefaultBurstSpinUS  = 500   // bursty: busy time per iteration
+	DefaultBurstSleepUS = 500   // bursty: sleep per iteration
+	DefaultFanoutGroup  = 4     // futex_fanout: workers per group (1 waker + 3 waiters)
+	DefaultFanoutLoops  = 1000  // futex_fanout: LCG steps per wake, waker and waiters
+	DefaultCacheLines   = 1024  // cache: cache lines touched per iteration
+	DefaultCacheSizeKB  = 32 << 10
+	DefaultChurnEvery   = 10   // affinity_churn: iterations between moves
+	DefaultMutexHold    = 1000 // mutex: LCG steps inside the lock
+	DefaultMutexLoops   = 1000 // mutex: LCG steps outside the lock
 )
 
 // Upper bounds of the parameters; Validate refuses larger values.

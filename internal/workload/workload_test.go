@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if IsWorker(os.Args) {
 		os.Exit(WorkerMain(os.Args))
 	}
+	if os.Getenv(exitNowEnv) == "1" { // BenchmarkForkExecSelf's child
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -189,20 +192,20 @@ func TestWorkTypes(t *testing.T) {
 	tests := []struct {
 		work  Work
 		count int
-		check func(t *testing.T, g *Group, stats []Stats)
-		// during runs while the workers run and returns a check for after.
+		check func(t *testing.T, stats []Stats)
+		// during runs while the workers run.
 		during func(t *testing.T, g *Group)
 	}{
 		{work: Work{Type: Spin}, count: 2},
 		{work: Work{Type: Yield}, count: 2},
-		{work: Work{Type: Bursty, SpinUS: 200, SleepUS: 300}, count: 1, check: func(t *testing.T, _ *Group, stats []Stats) {
+		{work: Work{Type: Bursty, SpinUS: 200, SleepUS: 300}, count: 1, check: func(t *testing.T, stats []Stats) {
 			if stats[0].VoluntaryCtxSwitches == 0 {
 				t.Errorf("bursty: no voluntary context switches over %d sleeps", stats[0].Iterations)
 			}
 		}},
 		{work: Work{Type: Pipe}, count: 4, check: checkPairs},
 		{work: Work{Type: FutexPingPong}, count: 2, check: checkPairs},
-		{work: Work{Type: FutexFanout, GroupSize: 3, Loops: 100}, count: 6, check: func(t *testing.T, _ *Group, stats []Stats) {
+		{work: Work{Type: FutexFanout, GroupSize: 3, Loops: 100}, count: 6, check: func(t *testing.T, stats []Stats) {
 			for grp := 0; grp < 2; grp++ {
 				waker := stats[grp*3].Iterations
 				for _, s := range stats[grp*3+1 : grp*3+3] {
@@ -213,7 +216,7 @@ func TestWorkTypes(t *testing.T) {
 			}
 		}},
 		{work: Work{Type: Cache, SizeKB: 4096, Loops: 256}, count: 1},
-		{work: Work{Type: NiceSweep, Loops: 2000}, count: 3, check: func(t *testing.T, _ *Group, stats []Stats) {
+		{work: Work{Type: NiceSweep, Loops: 2000}, count: 3, check: func(t *testing.T, stats []Stats) {
 			for i, want := range []int{-10, 0, 10} {
 				if stats[i].Nice != want {
 					t.Errorf("nice_sweep worker %d: Nice %d, want %d", i, stats[i].Nice, want)
@@ -227,7 +230,7 @@ func TestWorkTypes(t *testing.T) {
 				}
 			}
 		}},
-		{work: Work{Type: AffinityChurn, Every: 1}, count: 1, check: func(t *testing.T, _ *Group, stats []Stats) {
+		{work: Work{Type: AffinityChurn, Every: 1}, count: 1, check: func(t *testing.T, stats []Stats) {
 			if len(allowed) < 2 {
 				t.Logf("one CPU allowed: cannot check that the worker moved")
 				return
@@ -249,7 +252,7 @@ func TestWorkTypes(t *testing.T) {
 			})
 			checkCommon(t, stats, allowed, pids)
 			if tt.check != nil {
-				tt.check(t, nil, stats)
+				tt.check(t, stats)
 			}
 		})
 	}
@@ -270,7 +273,7 @@ func TestForkExit(t *testing.T) {
 
 // checkPairs checks that both sides of each ping-pong pair did the same
 // number of hand-offs, give or take the one in flight at Stop.
-func checkPairs(t *testing.T, _ *Group, stats []Stats) {
+func checkPairs(t *testing.T, stats []Stats) {
 	t.Helper()
 	for i := 0; i+1 < len(stats); i += 2 {
 		if d := absDiff(stats[i].Iterations, stats[i+1].Iterations); d > 1 {
@@ -334,7 +337,8 @@ func TestStopKillsStuckWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(hold / 2)
-	stats, err := g.Stop(300 * time.Millisecond)
+	waitRun(t, g.PIDs()[1:])
+	stats, err := g.Stop(2 * time.Second)
 	if err == nil || !strings.Contains(err.Error(), "did not stop in time") {
 		t.Errorf("Stop() error = %v, want one naming the stuck worker", err)
 	}
