@@ -31,10 +31,11 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	app := cli.App(name, "apply ktstr's dispatcher gates to raw frames", stdout, stderr)
-	app.UsageText = name + " [--json] [--control SOCKET] [--workload DURATION] < frames > records"
+	app.UsageText = name + " [--json] [--control SOCKET] [--workload DURATION] [--kernel-text-link ADDR] [-q] < frames > records"
 	app.Flags = []ucli.Flag{
 		&ucli.BoolFlag{Name: "json", Usage: "write JSON lines instead of msgpack"},
 		&ucli.StringFlag{Name: "control", Usage: "forward effects to ktstr-boot's control socket"},
+		&ucli.DurationFlag{Name: "control-wait", Value: 5 * time.Second, Usage: "how long to wait for the control socket to appear"},
 		&ucli.DurationFlag{Name: "workload", Usage: "watchdog budget: SCST, SCRR and SCEN move the deadline (0: not wired)"},
 		&ucli.StringFlag{Name: "kernel-text-link", Usage: "link-time address of _text (hex), enables the virtual KASLR offset"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary line on stderr"},
@@ -50,7 +51,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 			opts.TextLink = v
 		}
 		if sock := c.String("control"); sock != "" {
-			cl, err := control.Dial(sock, 5*time.Second)
+			cl, err := control.Dial(sock, c.Duration("control-wait"))
 			if err != nil {
 				return cli.Exitf(ExitIO, "control socket: %v", err)
 			}
