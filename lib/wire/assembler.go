@@ -108,6 +108,12 @@ type Assembler struct {
 	// OnEvent, when set, receives every anomaly in stream order,
 	// interleaved correctly with the frames passed to Feed's callback.
 	OnEvent func(Event)
+	// Borrow makes Feed pass payloads that alias its input p, or the
+	// assembler's own buffer for a frame that arrived over several feeds,
+	// instead of fresh copies. A borrowed payload is valid only until the
+	// emit callback returns: the callee copies what it keeps. Borrowing
+	// saves the one allocation and copy per frame (see the benchmarks).
+	Borrow bool
 
 	buf   []byte // pending bytes of one incomplete frame; buf[0] is at stream offset off
 	off   int64
@@ -151,9 +157,9 @@ func (a *Assembler) event(e Event) {
 }
 
 // Feed appends p to the stream and calls emit, in order, for every frame
-// it completes. Each non-empty payload is a fresh allocation owned by the
-// callee (one allocation per frame; an empty payload is nil). p is not
-// retained. An empty p changes nothing.
+// it completes. Unless Borrow is set, each non-empty payload is a fresh
+// allocation owned by the callee (one allocation per frame); an empty
+// payload is nil. p is not retained. An empty p changes nothing.
 //
 // Complete frames are parsed in place in p; only the bytes of a frame cut
 // by the end of p are copied into the pending buffer.
@@ -213,7 +219,12 @@ func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done b
 	}
 	take := total - have
 	var payload []byte
-	if h.Length > 0 {
+	switch {
+	case h.Length == 0:
+	case a.Borrow:
+		a.buf = append(a.buf, p[:take]...)
+		payload = a.buf[HeaderSize:total:total]
+	default:
 		payload = make([]byte, h.Length)
 		n := copy(payload, a.buf[HeaderSize:])
 		copy(payload[n:], p[:take])
@@ -292,7 +303,11 @@ func (a *Assembler) walk(data []byte, emit func(Frame)) (int, bool) {
 		}
 		end := HeaderSize + int(length)
 		var payload []byte
-		if length > 0 {
+		switch {
+		case length == 0:
+		case a.Borrow:
+			payload = b[HeaderSize:end:end]
+		default:
 			// append to nil copies without zeroing the new memory first.
 			payload = append([]byte(nil), b[HeaderSize:end]...)
 		}

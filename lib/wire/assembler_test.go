@@ -27,14 +27,23 @@ type recorder struct {
 	items []item
 }
 
-func newRecorder(cap uint32) *recorder {
+func newRecorder(cap uint32) *recorder { return newBorrowRecorder(cap, false) }
+
+// newBorrowRecorder records a borrowing assembler's frames by copying
+// their payloads inside the callback, where they are valid.
+func newBorrowRecorder(cap uint32, borrow bool) *recorder {
 	r := &recorder{}
-	r.a = &Assembler{Cap: cap, OnEvent: func(e Event) { r.items = append(r.items, item{Event: &e}) }}
+	r.a = &Assembler{Cap: cap, Borrow: borrow, OnEvent: func(e Event) { r.items = append(r.items, item{Event: &e}) }}
 	return r
 }
 
 func (r *recorder) feed(p []byte) *recorder {
-	r.a.Feed(p, func(f Frame) { r.items = append(r.items, item{Frame: &f}) })
+	r.a.Feed(p, func(f Frame) {
+		if r.a.Borrow && f.Payload != nil {
+			f.Payload = bytes.Clone(f.Payload)
+		}
+		r.items = append(r.items, item{Frame: &f})
+	})
 	return r
 }
 
@@ -586,5 +595,41 @@ func TestAssemblerOffsets(t *testing.T) {
 	}
 	if r.a.Stats().Bytes != int64(len(f1)+len(bad)) || r.a.Offset() != int64(len(f1)+len(bad)) {
 		t.Errorf("stats %+v, offset %d", r.a.Stats(), r.a.Offset())
+	}
+}
+
+// With Borrow, payloads alias the input (or the pending buffer for a frame
+// that spanned feeds) and the results are those of the owning mode.
+func TestAssemblerBorrow(t *testing.T) {
+	var stream []byte
+	for i := range 20 {
+		stream = AppendFrame(stream, TypeStdout, bytes.Repeat([]byte{byte(i)}, i*5))
+	}
+	stream = append(stream, frameWith(TypeExit, []byte{1, 2, 3, 4}, 0, 1)...)
+	for _, chunk := range []int{1, 3, 17, 64, len(stream)} {
+		owned, borrowed := newRecorder(0), newBorrowRecorder(0, true)
+		aliased := 0
+		for off := 0; off < len(stream); off += chunk {
+			p := stream[off:min(off+chunk, len(stream))]
+			owned.feed(p)
+			borrowed.a.Feed(p, func(f Frame) {
+				for i := range p {
+					if len(f.Payload) > 0 && &f.Payload[0] == &p[i] {
+						aliased++
+					}
+				}
+				if len(f.Payload) > 0 && cap(f.Payload) != len(f.Payload) {
+					t.Errorf("chunk %d: borrowed payload has spare capacity %d > %d", chunk, cap(f.Payload), len(f.Payload))
+				}
+				f.Payload = bytes.Clone(f.Payload)
+				borrowed.items = append(borrowed.items, item{Frame: &f})
+			})
+		}
+		if diff := cmp.Diff(owned.items, borrowed.items); diff != "" {
+			t.Errorf("chunk %d: Borrow changes the result (-owned +borrowed):\n%s", chunk, diff)
+		}
+		if chunk == len(stream) && aliased != 20 { // 19 non-empty stdout frames and EXIT
+			t.Errorf("one feed: %d payloads alias the input, want 20", aliased)
+		}
 	}
 }

@@ -138,4 +138,3 @@ func UnmarshalAssertResult(p []byte) (*AssertResult, error) {
 	}
 	return &r, nil
 }
-
