@@ -296,9 +296,14 @@ func (g *Group) start(cfg workerConfig, sys *syscall.SysProcAttr, extra []*os.Fi
 	p := &proc{index: cfg.Index, ctl: ctlW, report: repR, stderr: &tail{max: 4096}, done: make(chan struct{})}
 	p.rd = bufio.NewReader(io.LimitReader(repR, maxReport))
 	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{"ktstr-worker", workerArg, string(arg)},
-		ExtraFiles:  append([]*os.File{ctlR, repW}, extra...),
+		Path:       "/proc/self/exe",
+		Args:       []string{"ktstr-worker", workerArg, string(arg)},
+		ExtraFiles: append([]*os.File{ctlR, repW}, extra...),
+		// Explicit stdin and stdout: a nil one would make exec open
+		// /dev/null, which a minimal guest may not have. Stdin is the
+		// control pipe again (never read); stdout joins stderr.
+		Stdin:       ctlR,
+		Stdout:      p.stderr,
 		Stderr:      p.stderr,
 		SysProcAttr: sys,
 		WaitDelay:   time.Second,
