@@ -22,7 +22,7 @@ import (
 // some up to the ring's capacity, some exactly the ring's capacity. With
 // fixed >= 0 every payload is fixed bytes long instead. The slice passed
 // to fn is reused.
-func genFrames(seed uint64, n int, ringCap uint64, fixed int, fn func([]byte) error) error {
+func genFrames(seed uint64, n int, ringCap uint64, fixed int, same bool, fn func([]byte) error) error {
 	rng := rand.New(rand.NewPCG(seed, 0x6b747374))
 	var s [32]byte
 	binary.LittleEndian.PutUint64(s[:], seed)
@@ -43,9 +43,11 @@ func genFrames(seed uint64, n int, ringCap uint64, fixed int, fn func([]byte) er
 				size = rng.IntN(256)
 			}
 		}
-		payload = slices.Grow(payload[:0], size)[:size]
-		fill.Read(payload)
-		frame = wire.AppendFrame(frame[:0], wire.TypeStdout, payload)
+		if !same || i == 0 {
+			payload = slices.Grow(payload[:0], size)[:size]
+			fill.Read(payload)
+			frame = wire.AppendFrame(frame[:0], wire.TypeStdout, payload)
+		}
 		if err := fn(frame); err != nil {
 			return err
 		}
@@ -61,6 +63,7 @@ func shmprod(args []string) int {
 	frames := fs.Int("frames", 0, "frames to write")
 	seed := fs.Uint64("seed", 1, "seed of the frame generator")
 	fixed := fs.Int("fixed", -1, "payload size of every frame (default: random sizes)")
+	same := fs.Bool("same", false, "with -fixed: repeat one frame (for benchmarks)")
 	drop := fs.Int("drop", 0, "frames larger than the ring to write (each is counted as a drop)")
 	wait := fs.Duration("wait", time.Minute, "Producer.Wait")
 	grace := fs.Duration("grace", time.Minute, "Producer.Grace")
@@ -102,7 +105,7 @@ func shmprod(args []string) int {
 		defer bw.Flush()
 		out = bw
 	}
-	err = genFrames(*seed, *frames, g.Cap(), *fixed, func(f []byte) error {
+	err = genFrames(*seed, *frames, g.Cap(), *fixed, *same && *fixed >= 0, func(f []byte) error {
 		if err := p.Write(f); err != nil {
 			return err
 		}
@@ -111,8 +114,7 @@ func shmprod(args []string) int {
 	})
 	rng := rand.New(rand.NewPCG(*seed, 2))
 	for i := 0; i < *latency && err == nil; i++ {
-		time.Sleep(*pace/2 + rand.N(*pace+1))
-		_ = rng
+		time.Sleep(*pace/2 + time.Duration(rng.Int64N(int64(*pace)+1)))
 		var ts unix.Timespec
 		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 		err = p.Write(wire.AppendFrame(nil, wire.TypeStdout, binary.LittleEndian.AppendUint64(nil, uint64(ts.Nano()))))

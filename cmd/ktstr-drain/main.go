@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/ktstr-go/ktstr/internal/cli"
 	"github.com/ktstr-go/ktstr/internal/drain"
@@ -78,6 +79,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 				}
 			}
 		}()
+		growPipe(stdout)
 		pid := region.BootPID()
 		st, err := drain.Run(region, stdout, drain.Options{
 			Follow: c.Bool("follow"), Stop: stop,
@@ -95,6 +97,14 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// growPipe raises the capacity of stdout to 1 MiB when it is a pipe, so
+// that the drain and its reader switch less often. Failure is harmless.
+func growPipe(w io.Writer) {
+	if f, ok := w.(*os.File); ok {
+		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
 }
 
 // openWait calls open until it succeeds or wait has passed.
