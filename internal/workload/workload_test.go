@@ -251,6 +251,12 @@ func TestWorkTypes(t *testing.T) {
 				}
 			})
 			checkCommon(t, stats, allowed, pids)
+			for _, s := range stats {
+				t.Logf("%s worker %d: %d iterations in %v (%.0f/s), run %v, wait %v, max gap %v, cpus %v, vcs %d, ivcs %d",
+					s.Type, s.Index, s.Iterations, time.Duration(s.WallNS), float64(s.Iterations)/(float64(s.WallNS)/1e9),
+					time.Duration(s.RunNS), time.Duration(s.WaitNS), time.Duration(s.MaxGapNS), s.CPUs,
+					s.VoluntaryCtxSwitches, s.InvoluntaryCtxSwitches)
+			}
 			if tt.check != nil {
 				tt.check(t, stats)
 			}
