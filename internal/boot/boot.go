@@ -422,8 +422,20 @@ func softDelay(budget time.Duration) time.Duration {
 // under the same watchdog: a run past its deadline is recorded as a
 // timeout and its workers are left to the agent's cgroup cleanup.
 func (h *handler) runHost(cfg Config, region *shm.Region, start time.Time) (Result, error) {
+	// The agent's console and COM2 lines go where a VM's serial ports
+	// would, so the run directory looks the same.
+	con, err := os.OpenFile(filepath.Join(cfg.RunDir, ConsoleFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return Result{}, err
+	}
+	defer con.Close()
+	com2, err := os.OpenFile(filepath.Join(cfg.RunDir, COM2File), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return Result{}, err
+	}
+	defer com2.Close()
 	done := make(chan error, 1)
-	go func() { done <- guest.RunHost(region, cfg.Guest, os.Stderr) }()
+	go func() { done <- guest.RunHost(region, cfg.Guest, con, com2) }()
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = 120 * time.Second

@@ -111,13 +111,14 @@ func Main() {
 // RunHost runs the agent on the host, in this process, writing into the
 // region ktstr-boot created (ktstr-boot --vmm host). Workers are this
 // executable re-executed, in a cgroup of their own when the host has
-// cgroup v2.
-func RunHost(r *shm.Region, cfg Config, log io.Writer) (err error) {
+// cgroup v2. log takes the agent's console lines and com2 its PANIC
+// lines, as the serial ports do in a VM.
+func RunHost(r *shm.Region, cfg Config, log, com2 io.Writer) (err error) {
 	g, err := shm.OpenGuest(r.Mem())
 	if err != nil {
 		return err
 	}
-	a := &agent{host: true, cfg: cfg, log: log, com2: log, spawn: spawnWorkload}
+	a := &agent{host: true, cfg: cfg, log: log, com2: com2, spawn: spawnWorkload}
 	a.attach(g)
 	defer func() {
 		if r := recover(); r != nil {

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// verdictJSON is the part of ktstr-verdict --format json the tests read.
+type verdictJSON struct {
+	Runs []struct {
+		Status   string `json:"status"`
+		Cause    string `json:"cause"`
+		Reason   string `json:"reason"`
+		Findings []struct {
+			Status  string `json:"status"`
+			Cause   string `json:"cause"`
+			Kind    string `json:"kind"`
+			Message string `json:"message"`
+		} `json:"findings"`
+		VMEnd *struct {
+			Reason string `json:"reason"`
+		} `json:"vm_end"`
+	} `json:"runs"`
+}
+
+func parseVerdict(t *testing.T, out string) verdictJSON {
+	t.Helper()
+	var v verdictJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("verdict JSON: %v\n%s", err, out)
+	}
+	if len(v.Runs) != 1 {
+		t.Fatalf("verdict has %d runs, want 1:\n%s", len(v.Runs), out)
+	}
+	return v
+}
+
+func hasFinding(v verdictJSON, cause, kind string) bool {
+	for _, f := range v.Runs[0].Findings {
+		if f.Cause == cause && (kind == "" || f.Kind == kind) {
+			return true
+		}
+	}
+	return false
+}
+
+var jsonVerdict = []string{"KTSTR_VERDICT_ARGS=--format json"}
+
+// TestHostModePipeline runs the agent on this machine (--vmm host)
+// through the whole pipeline: no VM, real worker processes.
+func TestHostModePipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pipeline test: skipped with -short")
+	}
+	buildTools(t)
+	r := ktstrRun(t, "", jsonVerdict, "--vmm", "host", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/host-smoke.json"), "--timeout", "60s")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 0 || v.Runs[0].Status != "PASS" {
+		t.Fatalf("host steady: status %d, verdict %s (%s)\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stderr)
+	}
+}
+
+func TestVMIsolationViolationFails(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, jsonVerdict, "--cpus", "2", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/isolation-violation.json"))
+	v := parseVerdict(t, r.stdout)
+	if r.status != 1 || !hasFinding(v, "assertion", "isolation") {
+		t.Fatalf("isolation-violation: status %d, want 1 with an isolation failure\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+}
+
+func TestVMCpusetSplitPasses(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, jsonVerdict, "--cpus", "2", "--scenario", "cpuset-split")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 0 {
+		t.Fatalf("cpuset-split: status %d (%s: %s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+}
+
+// TestVMSchedulerExitsEarly packs a dynamic binary that exits at once as
+// the scheduler: the verdict must name the scheduler's death.
+func TestVMSchedulerExitsEarly(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, jsonVerdict, "--scheduler", "/bin/false", "--scenario", "steady")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 1 || v.Runs[0].Cause != "scheduler_died" {
+		t.Fatalf("scheduler /bin/false: status %d cause %q, want 1 and scheduler_died\n%s\nstderr:\n%s", r.status, v.Runs[0].Cause, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "code 1") {
+		t.Errorf("verdict does not carry the scheduler's exit code 1:\n%s", r.stdout)
+	}
+}
+
+// TestVMSchedulerDiesMidRun uses a scheduler that lives for a second:
+// SCDX arrives mid-run, ktstr-dispatch forwards the kill and ktstr-boot
+// stops the VM early.
+func TestVMSchedulerDiesMidRun(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, jsonVerdict, "--scheduler", "/bin/sleep", "--sched-arg", "1", "--scenario", "steady")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 1 || !hasFinding(v, "scheduler_died", "") {
+		t.Fatalf("scheduler sleep 1: status %d, want 1 with scheduler_died\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+	if v.Runs[0].VMEnd == nil || v.Runs[0].VMEnd.Reason != "killed" {
+		t.Errorf("vm_end = %+v, want killed (early kill)", v.Runs[0].VMEnd)
+	}
+}
