@@ -67,8 +67,9 @@ func (e *DecodeError) Unwrap() []error {
 	return []error{ErrDecode, e.Err}
 }
 
-// marshal encodes v as a msgpack map with sorted keys and the smallest
-// integer encodings, so that equal values give equal bytes.
+// marshal encodes v as a msgpack map: struct fields in declaration order
+// (empty optional ones left out), Go maps with sorted keys, integers in
+// their smallest encoding, so that equal values give equal bytes.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)

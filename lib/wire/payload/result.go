@@ -2,6 +2,10 @@ package payload
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
@@ -94,12 +98,35 @@ type ScenarioStats struct {
 // AssertResult is the TEST payload: the guest's verdict on the scenario.
 // An empty Outcomes list means Pass (as in ktstr).
 type AssertResult struct {
-	Scenario     string             `msgpack:"scenario,omitempty" json:"scenario,omitempty"`
-	Outcomes     []Outcome          `msgpack:"outcomes" json:"outcomes"`
-	Passes       []PassDetail       `msgpack:"passes,omitempty" json:"passes,omitempty"`
-	Stats        ScenarioStats      `msgpack:"stats" json:"stats"`
-	Measurements map[string]float64 `msgpack:"measurements,omitempty" json:"measurements,omitempty"`
-	InfoNotes    []string           `msgpack:"info_notes,omitempty" json:"info_notes,omitempty"`
+	Scenario     string        `msgpack:"scenario,omitempty" json:"scenario,omitempty"`
+	Outcomes     []Outcome     `msgpack:"outcomes" json:"outcomes"`
+	Passes       []PassDetail  `msgpack:"passes,omitempty" json:"passes,omitempty"`
+	Stats        ScenarioStats `msgpack:"stats" json:"stats"`
+	Measurements Measurements  `msgpack:"measurements,omitempty" json:"measurements,omitempty"`
+	InfoNotes    []string      `msgpack:"info_notes,omitempty" json:"info_notes,omitempty"`
+}
+
+// Measurements are named values a scenario measured. They encode with
+// sorted keys, so that equal results give equal bytes.
+type Measurements map[string]float64
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (m Measurements) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if m == nil {
+		return enc.EncodeNil()
+	}
+	if err := enc.EncodeMapLen(len(m)); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if err := enc.EncodeString(k); err != nil {
+			return err
+		}
+		if err := enc.EncodeFloat64(m[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Verdict folds the outcomes: Fail > Inconclusive > Pass > Skip, and Pass
