@@ -418,13 +418,16 @@ func (f *Folder) scanKernel(source, l string) {
 			f.splats = append(f.splats, splatHit{kind, t, source})
 		}
 	}
-	if m := disableRe.FindStringSubmatch(t); m != nil {
+	if !strings.HasPrefix(t, "sched_ext: ") {
+		// not a sched_ext message
+	} else if m := disableRe.FindStringSubmatch(t); m != nil {
+		seen := false
 		for _, d := range f.disables {
-			if d.line == t {
-				return // the same message from another source
-			}
+			seen = seen || d.line == t // the same message from another source
 		}
-		f.disables = append(f.disables, schedDisable{name: m[1], reason: m[2], line: t, source: source})
+		if !seen {
+			f.disables = append(f.disables, schedDisable{name: m[1], reason: m[2], line: t, source: source})
+		}
 	} else if m := schedMsg.FindStringSubmatch(t); m != nil && len(f.disables) > 0 {
 		d := &f.disables[len(f.disables)-1]
 		if d.msg == "" && d.name == m[1] && d.source == source {

@@ -324,5 +324,6 @@ func unsafeRune(r rune) bool {
 func WriteJSON(w io.Writer, rep Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
 }

@@ -15,21 +15,27 @@ import (
 type Splat struct {
 	Name string
 	Re   *regexp.Regexp
+	// need, when set, lists words one of which a line must contain for
+	// Re to match: a cheap test that spares the regexp on ordinary lines.
+	need []string
 }
 
 // defaultSplats are checked in order; the first match names the line, so
 // the specific patterns come before the general ones.
-var defaultSplats = []struct{ name, re string }{
-	{"kasan", `^BUG: (?:KASAN|KFENCE|KMSAN): `},
-	{"lockdep", `^(?:WARNING|INFO): (?:possible circular locking dependency|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|held lock freed|possible irq lock inversion|lock held when returning to user space|nested lock was not taken|bad contention detected|lock held at task exit)`},
-	{"soft_lockup", `^(?:watchdog: )?BUG: soft lockup`},
-	{"hard_lockup", `^(?:NMI )?[Ww]atchdog detected hard LOCKUP`},
-	{"rcu_stall", `^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?`},
-	{"hung_task", `^INFO: task .+ blocked for more than \d+ seconds`},
-	{"ubsan", `^UBSAN: `},
-	{"oops", `^(?:Oops: |Oops\b|general protection fault|Internal error: Oops)`},
-	{"bug", `^(?:BUG: |kernel BUG at )`},
-	{"warn", `^WARNING: (?:CPU: \d+ PID: \d+ at |at )`},
+var defaultSplats = []struct {
+	name, re string
+	need     []string
+}{
+	{"kasan", `^BUG: (?:KASAN|KFENCE|KMSAN): `, []string{"BUG: "}},
+	{"lockdep", `^(?:WARNING|INFO): (?:possible circular locking dependency|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|held lock freed|possible irq lock inversion|lock held when returning to user space|nested lock was not taken|bad contention detected|lock held at task exit)`, []string{"WARNING: ", "INFO: "}},
+	{"soft_lockup", `^(?:watchdog: )?BUG: soft lockup`, []string{"BUG: "}},
+	{"hard_lockup", `^(?:NMI )?[Ww]atchdog detected hard LOCKUP`, []string{"LOCKUP"}},
+	{"rcu_stall", `^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?`, []string{"INFO: "}},
+	{"hung_task", `^INFO: task .+ blocked for more than \d+ seconds`, []string{"INFO: "}},
+	{"ubsan", `^UBSAN: `, []string{"UBSAN: "}},
+	{"oops", `^(?:Oops: |Oops\b|general protection fault|Internal error: Oops)`, []string{"Oops", "general protection fault"}},
+	{"bug", `^(?:BUG: |kernel BUG at )`, []string{"BUG"}},
+	{"warn", `^WARNING: (?:CPU: \d+ PID: \d+ at |at )`, []string{"WARNING: "}},
 }
 
 // DefaultSplats returns the built-in patterns: kasan (also KFENCE and
@@ -38,7 +44,7 @@ var defaultSplats = []struct{ name, re string }{
 func DefaultSplats() []Splat {
 	out := make([]Splat, len(defaultSplats))
 	for i, d := range defaultSplats {
-		out[i] = Splat{Name: d.name, Re: regexp.MustCompile(d.re)}
+		out[i] = Splat{Name: d.name, Re: regexp.MustCompile(d.re), need: d.need}
 	}
 	return out
 }
@@ -100,37 +106,82 @@ func SelectSplats(extra []Splat, drop []string) ([]Splat, error) {
 	return out, nil
 }
 
-var (
-	kmsgHeader = regexp.MustCompile(`^\d+,\d+,\d+,[^;]*;`)
-	levelTag   = regexp.MustCompile(`^<\d+>`)
-	timestamp  = regexp.MustCompile(`^\[\s*\d+\.\d+\]\s?`)
-	callerID   = regexp.MustCompile(`^\[\s*[CT]\d+\]\s?`)
-)
-
-// kernelText strips the printk decorations from a kernel log line.
+// kernelText strips the printk decorations from a kernel log line: a
+// /dev/kmsg "4,123,456,-;" header, a "<4>" level, a "[  1.234567]"
+// timestamp and a "[T1]" caller id, in that order, each optional.
 func kernelText(line string) string {
 	s := line
-	if m := kmsgHeader.FindStringIndex(s); m != nil {
-		s = s[m[1]:]
+	if i := strings.IndexByte(s, ';'); i > 0 && kmsgHeader(s[:i]) {
+		s = s[i+1:]
 	}
-	if m := levelTag.FindStringIndex(s); m != nil {
-		s = s[m[1]:]
+	if len(s) > 2 && s[0] == '<' {
+		if j := strings.IndexByte(s, '>'); j > 1 && allDigits(s[1:j]) {
+			s = s[j+1:]
+		}
 	}
-	if m := timestamp.FindStringIndex(s); m != nil {
-		s = s[m[1]:]
+	if r, ok := bracket(s, func(in string) bool {
+		a, b, ok := strings.Cut(strings.TrimLeft(in, " "), ".")
+		return ok && allDigits(a) && allDigits(b)
+	}); ok {
+		s = r
 	}
-	if m := callerID.FindStringIndex(s); m != nil {
-		s = s[m[1]:]
+	if r, ok := bracket(s, func(in string) bool {
+		in = strings.TrimLeft(in, " ")
+		return len(in) > 1 && (in[0] == 'T' || in[0] == 'C') && allDigits(in[1:])
+	}); ok {
+		s = r
 	}
 	return strings.TrimSpace(s)
+}
+
+// kmsgHeader reports whether h is "level,seq,usec,flags" (flags any).
+func kmsgHeader(h string) bool {
+	parts := strings.SplitN(h, ",", 4)
+	return len(parts) == 4 && allDigits(parts[0]) && allDigits(parts[1]) && allDigits(parts[2])
+}
+
+// bracket strips a leading "[...]" and one space after it when ok(inside).
+func bracket(s string, ok func(string) bool) (string, bool) {
+	if len(s) < 2 || s[0] != '[' {
+		return s, false
+	}
+	j := strings.IndexByte(s, ']')
+	if j < 0 || !ok(s[1:j]) {
+		return s, false
+	}
+	return strings.TrimPrefix(s[j+1:], " "), true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // matchSplat returns the name of the first pattern that matches text.
 func matchSplat(pats []Splat, text string) string {
 	for _, p := range pats {
+		if len(p.need) > 0 && !containsAny(text, p.need) {
+			continue
+		}
 		if p.Re.MatchString(text) {
 			return p.Name
 		}
 	}
 	return ""
+}
+
+func containsAny(s string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }

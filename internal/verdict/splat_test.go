@@ -116,3 +116,31 @@ func TestSplatFindingsBounded(t *testing.T) {
 		t.Errorf("splats=%d findings=%d, want 41 counted, 16 listed and one summary", v.Counts.Splats, len(v.Findings))
 	}
 }
+
+func TestKernelText(t *testing.T) {
+	// Through a custom pattern anchored at the start, the decorations
+	// must be gone.
+	re, _ := verdict.ParseSplat("x=^hello world$")
+	cfg := verdict.Config{Splats: []verdict.Splat{re}}
+	for _, line := range []string{
+		"hello world",
+		"[    1.234567] hello world",
+		"[12345.000001] hello world",
+		"<4>[    1.234567] hello world",
+		"6,1234,5678901,-;hello world",
+		"6,1234,5678901,-,caller=T1;hello world",
+		"[    1.234567][    T1] hello world",
+		"[    1.234567] [  C12] hello world",
+		"   hello world  ",
+	} {
+		v := fold(vt.New().Dmesg(line), cfg)
+		if v.Counts.Splats != 1 {
+			t.Errorf("kernelText(%q) did not reduce to %q", line, "hello world")
+		}
+	}
+	for _, line := range []string{"[abc] hello world", "<x>hello world", "1,2;hello world", "[T1x] hello world"} {
+		if v := fold(vt.New().Dmesg(line), cfg); v.Counts.Splats != 0 {
+			t.Errorf("kernelText(%q) stripped what is not a printk decoration", line)
+		}
+	}
+}
