@@ -48,7 +48,10 @@ man:
 	scripts/lint-man
 
 kernel:
-	scripts/build-kernel
+	scripts/build-kernel >/dev/null
+
+schedulers:
+	scripts/build-schedulers >/dev/null
 
 clean:
 	rm -rf $(BIN)

@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
@@ -91,7 +94,9 @@ var (
 // returns errNoSchedExt if the process is still alive.
 func (s *scheduler) waitAttached(timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
+	pinned := map[int]bool{}
 	for {
+		pinEnableHelper(pinned)
 		select {
 		case <-s.died:
 			return "", errSchedDied
@@ -159,4 +164,29 @@ func kernelLog(max int) []byte {
 		}
 	}
 	return buf
+}
+
+// pinEnableHelper pins sched_ext's enable helper kthread to CPU 0 while a
+// scheduler attaches. On 6.12, ops.init() runs on that kthread and
+// scx_central's init must run on CPU 0; pinning it made scx_central attach
+// every time (sched-ext-notes). It is harmless for other schedulers.
+func pinEnableHelper(done map[int]bool) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(0)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || done[pid] {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || !strings.HasPrefix(string(comm), "scx_ops_enable") {
+			continue
+		}
+		done[pid] = true
+		unix.SchedSetaffinity(pid, &set)
+	}
 }

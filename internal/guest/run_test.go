@@ -1,0 +1,185 @@
+package guest
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/lib/wire"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
+)
+
+// fakeGroup is a batch of workers that report fixed results.
+type fakeGroup struct {
+	spec    spawnSpec
+	stopped bool
+}
+
+func (f *fakeGroup) Stop(time.Duration) ([]scenario.WorkerResult, error) {
+	f.stopped = true
+	out := make([]scenario.WorkerResult, f.spec.Count)
+	for i := range out {
+		cpus := f.spec.Affinity
+		if cpus == nil {
+			cpus = []int{i % 2}
+		}
+		out[i] = scenario.WorkerResult{Iterations: 100, RunNS: 5e8, WallNS: 1e9, MaxGapNS: 1e6, CPUs: cpus}
+	}
+	return out, nil
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	frames []wire.Type
+	stims  []wire.Stimulus
+	groups []*fakeGroup
+}
+
+func (r *recorder) send(t wire.Type, p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames = append(r.frames, t)
+	if t == wire.TypeStimulus || t == wire.TypeStepEnd {
+		s, err := wire.DecodeStimulus(p)
+		if err != nil {
+			panic(err)
+		}
+		r.stims = append(r.stims, s)
+	}
+}
+
+func (r *recorder) spawn(s spawnSpec) (workerGroup, error) {
+	if strings.Contains(string(s.Cgroup.Work), "explode") {
+		return nil, errors.New("cannot start")
+	}
+	g := &fakeGroup{spec: s}
+	r.groups = append(r.groups, g)
+	return g, nil
+}
+
+func testEnv(r *recorder) runEnv {
+	return runEnv{
+		topo:       scenario.Topology{CPUs: []int{0, 1}, LLCs: [][]int{{0, 1}}},
+		cgroupSkip: "test: no cgroups",
+		spawn:      r.spawn,
+		send:       r.send,
+		logf:       func(string, ...any) {},
+		stop:       make(chan struct{}),
+		stopWhy:    func() string { return "" },
+	}
+}
+
+func mustParse(t *testing.T, js string) *scenario.Scenario {
+	t.Helper()
+	s, err := scenario.Parse([]byte(js), ValidateWork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRunScenarioFramesAndSteps(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","settle_ms":10,
+		"cgroups":[{"name":"a","workers_per_cpu":2,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":10},{"hold_ms":10,"ops":[{"op":"add_workers","cgroup":"a","count":1}]}]}`)
+	r := &recorder{}
+	res := runScenario(sc, testEnv(r))
+	want := []wire.Type{wire.TypeScenarioStart,
+		wire.TypeStimulus, wire.TypeStepEnd, // step 0: baseline
+		wire.TypeStimulus, wire.TypeStepEnd, // step 1
+		wire.TypeStimulus, wire.TypeStepEnd, // step 2
+		wire.TypeScenarioEnd}
+	if d := cmp.Diff(want, r.frames); d != "" {
+		t.Errorf("frames (-want +got):\n%s", d)
+	}
+	var steps []uint16
+	for _, s := range r.stims {
+		steps = append(steps, s.StepIndex)
+	}
+	if d := cmp.Diff([]uint16{0, 0, 1, 1, 2, 2}, steps); d != "" {
+		t.Errorf("step indexes (-want +got):\n%s", d)
+	}
+	if got := r.stims[4].WorkerCount; got != 5 {
+		t.Errorf("step 2 worker count = %d, want 5 (4 per 2 CPUs + 1 added)", got)
+	}
+	if r.stims[4].OpCount != 1 || r.stims[4].OpKinds != 4 {
+		t.Errorf("step 2 ops = %d kinds %#x, want 1 and add_workers (4)", r.stims[4].OpCount, r.stims[4].OpKinds)
+	}
+	if len(r.groups) != 2 || r.groups[0].spec.Count != 4 || r.groups[1].spec.Count != 1 {
+		t.Fatalf("spawned %d batches, want 4 then 1 worker", len(r.groups))
+	}
+	for _, g := range r.groups {
+		if !g.stopped {
+			t.Error("a batch was never stopped")
+		}
+	}
+	if res.Verdict() != payload.Pass || res.Stats.Workers != 5 {
+		t.Errorf("result %v with %d workers, want pass with 5: %+v", res.Verdict(), res.Stats.Workers, res.Outcomes)
+	}
+}
+
+func TestRunScenarioNoCgroupsSkipsIsolation(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","cpuset":"0","workers":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":5}]}`)
+	res := runScenario(sc, testEnv(&recorder{}))
+	if res.Verdict() != payload.Skip && res.Verdict() != payload.Pass {
+		t.Fatalf("verdict %v: %+v", res.Verdict(), res.Outcomes)
+	}
+	found := false
+	for _, o := range res.Outcomes {
+		found = found || (o.Verdict == payload.Skip && strings.Contains(o.Message, "test: no cgroups"))
+	}
+	if !found {
+		t.Errorf("no Skip outcome naming why isolation was not checked: %+v", res.Outcomes)
+	}
+}
+
+func TestRunScenarioPinResolvesAffinity(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","cpuset":"0","cpuset_enforce":false,"pin":"1","workers":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":5}]}`)
+	r := &recorder{}
+	res := runScenario(sc, testEnv(r))
+	if d := cmp.Diff([]int{1}, r.groups[0].spec.Affinity); d != "" {
+		t.Errorf("affinity (-want +got):\n%s", d)
+	}
+	if res.Verdict() != payload.Fail || res.Outcomes[0].Kind != payload.KindIsolation {
+		t.Errorf("worker on CPU 1 with expected cpuset 0: %+v, want an isolation failure", res.Outcomes)
+	}
+}
+
+func TestRunScenarioSpawnFailureFails(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin","loops":7}}],"steps":[{"hold_ms":5}]}`)
+	r := &recorder{}
+	env := testEnv(r)
+	env.spawn = func(spawnSpec) (workerGroup, error) { return nil, errors.New("cannot start") }
+	res := runScenario(sc, env)
+	if res.Verdict() != payload.Fail || !strings.Contains(res.Outcomes[len(res.Outcomes)-1].Message, "cannot start") {
+		t.Errorf("outcomes %+v, want a failure naming the spawn error", res.Outcomes)
+	}
+}
+
+func TestRunScenarioStopCutsShort(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":60000},{"hold_ms":60000}]}`)
+	r := &recorder{}
+	env := testEnv(r)
+	stop := make(chan struct{})
+	env.stop = stop
+	env.stopWhy = func() string { return "scheduler x exited with code 3" }
+	time.AfterFunc(20*time.Millisecond, func() { close(stop) })
+	done := make(chan *payload.AssertResult)
+	go func() { done <- runScenario(sc, env) }()
+	select {
+	case res := <-done:
+		if res.Verdict() != payload.Inconclusive || !strings.Contains(res.Outcomes[len(res.Outcomes)-1].Message, "code 3") {
+			t.Errorf("outcomes %+v, want inconclusive naming the cause", res.Outcomes)
+		}
+		if n := len(r.stims); n != 2 {
+			t.Errorf("%d STIM/STEN frames, want 2 (the second step never starts)", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("runScenario did not stop when told to")
+	}
+}
