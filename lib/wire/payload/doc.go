@@ -1,13 +1,104 @@
 // Package payload encodes the structured frame payloads that ktstr writes
 // with a Rust-only format (postcard): TEST (AssertResult), PMET
 // (PayloadMetrics), RAWO (RawPayloadOutput), KORQ (KernelOpRequest) and
-// KORP (KernelOpReply). ktstr-go carries them as msgpack maps with the
-// string keys documented on each struct and in ktstr-wire(5), so that a
-// guest agent or a filter in any language can read and write them.
+// KORP (KernelOpReply). ktstr-go carries them as msgpack maps with string
+// keys, so that a guest agent or a filter in any language can read and
+// write them. ktstr-wire(5) lists the same keys.
 //
-// Unknown keys are ignored when decoding, and missing keys take their zero
-// value, so fields can be added without breaking older readers. Every
-// decoder bounds what it accepts: lengths come from the frame, which the
-// assembler has already capped, and the msgpack decoder never allocates
-// more than the bytes it is given can describe.
+// # Encoding
+//
+// A payload is exactly one msgpack map. The Marshal functions write the
+// keys in the order listed below (the struct's declaration order, as
+// postcard does), leave out empty optional keys, sort the keys of nested
+// maps and use the smallest integer encodings, so equal values give equal
+// bytes.
+//
+// The Unmarshal functions are strict where the wire is hostile and lenient
+// where a newer writer may add things. They accept keys in any order,
+// skip unknown keys (which must still be well-formed msgpack), read nil as
+// the zero value and accept any integer width, an integer for a float and
+// bin for a string. They reject anything that does not fit: an integer
+// out of its field's range, a float for an integer, a duplicate key, a
+// missing required key, nesting deeper than MaxDepth, more than MaxElems
+// entries in one map or array, a length longer than the bytes left, and
+// trailing bytes. They never allocate more than the payload's own entries
+// can describe, whatever a length says. Every error is a *DecodeError
+// that wraps ErrDecode and wire.ErrPayloadSize or wire.ErrPayloadValue.
+//
+// # TEST: AssertResult
+//
+//	key            type                 required  meaning
+//	scenario       string               no        scenario name
+//	outcomes       array of Outcome     yes       nil or empty means pass
+//	passes         array of PassDetail  no        checks that passed
+//	stats          ScenarioStats        no
+//	measurements   map string -> float  no        named values, keys sorted
+//	info_notes     array of string      no
+//
+//	Outcome:       verdict (string: skip, pass, inconclusive, fail; required
+//	               to be one of them), kind (string, optional), message
+//	               (string, optional)
+//	PassDetail:    check (string), message (string, optional)
+//	ScenarioStats: cgroups (array of CgroupStats, optional), workers (int),
+//	               cpus (int), migrations (u64), worst_spread_pct (float),
+//	               worst_gap_ms (float), total_iterations (u64)
+//	CgroupStats:   name (string), workers (int), cpus (int), iterations
+//	               (u64), migrations (u64), run_ns (u64), wait_ns (u64),
+//	               spread_pct (float), max_gap_ms (float)
+//
+// The outcomes fold with ktstr's precedence Fail > Inconclusive > Pass >
+// Skip; an empty list is Pass. Because the key must be present, a payload
+// that lost its outcomes never reads as a pass.
+//
+// # PMET: PayloadMetrics
+//
+//	key            type             required  meaning
+//	payload_index  u32              no        the payload's position in the scenario
+//	payload        string           no        the payload's name (UTF-8)
+//	exit_code      i32              yes       the payload's exit code
+//	metrics        array of Metric  no
+//
+//	Metric:        name (string, non-empty UTF-8, at most 256 bytes),
+//	               value (float, finite), unit (string, optional, at most
+//	               256 bytes), polarity (string, optional: higher_better or
+//	               lower_better; absent means unknown)
+//
+// # RAWO: RawPayloadOutput
+//
+//	key            type    required  meaning
+//	payload_index  u32     no
+//	payload        string  no        the payload's name (UTF-8, at most 256 bytes)
+//	exit_code      i32     yes
+//	stdout         string  no        captured text; ill-formed UTF-8 is replaced
+//	stderr         string  no        as by Rust's String::from_utf8_lossy
+//	hint           string  no        what the output is, for a metric extractor
+//
+// # KORQ: KernelOpRequest
+//
+//	key         type                   required  meaning
+//	request_id  u32                    yes
+//	mode        string                 yes       hot or cold
+//	direction   string                 yes       write or read
+//	tag         string                 no        the host cuts it at 256 bytes
+//	entries     array of KernelOpEntry no
+//
+//	KernelOpEntry: target (Target), value (Value)
+//	Target:        kind (string: symbol, direct, kva, per_cpu_field,
+//	               task_field), symbol (string), addr (u64), field (string),
+//	               cpu (u32), pid (u32), start_time_ns (u64); only the keys
+//	               the kind uses are written
+//	Value:         kind (string: u32, u64, bytes, or_u32), u (u64; at most
+//	               2^32-1 for u32 and or_u32), bytes (bin). For a read, the
+//	               kind gives the width and the content is ignored.
+//
+// # KORP: KernelOpReply
+//
+//	key          type            required  meaning
+//	request_id   u32             yes       echoed from the request
+//	success      bool            yes
+//	reason       string          no        why it failed; should be at most 256 bytes
+//	read_values  array of Value  no        one per entry for a read
+//
+// A KORP payload may be at most KernelOpReplyMax (1 MiB); the size is
+// checked before anything is decoded.
 package payload
