@@ -633,3 +633,29 @@ func TestAssemblerBorrow(t *testing.T) {
 		}
 	}
 }
+
+// The residual cap at the real cap: exactly 2 × 16 MiB pending is kept,
+// one byte more clears the buffer (about 100 MiB of memory in all).
+func TestAssemblerResidualAtRealCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates about 100 MiB; skipped with -short")
+	}
+	hdr := AppendHeader(nil, Header{Type: TypeWprofTrace, Length: 0xFFFFFFFF})
+	chunk := make([]byte, 1<<20)
+	var a Assembler
+	var events []Event
+	a.OnEvent = func(e Event) { events = append(events, e) }
+	emit := func(Frame) { t.Fatal("no frame expected") }
+	a.Feed(hdr, emit)
+	for n := 2*MaxPayload - HeaderSize; n > 0; n -= len(chunk) {
+		a.Feed(chunk[:min(n, len(chunk))], emit)
+	}
+	if a.Pending() != 2*MaxPayload || len(events) != 0 {
+		t.Fatalf("2*MaxPayload pending: Pending() = %d, events %v, want kept", a.Pending(), events)
+	}
+	a.Feed(chunk[:1], emit)
+	want := []Event{{Kind: EventResidualOverflow, Offset: 0, Dropped: 2*MaxPayload + 1}}
+	if diff := cmp.Diff(want, events); diff != "" || a.Pending() != 0 {
+		t.Errorf("one byte more: pending %d, events (-want +got):\n%s", a.Pending(), diff)
+	}
+}

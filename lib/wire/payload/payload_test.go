@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"os"
+	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -336,5 +339,30 @@ func TestMeasurementsSorted(t *testing.T) {
 	want := mp("'alpha", "cb4014000000000000", "'beta", "cb4010000000000000", "'chi", "cb4008000000000000")
 	if i := bytes.Index(first, head); i < 0 || !bytes.HasPrefix(first[i+len(head):], want) {
 		t.Errorf("measurements not in key order: %x", first)
+	}
+}
+
+// Every msgpack key of every payload structure is documented in doc.go
+// and in ktstr-wire(5).
+func TestKeysDocumented(t *testing.T) {
+	var keys []string
+	for _, v := range []any{AssertResult{}, Outcome{}, PassDetail{}, ScenarioStats{}, CgroupStats{},
+		PayloadMetrics{}, Metric{}, RawPayloadOutput{}, KernelOpRequest{}, KernelOpEntry{}, Target{}, Value{}, KernelOpReply{}} {
+		info := fieldsOf(reflect.TypeOf(v))
+		for k := range info.byName {
+			keys = append(keys, k)
+		}
+	}
+	for _, file := range []string{"doc.go", "../../../man/man5/ktstr-wire.5"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), `\-`, "-")
+		for _, k := range keys {
+			if !regexp.MustCompile(`\b` + k + `\b`).MatchString(text) {
+				t.Errorf("%s does not mention the key %q", file, k)
+			}
+		}
 	}
 }
