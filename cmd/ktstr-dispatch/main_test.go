@@ -31,6 +31,9 @@ import (
 //	                       exit when the first client hangs up
 //	status N CMD [ARG...]  run CMD with this stdin, stdout and stderr and
 //	                       fail unless it exits with status N
+//	genframes BYTES SIZE   write BYTES of SIZE-byte SOUT frames (header
+//	                       included) to stdout, each payload different;
+//	                       scripts/bench-dispatch uses it
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		name:           func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
@@ -38,6 +41,7 @@ func TestMain(m *testing.M) {
 		"records2json": func() { os.Exit(helper(records2json)) },
 		"ctlserver":    func() { os.Exit(helper(ctlserver)) },
 		"status":       func() { os.Exit(helper(status)) },
+		"genframes":    func() { os.Exit(helper(genframes)) },
 	})
 }
 
@@ -69,6 +73,31 @@ func status(args []string) error {
 		return fmt.Errorf("%s exited with status %d (%v), want %d", args[1], got, err, want)
 	}
 	return nil
+}
+
+func genframes(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("usage: genframes BYTES SIZE")
+	}
+	total, err1 := strconv.ParseInt(args[0], 0, 64)
+	size, err2 := strconv.Atoi(args[1])
+	if err1 != nil || err2 != nil || size < wire.HeaderSize+8 || size > wire.HeaderSize+wire.MaxPayload {
+		return fmt.Errorf("genframes: bad BYTES or SIZE")
+	}
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	p := make([]byte, size-wire.HeaderSize)
+	for i := range p {
+		p[i] = byte('a' + i%26)
+	}
+	var frame []byte
+	for i := int64(0); (i+1)*int64(size) <= total; i++ {
+		binary.LittleEndian.PutUint64(p, uint64(i))
+		frame = wire.AppendFrame(frame[:0], wire.TypeStdout, p)
+		if _, err := w.Write(frame); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
 }
 
 func records2json(args []string) error {
