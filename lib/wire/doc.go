@@ -159,7 +159,9 @@
 //     (pad, then cap, then CRC), clears its whole buffer at a complete
 //     oversized frame, clears it when more than 2 × Cap bytes are pending,
 //     and reports a partial frame left at Close as a truncated tail. Its
-//     memory grows only with bytes received.
+//     memory grows only with bytes received. Each payload is a fresh
+//     allocation, or, with Borrow set, a view of the input that is valid
+//     until the callback returns (no copy, no allocation).
 //   - ParseStream is ktstr's parse_tlv_stream, for a whole buffer: it checks
 //     the cap before completeness and stops at the first oversized header.
 //   - Decoder reads an io.Reader strictly: an oversized frame is an error,
