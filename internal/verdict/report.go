@@ -38,7 +38,7 @@ const (
 	textSchedOK     = 20
 	textSchedFail   = 200
 	textKernelOK    = 20
-	textKernelFail  = 100
+	textKernelFail  = 50
 	textOutputFail  = 50
 	textConsoleFail = 20
 )
@@ -153,6 +153,9 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		}
 		for i := range v.Logs.Console {
 			l := &v.Logs.Console[i]
+			if l.Lines == 0 {
+				continue
+			}
 			n := textConsoleFail
 			for _, f := range v.Findings {
 				if f.Cause == CauseCrash && f.Source == l.Name {
