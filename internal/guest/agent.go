@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -229,11 +230,15 @@ func (a *agent) run() {
 	}
 	root, ctl, why, cleanup := setupCgroups(a.host, a.logf)
 	defer cleanup()
-	res := runScenario(sc, runEnv{
+	env := runEnv{
 		topo: topo, cgroupRoot: root, controllers: ctl, cgroupSkip: why,
 		spawn: a.spawn, region: a.region, send: a.send, logf: a.logf,
 		stop: stop, stopWhy: func() string { return stopWhy },
-	})
+	}
+	if sched != nil {
+		env.killScheduler = func(sig int) error { return sched.cmd.Process.Signal(syscall.Signal(sig)) }
+	}
+	res := runScenario(sc, env)
 	if sched != nil {
 		select {
 		case <-stop: // it died during the run

@@ -45,6 +45,8 @@ type runEnv struct {
 	// stopWhy says why.
 	stop    <-chan struct{}
 	stopWhy func() string
+	// killScheduler signals the scheduler under test (nil: none).
+	killScheduler func(sig int) error
 }
 
 type liveCgroup struct {
@@ -141,6 +143,12 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		stim.OpKinds = 0
 		for _, op := range st.Ops {
 			stim.OpKinds |= opBit(op.Op)
+			if op.Op == scenario.OpKillScheduler {
+				if err := env.kill(op.Signal); err != nil {
+					failSetup("step %d: kill_scheduler: %v", i+1, err)
+				}
+				continue
+			}
 			c := byName[op.Cgroup]
 			if err := env.apply(c, op, &nworkers); err != nil {
 				failSetup("step %d: %s on cgroup %s: %v", i+1, op.Op, op.Cgroup, err)
@@ -228,8 +236,20 @@ func opBit(op string) uint32 {
 		return 4
 	case scenario.OpStopWorkers:
 		return 8
+	case scenario.OpKillScheduler:
+		return 16
 	}
 	return 0
+}
+
+func (env runEnv) kill(sig int) error {
+	if env.killScheduler == nil {
+		return fmt.Errorf("no scheduler under test")
+	}
+	if sig == 0 {
+		sig = 9
+	}
+	return env.killScheduler(sig)
 }
 
 // setupCgroup resolves the cgroup's cpuset, creates its cgroup and

@@ -183,3 +183,22 @@ func TestRunScenarioStopCutsShort(t *testing.T) {
 		t.Fatal("runScenario did not stop when told to")
 	}
 }
+
+func TestRunScenarioKillSchedulerOp(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":5,"ops":[{"op":"kill_scheduler","signal":15}]}]}`)
+	var got []int
+	env := testEnv(&recorder{})
+	env.killScheduler = func(sig int) error { got = append(got, sig); return nil }
+	if res := runScenario(sc, env); res.Verdict() != payload.Pass {
+		t.Errorf("verdict %v: %+v", res.Verdict(), res.Outcomes)
+	}
+	if d := cmp.Diff([]int{15}, got); d != "" {
+		t.Errorf("signals sent (-want +got):\n%s", d)
+	}
+	// Without a scheduler the op is a setup failure, not silently ignored.
+	env.killScheduler = nil
+	if res := runScenario(sc, env); res.Verdict() != payload.Fail {
+		t.Errorf("kill_scheduler without a scheduler: %v, want fail", res.Verdict())
+	}
+}

@@ -85,6 +85,10 @@ const (
 	OpSetWeight   = "set_weight"   // Cgroup, Weight
 	OpAddWorkers  = "add_workers"  // Cgroup, Count
 	OpStopWorkers = "stop_workers" // Cgroup, Count (the newest first)
+	// OpKillScheduler sends Signal (default SIGKILL) to the scheduler
+	// under test: the harness's own check that a scheduler dying mid-run
+	// is caught. It names no cgroup.
+	OpKillScheduler = "kill_scheduler"
 )
 
 // Op changes the scenario at the start of a step.
@@ -94,6 +98,7 @@ type Op struct {
 	Cpuset string `json:"cpuset,omitempty"`
 	Weight int    `json:"weight,omitempty"`
 	Count  int    `json:"count,omitempty"`
+	Signal int    `json:"signal,omitempty"`
 }
 
 // Checks are the thresholds; a nil field inherits (defaults, then the
@@ -252,6 +257,12 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 		}
 		for j, op := range st.Ops {
 			g := fmt.Sprintf("%s.ops[%d]", f, j)
+			if op.Op == OpKillScheduler {
+				if op.Cgroup != "" || op.Signal < 0 || op.Signal > 64 {
+					return bad(g, "kill_scheduler takes only a signal number (1..64)")
+				}
+				continue
+			}
 			if !names[op.Cgroup] {
 				return bad(g+".cgroup", "no cgroup %q", op.Cgroup)
 			}
@@ -269,7 +280,7 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 					return bad(g+".count", "%d out of range 1..%d", op.Count, MaxWorkers)
 				}
 			default:
-				return bad(g+".op", "unknown op %q (want %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers)
+				return bad(g+".op", "unknown op %q (want %s, %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers, OpKillScheduler)
 			}
 		}
 	}

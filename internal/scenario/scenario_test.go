@@ -55,6 +55,7 @@ func TestParseErrors(t *testing.T) {
 		{"hold", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":0}]}`, "steps[0].hold_ms"},
 		{"op cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"set_weight","cgroup":"b","weight":1}]}]}`, `no cgroup "b"`},
 		{"op kind", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"explode","cgroup":"a"}]}]}`, `unknown op "explode"`},
+		{"kill op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler","cgroup":"a"}]}]}`, "takes only a signal"},
 		{"op count", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a"}]}]}`, "count: 0 out of range"},
 		{"checks", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}],"checks":{"max_spread_pct":101}}`, "within 0..100"},
 		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
