@@ -33,7 +33,7 @@ import (
 // from user space, so a SIGKILL test could only pass by luck.
 func TestExactlyOnceAcrossRestarts(t *testing.T) {
 	seeds, frames := []uint64{1, 2, 3}, 3000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		seeds, frames = seeds[:1], 600
 	}
 	for _, seed := range seeds {
@@ -47,10 +47,14 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 	dir := t.TempDir()
 	region := filepath.Join(dir, "region")
 	sent := filepath.Join(dir, "sent")
-	var prodErr bytes.Buffer
+	prodErr, err := os.Create(filepath.Join(dir, "shmprod.stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prodErr.Close()
 	prod := exec.Command("shmprod", "-size", "131072", "-frames", strconv.Itoa(frames),
 		"-seed", strconv.FormatUint(seed, 10), "-close", "poweroff", "-expect", sent, region)
-	prod.Stderr = &prodErr
+	prod.Stderr = prodErr
 	if err := prod.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +69,7 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for !bytes.HasSuffix(out.Bytes(), trailer) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no end after %d drains, %d bytes out; producer: %s", runs, out.Len(), prodErr.String())
+			t.Fatalf("no end after %d drains, %d bytes out", runs, out.Len())
 		}
 		runs++
 		var errb bytes.Buffer
@@ -81,25 +85,43 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 		// A slow reader: odd-sized reads with pauses, so the drain is
 		// often blocked in write when the signal comes.
 		readSeed := rng.Uint64()
-		readDone := make(chan struct{})
+		readDone, first := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(readDone)
 			rr := rand.New(rand.NewPCG(readSeed, 1))
 			buf := make([]byte, 70000)
-			for {
+			for started := false; ; {
 				if rr.IntN(4) == 0 {
 					time.Sleep(time.Duration(rr.IntN(3000)) * time.Microsecond)
 				}
 				n, err := pipe.Read(buf[:1+rr.IntN(len(buf))])
 				out.Write(buf[:n])
+				if n > 0 && !started {
+					started = true
+					close(first)
+				}
 				if err != nil {
 					return
 				}
 			}
 		}()
-		timer := time.AfterFunc(time.Duration(rng.IntN(60000))*time.Microsecond, func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-		})
+		// One drain in five is signalled at any moment from its start
+		// (starting up, waiting for the region, copying); the others at a
+		// random moment after their first bytes, so that every drain
+		// makes progress however slowly processes start.
+		signal := func() { cmd.Process.Signal(syscall.SIGTERM) }
+		var timer *time.Timer
+		if rng.IntN(5) == 0 {
+			timer = time.AfterFunc(time.Duration(rng.IntN(60000))*time.Microsecond, signal)
+		} else {
+			delay := time.Duration(rng.IntN(15000)) * time.Microsecond
+			select {
+			case <-first:
+				timer = time.AfterFunc(delay, signal)
+			case <-readDone:
+				timer = time.AfterFunc(time.Hour, signal)
+			}
+		}
 		<-readDone
 		err = cmd.Wait()
 		if !timer.Stop() {
@@ -120,7 +142,8 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 		select {
 		case err := <-prodDone:
 			if err != nil {
-				t.Fatalf("producer: %v: %s", err, prodErr.String())
+				msg, _ := os.ReadFile(prodErr.Name())
+				t.Fatalf("producer: %v: %s", err, msg)
 			}
 			prodDone <- nil
 		default:
@@ -162,20 +185,35 @@ func TestSIGTERMWhileBlocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	// Wait until the pipe is full (the drain is blocked), then signal
-	// twice: the first asks for a stop after the current write, which
-	// cannot finish; the second kills.
+	// Once the first byte arrives the drain is copying (its handler is
+	// installed); give it time to fill the pipe and block. Then signal
+	// until it dies: the first SIGTERM asks for a stop after the current
+	// write, which cannot finish; a later one kills.
+	var b [1]byte
+	if _, err := pr.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	err = cmd.Wait()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for i := 0; ; i++ {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err = <-exited:
+		case <-time.After(100 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			cmd.Process.Kill()
+			err = <-exited
+		}
+		break
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-		t.Fatalf("drain after two SIGTERMs while blocked: %v, want killed by SIGTERM", err)
+		t.Fatalf("drain signalled while blocked: %v, want killed by SIGTERM", err)
 	}
-	got, _ := io.ReadAll(pr)
-	if len(got) == 0 {
-		t.Errorf("the blocked drain wrote nothing before it was killed")
+	if got, _ := io.ReadAll(pr); len(got) < 64<<10-1 {
+		t.Errorf("the drain wrote %d bytes before it was killed, want at least a full pipe", len(got)+1)
 	}
 }
