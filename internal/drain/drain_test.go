@@ -254,7 +254,7 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 // Grace instead of dropping.
 func TestRunHeartbeatWhileBlocked(t *testing.T) {
 	r, p, _ := newRegion(t)
-	p.Wait, p.Grace = time.Minute, 300*time.Millisecond
+	p.Wait, p.Grace = time.Minute, 500*time.Millisecond
 	full := wire.AppendFrame(nil, wire.TypeStdout, make([]byte, 64<<10-wire.HeaderSize))
 	if err := p.Write(full); err != nil {
 		t.Fatal(err)
@@ -271,7 +271,7 @@ func TestRunHeartbeatWhileBlocked(t *testing.T) {
 	// write returns. Block for several Grace periods.
 	wrote := make(chan error)
 	go func() { wrote <- p.Write([]byte("next")) }()
-	time.Sleep(4 * p.Grace)
+	time.Sleep(3 * p.Grace)
 	close(w.release)
 	if err := <-wrote; err != nil {
 		t.Errorf("Write while the drain was blocked but beating = %v, want nil", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -218,7 +219,7 @@ func TestAdvanceBeyondPeekPanics(t *testing.T) {
 func TestProducerWaitsForLiveConsumer(t *testing.T) {
 	tr := newTestRegion(t, 64<<10)
 	p := tr.guest.TX().NewProducer(time.Hour)
-	p.Grace = 30 * time.Millisecond
+	p.Grace = 250 * time.Millisecond
 	cap := int(tr.guest.TX().Cap())
 	if err := p.Write(make([]byte, cap)); err != nil {
 		t.Fatal(err)
@@ -226,10 +227,12 @@ func TestProducerWaitsForLiveConsumer(t *testing.T) {
 	c := tr.host.TX().NewConsumer()
 	done := make(chan error)
 	go func() { done <- p.Write([]byte("next")) }()
-	// Beat for ten Grace periods without consuming, then consume.
-	for i := 0; i < 100; i++ {
+	// Beat for four Grace periods without consuming, then consume. The
+	// beats come as fast as the goroutine runs, so a loaded machine
+	// does not open a gap of a whole Grace between two of them.
+	for start := time.Now(); time.Since(start) < 4*p.Grace; {
 		c.Beat()
-		time.Sleep(3 * time.Millisecond)
+		runtime.Gosched()
 	}
 	select {
 	case err := <-done:
