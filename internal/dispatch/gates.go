@@ -156,12 +156,12 @@ type frameCtx struct {
 }
 
 func (c *frameCtx) effect(name string) *record.Record {
-	return &record.Record{Kind: record.KindEffect, Seq: c.seq, AtNS: c.at, Effect: name,
+	return &record.Record{V: record.Version, Kind: record.KindEffect, Seq: c.seq, AtNS: c.at, Effect: name,
 		Tag: c.f.Type.String(), MsgType: uint32(c.f.Type)}
 }
 
 func (c *frameCtx) bucket() {
-	c.out(&record.Record{Kind: record.KindEntry, Seq: c.seq, AtNS: c.at, Tag: c.f.Type.String(),
+	c.out(&record.Record{V: record.Version, Kind: record.KindEntry, Seq: c.seq, AtNS: c.at, Tag: c.f.Type.String(),
 		MsgType: uint32(c.f.Type), CRCOK: c.f.CRCOK, Payload: c.f.Payload})
 }
 
@@ -325,7 +325,7 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 
 	default: // ArmUnknown
 		s.Dropped["unknown_type"]++
-		out(&record.Record{Kind: record.KindDiag, Seq: seq, AtNS: c.at, Diag: record.DiagUnknownType,
+		out(&record.Record{V: record.Version, Kind: record.KindDiag, Seq: seq, AtNS: c.at, Diag: record.DiagUnknownType,
 			Tag: f.Type.String(), MsgType: uint32(f.Type), CRCOK: f.CRCOK, Length: uint32(len(f.Payload)),
 			Message: fmt.Sprintf("unknown message type %v (%d bytes, crc_ok=%t); dropping", f.Type, len(f.Payload), f.CRCOK)})
 	}
@@ -378,7 +378,7 @@ func (s *State) kernAddrs(c *frameCtx) {
 		// The same value again: both publishers agree.
 	default:
 		s.Dropped["kaslr_divergence"]++
-		c.out(&record.Record{Kind: record.KindDiag, Seq: c.seq, AtNS: c.at, Diag: record.DiagKASLRDivergence,
+		c.out(&record.Record{V: record.Version, Kind: record.KindDiag, Seq: c.seq, AtNS: c.at, Diag: record.DiagKASLRDivergence,
 			Tag: c.f.Type.String(), MsgType: uint32(c.f.Type), Value: off,
 			Message: fmt.Sprintf("VirtKaslrDivergence: KADR says offset %#x, keeping the first value %#x", off, s.VirtKASLR-1)})
 	}

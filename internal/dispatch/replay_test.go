@@ -288,3 +288,26 @@ func TestFlushEachRead(t *testing.T) {
 		}
 	}
 }
+
+// TestBorrowedPayloadsAreWrittenIntact: Run lets records alias its read
+// buffer; what it writes must equal the records of a Stream that copies
+// every payload.
+func TestBorrowedPayloadsAreWrittenIntact(t *testing.T) {
+	rec := recording()
+	cfg := Config{Workload: 30 * time.Second, TextLink: fuzzLink}
+	var want []*record.Record
+	s := NewStream(cfg, func(r *record.Record) { want = append(want, r) })
+	s.Feed(rec, 0)
+	s.Close(0)
+	for _, in := range []io.Reader{bytes.NewReader(rec), iotest.OneByteReader(bytes.NewReader(rec)), &chunkReader{rec, rand.New(rand.NewPCG(5, 6)), 5000}} {
+		got, _ := replay(t, in, false, clock(time.Millisecond))
+		if len(got) != len(want) {
+			t.Fatalf("%d records, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if !record.Equal(got[i], want[i]) {
+				t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], want[i])
+			}
+		}
+	}
+}
