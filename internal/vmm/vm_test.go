@@ -1,0 +1,245 @@
+package vmm
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ktstr-go/ktstr/lib/shm"
+	"github.com/ktstr-go/ktstr/lib/wire"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from a vCPU thread.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitExit waits for the VM to end, killing it after d.
+func waitExit(t *testing.T, vm *VM, d time.Duration) (ExitReason, error) {
+	t.Helper()
+	select {
+	case <-vm.Done():
+	case <-time.After(d):
+		vm.Kill()
+		<-vm.Done()
+		t.Errorf("VM still running after %v: killed", d)
+	}
+	return vm.Exit()
+}
+
+// TestProgramWritesRegion runs a tiny guest through the same memory,
+// vCPU and region code a kernel gets. It publishes one wire frame on the
+// region's TX ring at the region's guest-physical address, sets the
+// guest state, writes just past the region (where the host-only trailer
+// page would be, if it were mapped), says "ok" on COM2 and resets through
+// the i8042. The host then reads the frame through its own mapping of the
+// region file.
+func TestProgramWritesRegion(t *testing.T) {
+	requireKVM(t)
+	layout, err := shm.DefaultLayout(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "region")
+	r, err := shm.Create(path, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const memMB = 64
+	mm, err := PlanMemory(memMB*mib, layout.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte("hello from a 64-bit guest program")
+	frame := wire.AppendFrame(nil, wire.TypeStdout, payload)
+	var a asm
+	a.copyTo(mm.RegionBase+layout.TxOff, frame)
+	a.movRDI(mm.RegionBase + shm.Line).movRAX(uint64(len(frame))).storeRAX()    // TX write position
+	a.movRDI(mm.RegionBase + 6*shm.Line).movRAX(shm.GuestDone).storeEAX()       // guest state
+	a.movRDI(mm.RegionBase + layout.Size).movRAX(0xdeadbeefdeadbeef).storeRAX() // past the region: MMIO
+	a.writeCOM2("ok\n").reset()
+
+	var com2 syncBuffer
+	vm, err := Start(Config{Program: a.b, MemoryMB: memMB, RegionPath: path, RegionSize: layout.Size, COM2: &com2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason, err := waitExit(t, vm, 60*time.Second)
+	if reason != ExitReset || err != nil {
+		t.Fatalf("Exit() = %v, %v; want reset, nil", reason, err)
+	}
+	if got := com2.String(); got != "ok\n" {
+		t.Errorf("COM2 = %q, want %q", got, "ok\n")
+	}
+	st := vm.Stats()
+	if st.IOExits < 4 {
+		t.Errorf("Stats().IOExits = %d, want at least 4 (3 COM2 bytes and the reset)", st.IOExits)
+	}
+	if st.MMIOExits != 1 {
+		t.Errorf("Stats().MMIOExits = %d, want 1 (the write past the region)", st.MMIOExits)
+	}
+	if want := " KTSTR_SHM_BASE=0x40000000 KTSTR_SHM_SIZE=0x100000"; !strings.HasSuffix(" "+vm.Cmdline(), want) {
+		t.Errorf("Cmdline() = %q, want it to end with %q", vm.Cmdline(), want)
+	}
+
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(after[layout.Size:], before[layout.Size:]) {
+		t.Errorf("the host-only trailer page changed")
+	}
+	hr, err := shm.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Close()
+	if s := hr.GuestState(); s != shm.GuestDone {
+		t.Errorf("GuestState() = %d, want %d", s, shm.GuestDone)
+	}
+	p1, p2, err := hr.TX().NewConsumer().Peek()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, events := wire.ParseStream(append(p1, p2...), 0)
+	if len(frames) != 1 || len(events) != 0 {
+		t.Fatalf("ParseStream(TX ring) = %d frames, events %v; want 1 frame, no events", len(frames), events)
+	}
+	if f := frames[0]; f.Type != wire.TypeStdout || !f.CRCOK || string(f.Payload) != string(payload) {
+		t.Errorf("frame = %v %q crc_ok=%v, want %v %q crc_ok=true", f.Type, f.Payload, f.CRCOK, wire.TypeStdout, payload)
+	}
+}
+
+// TestProgramKill kills a guest that spins, with a second vCPU waiting for
+// a SIPI that never comes: both threads must leave KVM_RUN.
+func TestProgramKill(t *testing.T) {
+	requireKVM(t)
+	var a asm
+	a.jmpSelf()
+	vm, err := Start(Config{Program: a.b, MemoryMB: 32, CPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	vm.Kill()
+	vm.Kill()
+	reason, err := waitExit(t, vm, 30*time.Second)
+	if reason != ExitKilled || err != nil {
+		t.Errorf("Exit() = %v, %v; want killed, nil", reason, err)
+	}
+	if err := vm.Close(); err != nil {
+		t.Errorf("Close() after the end = %v", err)
+	}
+}
+
+// TestProgramExits checks the ways a guest program can end the VM.
+func TestProgramExits(t *testing.T) {
+	b := requireKVM(t)
+	for _, c := range []struct {
+		name string
+		prog *asm
+		want ExitReason
+		hw   bool // only asserted on hardware KVM
+	}{
+		{"i8042 reset", new(asm).reset(), ExitReset, false},
+		{"reset control register", new(asm).movAL(0x06).movDX(PortResetControl).outDX().jmpSelf(), ExitReset, false},
+		{"ACPI sleep S5", new(asm).movAL(5<<2 | slpEnable).movDX(PortSleepControl).outDX().jmpSelf(), ExitPoweroff, false},
+		{"triple fault", new(asm).lidtZero().ud2(), ExitShutdown, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vm, err := Start(Config{Program: c.prog.b, MemoryMB: 32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reason, err := waitExit(t, vm, 60*time.Second)
+			if c.hw && !b.CanBootLinux() && reason != c.want {
+				t.Skipf("%v ended it as %v, %v (software KVM emulates exceptions its own way)", b, reason, err)
+			}
+			if reason != c.want || err != nil {
+				t.Errorf("Exit() = %v, %v; want %v, nil", reason, err, c.want)
+			}
+		})
+	}
+}
+
+// TestStartUnwinds checks that a Start that fails part-way closes every
+// descriptor and mapping it made.
+func TestStartUnwinds(t *testing.T) {
+	requireKVM(t)
+	count := func() (int, int) {
+		fds, _ := os.ReadDir("/proc/self/fd")
+		maps, _ := os.ReadFile("/proc/self/maps")
+		return len(fds), bytes.Count(maps, []byte("\n"))
+	}
+	dir := t.TempDir()
+	region := filepath.Join(dir, "region")
+	if err := os.WriteFile(region, make([]byte, 2*pageSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"missing initrd", Config{Program: []byte{0xf4}, Initrd: filepath.Join(dir, "none"), RegionPath: region, RegionSize: pageSize}},
+		{"region too small", Config{Program: []byte{0xf4}, RegionPath: region, RegionSize: 4 * pageSize}},
+		{"not a kernel", Config{Kernel: region}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f0, m0 := count()
+			vm, err := Start(c.cfg)
+			if err == nil {
+				vm.Close()
+				t.Fatal("Start succeeded")
+			}
+			f1, m1 := count()
+			if f1 != f0 || m1 != m0 {
+				t.Errorf("after Start failed (%v): %d fds and %d mappings, want %d and %d", err, f1, m1, f0, m0)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"neither kernel nor program", Config{}},
+		{"both kernel and program", Config{Kernel: "k", Program: []byte{1}}},
+		{"too many cpus", Config{Program: []byte{1}, CPUs: MaxCPUs + 1}},
+		{"region without size", Config{Program: []byte{1}, RegionPath: "r"}},
+		{"size without region", Config{Program: []byte{1}, RegionSize: pageSize}},
+		{"two regions", Config{Program: []byte{1}, RegionPath: "r", Region: os.Stdin, RegionSize: pageSize}},
+		{"unaligned region", Config{Program: []byte{1}, RegionPath: "r", RegionSize: 100}},
+		{"NUL in cmdline", Config{Program: []byte{1}, Cmdline: "a\x00b"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Start(c.cfg); !errors.Is(err, ErrConfig) {
+				t.Errorf("Start(%+v) error = %v, want ErrConfig", c.cfg, err)
+			}
+		})
+	}
+}
