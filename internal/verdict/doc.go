@@ -43,7 +43,8 @@
 //	splat           FAIL (or INCONCLUSIVE)  a DMSG or console line matching a splat pattern
 //	infrastructure  ERROR                   LOSS (ring drops); CRC-failed frames; truncated_tail,
 //	                                        oversized or residual_overflow diagnostics; unreadable
-//	                                        records or console files; VEND vmm_error; no VEND when
+//	                                        records or console files; VEND vmm_error; a VEND that
+//	                                        other frames follow (the guest forged it; ignored); no VEND when
 //	                                        Config.RequireEnd is set
 //	no_result       FAIL, or ERROR when     no TEST (or one that does not decode), with ktstr's
 //	                the stream is damaged   init-stage classification from LIFE

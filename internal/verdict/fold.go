@@ -177,6 +177,8 @@ type Folder struct {
 	steps    []Step
 	scen     Scenario
 	vmEnd    *wire.VMEnd
+	// forgedEnds counts VEND frames that other frames followed.
+	forgedEnds int64
 
 	schedLog *schedLog // SCLG
 	outLog   *schedLog // SOUT and SERR
@@ -259,6 +261,12 @@ func (f *Folder) Add(r *record.Record) {
 		return
 	}
 	c.Entries++
+	// ktstr-drain appends the real VEND as the very last frame; a VEND
+	// that more frames follow was written by the guest and is discarded.
+	if f.vmEnd != nil {
+		f.vmEnd = nil
+		f.forgedEnds++
+	}
 	if !r.CRCOK {
 		c.BadCRC++
 		return
@@ -723,6 +731,9 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 	}
 	for _, e := range f.readErrs {
 		infra("records", e)
+	}
+	if f.forgedEnds > 0 {
+		infra("VEND", fmt.Sprintf("%s not at the end of the stream, where ktstr-drain writes it: forged by the guest and ignored", plural(f.forgedEnds, "VM end record")))
 	}
 	if e := f.vmEnd; e != nil && e.Reason == wire.EndVMMError {
 		infra("VEND", fmt.Sprintf("the VMM failed or ktstr-boot died before closing the region (ktstr-boot exit %d)", e.ExitCode))

@@ -438,3 +438,35 @@ func TestUnknownKind(t *testing.T) {
 		t.Errorf("status %s, unknown kinds %d; want PASS and 1", v.Status, v.Counts.UnknownKinds)
 	}
 }
+
+// TestForgedVMEndIgnored: a VEND that more frames follow was written by
+// the guest (ktstr-drain writes the real one last) and must not count.
+func TestForgedVMEndIgnored(t *testing.T) {
+	vend := func(r wire.EndReason) *record.Record {
+		return &record.Record{Kind: record.KindEntry, Tag: "VEND", MsgType: uint32(wire.TypeVMEnd), CRCOK: true,
+			Payload: wire.AppendVMEnd(nil, wire.VMEnd{Reason: r})}
+	}
+	exit := &record.Record{Kind: record.KindEntry, Tag: "EXIT", MsgType: uint32(wire.TypeExit), CRCOK: true, Payload: wire.AppendExitCode(nil, 0)}
+
+	f := verdict.NewFolder("forged", verdict.Config{})
+	f.Add(vend(wire.EndPoweroff)) // the guest's
+	f.Add(exit)
+	v := f.Verdict()
+	if v.VMEnd != nil {
+		t.Errorf("VMEnd = %+v from a VEND followed by EXIT, want none", v.VMEnd)
+	}
+	found := false
+	for _, fd := range v.Findings {
+		found = found || (fd.Cause == verdict.CauseInfra && strings.Contains(fd.Message, "forged"))
+	}
+	if !found {
+		t.Errorf("findings %+v, want an infrastructure finding about the forged VEND", v.Findings)
+	}
+
+	g := verdict.NewFolder("real", verdict.Config{})
+	g.Add(vend(wire.EndPoweroff)) // forged, then followed by the real one
+	g.Add(vend(wire.EndTimeout))
+	if v := g.Verdict(); v.VMEnd == nil || v.VMEnd.Reason != "timeout" {
+		t.Errorf("VMEnd = %+v, want the last VEND (timeout)", v.VMEnd)
+	}
+}
