@@ -72,9 +72,17 @@ func shmprod(args []string) int {
 	start := fs.Duration("start", 0, "sleep this long after opening the region")
 	latency := fs.Int("latency", 0, "write this many 8-byte CLOCK_MONOTONIC timestamp frames")
 	pace := fs.Duration("pace", 5*time.Millisecond, "mean gap between latency frames")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "shmprod: usage: shmprod [flags] REGION")
+	direct := fs.Bool("stdout", false, "with -latency: write the frames to stdout, not to a region (the baseline)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 && !*direct {
+		fmt.Fprintln(os.Stderr, "shmprod: usage: shmprod [flags] REGION | shmprod -stdout -latency N")
 		return 2
+	}
+	if *direct {
+		if err := stamps(os.Stdout.Write, *seed, *latency, *pace); err != nil {
+			fmt.Fprintln(os.Stderr, "shmprod:", err)
+			return 1
+		}
+		return 0
 	}
 	path := fs.Arg(0)
 	r, err := shm.Open(path)
@@ -112,12 +120,8 @@ func shmprod(args []string) int {
 		_, err := out.Write(f)
 		return err
 	})
-	rng := rand.New(rand.NewPCG(*seed, 2))
-	for i := 0; i < *latency && err == nil; i++ {
-		time.Sleep(*pace/2 + time.Duration(rng.Int64N(int64(*pace)+1)))
-		var ts unix.Timespec
-		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-		err = p.Write(wire.AppendFrame(nil, wire.TypeStdout, binary.LittleEndian.AppendUint64(nil, uint64(ts.Nano()))))
+	if err == nil {
+		err = stamps(func(b []byte) (int, error) { return len(b), p.Write(b) }, *seed, *latency, *pace)
 	}
 	for i := 0; i < *drop && err == nil; i++ {
 		if e := p.Write(make([]byte, g.Cap()+1)); !errors.Is(e, shm.ErrTooLarge) {
@@ -138,6 +142,21 @@ func shmprod(args []string) int {
 		r.MarkClosed(shm.End{Reason: uint32(reason), ExitCode: 0, Elapsed: time.Second})
 	}
 	return 0
+}
+
+// stamps writes n frames, each carrying the CLOCK_MONOTONIC time just
+// before its write, with random gaps uniform in [pace/2, 3*pace/2].
+func stamps(write func([]byte) (int, error), seed uint64, n int, pace time.Duration) error {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for i := 0; i < n; i++ {
+		time.Sleep(pace/2 + time.Duration(rng.Int64N(int64(pace)+1)))
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		if _, err := write(wire.AppendFrame(nil, wire.TypeStdout, binary.LittleEndian.AppendUint64(nil, uint64(ts.Nano())))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // framelist prints a frame stream from r, one line per frame: the type,
