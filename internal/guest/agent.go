@@ -58,7 +58,9 @@ type agent struct {
 	com2    io.Writer
 	spawn   spawnFunc
 	logMu   sync.Mutex
-	dmesgOK bool
+	dmesgOK bool // the kernel log is the guest's own (not the host's)
+	dmesgMu sync.Mutex
+	dmesgAt int // bytes of the kernel log already sent
 }
 
 func (a *agent) logf(format string, args ...any) {
@@ -214,6 +216,14 @@ func (a *agent) run() {
 			case <-stop:
 				return
 			}
+			// The scheduler's last output (its "EXIT:" line) and the
+			// kernel's sched_ext exit dump go first: the host kills the VM
+			// as soon as SCDX arrives.
+			select {
+			case <-sched.logs:
+			case <-time.After(500 * time.Millisecond):
+			}
+			a.sendKernelLog()
 			a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, sched.code))
 			stopOnce.Do(func() {
 				stopWhy = fmt.Sprintf("scheduler %s exited with code %d", sched.name, sched.code)
@@ -289,11 +299,7 @@ func (a *agent) finish(res *payload.AssertResult) {
 		}
 		a.send(wire.TypeTestResult, p)
 	}
-	if a.dmesgOK {
-		if log := kernelLog(256 << 10); len(log) > 0 {
-			a.send(wire.TypeDmesg, log)
-		}
-	}
+	a.sendKernelLog()
 	a.send(wire.TypeExit, wire.AppendExitCode(nil, code))
 	if a.region != nil {
 		a.region.SetGuestState(shm.GuestDone)
@@ -373,4 +379,24 @@ func kernAddrs() (wire.KernAddrs, bool) {
 		f.Close()
 	}
 	return k, k.HasPhysBase || k.HasText
+}
+
+// sendKernelLog sends the kernel log as DMSG (the tail, at most 256 KiB),
+// once; a later call sends only what was logged since.
+func (a *agent) sendKernelLog() {
+	if !a.dmesgOK {
+		return
+	}
+	a.dmesgMu.Lock()
+	defer a.dmesgMu.Unlock()
+	log := kernelLog(256 << 10)
+	if a.dmesgAt > 0 && a.dmesgAt <= len(log) {
+		log = log[a.dmesgAt:]
+		a.dmesgAt += len(log)
+	} else {
+		a.dmesgAt = len(log)
+	}
+	if len(log) > 0 {
+		a.send(wire.TypeDmesg, log)
+	}
 }
