@@ -13,15 +13,15 @@ import "fmt"
 //	0x040   XSDT   FADT, MADT (64-bit pointers)
 //	0x080   RSDT   FADT, MADT (32-bit pointers)
 //	0x0C0   FADT   revision 6, 276 bytes: HW_REDUCED_ACPI, DSDT, reset and sleep registers
-//	0x1E0   DSDT   \_S5 package only
-//	0x240   MADT   local APIC address, PCAT_COMPAT; one Local APIC per vCPU; one I/O APIC
+//	0x1E0   DSDT   \_S5 package; COM1 and COM2 as PNP0501 devices with their IRQs
+//	0x300   MADT   local APIC address, PCAT_COMPAT; one Local APIC per vCPU; one I/O APIC
 const (
 	acpiRSDPOff = 0x000
 	acpiXSDTOff = 0x040
 	acpiRSDTOff = 0x080
 	acpiFADTOff = 0x0C0
 	acpiDSDTOff = 0x1E0
-	acpiMADTOff = 0x240
+	acpiMADTOff = 0x300
 
 	acpiHeaderSize = 36
 	rsdpSize       = 36
@@ -61,17 +61,6 @@ var (
 	acpiCreatorID  = [4]byte{'K', 'T', 'S', 'T'}
 )
 
-// dsdtAML is the DSDT's body: Name (\_S5, Package (0x04) { 5, 5, 0, 0 }).
-// ACPICA reads SLP_TYPa and SLP_TYPb (5) from it and writes
-// SLP_TYPa<<2 | SLP_EN to the FADT's sleep control register.
-var dsdtAML = []byte{
-	0x08,               // NameOp
-	'_', 'S', '5', '_', // NameString
-	0x12, 0x08, 0x04, // PackageOp, PkgLength 8, NumElements 4
-	0x0A, 0x05, 0x0A, 0x05, // BytePrefix 5, BytePrefix 5
-	0x00, 0x00, // Zero, Zero
-}
-
 // acpiTables returns the tables to place at guest-physical base for cpus
 // vCPUs (APIC ids 0 to cpus-1) and the RSDP's address.
 func acpiTables(base uint64, cpus int) ([]byte, uint64, error) {
@@ -82,8 +71,12 @@ func acpiTables(base uint64, cpus int) ([]byte, uint64, error) {
 	b := make([]byte, acpiMADTOff+madtLen)
 
 	// DSDT.
-	dsdt := b[acpiDSDTOff : acpiDSDTOff+acpiHeaderSize+len(dsdtAML)]
-	copy(dsdt[acpiHeaderSize:], dsdtAML)
+	aml := dsdtBody()
+	if acpiHeaderSize+len(aml) > acpiMADTOff-acpiDSDTOff {
+		return nil, 0, fmt.Errorf("vmm: DSDT of %d bytes overlaps the MADT", acpiHeaderSize+len(aml))
+	}
+	dsdt := b[acpiDSDTOff : acpiDSDTOff+acpiHeaderSize+len(aml)]
+	copy(dsdt[acpiHeaderSize:], aml)
 	acpiHeader(dsdt, "DSDT", 2)
 
 	// FADT.

@@ -377,7 +377,10 @@ func (v *VM) loadInitrd(lowest, limit uint64) (uint64, uint64, error) {
 		return 0, 0, fmt.Errorf("vmm: initrd: %w", err)
 	}
 	size := uint64(st.Size())
-	top := min(v.mem.LowRAM, limit+1)
+	top := v.mem.LowRAM
+	if limit < top {
+		top = limit + 1
+	}
 	if size == 0 || size > top || (top-size)&^(pageSize-1) < alignUp(lowest, pageSize) {
 		return 0, 0, fmt.Errorf("%w: initrd of %d bytes does not fit between the kernel (%#x) and %#x; raise MemoryMB", ErrConfig, size, lowest, top)
 	}
