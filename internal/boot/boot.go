@@ -390,9 +390,10 @@ func (h *handler) watch(vm *qemu.VM, start time.Time, timeout time.Duration) Res
 		case <-vm.Done():
 			return Result{}
 		case why := <-h.kill:
+			t0 := time.Now()
 			vm.Kill()
 			<-vm.Done()
-			return Result{Reason: wire.EndKilled, Detail: why}
+			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request", why, time.Since(t0).Round(time.Microsecond))}
 		case d := <-h.deadline:
 			rem := time.Until(d)
 			hard.Reset(max(rem, 0))

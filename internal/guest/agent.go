@@ -8,7 +8,8 @@
 // init_started, (scheduler: SCLG output; LIFE scheduler_died or
 // scheduler_not_attached on failure), LIFE payload_starting, SCST, STIM and
 // STEN per step (step 0 is the baseline settle window), SCEN, TEST, DMSG
-// (the kernel log), EXIT. A scheduler that dies mid-run gives SCDX at once.
+// (the kernel log), EXIT. A scheduler that dies mid-run gives SCDX at once,
+// carrying its exit status, or 128+N when signal N killed it.
 // A Go panic in the agent gives CRSH and "PANIC: ..." on COM2.
 package guest
 
@@ -178,7 +179,9 @@ func (a *agent) run() {
 	var stopOnce sync.Once
 	var stopWhy string
 	var sched *scheduler
+	var attachMS float64
 	if a.cfg.Scheduler != "" {
+		t0 := time.Now()
 		sched, err = startScheduler(a.send, a.cfg.Scheduler, a.cfg.SchedArgs)
 		if err != nil {
 			a.life(wire.PhaseSchedulerDied, err.Error())
@@ -207,7 +210,8 @@ func (a *agent) run() {
 				Kind: payload.KindNotAttached, Message: err.Error()}}})
 			return
 		default:
-			a.logf("scheduler %s attached (sched_ext ops %q)", sched.name, ops)
+			attachMS = float64(time.Since(t0).Microseconds()) / 1000
+			a.logf("scheduler %s attached (sched_ext ops %q) %.1f ms after it started", sched.name, ops, attachMS)
 		}
 		// From here on a death is reported the moment it happens.
 		go func() {
@@ -249,6 +253,9 @@ func (a *agent) run() {
 		env.killScheduler = func(sig int) error { return sched.cmd.Process.Signal(syscall.Signal(sig)) }
 	}
 	res := runScenario(sc, env)
+	if attachMS > 0 {
+		res.Measurements["sched_attach_ms"] = attachMS
+	}
 	if sched != nil {
 		select {
 		case <-stop: // it died during the run

@@ -27,7 +27,7 @@ type scheduler struct {
 	name string
 	cmd  *exec.Cmd
 	died chan struct{} // closed when the process has exited
-	code int32         // exit status, or -signal; valid once died is closed
+	code int32         // exit status, or 128+signal; valid once died is closed
 	logs chan struct{} // closed when its output is fully forwarded
 }
 
@@ -72,13 +72,15 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 	return s, nil
 }
 
-// exitCode is the process's exit status, or minus the signal that killed it.
+// exitCode is the process's exit status, or 128+N when signal N killed
+// it (the shell's convention; negative codes stay free for the errno
+// values schedulers return).
 func exitCode(ps *os.ProcessState, err error) int32 {
 	if ps == nil {
 		return -1
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return -int32(ws.Signal())
+		return 128 + int32(ws.Signal())
 	}
 	return int32(ps.ExitCode())
 }
