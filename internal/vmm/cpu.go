@@ -147,7 +147,7 @@ func patchLAPIC(l *kvm.LAPICState) {
 // leaves with the APIC id and the topology (n cores of one thread in one
 // package) rewritten:
 //
-//	leaf 1 EBX[31:24]    initial APIC id; EBX[23:16] logical processors; EDX.HTT when n > 1
+//	leaf 1 EBX[31:24]    initial APIC id; EBX[23:16] logical processors; EDX.HTT set when n > 1, clear otherwise
 //	leaf 1 ECX[31]       hypervisor present
 //	leaf 4 EAX[31:26]    cores per package - 1; EAX[25:14] sharing: L1/L2 1 thread, L3 all
 //	leaf 0xB, 0x1F       SMT level (1 thread), core level (n), x2APIC id in EDX
@@ -171,6 +171,7 @@ func cpuidFor(base []kvm.CPUIDEntry, id, n int) []kvm.CPUIDEntry {
 		switch e.Function {
 		case 1:
 			e.EBX = e.EBX&0x0000ffff | uint32(id)<<24 | uint32(min(n, 255))<<16
+			e.EDX &^= 1 << 28
 			if n > 1 {
 				e.EDX |= 1 << 28
 			}
