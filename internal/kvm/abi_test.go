@@ -158,7 +158,7 @@ func fakeVCPU(reason uint32, union []byte) *VCPU {
 }
 
 func TestDecodeIO(t *testing.T) {
-	u := []byte{IOOut, 1, 0xf8, 0x03, 3, 0, 0, 0, 0x00, 0x10 - 0x10, 0, 0, 0, 0, 0, 0}
+	u := []byte{IOOut, 1, 0xf8, 0x03, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 	le.PutUint64(u[8:], 0x200)
 	c := fakeVCPU(ExitIO, u)
 	copy(c.run[0x200:], "abc")

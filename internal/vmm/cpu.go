@@ -201,7 +201,7 @@ func cpuidFor(base []kvm.CPUIDEntry, id, n int) []kvm.CPUIDEntry {
 	topo := func(leaf uint32) {
 		out = append(out,
 			kvm.CPUIDEntry{Function: leaf, Index: 0, Flags: kvm.CPUIDFlagSignificantIndx,
-				EAX: 0, EBX: 1, ECX: 1<<8 | 0, EDX: uint32(id)}, // SMT: 1 thread
+				EAX: 0, EBX: 1, ECX: 1 << 8, EDX: uint32(id)}, // SMT: 1 thread (level 0)
 			kvm.CPUIDEntry{Function: leaf, Index: 1, Flags: kvm.CPUIDFlagSignificantIndx,
 				EAX: shift, EBX: uint32(n), ECX: 2<<8 | 1, EDX: uint32(id)}, // core: n
 			kvm.CPUIDEntry{Function: leaf, Index: 2, Flags: kvm.CPUIDFlagSignificantIndx,

@@ -26,9 +26,6 @@ func (a *asm) movAL(v byte) *asm    { return a.emit(0xb0, v) }             // mo
 func (a *asm) movDX(p uint16) *asm  { return a.emit(0x66, 0xba, byte(p), byte(p>>8)) }
 func (a *asm) outDX() *asm          { return a.emit(0xee) }            // out dx, al
 func (a *asm) out(p byte) *asm      { return a.emit(0xe6, p) }         // out imm8, al
-func (a *asm) in(p byte) *asm       { return a.emit(0xe4, p) }         // in al, imm8
-func (a *asm) hlt() *asm            { return a.emit(0xf4) }            // hlt
-func (a *asm) cli() *asm            { return a.emit(0xfa) }            // cli
 func (a *asm) jmpSelf() *asm        { return a.emit(0xeb, 0xfe) }      // jmp $
 func (a *asm) decECX() *asm         { return a.emit(0xff, 0xc9) }      // dec ecx
 func (a *asm) jnz(rel int8) *asm    { return a.emit(0x75, byte(rel)) } // jnz rel8

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Run the vmm package's tests against hardware-style KVM on a host that has
+# none (no kvm_intel/kvm_amd; /dev/kvm missing or served by PVM): boot
+# Debian's kernel under QEMU's software emulation (TCG) with an emulated AMD
+# SVM CPU, load kvm_amd inside, and run the test binary there. Slow (every
+# guest instruction is emulated, nested ones too) but it runs the Linux
+# boot test and the tiny-guest tests for real.
+#
+# usage: internal/vmm/testdata/nested-kvm.sh [go test flags, comma-separated]
+#   e.g. nested-kvm.sh -test.run=BootLinux|Program
+#        nested-kvm.sh -test.run=XXX,-test.bench=.,-test.benchtime=20000x
+# needs: go, qemu-system-x86_64, cpio, xz, apt-get (to download the kernel's
+# modules once), the kernel from scripts/fetch-kernel (or $KTSTR_KERNEL).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+pkg=$(cd "$here/.." && pwd)
+cache=${KTSTR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ktstr}
+kernel=${KTSTR_KERNEL:-$cache/debian/vmlinuz}
+[ -f "$kernel" ] || { echo "nested-kvm: no kernel at $kernel (run scripts/fetch-kernel)" >&2; exit 2; }
+# The module package matches the kernel's release: the vmlinuz-<release> next to it.
+release=$(ls "$(dirname "$kernel")" | sed -n 's/^vmlinuz-//p' | head -1)
+[ -n "$release" ] || { echo "nested-kvm: cannot tell the kernel release (want vmlinuz-<release> next to $kernel)" >&2; exit 2; }
+mods=$cache/nested/$release
+if [ ! -f "$mods/kvm-amd.ko" ]; then
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get download "linux-image-$release-unsigned" >/dev/null && dpkg-deb -x ./*.deb x)
+	mkdir -p "$mods"
+	for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd; do
+		xz -dc "$tmp/x/lib/modules/$release/kernel/$m.ko.xz" > "$mods/$(basename $m).ko"
+	done
+	rm -rf "$tmp"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/root/mods" "$work/root/proc" "$work/root/sys" "$work/root/dev" "$work/root/tmp"
+(cd "$pkg" && CGO_ENABLED=0 go test -c -o "$work/root/vmm.test" . && CGO_ENABLED=0 go build -o "$work/root/init" ./testdata/nested)
+cp "$mods"/*.ko "$work/root/mods/"
+cp "$kernel" "$work/root/vmlinuz"
+(cd "$work/root" && find . | cpio -o -H newc 2>/dev/null) > "$work/initramfs"
+args=$(echo "${*:-}" | tr ' ' ',')
+qemu-system-x86_64 -accel tcg -M pc -cpu max -smp "${NESTED_SMP:-1}" -m 2048 \
+	-display none -nodefaults -no-user-config -no-reboot -serial stdio \
+	-kernel "$kernel" -initrd "$work/initramfs" \
+	-append "console=ttyS0 reboot=t panic=-1 quiet ktstr.testargs=$args" | tee "$work/log"
+status=$(sed -n 's/^NESTED-EXIT \([0-9]*\).*/\1/p' "$work/log" | tail -1)
+exit "${status:-1}"

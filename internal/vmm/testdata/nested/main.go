@@ -1,0 +1,59 @@
+// Command nested is /init of a QEMU guest that gives the vmm tests a
+// hardware-style KVM on hosts that lack one: QEMU's software emulation
+// (TCG) emulates AMD SVM, so kvm_amd loads in the guest. It loads the
+// modules in /mods (irqbypass, kvm, kvm-amd), runs /vmm.test with the
+// arguments in ktstr.testargs= (comma-separated), prints
+// "NESTED-EXIT <status>" and powers off. See ../nested-kvm.sh.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	for _, m := range []struct{ src, dst, fs string }{{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"}, {"tmpfs", "/tmp", "tmpfs"}} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil {
+			fmt.Println("mount", m.dst, err)
+		}
+	}
+	for _, m := range []string{"irqbypass", "kvm", "kvm-amd"} {
+		f, err := os.Open("/mods/" + m + ".ko")
+		if err == nil {
+			err = unix.FinitModule(int(f.Fd()), "", 0)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Println("load", m, err)
+		}
+	}
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	args := []string{"-test.v", "-test.count=1"}
+	for _, f := range strings.Fields(string(cmdline)) {
+		if v, ok := strings.CutPrefix(f, "ktstr.testargs="); ok && v != "" {
+			args = append(args, strings.Split(v, ",")...)
+		}
+	}
+	cmd := exec.Command("/vmm.test", args...)
+	cmd.Dir = "/tmp"
+	cmd.Env = append(os.Environ(), "HOME=/tmp", "TMPDIR=/tmp", "KTSTR_KERNEL=/vmlinuz")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	status := 0
+	if err := cmd.Run(); err != nil {
+		status = 1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			status = ee.ExitCode()
+		}
+		fmt.Println(err)
+	}
+	fmt.Printf("NESTED-EXIT %d\n", status)
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
