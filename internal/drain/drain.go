@@ -180,14 +180,17 @@ func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
 }
 
 // beat runs the consumer's heartbeat every d (shm.BeatInterval if 0)
-// until the returned function is called.
+// until the returned function is called; it returns once the heartbeat
+// goroutine has exited.
 func beat(c *shm.Consumer, d time.Duration) (stop func()) {
 	if d == 0 {
 		d = shm.BeatInterval
 	}
 	c.Beat()
 	done := make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
@@ -199,7 +202,9 @@ func beat(c *shm.Consumer, d time.Duration) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	// stop waits for the goroutine: the caller may unmap the region next,
+	// and a late Beat would then write to unmapped memory.
+	return func() { close(done); <-exited }
 }
 
 // trailer appends the host-origin frames: LOSS if the producer dropped
