@@ -236,7 +236,12 @@ func Run(cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("region: %w", err)
 	}
-	defer region.Close()
+	// The control server goes first: its handler writes replies into the
+	// region, which must stay mapped until no handler can run.
+	defer func() {
+		srv.Close()
+		region.Close()
+	}()
 	h.region = region
 	h.rx = region.RX().NewProducer(time.Second)
 
