@@ -21,7 +21,7 @@
 //	0x0000_7000             4 KiB         boot_params, the "zero page" (RSI at entry)
 //	0x0000_9000             4 KiB         PML4
 //	0x0000_A000             4 KiB         PDPT (first 512 GiB)
-//	0x0000_B000             4 KiB × n     page directories, 2 MiB pages: the first 4 GiB, and the region's GiB blocks
+//	0x0000_B000             4 KiB × n     page directories, 2 MiB pages: the first 4 GiB, the region's GiB blocks, RAM above 4 GiB (up to 16 directories in all)
 //	0x0002_0000             up to 64 KiB  kernel command line, NUL-terminated
 //	0x0009_FC00             1 KiB         EBDA (E820 reserved, empty)
 //	0x000E_0000             128 KiB       BIOS area (E820 reserved): RSDP, XSDT, RSDT, FADT, DSDT, MADT

@@ -21,6 +21,7 @@ func (a *asm) movRAX(v uint64) *asm { return a.emit(0x48, 0xb8).imm64(v) } // mo
 func (a *asm) movECX(v uint32) *asm { return a.emit(0xb9).imm32(v) }       // mov ecx, imm32
 func (a *asm) repMovsb() *asm       { return a.emit(0xf3, 0xa4) }          // rep movsb [rdi], [rsi]
 func (a *asm) storeRAX() *asm       { return a.emit(0x48, 0x89, 0x07) }    // mov [rdi], rax
+func (a *asm) loadRAX() *asm        { return a.emit(0x48, 0x8b, 0x07) }    // mov rax, [rdi]
 func (a *asm) storeEAX() *asm       { return a.emit(0x89, 0x07) }          // mov [rdi], eax
 func (a *asm) movAL(v byte) *asm    { return a.emit(0xb0, v) }             // mov al, imm8
 func (a *asm) movDX(p uint16) *asm  { return a.emit(0x66, 0xba, byte(p), byte(p>>8)) }

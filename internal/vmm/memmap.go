@@ -123,7 +123,10 @@ func (m MemoryMap) E820() []E820Entry {
 }
 
 // identityBlocks returns the GiB blocks (indexes into the PDPT) mapped
-// at entry: the first 4 GiB, and the region's when it lies below 512 GiB.
+// at entry: the first 4 GiB, the region's when it lies below 512 GiB, and
+// RAM above 4 GiB from its start as far as maxPDs page directories go.
+// Linux needs only its image, boot_params and command line mapped; the
+// rest is for Programs.
 func (m MemoryMap) identityBlocks() []uint64 {
 	b := []uint64{0, 1, 2, 3}
 	if m.RegionSize > 0 && m.RegionBase+m.RegionSize <= identityLimit {
@@ -132,6 +135,9 @@ func (m MemoryMap) identityBlocks() []uint64 {
 				b = append(b, g)
 			}
 		}
+	}
+	for g := uint64(4); g*gib < highRAMStart+m.HighRAM && len(b) < maxPDs && g < identityLimit/gib; g++ {
+		b = append(b, g)
 	}
 	return b
 }

@@ -19,9 +19,11 @@ func TestPlanMemory(t *testing.T) {
 		{"1 GiB + 2 MiB", 1*gib + 2*mib, 2 * gib, MemoryMap{LowRAM: 1*gib + 2*mib, RegionBase: 4 * gib, RegionSize: 2 * gib}, []uint64{4, 5}},
 		{"region would reach the hole", 2*gib + 512*mib, 1 * gib, MemoryMap{LowRAM: 2*gib + 512*mib, RegionBase: 4 * gib, RegionSize: 1 * gib}, []uint64{4}},
 		{"3 GiB", 3 * gib, 16 * mib, MemoryMap{LowRAM: 3 * gib, RegionBase: 4 * gib, RegionSize: 16 * mib}, []uint64{4}},
-		{"8 GiB splits around the hole", 8 * gib, 16*mib + pageSize, MemoryMap{LowRAM: 3 * gib, HighRAM: 5 * gib, RegionBase: 9 * gib, RegionSize: 16*mib + pageSize}, []uint64{9}},
+		{"3.5 GiB", 3*gib + 512*mib, pageSize, MemoryMap{LowRAM: 3 * gib, HighRAM: 512 * mib, RegionBase: 5 * gib, RegionSize: pageSize}, []uint64{5, 4}},
+		{"8 GiB splits around the hole", 8 * gib, 16*mib + pageSize, MemoryMap{LowRAM: 3 * gib, HighRAM: 5 * gib, RegionBase: 9 * gib, RegionSize: 16*mib + pageSize}, []uint64{9, 4, 5, 6, 7, 8}},
+		{"high RAM mapped as far as room allows", 64 * gib, 16 * mib, MemoryMap{LowRAM: 3 * gib, HighRAM: 61 * gib, RegionBase: 65 * gib, RegionSize: 16 * mib}, []uint64{65, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}},
 		{"no region", 128 * mib, 0, MemoryMap{LowRAM: 128 * mib}, nil},
-		{"region past 512 GiB is not mapped at entry", 600 * gib, 16 * mib, MemoryMap{LowRAM: 3 * gib, HighRAM: 597 * gib, RegionBase: 601 * gib, RegionSize: 16 * mib}, nil},
+		{"region past 512 GiB is not mapped at entry", 600 * gib, 16 * mib, MemoryMap{LowRAM: 3 * gib, HighRAM: 597 * gib, RegionBase: 601 * gib, RegionSize: 16 * mib}, []uint64{4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := PlanMemory(c.ram, c.region)

@@ -133,6 +133,48 @@ func TestProgramWritesRegion(t *testing.T) {
 	}
 }
 
+// TestProgramHighMemory runs with RAM above 4 GiB (memory slot 1) and the
+// region above that: the program stores a value in high RAM, loads it
+// back and stores it in the region. Were high RAM not mapped, the load
+// would read all ones from an MMIO exit.
+func TestProgramHighMemory(t *testing.T) {
+	requireKVM(t)
+	const memMB = 3*1024 + 512
+	mm, err := PlanMemory(memMB*mib, pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mm.HighRAM != 512*mib || mm.RegionBase != 5*gib {
+		t.Fatalf("PlanMemory = %+v, want 512 MiB above 4 GiB and the region at 5 GiB", mm)
+	}
+	path := filepath.Join(t.TempDir(), "region")
+	if err := os.WriteFile(path, make([]byte, 2*pageSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const value = 0x1122334455667788
+	var a asm
+	a.movRDI(highRAMStart + mm.HighRAM - 8).movRAX(value).storeRAX()
+	a.movRAX(0).loadRAX()
+	a.movRDI(mm.RegionBase + 8).storeRAX().reset()
+	vm, err := Start(Config{Program: a.b, MemoryMB: memMB, RegionPath: path, RegionSize: pageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason, err := waitExit(t, vm, 60*time.Second); reason != ExitReset || err != nil {
+		t.Fatalf("Exit() = %v, %v; want reset, nil", reason, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := le.Uint64(b[8:]); got != value {
+		t.Errorf("region word 1 = %#x, want %#x (stored to and loaded from high RAM)", got, uint64(value))
+	}
+	if st := vm.Stats(); st.MMIOExits != 0 {
+		t.Errorf("%d MMIO exits, want 0", st.MMIOExits)
+	}
+}
+
 // TestProgramKill kills a guest that spins, with a second vCPU waiting for
 // a SIPI that never comes: both threads must leave KVM_RUN.
 func TestProgramKill(t *testing.T) {

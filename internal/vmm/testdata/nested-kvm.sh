@@ -9,6 +9,8 @@
 # usage: internal/vmm/testdata/nested-kvm.sh [go test flags, comma-separated]
 #   e.g. nested-kvm.sh -test.run=BootLinux|Program
 #        nested-kvm.sh -test.run=XXX,-test.bench=.,-test.benchtime=20000x
+# NESTED_GOFLAGS adds flags to go test -c (e.g. -race); NESTED_SMP sets the
+# outer guest's CPUs (default 1).
 # needs: go, qemu-system-x86_64, cpio, xz, apt-get (to download the kernel's
 # modules once), the kernel from scripts/fetch-kernel (or $KTSTR_KERNEL).
 set -eu
@@ -33,7 +35,13 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/mods" "$work/root/proc" "$work/root/sys" "$work/root/dev" "$work/root/tmp"
-(cd "$pkg" && CGO_ENABLED=0 go test -c -o "$work/root/vmm.test" . && CGO_ENABLED=0 go build -o "$work/root/init" ./testdata/nested)
+build() { # a static test binary: the guest has no libc
+	case " ${NESTED_GOFLAGS:-} " in
+	*" -race "*) CGO_ENABLED=1 go test -c -ldflags '-linkmode external -extldflags -static' "$@" ;;
+	*) CGO_ENABLED=0 go test -c "$@" ;;
+	esac
+}
+(cd "$pkg" && build ${NESTED_GOFLAGS:-} -o "$work/root/vmm.test" . && CGO_ENABLED=0 go build -o "$work/root/init" ./testdata/nested)
 cp "$mods"/*.ko "$work/root/mods/"
 cp "$kernel" "$work/root/vmlinuz"
 (cd "$work/root" && find . | cpio -o -H newc 2>/dev/null) > "$work/initramfs"
