@@ -226,7 +226,7 @@ func Run(cfg Config) (Result, error) {
 
 	// The control socket exists before the region, so a reader that waits
 	// for the region can connect at once.
-	h := &handler{logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
+	h := &handler{backend: "qemu", logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
 	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), h.handle)
 	if err != nil {
 		return Result{}, fmt.Errorf("control socket: %w", err)
@@ -260,6 +260,7 @@ func Run(cfg Config) (Result, error) {
 		logf("backend: qemu with KVM (--vmm qemu-kvm)")
 		useKVM = true
 	case "host":
+		h.backend = "host"
 		logf("backend: host (--vmm host: the agent runs the scenario on this machine, no VM)")
 		return h.runHost(cfg, region, start)
 	default:
@@ -337,6 +338,7 @@ func panicLine(path string) string {
 
 // handler acts on control records from ktstr-dispatch.
 type handler struct {
+	backend  string
 	logf     func(string, ...any)
 	region   *shm.Region
 	rx       *shm.Producer
@@ -360,10 +362,10 @@ func (h *handler) handle(r *record.Record) {
 	case record.EffectSnapshotRequest:
 		h.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{
 			RequestID: r.RequestID, Status: wire.SnapshotErr,
-			Reason: "snapshot capture is not supported by the qemu backend"}))
+			Reason: "snapshot capture is not supported by the " + h.backend + " backend"}))
 	case record.EffectKernelOpRequest:
 		p, err := payload.MarshalKernelOpReply(&payload.KernelOpReply{RequestID: r.RequestID,
-			Reason: "kernel ops are not supported by the qemu backend", ReadValues: []payload.Value{}})
+			Reason: "kernel ops are not supported by the " + h.backend + " backend", ReadValues: []payload.Value{}})
 		if err == nil {
 			h.reply(wire.TypeKernelOpReply, p)
 		}

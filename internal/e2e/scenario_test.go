@@ -108,3 +108,21 @@ func TestVMSchedulerDiesMidRun(t *testing.T) {
 		t.Errorf("vm_end = %+v, want killed (early kill)", v.Runs[0].VMEnd)
 	}
 }
+
+// TestHostModeSnapshotRoundTrip: the agent's SNRQ travels through the
+// guest-to-host ring, ktstr-drain and ktstr-dispatch to ktstr-boot's
+// control socket, and ktstr-boot's SNRP comes back through the
+// host-to-guest ring; the answer lands in the result's info notes.
+func TestHostModeSnapshotRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pipeline test: skipped with -short")
+	}
+	buildTools(t)
+	r := ktstrRun(t, "", jsonVerdict, "--vmm", "host", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/snapshot.json"), "--timeout", "60s")
+	if r.status != 0 {
+		t.Fatalf("snapshot scenario: status %d\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `snapshot \"mid-run\": host answered ERR: snapshot capture is not supported by the host backend`) {
+		t.Errorf("no snapshot answer in the result's info notes:\n%s", r.stdout)
+	}
+}

@@ -252,6 +252,17 @@ func (a *agent) run() {
 	if sched != nil {
 		env.killScheduler = func(sig int) error { return sched.cmd.Process.Signal(syscall.Signal(sig)) }
 	}
+	rep := newReplies(a.region, a.logf)
+	env.snapshot = func(tag string) (string, error) {
+		r, err := rep.snapshot(a.send, wire.SnapshotCapture, tag, 10*time.Second)
+		if err != nil {
+			return "", err
+		}
+		if r.Status == wire.SnapshotOK {
+			return "captured", nil
+		}
+		return "host answered ERR: " + r.Reason, nil
+	}
 	res := runScenario(sc, env)
 	if attachMS > 0 {
 		res.Measurements["sched_attach_ms"] = attachMS

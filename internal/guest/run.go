@@ -47,6 +47,9 @@ type runEnv struct {
 	stopWhy func() string
 	// killScheduler signals the scheduler under test (nil: none).
 	killScheduler func(sig int) error
+	// snapshot asks the host for a snapshot and returns its answer (nil:
+	// no channel to the host).
+	snapshot func(tag string) (string, error)
 }
 
 type liveCgroup struct {
@@ -61,7 +64,7 @@ type liveCgroup struct {
 // runScenario runs sc and returns its result. Errors setting the scenario
 // up become failing outcomes: the guest always reports.
 func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
-	var setupErrs []string
+	var setupErrs, notes []string
 	failSetup := func(format string, args ...any) {
 		setupErrs = append(setupErrs, fmt.Sprintf(format, args...))
 	}
@@ -143,6 +146,16 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		stim.OpKinds = 0
 		for _, op := range st.Ops {
 			stim.OpKinds |= opBit(op.Op)
+			if op.Op == scenario.OpSnapshot {
+				if env.snapshot == nil {
+					failSetup("step %d: snapshot %q: no channel to the host", i+1, op.Tag)
+				} else if answer, err := env.snapshot(op.Tag); err != nil {
+					failSetup("step %d: snapshot %q: %v", i+1, op.Tag, err)
+				} else {
+					notes = append(notes, fmt.Sprintf("snapshot %q: %s", op.Tag, answer))
+				}
+				continue
+			}
 			if op.Op == scenario.OpKillScheduler {
 				if err := env.kill(op.Signal); err != nil {
 					failSetup("step %d: kill_scheduler: %v", i+1, err)
@@ -199,6 +212,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Inconclusive, Kind: payload.KindOther,
 			Message: "scenario cut short: " + stopped})
 	}
+	res.InfoNotes = append(res.InfoNotes, notes...)
 	res.Measurements = map[string]float64{"elapsed_ms": float64(time.Since(start).Milliseconds()), "workers": float64(nworkers)}
 	return dropPassIfOthers(res)
 }
@@ -238,6 +252,8 @@ func opBit(op string) uint32 {
 		return 8
 	case scenario.OpKillScheduler:
 		return 16
+	case scenario.OpSnapshot:
+		return 32
 	}
 	return 0
 }

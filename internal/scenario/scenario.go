@@ -89,6 +89,10 @@ const (
 	// under test: the harness's own check that a scheduler dying mid-run
 	// is caught. It names no cgroup.
 	OpKillScheduler = "kill_scheduler"
+	// OpSnapshot asks the host to capture a snapshot named Tag (SNRQ) and
+	// waits for its reply (SNRP); the answer becomes an info note. A
+	// host that does not answer fails the run.
+	OpSnapshot = "snapshot"
 )
 
 // Op changes the scenario at the start of a step.
@@ -99,6 +103,7 @@ type Op struct {
 	Weight int    `json:"weight,omitempty"`
 	Count  int    `json:"count,omitempty"`
 	Signal int    `json:"signal,omitempty"`
+	Tag    string `json:"tag,omitempty"`
 }
 
 // Checks are the thresholds; a nil field inherits (defaults, then the
@@ -257,6 +262,12 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 		}
 		for j, op := range st.Ops {
 			g := fmt.Sprintf("%s.ops[%d]", f, j)
+			if op.Op == OpSnapshot {
+				if op.Cgroup != "" || op.Tag == "" || len(op.Tag) > 64 {
+					return bad(g, "snapshot takes only a tag of 1..64 bytes")
+				}
+				continue
+			}
 			if op.Op == OpKillScheduler {
 				if op.Cgroup != "" || op.Signal < 0 || op.Signal > 64 {
 					return bad(g, "kill_scheduler takes only a signal number (1..64)")
@@ -280,7 +291,7 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 					return bad(g+".count", "%d out of range 1..%d", op.Count, MaxWorkers)
 				}
 			default:
-				return bad(g+".op", "unknown op %q (want %s, %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers, OpKillScheduler)
+				return bad(g+".op", "unknown op %q (want %s, %s, %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers, OpKillScheduler, OpSnapshot)
 			}
 		}
 	}
