@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ktstr-go/ktstr/internal/scenario"
 )
 
 // verdictJSON is the part of ktstr-verdict --format json the tests read.
@@ -124,5 +126,25 @@ func TestHostModeSnapshotRoundTrip(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, `snapshot \"mid-run\": host answered ERR: snapshot capture is not supported by the host backend`) {
 		t.Errorf("no snapshot answer in the result's info notes:\n%s", r.stdout)
+	}
+}
+
+// TestVMCannedScenarios runs every canned scenario in a VM under the
+// kernel's own scheduler: each passes, except "fail", which fails.
+func TestVMCannedScenarios(t *testing.T) {
+	k := needVM(t)
+	for _, name := range scenario.Names() {
+		t.Run(name, func(t *testing.T) {
+			r := ktstrRun(t, k, jsonVerdict, "--scenario", name)
+			v := parseVerdict(t, r.stdout)
+			want, wantStatus := 0, "PASS"
+			if name == "fail" {
+				want, wantStatus = 1, "FAIL"
+			}
+			if r.status != want || v.Runs[0].Status != wantStatus {
+				t.Fatalf("%s: status %d %s (%s: %s), want %d %s\nstderr:\n%s", name, r.status, v.Runs[0].Status,
+					v.Runs[0].Cause, v.Runs[0].Reason, want, wantStatus, r.stderr)
+			}
+		})
 	}
 }
