@@ -49,7 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "watchdog: hard deadline for the whole VM"},
 		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: "vCPUs"},
 		&ucli.IntFlag{Name: "memory", Value: 512, Usage: "guest memory in MiB"},
-		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "backend: auto, qemu (software emulation), qemu-kvm, host (no VM)"},
+		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "backend: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
 	}
@@ -71,9 +71,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
 		}
 		switch cfg.VMM {
-		case "auto", "qemu", "qemu-kvm", "host":
+		case "auto", "own", "qemu", "qemu-kvm", "host":
 		default:
-			return cli.Usagef("--vmm %q: want auto, qemu, qemu-kvm or host", cfg.VMM)
+			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", cfg.VMM)
 		}
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.

@@ -53,10 +53,15 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 		if sock := c.String("control"); sock != "" {
 			cl, err := control.Dial(sock, c.Duration("control-wait"))
 			if err != nil {
-				return cli.Exitf(ExitIO, "control socket: %v", err)
+				// ktstr-boot may have failed before the VM started, or
+				// already finished; the records (its VEND among them) are
+				// still worth delivering.
+				cli.Errorf(stderr, name, "control socket: %v; effects are not forwarded", err)
 			}
-			defer cl.Close()
-			gone := false
+			gone := cl == nil
+			if cl != nil {
+				defer cl.Close()
+			}
 			opts.Effects = func(r *record.Record) error {
 				if gone {
 					return nil

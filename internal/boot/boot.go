@@ -21,6 +21,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/initramfs"
 	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
@@ -99,16 +100,6 @@ func PrepareRunDir(dir string) error {
 		return fmt.Errorf("run directory %s already holds a region (one run per directory)", dir)
 	}
 	return nil
-}
-
-// HardwareKVM reports whether a hardware KVM module is loaded.
-func HardwareKVM() (string, bool) {
-	for _, m := range []string{"kvm_intel", "kvm_amd"} {
-		if _, err := os.Stat("/sys/module/" + m); err == nil {
-			return m, true
-		}
-	}
-	return "", false
 }
 
 // File is one extra file for the initramfs: Src on the host (or Data)
@@ -245,20 +236,43 @@ func Run(cfg Config) (Result, error) {
 	h.region = region
 	h.rx = region.RX().NewProducer(time.Second)
 
-	useKVM := false
+	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1"
+	if !cfg.Verbose {
+		cmdline += " quiet loglevel=1"
+	}
+	if cfg.Append != "" {
+		cmdline += " " + cfg.Append
+	}
+	console := filepath.Join(cfg.RunDir, ConsoleFile)
+	com2 := filepath.Join(cfg.RunDir, COM2File)
+	qc := qemu.Config{
+		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
+		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
+		Region: filepath.Join(cfg.RunDir, RegionFile), RegionSize: layout.Size,
+		Console: console, COM2: com2, Stderr: os.Stderr,
+	}
+	own := false
 	switch cfg.VMM {
 	case "", "auto":
-		if mod, ok := HardwareKVM(); ok {
-			logf("backend: qemu with KVM (%s loaded; ktstr-boot's own VMM is not built yet)", mod)
-			useKVM = true
-		} else {
-			logf("backend: qemu with software emulation (no kvm_intel or kvm_amd module: /dev/kvm, if present, cannot boot a stock kernel)")
+		b, err := vmm.Probe()
+		switch {
+		case err == nil && b.CanBootLinux():
+			logf("backend: ktstr-boot's own KVM VMM (%v)", b)
+			own = true
+		case err != nil:
+			logf("backend: qemu with software emulation (KVM probe: %v)", err)
+		default:
+			logf("backend: qemu with software emulation (%v)", b)
 		}
+	case "own":
+		b, _ := vmm.Probe()
+		logf("backend: ktstr-boot's own KVM VMM (--vmm own; %v)", b)
+		own = true
 	case "qemu":
 		logf("backend: qemu with software emulation (--vmm qemu)")
 	case "qemu-kvm":
 		logf("backend: qemu with KVM (--vmm qemu-kvm)")
-		useKVM = true
+		qc.KVM = true
 	case "host":
 		h.backend = "host"
 		logf("backend: host (--vmm host: the agent runs the scenario on this machine, no VM)")
@@ -267,21 +281,13 @@ func Run(cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("unknown --vmm %q", cfg.VMM)
 	}
 
-	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1"
-	if !cfg.Verbose {
-		cmdline += " quiet loglevel=1"
+	var vm machine
+	if own {
+		h.backend = "own-vmm"
+		vm, err = startOwn(cfg, initrd, cmdline, layout.Size, console, com2)
+	} else {
+		vm, err = qemu.Start(qc)
 	}
-	if cfg.Append != "" {
-		cmdline += " " + cfg.Append
-	}
-	qc := qemu.Config{
-		KVM: useKVM, Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
-		Region: filepath.Join(cfg.RunDir, RegionFile), RegionSize: layout.Size,
-		Console: filepath.Join(cfg.RunDir, ConsoleFile), COM2: filepath.Join(cfg.RunDir, COM2File),
-		Stderr: os.Stderr,
-	}
-	vm, err := qemu.Start(qc)
 	if err != nil {
 		res := Result{Reason: wire.EndVMMError, Detail: err.Error(), Elapsed: time.Since(start)}
 		region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
@@ -291,7 +297,7 @@ func Run(cfg Config) (Result, error) {
 	res := h.watch(vm, start, cfg.Timeout)
 	res.Elapsed = time.Since(start)
 	if res.Reason == 0 {
-		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), qc.Console)
+		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), console)
 	}
 	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
 	logf("vm ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))
@@ -308,7 +314,7 @@ func detail(s string) string {
 // classify decides how a VM that exited by itself ended.
 func classify(qerr error, guestState uint32, console string) (wire.EndReason, string) {
 	if qerr != nil {
-		return wire.EndVMMError, "qemu: " + qerr.Error()
+		return wire.EndVMMError, qerr.Error()
 	}
 	if guestState == shm.GuestDone {
 		return wire.EndPoweroff, ""
@@ -382,9 +388,18 @@ func (h *handler) reply(t wire.Type, p []byte) {
 	}
 }
 
+// machine is a running VM of either backend.
+type machine interface {
+	Done() <-chan struct{}
+	Kill()
+	// Err is the VMM's own failure once Done is closed; nil when the
+	// guest ended the VM itself (reboot, poweroff, reset).
+	Err() error
+}
+
 // watch runs the watchdog until the VM exits, and returns a non-zero
 // reason if it had to stop the VM.
-func (h *handler) watch(vm *qemu.VM, start time.Time, timeout time.Duration) Result {
+func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Result {
 	if timeout <= 0 {
 		timeout = 120 * time.Second
 	}

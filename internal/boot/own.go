@@ -1,0 +1,67 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/ktstr-go/ktstr/internal/vmm"
+)
+
+// ownVM adapts the own VMM to machine.
+type ownVM struct {
+	vm       *vmm.VM
+	con, com *os.File
+}
+
+// startOwn boots the kernel under ktstr-boot's own KVM VMM: the region is
+// its own memory slot above RAM, announced on the command line as
+// KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to the run directory's
+// console files.
+func startOwn(cfg Config, initrd, cmdline string, regionSize uint64, console, com2 string) (*ownVM, error) {
+	con, err := os.OpenFile(console, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	com, err := os.OpenFile(com2, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		con.Close()
+		return nil, err
+	}
+	vm, err := vmm.Start(vmm.Config{
+		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
+		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
+		RegionPath: cfgRegion(cfg), RegionSize: regionSize,
+		Console: con, COM2: com,
+	})
+	if err != nil {
+		con.Close()
+		com.Close()
+		return nil, fmt.Errorf("own VMM: %w", err)
+	}
+	o := &ownVM{vm: vm, con: con, com: com}
+	go func() {
+		<-vm.Done()
+		con.Close()
+		com.Close()
+	}()
+	return o, nil
+}
+
+func cfgRegion(cfg Config) string { return cfg.RunDir + "/" + RegionFile }
+
+func (o *ownVM) Done() <-chan struct{} { return o.vm.Done() }
+func (o *ownVM) Kill()                 { o.vm.Kill() }
+
+// Err is the VMM's failure, if the VM ended on one (an internal error, a
+// failed entry, an unknown exit); a reboot, reset, poweroff, halt or
+// triple fault is the guest's doing and classified from its state.
+func (o *ownVM) Err() error {
+	r, err := o.vm.Exit()
+	if r == vmm.ExitError {
+		if err == nil {
+			err = fmt.Errorf("vmm: %v", r)
+		}
+		return err
+	}
+	return nil
+}
