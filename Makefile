@@ -14,7 +14,7 @@ CACHE    ?= $(or $(KTSTR_CACHE),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/ktstr,$
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short lint bench man demo deps kernel schedulers clean
+.PHONY: all build test test-short test-nested test-own-vmm lint bench man demo deps kernel schedulers clean
 
 all: build
 
@@ -35,6 +35,16 @@ test: build
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# The own VMM's tests against hardware-style KVM on a host without it:
+# QEMU's software emulation provides an AMD SVM CPU and kvm_amd loads
+# inside (internal/vmm/testdata/nested-kvm.sh); the Linux boot included.
+test-nested:
+	internal/vmm/testdata/nested-kvm.sh
+
+# The whole pipeline with --vmm own, the same way (slower).
+test-own-vmm:
+	scripts/test-own-vmm
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

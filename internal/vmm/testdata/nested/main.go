@@ -2,8 +2,10 @@
 // hardware-style KVM on hosts that lack one: QEMU's software emulation
 // (TCG) emulates AMD SVM, so kvm_amd loads in the guest. It loads the
 // modules in /mods (irqbypass, kvm, kvm-amd), runs /vmm.test with the
-// arguments in ktstr.testargs= (comma-separated), prints
-// "NESTED-EXIT <status>" and powers off. See ../nested-kvm.sh.
+// arguments in ktstr.testargs= (comma-separated) — or, when the initramfs
+// has /run.sh, that script with busybox's sh (scripts/test-own-vmm runs the
+// whole ktstr pipeline this way) — prints "NESTED-EXIT <status>" and
+// powers off. See ../nested-kvm.sh.
 package main
 
 import (
@@ -41,8 +43,11 @@ func main() {
 		}
 	}
 	cmd := exec.Command("/vmm.test", args...)
+	if _, err := os.Stat("/run.sh"); err == nil {
+		cmd = exec.Command("/bin/sh", "/run.sh")
+	}
 	cmd.Dir = "/tmp"
-	cmd.Env = append(os.Environ(), "HOME=/tmp", "TMPDIR=/tmp", "KTSTR_KERNEL=/vmlinuz")
+	cmd.Env = append(os.Environ(), "HOME=/tmp", "TMPDIR=/tmp", "KTSTR_KERNEL=/vmlinuz", "PATH=/bin")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	status := 0
 	if err := cmd.Run(); err != nil {
