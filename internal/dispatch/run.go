@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -116,12 +117,7 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "frames=%d bytes=%d entries=%d effects=%d diags=%d", a.Frames, a.Bytes, s.Entries, s.Effects, s.Diags)
 	fmt.Fprintf(&b, " crc_mismatch=%d pad_nonzero=%d oversized=%d residual_overflow=%d truncated_tail=%d dropped_bytes=%d",
 		a.CRCMismatch, a.PadNonzero, a.Oversized, a.ResidualOverflow, a.TruncatedTail, a.DroppedBytes)
-	keys := make([]string, 0, len(s.Dropped))
-	for k := range s.Dropped {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(s.Dropped)) {
 		fmt.Fprintf(&b, " drop.%s=%d", k, s.Dropped[k])
 	}
 	return b.String()

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -803,12 +805,7 @@ func sanitize(r *payload.AssertResult) {
 		fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("stats.cgroups[%d].spread_pct", i))
 		fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("stats.cgroups[%d].max_gap_ms", i))
 	}
-	keys := make([]string, 0, len(r.Measurements))
-	for k := range r.Measurements {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
 		x := r.Measurements[k]
 		fix(&x, "measurements."+k)
 		r.Measurements[k] = x

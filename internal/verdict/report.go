@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -129,12 +130,7 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 			for _, n := range r.InfoNotes {
 				b.WriteString(clean(n) + "\n")
 			}
-			keys := make([]string, 0, len(r.Measurements))
-			for k := range r.Measurements {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
 				fmt.Fprintf(b, "%s=%g\n", clean(k), r.Measurements[k])
 			}
 		}
@@ -264,12 +260,7 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 	if c.UnknownKinds > 0 {
 		fmt.Fprintf(b, "records of unknown kind: %d\n", c.UnknownKinds)
 	}
-	keys := make([]string, 0, len(v.Diags))
-	for k := range v.Diags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(v.Diags)) {
 		fmt.Fprintf(b, "diag %s=%d\n", clean(k), v.Diags[k])
 	}
 }
