@@ -284,7 +284,7 @@ func Run(cfg Config) (Result, error) {
 	var vm machine
 	if own {
 		h.backend = "own-vmm"
-		vm, err = startOwn(cfg, initrd, cmdline, layout.Size, console, com2)
+		vm, err = startOwn(cfg, initrd, cmdline, layout.Size)
 	} else {
 		vm, err = qemu.Start(qc)
 	}
@@ -447,15 +447,11 @@ func softDelay(budget time.Duration) time.Duration {
 func (h *handler) runHost(cfg Config, region *shm.Region, start time.Time) (Result, error) {
 	// The agent's console and COM2 lines go where a VM's serial ports
 	// would, so the run directory looks the same.
-	con, err := os.OpenFile(filepath.Join(cfg.RunDir, ConsoleFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	con, com2, err := openConsoles(cfg.RunDir)
 	if err != nil {
 		return Result{}, err
 	}
 	defer con.Close()
-	com2, err := os.OpenFile(filepath.Join(cfg.RunDir, COM2File), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return Result{}, err
-	}
 	defer com2.Close()
 	done := make(chan error, 1)
 	go func() { done <- guest.RunHost(region, cfg.Guest, con, com2) }()
@@ -483,4 +479,17 @@ func (h *handler) runHost(cfg Config, region *shm.Region, start time.Time) (Resu
 	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
 	h.logf("run ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))
 	return res, nil
+}
+
+// openConsoles creates the run directory's console files, COM1 and COM2,
+// for a backend that writes them itself (the own VMM, host mode).
+func openConsoles(dir string) (con, com2 *os.File, err error) {
+	if con, err = os.OpenFile(filepath.Join(dir, ConsoleFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if com2, err = os.OpenFile(filepath.Join(dir, COM2File), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		con.Close()
+		return nil, nil, err
+	}
+	return con, com2, nil
 }

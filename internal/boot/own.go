@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/ktstr-go/ktstr/internal/vmm"
 )
@@ -17,20 +18,15 @@ type ownVM struct {
 // its own memory slot above RAM, announced on the command line as
 // KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to the run directory's
 // console files.
-func startOwn(cfg Config, initrd, cmdline string, regionSize uint64, console, com2 string) (*ownVM, error) {
-	con, err := os.OpenFile(console, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+func startOwn(cfg Config, initrd, cmdline string, regionSize uint64) (*ownVM, error) {
+	con, com, err := openConsoles(cfg.RunDir)
 	if err != nil {
-		return nil, err
-	}
-	com, err := os.OpenFile(com2, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		con.Close()
 		return nil, err
 	}
 	vm, err := vmm.Start(vmm.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
-		RegionPath: cfgRegion(cfg), RegionSize: regionSize,
+		RegionPath: filepath.Join(cfg.RunDir, RegionFile), RegionSize: regionSize,
 		Console: con, COM2: com,
 	})
 	if err != nil {
@@ -46,8 +42,6 @@ func startOwn(cfg Config, initrd, cmdline string, regionSize uint64, console, co
 	}()
 	return o, nil
 }
-
-func cfgRegion(cfg Config) string { return cfg.RunDir + "/" + RegionFile }
 
 func (o *ownVM) Done() <-chan struct{} { return o.vm.Done() }
 func (o *ownVM) Kill()                 { o.vm.Kill() }
