@@ -148,3 +148,28 @@ func TestVMCannedScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestVMWatchdogSoftDeadline: with a 20 s budget the host asks the guest
+// to stop 3 s before the deadline; the agent cuts the scenario short and
+// reports, so the run is inconclusive, not a timeout.
+func TestVMWatchdogSoftDeadline(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, jsonVerdict, "--timeout", "20s", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/long-hold.json"))
+	v := parseVerdict(t, r.stdout)
+	if r.status != 3 || v.Runs[0].Status != "INCONCLUSIVE" || !strings.Contains(v.Runs[0].Reason, "graceful shutdown") {
+		t.Fatalf("soft deadline: status %d %s (%s), want 3 INCONCLUSIVE naming the graceful shutdown\n%s\nstderr:\n%s",
+			r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+}
+
+// TestVMWatchdogTimeout: a budget of 5 s or less has no soft deadline; the
+// watchdog kills the VM and the verdict says timeout.
+func TestVMWatchdogTimeout(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, jsonVerdict, "--timeout", "5s", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/long-hold.json"))
+	v := parseVerdict(t, r.stdout)
+	if r.status != 1 || v.Runs[0].Cause != "timeout" || v.Runs[0].VMEnd == nil || v.Runs[0].VMEnd.Reason != "timeout" {
+		t.Fatalf("hard deadline: status %d cause %q vm_end %+v, want 1, timeout, timeout\n%s\nstderr:\n%s",
+			r.status, v.Runs[0].Cause, v.Runs[0].VMEnd, r.stdout, r.stderr)
+	}
+}
