@@ -2,6 +2,8 @@ package guest
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +80,37 @@ func TestRequestIDsSkipZero(t *testing.T) {
 	p := &replies{nextID: ^uint32(0) - 1}
 	if a, b := p.id(), p.id(); a != ^uint32(0) || b != 1 {
 		t.Errorf("ids after wrap = %d, %d; want %d, 1", a, b, ^uint32(0))
+	}
+}
+
+// TestCrashReports: a panic in the agent becomes a CRSH frame with the
+// text and a "PANIC:" line on COM2, as ktstr's panic hook does.
+func TestCrashReports(t *testing.T) {
+	r := heapRegion(t)
+	var com2 strings.Builder
+	a := &agent{com2: &com2}
+	a.attach(r)
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				a.crash(fmt.Sprintf("%v\nstack line", p))
+			}
+		}()
+		panic("boom")
+	}()
+	if !strings.HasPrefix(com2.String(), "PANIC: boom\n  stack line") {
+		t.Errorf("COM2 = %q, want a PANIC: line", com2.String())
+	}
+	c := r.TX().NewConsumer()
+	a1, b1, err := c.Peek()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, _ := wire.ParseStream(append(append([]byte(nil), a1...), b1...), 0)
+	if len(frames) != 1 || frames[0].Type != wire.TypeCrash || !frames[0].CRCOK || !strings.HasPrefix(string(frames[0].Payload), "boom") {
+		t.Fatalf("TX ring holds %+v, want one CRSH frame with the panic text", frames)
+	}
+	if r.GuestState() != shm.GuestRunning {
+		t.Errorf("guest state %d after a crash, want running (not done)", r.GuestState())
 	}
 }
