@@ -173,3 +173,19 @@ func TestVMWatchdogTimeout(t *testing.T) {
 			r.status, v.Runs[0].Cause, v.Runs[0].VMEnd, r.stdout, r.stderr)
 	}
 }
+
+// TestVMWorkloadDeadline: with ktstr-dispatch --workload, SCST moves
+// ktstr-boot's watchdog deadline to the scenario start plus the budget
+// (ktstr's watchdog reset), well before the 120 s --timeout.
+func TestVMWorkloadDeadline(t *testing.T) {
+	k := needVM(t)
+	r := ktstrRun(t, k, append([]string{"KTSTR_DISPATCH_ARGS=--workload 3s"}, jsonVerdict...),
+		"--timeout", "120s", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/long-hold.json"))
+	v := parseVerdict(t, r.stdout)
+	if r.status != 1 || v.Runs[0].Cause != "timeout" {
+		t.Fatalf("workload deadline: status %d cause %q, want 1 timeout\n%s\nstderr:\n%s", r.status, v.Runs[0].Cause, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "watchdog: deadline in 3s") {
+		t.Errorf("ktstr-boot did not log the moved deadline:\n%s", r.stderr)
+	}
+}
