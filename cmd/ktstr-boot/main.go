@@ -120,6 +120,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				}
 				kernel = k
 			}
+			if st, err := os.Stat(kernel); err != nil || !st.Mode().IsRegular() {
+				return cli.Usagef("--kernel %s: not a readable file", kernel)
+			}
 			cfg.Kernel = kernel
 		}
 		dir := c.String("run-dir")
