@@ -58,8 +58,12 @@ func ParseCPUList(s string) ([]int, error) {
 	if s == "" {
 		return nil, nil
 	}
+	parts := strings.Split(s, ",")
+	if len(parts) > MaxCPU+1 {
+		return nil, fmt.Errorf("cpu list: %d parts, more than CPUs can exist", len(parts))
+	}
 	seen := map[int]bool{}
-	for _, part := range strings.Split(s, ",") {
+	for _, part := range parts {
 		a, b, isRange := strings.Cut(strings.TrimSpace(part), "-")
 		lo, err := strconv.Atoi(a)
 		if err != nil || lo < 0 || lo > MaxCPU {

@@ -1,0 +1,79 @@
+package scenario
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzParse: any bytes either fail with a *scenario.Error or give a
+// scenario that validates again, whose cpusets resolve (or fail) without
+// a panic, and that survives a JSON round trip unchanged in meaning.
+func FuzzParse(f *testing.F) {
+	for _, n := range Names() {
+		b, _ := Canned(n)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"name":"x","cgroups":[{"name":"a","cpuset":"overlap:1/3","pin":"0-1","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler"}]}]}`))
+	topo := Topology{CPUs: []int{0, 1, 2, 3}, LLCs: [][]int{{0, 1}, {2, 3}}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse(b, nil)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("Parse error %T %v, want *scenario.Error", err, err)
+			}
+			return
+		}
+		if err := s.Validate(nil); err != nil {
+			t.Fatalf("accepted scenario does not validate again: %v", err)
+		}
+		for _, c := range s.Cgroups {
+			for _, spec := range []string{c.Cpuset, c.Pin} {
+				cs, err := ParseCpuset(spec)
+				if err != nil {
+					t.Fatalf("accepted cpuset %q does not parse: %v", spec, err)
+				}
+				if cpus, err := cs.Resolve(topo); err == nil {
+					for _, x := range cpus {
+						if x < 0 || x > 3 {
+							t.Fatalf("Resolve(%q) = %v: CPU %d is not online", spec, cpus, x)
+						}
+					}
+				}
+			}
+		}
+		again, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, err := Parse(again, nil)
+		if err != nil {
+			t.Fatalf("re-encoded scenario does not parse: %v\n%s", err, again)
+		}
+		if s2.Duration() != s.Duration() || len(s2.Cgroups) != len(s.Cgroups) {
+			t.Fatalf("round trip changed the scenario:\n%s", again)
+		}
+	})
+}
+
+// FuzzCPUList: the list parser never panics, and what it accepts prints
+// back to a list that parses to the same CPUs.
+func FuzzCPUList(f *testing.F) {
+	for _, s := range []string{"0", "0-3", "1,3-5,7", "", "5-2", "a", "0-8191", "99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseCPUList(s)
+		if err != nil {
+			return
+		}
+		l2, err := ParseCPUList(FormatCPUList(l))
+		if err != nil || len(l2) != len(l) {
+			t.Fatalf("ParseCPUList(%q) = %v; its format %q gives %v, %v", s, l, FormatCPUList(l), l2, err)
+		}
+		for i := range l {
+			if l[i] != l2[i] || l[i] < 0 || l[i] > MaxCPU || (i > 0 && l[i] <= l[i-1]) {
+				t.Fatalf("ParseCPUList(%q) = %v: not sorted, distinct and in range", s, l)
+			}
+		}
+	})
+}
