@@ -11,6 +11,10 @@
 // (the kernel log), EXIT. A scheduler that dies mid-run gives SCDX at once,
 // carrying its exit status, or 128+N when signal N killed it.
 // A Go panic in the agent gives CRSH and "PANIC: ..." on COM2.
+//
+// Workers report their iteration counts when they stop, so the STIM and
+// STEN frames carry total_iterations 0 (unknown) and SCEN carries the
+// run's total.
 package guest
 
 import (
