@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
@@ -407,10 +409,19 @@ func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Resu
 	defer hard.Stop()
 	soft := time.NewTimer(softDelay(timeout))
 	defer soft.Stop()
+	// An interrupted ktstr-boot stops its VM and still closes the region,
+	// so the pipeline ends with a VM end record that says so.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	for {
 		select {
 		case <-vm.Done():
 			return Result{}
+		case sig := <-sigs:
+			vm.Kill()
+			<-vm.Done()
+			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("ktstr-boot interrupted by %v", sig)}
 		case why := <-h.kill:
 			t0 := time.Now()
 			vm.Kill()
