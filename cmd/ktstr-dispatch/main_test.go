@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/ktstr-go/ktstr/internal/clitest"
 	"github.com/ktstr-go/ktstr/internal/control"
 	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
@@ -40,13 +40,13 @@ func TestMain(m *testing.M) {
 		"mkframes":     func() { os.Exit(helper(mkframes)) },
 		"records2json": func() { os.Exit(helper(records2json)) },
 		"ctlserver":    func() { os.Exit(helper(ctlserver)) },
-		"status":       func() { os.Exit(helper(status)) },
 		"genframes":    func() { os.Exit(helper(genframes)) },
 	})
 }
 
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{Dir: "testdata", RequireExplicitExec: true})
+	testscript.Run(t, testscript.Params{Dir: "testdata", RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status}})
 }
 
 func helper(f func(args []string) error) int {
@@ -55,24 +55,6 @@ func helper(f func(args []string) error) int {
 		return 1
 	}
 	return 0
-}
-
-func status(args []string) error {
-	if len(args) < 2 {
-		return fmt.Errorf("usage: status N CMD [ARG...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(args[1], args[2:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err = cmd.Run()
-	got := cmd.ProcessState.ExitCode()
-	if got != want {
-		return fmt.Errorf("%s exited with status %d (%v), want %d", args[1], got, err, want)
-	}
-	return nil
 }
 
 func genframes(args []string) error {
