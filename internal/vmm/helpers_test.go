@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ktstr-go/ktstr/lib/shm"
 )
 
 // asm assembles the few x86-64 instructions the test guests use, by hand.
@@ -100,4 +102,21 @@ func testKernel(t testing.TB) string {
 		t.Skipf("no kernel image: set KTSTR_KERNEL or run scripts/fetch-kernel (%v)", err)
 	}
 	return k
+}
+
+// newRegion creates a 1 MiB region file in a test directory; the test's
+// cleanup unmaps it.
+func newRegion(t testing.TB) (*shm.Region, string) {
+	t.Helper()
+	layout, err := shm.DefaultLayout(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "region")
+	r, err := shm.Create(path, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, path
 }

@@ -148,16 +148,8 @@ func TestBootLinux(t *testing.T) {
 		{"poweroff 1 cpu", 1, "poweroff", ExitPoweroff, "0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			layout, err := shm.DefaultLayout(1 << 20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "region")
-			r, err := shm.Create(path, layout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r, path := newRegion(t)
+			layout := r.Layout()
 			var console syncBuffer
 			cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init " + actionParam + "=" + c.action
 			if os.Getenv("KTSTR_VMM_VERBOSE") == "" {

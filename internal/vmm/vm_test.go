@@ -54,15 +54,8 @@ func waitExit(t *testing.T, vm *VM, d time.Duration) (ExitReason, error) {
 // region file.
 func TestProgramWritesRegion(t *testing.T) {
 	requireKVM(t)
-	layout, err := shm.DefaultLayout(1 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "region")
-	r, err := shm.Create(path, layout)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, path := newRegion(t)
+	layout := r.Layout()
 	r.Close()
 	before, err := os.ReadFile(path)
 	if err != nil {
