@@ -276,7 +276,6 @@ func (a *agent) run() {
 		case <-stop: // it died during the run
 			<-sched.logs
 			res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindSchedulerDied, Message: stopWhy})
-			res = dropPassIfOthers(res)
 		default:
 			stopOnce.Do(func() { close(stop) })
 			sched.stop(3 * time.Second)

@@ -214,23 +214,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	}
 	res.InfoNotes = append(res.InfoNotes, notes...)
 	res.Measurements = map[string]float64{"elapsed_ms": float64(time.Since(start).Milliseconds()), "workers": float64(nworkers)}
-	return dropPassIfOthers(res)
-}
-
-// dropPassIfOthers removes the placeholder Pass outcome Evaluate adds when
-// other outcomes were appended later.
-func dropPassIfOthers(r *payload.AssertResult) *payload.AssertResult {
-	if len(r.Outcomes) < 2 {
-		return r
-	}
-	out := r.Outcomes[:0]
-	for _, o := range r.Outcomes {
-		if !(o.Verdict == payload.Pass && o.Kind == "" && o.Message == "") {
-			out = append(out, o)
-		}
-	}
-	r.Outcomes = out
-	return r
+	return res
 }
 
 func orAll(cpus, all []int) []int {

@@ -65,8 +65,8 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 		send(wire.TypeSchedLog, []byte("\n===SCHED_OUTPUT_END===\n"))
 	}()
 	go func() {
-		err := cmd.Wait()
-		s.code = exitCode(cmd.ProcessState, err)
+		cmd.Wait() // the status is in ProcessState
+		s.code = exitCode(cmd.ProcessState)
 		close(s.died)
 	}()
 	return s, nil
@@ -75,7 +75,7 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 // exitCode is the process's exit status, or 128+N when signal N killed
 // it (the shell's convention; negative codes stay free for the errno
 // values schedulers return).
-func exitCode(ps *os.ProcessState, err error) int32 {
+func exitCode(ps *os.ProcessState) int32 {
 	if ps == nil {
 		return -1
 	}
