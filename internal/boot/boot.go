@@ -225,7 +225,8 @@ func Run(cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("control socket: %w", err)
 	}
 	defer srv.Close()
-	region, err := shm.Create(filepath.Join(cfg.RunDir, RegionFile), layout)
+	regionPath := filepath.Join(cfg.RunDir, RegionFile)
+	region, err := shm.Create(regionPath, layout)
 	if err != nil {
 		return Result{}, fmt.Errorf("region: %w", err)
 	}
@@ -250,7 +251,7 @@ func Run(cfg Config) (Result, error) {
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
-		Region: filepath.Join(cfg.RunDir, RegionFile), RegionSize: layout.Size,
+		Region: regionPath, RegionSize: layout.Size,
 		Console: console, COM2: com2, Stderr: os.Stderr,
 	}
 	own := false
@@ -286,7 +287,7 @@ func Run(cfg Config) (Result, error) {
 	var vm machine
 	if own {
 		h.backend = "own-vmm"
-		vm, err = startOwn(cfg, initrd, cmdline, layout.Size)
+		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size)
 	} else {
 		vm, err = qemu.Start(qc)
 	}

@@ -3,7 +3,6 @@ package boot
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/ktstr-go/ktstr/internal/vmm"
 )
@@ -18,7 +17,7 @@ type ownVM struct {
 // its own memory slot above RAM, announced on the command line as
 // KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to the run directory's
 // console files.
-func startOwn(cfg Config, initrd, cmdline string, regionSize uint64) (*ownVM, error) {
+func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64) (*ownVM, error) {
 	con, com, err := openConsoles(cfg.RunDir)
 	if err != nil {
 		return nil, err
@@ -26,7 +25,7 @@ func startOwn(cfg Config, initrd, cmdline string, regionSize uint64) (*ownVM, er
 	vm, err := vmm.Start(vmm.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
-		RegionPath: filepath.Join(cfg.RunDir, RegionFile), RegionSize: regionSize,
+		RegionPath: regionPath, RegionSize: regionSize,
 		Console: con, COM2: com,
 	})
 	if err != nil {
