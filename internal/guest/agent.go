@@ -4,6 +4,10 @@
 // test, runs the scenario's workers in their cgroups and reports every
 // step through frames, then powers the VM off.
 //
+// The scheduler's stdout (a pseudo-terminal, so stdio line-buffers it)
+// and stderr (a pipe) go out as SCLG lines labelled with their stream and
+// the guest's CLOCK_MONOTONIC time (sched_output.go), within a budget.
+//
 // Frames, in the order a host expects them: SRDY, KADR, LIFE
 // init_started, (scheduler: SCLG output; LIFE scheduler_died or
 // scheduler_not_attached on failure), LIFE payload_starting, SCST, STIM and
@@ -199,7 +203,7 @@ func (a *agent) run() {
 		ops, err := sched.waitAttached(timeout)
 		switch {
 		case errors.Is(err, errSchedDied):
-			<-sched.logs
+			<-sched.out.done
 			a.life(wire.PhaseSchedulerDied, fmt.Sprintf("exit code %d", sched.code))
 			a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, sched.code))
 			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
@@ -209,7 +213,7 @@ func (a *agent) run() {
 			a.logf("%v; running the scenario with %s alive", err, sched.name)
 		case err != nil:
 			a.life(wire.PhaseSchedulerNotAttached, err.Error())
-			sched.stop(2 * time.Second)
+			sched.stop(2*time.Second, "it did not attach in time")
 			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
 				Kind: payload.KindNotAttached, Message: err.Error()}}})
 			return
@@ -228,7 +232,7 @@ func (a *agent) run() {
 			// kernel's sched_ext exit dump go first: the host kills the VM
 			// as soon as SCDX arrives.
 			select {
-			case <-sched.logs:
+			case <-sched.out.done:
 			case <-time.After(500 * time.Millisecond):
 			}
 			a.sendKernelLog()
@@ -274,11 +278,11 @@ func (a *agent) run() {
 	if sched != nil {
 		select {
 		case <-stop: // it died during the run
-			<-sched.logs
+			<-sched.out.done
 			res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindSchedulerDied, Message: stopWhy})
 		default:
 			stopOnce.Do(func() { close(stop) })
-			sched.stop(3 * time.Second)
+			sched.stop(3*time.Second, "the run is over")
 		}
 	}
 	a.finish(res)
@@ -352,6 +356,7 @@ func mountAll() {
 		{"proc", "/proc", "proc"},
 		{"sysfs", "/sys", "sysfs"},
 		{"devtmpfs", "/dev", "devtmpfs"},
+		{"devpts", "/dev/pts", "devpts"}, // the scheduler's stdout is a pseudo-terminal
 		{"tmpfs", "/tmp", "tmpfs"},
 		{"debugfs", "/sys/kernel/debug", "debugfs"},
 	} {

@@ -28,46 +28,52 @@ type scheduler struct {
 	cmd  *exec.Cmd
 	died chan struct{} // closed when the process has exited
 	code int32         // exit status, or 128+signal; valid once died is closed
-	logs chan struct{} // closed when its output is fully forwarded
+	out  *schedOutput  // its output; out.done is closed when fully forwarded
 }
 
-// startScheduler starts bin with args, forwarding its stdout and stderr
-// as SCLG frames.
+// outputGrace bounds the wait for a scheduler's output to end after the
+// process exited (a child it left behind may hold it open).
+const outputGrace = 2 * time.Second
+
+// startScheduler starts bin with args, forwarding its stdout (through a
+// pseudo-terminal, so that stdio line-buffers it) and stderr (a pipe) as
+// labelled, timestamped SCLG lines.
 func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*scheduler, error) {
-	r, w, err := os.Pipe()
+	outR, outW, ptyErr := openPty()
+	if ptyErr != nil {
+		var err error
+		if outR, outW, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+	}
+	errR, errW, err := os.Pipe()
 	if err != nil {
+		outR.Close()
+		outW.Close()
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.Dir = "/tmp"
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
 		return nil, fmt.Errorf("start scheduler %s: %w", bin, err)
 	}
-	w.Close()
-	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), logs: make(chan struct{})}
-	go func() {
-		defer close(s.logs)
-		defer r.Close()
-		send(wire.TypeSchedLog, []byte("===SCHED_OUTPUT_START===\n"))
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			if n > 0 {
-				send(wire.TypeSchedLog, append([]byte(nil), buf[:n]...))
-			}
-			if err != nil {
-				break
-			}
-		}
-		send(wire.TypeSchedLog, []byte("\n===SCHED_OUTPUT_END===\n"))
-	}()
+	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), out: newSchedOutput(send, nil)}
+	if ptyErr != nil {
+		s.out.note("stdout is a pipe, not a terminal (%v): stdio may hold its lines back until it flushes", ptyErr)
+	}
+	s.out.follow(streamStdout, outR)
+	s.out.follow(streamStderr, errR)
 	go func() {
 		cmd.Wait() // the status is in ProcessState
 		s.code = exitCode(cmd.ProcessState)
 		close(s.died)
+		s.out.close(outputGrace)
 	}()
 	return s, nil
 }
@@ -128,11 +134,14 @@ func (s *scheduler) waitAttached(timeout time.Duration) (string, error) {
 }
 
 // stop asks the scheduler to exit (SIGINT, as a user would), then kills
-// it after grace, and waits for its output to be forwarded.
-func (s *scheduler) stop(grace time.Duration) {
+// it after grace, and waits for its output to be forwarded. why goes
+// into its output before the signal, so that nobody reads its answer to
+// the harness's signal as a failure of its own.
+func (s *scheduler) stop(grace time.Duration, why string) {
 	select {
 	case <-s.died:
 	default:
+		s.out.note("sending SIGINT to %s: %s", s.name, why)
 		s.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-s.died:
@@ -142,8 +151,8 @@ func (s *scheduler) stop(grace time.Duration) {
 		}
 	}
 	select {
-	case <-s.logs:
-	case <-time.After(grace):
+	case <-s.out.done:
+	case <-time.After(grace + outputGrace):
 	}
 }
 

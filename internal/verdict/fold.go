@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,12 +87,39 @@ type schedLog struct {
 	exitLine   string // the last line with "EXIT:"
 	scxErr     string // the first line naming scx_bpf_error
 	dump       dumpScan
+	dropped    int64 // lines the guest agent said it did not forward
 }
 
 func newSchedLog(name string) *schedLog {
 	s := &schedLog{block: newLineLog(name, nil)}
 	s.all = newLineLog(name, s.line)
+	s.all.headMax, s.block.headMax = HeadLines, HeadLines
 	return s
+}
+
+// splitSchedLine splits a scheduler log line the guest agent labelled,
+// "[    2.512345] stderr: text", into its stream and text; any other line
+// is all text, with no stream.
+func splitSchedLine(l string) (stream, text string) {
+	if len(l) < 10 || l[0] != '[' {
+		return "", l
+	}
+	end := strings.Index(l, "] ")
+	if end < 0 {
+		return "", l
+	}
+	sec, us, ok := strings.Cut(strings.TrimLeft(l[1:end], " "), ".")
+	if !ok || sec == "" || len(us) != 6 || strings.Trim(sec+us, "0123456789") != "" {
+		return "", l
+	}
+	stream, text, ok = strings.Cut(l[end+2:], ": ")
+	switch {
+	case !ok:
+		return "", l
+	case stream == "stdout", stream == "stderr", stream == "ktstr":
+		return stream, text
+	}
+	return "", l
 }
 
 func (s *schedLog) Write(p []byte) {
@@ -115,6 +143,16 @@ func (s *schedLog) line(l string) {
 	if s.inBlock {
 		s.block.push(l)
 	}
+	stream, t := splitSchedLine(t)
+	t = strings.TrimSpace(t)
+	if stream == "ktstr" {
+		if n, _, ok := strings.Cut(t, " lines of output dropped"); ok {
+			if k, err := strconv.ParseInt(n, 10, 64); err == nil && k > 0 {
+				s.dropped = k
+			}
+		}
+		return // the harness's own note, not the scheduler's output
+	}
 	if i := strings.Index(t, "EXIT:"); i >= 0 {
 		s.exitLine = t[i:]
 	}
@@ -126,11 +164,12 @@ func (s *schedLog) line(l string) {
 
 func (s *schedLog) log(n int) *Log {
 	s.all.Finish()
+	l := s.all.log(n)
 	if s.sawStart {
-		l := s.block.log(n)
-		return l
+		l = s.block.log(n)
 	}
-	return s.all.log(n)
+	l.DroppedInGuest = s.dropped
+	return l
 }
 
 // dumpScan finds the body of a sched_ext dump's "triggered exit kind"

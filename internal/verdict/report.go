@@ -38,6 +38,7 @@ func Write(w io.Writer, format string, rep Report, opt TextOptions) error {
 const (
 	textSchedOK     = 20
 	textSchedFail   = 200
+	textSchedHead   = 20
 	textKernelOK    = 20
 	textKernelFail  = 50
 	textOutputFail  = 50
@@ -138,14 +139,14 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 	writeTimeline(b, v, p)
 	writeDiagnostics(b, v, p)
 	if l := v.Logs.Sched; l != nil {
-		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK))
+		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK), pick(failed, textSchedHead, 0))
 	}
 	if l := v.Logs.Kernel; l != nil {
-		writeLog(b, p, "kernel log", l, pick(failed, textKernelFail, textKernelOK))
+		writeLog(b, p, "kernel log", l, pick(failed, textKernelFail, textKernelOK), 0)
 	}
 	if failed {
 		if l := v.Logs.Output; l != nil && (v.Logs.Sched == nil || v.Logs.Sched.Name != l.Name) {
-			writeLog(b, p, "output", l, textOutputFail)
+			writeLog(b, p, "output", l, textOutputFail, textSchedHead)
 		}
 		for i := range v.Logs.Console {
 			l := &v.Logs.Console[i]
@@ -158,7 +159,7 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 					n = len(l.Tail) // ktstr shows the whole console after a panic
 				}
 			}
-			writeLog(b, p, "console", l, n)
+			writeLog(b, p, "console", l, n, 0)
 		}
 	}
 }
@@ -272,19 +273,36 @@ func errnoSuffix(code int32) string {
 	return ""
 }
 
-func writeLog(b *strings.Builder, p painter, title string, l *Log, n int) {
+// writeLog writes the last n lines of l and, when nHead > 0 and l kept
+// them, its first nHead lines, with the count of the lines in between.
+func writeLog(b *strings.Builder, p painter, title string, l *Log, n, nHead int) {
 	tail := l.Tail
 	if len(tail) > n {
 		tail = tail[len(tail)-n:]
 	}
-	head := fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
-	if int64(len(tail)) < l.Lines {
-		head += fmt.Sprintf(", last %d", len(tail))
+	head := l.Head[:min(len(l.Head), nHead)]
+	between := l.Lines - int64(len(head)) - int64(len(tail))
+	title = fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
+	switch {
+	case len(head) > 0:
+		title += fmt.Sprintf(", first %d and last %d", len(head), len(tail))
+	case between > 0:
+		title += fmt.Sprintf(", last %d", len(tail))
+	}
+	if l.DroppedInGuest > 0 {
+		title += fmt.Sprintf(", %d more dropped in the guest", l.DroppedInGuest)
 	}
 	if l.Incomplete {
-		head += ", last line incomplete"
+		title += ", last line incomplete"
 	}
-	p.section(b, head)
+	p.section(b, title)
+	for _, s := range head {
+		b.WriteString(clean(s))
+		b.WriteString("\n")
+	}
+	if len(head) > 0 && between > 0 {
+		fmt.Fprintf(b, "[... %s not shown ...]\n", plural(between, "line"))
+	}
 	for _, s := range tail {
 		b.WriteString(clean(s))
 		b.WriteString("\n")

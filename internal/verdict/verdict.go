@@ -205,12 +205,17 @@ type Logs struct {
 	Console []Log `json:"console,omitempty"` // --console files
 }
 
-// Log is the tail of one text stream.
+// Log is the tail of one text stream, and for a scheduler log its head.
 type Log struct {
 	Name       string   `json:"name"`
 	Lines      int64    `json:"lines"`                          // lines seen in all
 	Incomplete bool     `json:"last_line_incomplete,omitempty"` // the stream did not end in a newline
-	Tail       []string `json:"tail"`                           // the last lines, at most TailLines (more for a console with a panic)
+	Head       []string `json:"head,omitempty"`                 // scheduler log: its first lines (at most HeadLines), when they are not in the tail
+	Omitted    int64    `json:"omitted,omitempty"`              // lines between head and tail not kept
+	// DroppedInGuest is what the guest agent said it did not forward
+	// (scheduler output over its budget): lines missing from Lines.
+	DroppedInGuest int64    `json:"dropped_in_guest,omitempty"`
+	Tail           []string `json:"tail"` // the last lines, at most TailLines (more for a console with a panic)
 }
 
 // Counts are totals over the records.
