@@ -43,7 +43,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler binary to test (packed with its shared libraries); default: the kernel's own"},
 		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "argument for the scheduler (repeat for several)"},
-		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long the scheduler may take to attach"},
+		&ucli.DurationFlag{Name: "attach-timeout", Usage: "how long the scheduler may take to attach (default: 30s under KVM and on the host, 90s under software emulation)"},
 		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, SRC or SRC:DST (repeat)"},
 		&ucli.StringFlag{Name: "run-dir", Usage: "run directory for the region, control socket and logs (default: a new directory under $TMPDIR)"},
 		&ucli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "watchdog: hard deadline for the whole VM"},

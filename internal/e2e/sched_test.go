@@ -69,7 +69,8 @@ func TestSchedNeverAttaches(t *testing.T) {
 	k, _ := needSched(t)
 	r := ktstrRun(t, k, jsonVerdict, "--scheduler", "/bin/sleep", "--sched-arg", "60", "--attach-timeout", "3s", "--scenario", "steady")
 	v := parseVerdict(t, r.stdout)
-	if r.status != 1 || !strings.Contains(v.Runs[0].Reason, "never attached") {
-		t.Fatalf("sleep as scheduler: status %d reason %q, want 1 and never attached\n%s\nstderr:\n%s", r.status, v.Runs[0].Reason, r.stdout, r.stderr)
+	if r.status != 1 || v.Runs[0].Cause != "scheduler_not_attached" || !strings.Contains(v.Runs[0].Reason, "not attached within 3s, still initialising") {
+		t.Fatalf("sleep as scheduler: status %d cause %q reason %q, want 1, scheduler_not_attached, still initialising\n%s\nstderr:\n%s",
+			r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
 }

@@ -198,9 +198,12 @@ func (a *agent) run() {
 		}
 		timeout := time.Duration(a.cfg.AttachTimeoutMS) * time.Millisecond
 		if timeout <= 0 {
-			timeout = 30 * time.Second
+			var why string
+			timeout, why = defaultAttachTimeout(a.host)
+			a.logf("attach timeout %v (%s)", timeout, why)
 		}
-		ops, err := sched.waitAttached(timeout)
+		snap, err := sched.waitAttached(scxDir, timeout)
+		ops := snap.Ops
 		switch {
 		case errors.Is(err, errSchedDied):
 			<-sched.out.done
@@ -213,7 +216,7 @@ func (a *agent) run() {
 			a.logf("%v; running the scenario with %s alive", err, sched.name)
 		case err != nil:
 			a.life(wire.PhaseSchedulerNotAttached, err.Error())
-			sched.stop(2*time.Second, "it did not attach in time")
+			sched.stop(2*time.Second, fmt.Sprintf("not attached within %v (the harness ends the run; what it prints now answers this signal)", timeout))
 			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
 				Kind: payload.KindNotAttached, Message: err.Error()}}})
 			return

@@ -692,11 +692,13 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(fmt.Sprintf("the kernel disabled scheduler %q", d.name)), Source: d.source, Lines: lines})
 	default:
 		if reason, ok := f.reasons[wire.PhaseSchedulerNotAttached]; ok {
-			msg := "scheduler never attached to sched_ext"
-			if reason != "" {
-				msg += ": " + reason
+			// The harness stops a scheduler that did not attach in time:
+			// what it says then (its EXIT line) answers that signal and is
+			// not shown as its failure.
+			if reason == "" {
+				reason = "the scheduler did not attach to sched_ext"
 			}
-			add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: msg, Source: "LIFE", Lines: lines})
+			add(Finding{Status: StatusFail, Cause: CauseNotAttached, Message: reason, Source: "LIFE"})
 			return true
 		}
 		if _, ok := f.reasons[wire.PhaseSchedulerDied]; ok {

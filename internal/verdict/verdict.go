@@ -72,15 +72,16 @@ func (s Status) OK() bool { return s == StatusPass || s == StatusSkip }
 
 // Causes name why a run did not simply pass.
 const (
-	CauseCrash         = "crash"          // guest panic or crash
-	CauseSchedulerDied = "scheduler_died" // SCDX, LIFE, or sched_ext disabled by an error
-	CauseTimeout       = "timeout"        // the watchdog stopped the VM
-	CauseAssertion     = "assertion"      // the TEST result has failures
-	CauseSplat         = "splat"          // a kernel WARN, BUG, KASAN, lockdep, stall...
-	CauseNoResult      = "no_result"      // no usable TEST arrived
-	CauseInfra         = "infrastructure" // frames lost, truncated stream, bad records
-	CauseInconclusive  = "inconclusive"   // the TEST result says it cannot tell
-	CauseSkip          = "skip"           // the TEST result skipped
+	CauseCrash         = "crash"                  // guest panic or crash
+	CauseSchedulerDied = "scheduler_died"         // SCDX, LIFE, or sched_ext disabled by an error
+	CauseNotAttached   = "scheduler_not_attached" // LIFE: alive, but not attached in time
+	CauseTimeout       = "timeout"                // the watchdog stopped the VM
+	CauseAssertion     = "assertion"              // the TEST result has failures
+	CauseSplat         = "splat"                  // a kernel WARN, BUG, KASAN, lockdep, stall...
+	CauseNoResult      = "no_result"              // no usable TEST arrived
+	CauseInfra         = "infrastructure"         // frames lost, truncated stream, bad records
+	CauseInconclusive  = "inconclusive"           // the TEST result says it cannot tell
+	CauseSkip          = "skip"                   // the TEST result skipped
 )
 
 // causes is the headline priority: when several findings share the final
@@ -88,6 +89,7 @@ const (
 var causes = []struct{ cause, label string }{
 	{CauseCrash, "guest crashed"},
 	{CauseSchedulerDied, "scheduler died"},
+	{CauseNotAttached, "scheduler not attached"},
 	{CauseTimeout, "timed out"},
 	{CauseAssertion, "assertion failed"},
 	{CauseSplat, "kernel splat"},

@@ -136,8 +136,20 @@ func TestCauses(t *testing.T) {
 			Dmesg("sched_ext: BPF scheduler \"demo\" disabled (unregistered from user space)").Outcomes(vt.Pass()).Finish(),
 			status: verdict.StatusPass},
 		{name: "scheduler never attached (LIFE)", stream: vt.New().Life(wire.PhaseInitStarted, "").Life(wire.PhaseSchedulerNotAttached, "no scx_root after 5s").Finish(),
-			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied,
-			findings: []want{{cause: verdict.CauseSchedulerDied, source: "LIFE", message: "never attached to sched_ext: no scx_root after 5s"}}},
+			status: verdict.StatusFail, cause: verdict.CauseNotAttached,
+			findings: []want{{cause: verdict.CauseNotAttached, source: "LIFE", message: "no scx_root after 5s"}}},
+		// The harness's SIGINT at the attach timeout makes the scheduler
+		// say "EXIT: unregistered from user space": not its failure.
+		{name: "slow attach: still initialising, not died", stream: vt.New().Life(wire.PhaseInitStarted, "").
+			SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stdout: loading\n").
+			Life(wire.PhaseSchedulerNotAttached, `scheduler scx_pair: not attached within 30s, still initialising (its last output: "loading"; sched_ext state disabled); raise --attach-timeout`).
+			SchedLog("[   31.000000] ktstr: sending SIGINT to scx_pair: not attached within 30s\n[   31.500000] stderr: EXIT: unregistered from user space\n===SCHED_OUTPUT_END===\n").
+			Dmesg("sched_ext: BPF scheduler \"pair\" enabled\nsched_ext: BPF scheduler \"pair\" disabled (unregistered from user space)\n").
+			Outcomes(vt.Fail(payload.KindNotAttached, "scheduler scx_pair: not attached within 30s")).Finish(),
+			status: verdict.StatusFail, cause: verdict.CauseNotAttached,
+			findings: []want{{cause: verdict.CauseNotAttached, source: "LIFE", message: "not attached within 30s, still initialising (its last output: \"loading\"; sched_ext state disabled); raise --attach-timeout"},
+				{cause: verdict.CauseAssertion, source: "TEST"}},
+			absent: []string{verdict.CauseSchedulerDied}},
 		{name: "scheduler died during startup (LIFE)", stream: vt.New().Life(wire.PhaseInitStarted, "").Life(wire.PhaseSchedulerDied, "").Finish(),
 			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied, findings: []want{{cause: verdict.CauseSchedulerDied, source: "LIFE"}}},
 		{name: "no result: init never started", stream: vt.New().End(wire.EndPoweroff, 0, 1),
