@@ -212,7 +212,11 @@ func Run(cfg Config) (Result, error) {
 	}
 	initrd := filepath.Join(cfg.RunDir, InitrdFile)
 	if cfg.VMM != "host" {
-		if err := BuildInitramfs(initrd, self, cfg.Guest, cfg.Files); err != nil {
+		files := cfg.Files
+		if f, ok := KernelConfig(cfg.Kernel); ok {
+			files = append(files[:len(files):len(files)], f)
+		}
+		if err := BuildInitramfs(initrd, self, cfg.Guest, files); err != nil {
 			return Result{}, fmt.Errorf("initramfs: %w", err)
 		}
 	}

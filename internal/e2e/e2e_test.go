@@ -39,14 +39,15 @@ func repoRoot(t *testing.T) string {
 var built bool
 
 // buildTools builds the four binaries once, statically (the guest runs
-// ktstr-boot as /init with no libc).
+// ktstr-boot as /init with no libc), and the tests' scheduler wrapper
+// (testdata/schedwrap).
 func buildTools(t *testing.T) {
 	t.Helper()
 	if built {
 		return
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", binDir+"/",
-		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict")
+		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict", "./internal/e2e/testdata/schedwrap")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

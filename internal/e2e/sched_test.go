@@ -74,3 +74,66 @@ func TestSchedNeverAttaches(t *testing.T) {
 			r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
 }
+
+// wrapped returns ktstr-boot arguments that run testdata/schedwrap with
+// wrapArgs as the scheduler, and pack the real scheduler sched (with its
+// shared libraries) as /ktstr/bin/NAME, which ends the wrapper's
+// arguments, followed by schedArgs.
+func wrapped(t *testing.T, sched string, wrapArgs []string, schedArgs ...string) []string {
+	t.Helper()
+	deps, err := boot.ELFDeps(sched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := "/ktstr/bin/" + filepath.Base(sched)
+	args := []string{"--scheduler", filepath.Join(binDir, "schedwrap"), "--include", sched + ":" + dst}
+	for _, d := range deps {
+		args = append(args, "--include", d+":"+d)
+	}
+	for _, a := range append(append(wrapArgs, dst), schedArgs...) {
+		args = append(args, "--sched-arg="+a)
+	}
+	return args
+}
+
+// TestSchedKconfig: a scheduler with a __kconfig extern (scx_kconfig,
+// scripts/sched) loads, because the guest has the kernel's configuration
+// as /boot/config-$(uname -r) (packed from the cached build's config) and
+// /proc/config.gz.
+func TestSchedKconfig(t *testing.T) {
+	k, dir := needSched(t)
+	sched := filepath.Join(dir, "scx_kconfig")
+	if _, err := os.Stat(sched); err != nil {
+		t.Skipf("no %s (make schedulers builds it)", sched)
+	}
+	r := ktstrRun(t, k, jsonVerdict, append(wrapped(t, sched, []string{"-require-boot-config"}),
+		"--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/sched-short.json"))...)
+	v := parseVerdict(t, r.stdout)
+	if r.status != 0 || v.Runs[0].Status != "PASS" {
+		t.Fatalf("scx_kconfig: status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"stdout: schedwrap: /boot/config-", "stdout: kconfig: CONFIG_NR_CPUS="} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("scheduler log lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// TestSchedSlowAttach: a scheduler still initialising at the attach
+// timeout is reported as such, with its last output, and the answer to
+// the harness's SIGINT is not read as its death.
+func TestSchedSlowAttach(t *testing.T) {
+	k, dir := needSched(t)
+	args := wrapped(t, filepath.Join(dir, "scx_simple"), []string{"-sleep", "10s"})
+	r := ktstrRun(t, k, jsonVerdict, append(args, "--attach-timeout", "3s", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/sched-short.json"))...)
+	v := parseVerdict(t, r.stdout)
+	run := v.Runs[0]
+	if r.status != 1 || run.Cause != "scheduler_not_attached" ||
+		!strings.Contains(run.Reason, "not attached within 3s, still initialising (its last output: \"schedwrap: sleeping 10s before starting") ||
+		!strings.Contains(run.Reason, "raise --attach-timeout") {
+		t.Fatalf("slow attach: status %d cause %q reason %q\n%s\nstderr:\n%s", r.status, run.Cause, run.Reason, r.stdout, r.stderr)
+	}
+	if hasFinding(v, "scheduler_died", "") {
+		t.Errorf("a scheduler_died finding for a scheduler the harness stopped:\n%s", r.stdout)
+	}
+}

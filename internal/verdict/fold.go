@@ -86,6 +86,7 @@ type schedLog struct {
 	sawStart   bool
 	exitLine   string // the last line with "EXIT:"
 	scxErr     string // the first line naming scx_bpf_error
+	libbpfErr  string // the first error line of libbpf's (why a load failed)
 	dump       dumpScan
 	dropped    int64 // lines the guest agent said it did not forward
 }
@@ -159,6 +160,9 @@ func (s *schedLog) line(l string) {
 	if s.scxErr == "" && strings.Contains(t, "scx_bpf_error") && !strings.Contains(t, "EXIT:") {
 		s.scxErr = t
 	}
+	if s.libbpfErr == "" && libbpfError(t) {
+		s.libbpfErr = t
+	}
 	s.dump.line(t)
 }
 
@@ -170,6 +174,24 @@ func (s *schedLog) log(n int) *Log {
 	}
 	l.DroppedInGuest = s.dropped
 	return l
+}
+
+// libbpfError reports whether t is one of libbpf's error lines
+// ("libbpf: failed to open system Kconfig", "libbpf: prog 'x': BPF
+// program load failed: Permission denied"), which say why a scheduler
+// could not load.
+func libbpfError(t string) bool {
+	rest, ok := strings.CutPrefix(t, "libbpf: ")
+	if !ok {
+		return false
+	}
+	rest = strings.ToLower(rest)
+	for _, w := range []string{"fail", "error", "invalid", "cannot", "can't", "unable", "not found", "not supported"} {
+		if strings.Contains(rest, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // dumpScan finds the body of a sched_ext dump's "triggered exit kind"
@@ -663,6 +685,10 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		}
 	} else if sl.exitLine != "" {
 		detail = sl.exitLine
+	} else if sl.libbpfErr != "" {
+		// It never attached: libbpf says why it could not load.
+		lines = append(lines, sl.libbpfErr)
+		detail = sl.libbpfErr
 	}
 	with := func(s string) string {
 		if detail != "" {
@@ -803,7 +829,10 @@ func (f *Folder) bugSummary(sl *schedLog) string {
 	if sl.scxErr != "" {
 		return sl.scxErr
 	}
-	return f.kscxErr
+	if f.kscxErr != "" {
+		return f.kscxErr
+	}
+	return sl.libbpfErr
 }
 
 // timeline closes steps that have no STEN with the next step's start,

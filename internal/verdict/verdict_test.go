@@ -150,6 +150,14 @@ func TestCauses(t *testing.T) {
 			findings: []want{{cause: verdict.CauseNotAttached, source: "LIFE", message: "not attached within 30s, still initialising (its last output: \"loading\"; sched_ext state disabled); raise --attach-timeout"},
 				{cause: verdict.CauseAssertion, source: "TEST"}},
 			absent: []string{verdict.CauseSchedulerDied}},
+		// A scheduler that cannot load: libbpf's error line is the reason.
+		{name: "load failure: libbpf's error line", stream: vt.New().Life(wire.PhaseInitStarted, "").
+			SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stderr: libbpf: failed to open system Kconfig\n" +
+				"[    1.000001] stderr: libbpf: failed to load object 'scx_sdt'\n[    1.000002] stderr: [SCX_BUG] scx_sdt.c:621 (Failed to load skel)\n===SCHED_OUTPUT_END===\n").
+			Life(wire.PhaseSchedulerDied, "exit code 1").SchedExit(1).
+			Outcomes(vt.Fail(payload.KindSchedulerDied, "scheduler scx_sdt exited with code 1 before attaching")).Exit(1).Finish(),
+			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied,
+			findings: []want{{cause: verdict.CauseSchedulerDied, source: "SCDX", message: "scheduler exited with code 1: libbpf: failed to open system Kconfig"}}},
 		{name: "scheduler died during startup (LIFE)", stream: vt.New().Life(wire.PhaseInitStarted, "").Life(wire.PhaseSchedulerDied, "").Finish(),
 			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied, findings: []want{{cause: verdict.CauseSchedulerDied, source: "LIFE"}}},
 		{name: "no result: init never started", stream: vt.New().End(wire.EndPoweroff, 0, 1),
