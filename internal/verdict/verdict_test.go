@@ -152,7 +152,7 @@ func TestCauses(t *testing.T) {
 			absent: []string{verdict.CauseSchedulerDied}},
 		// A scheduler that cannot load: libbpf's error line is the reason.
 		{name: "load failure: libbpf's error line", stream: vt.New().Life(wire.PhaseInitStarted, "").
-			SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stderr: libbpf: failed to open system Kconfig\n" +
+			SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stderr: libbpf: failed to open system Kconfig\n"+
 				"[    1.000001] stderr: libbpf: failed to load object 'scx_sdt'\n[    1.000002] stderr: [SCX_BUG] scx_sdt.c:621 (Failed to load skel)\n===SCHED_OUTPUT_END===\n").
 			Life(wire.PhaseSchedulerDied, "exit code 1").SchedExit(1).
 			Outcomes(vt.Fail(payload.KindSchedulerDied, "scheduler scx_sdt exited with code 1 before attaching")).Exit(1).Finish(),
