@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -108,6 +109,11 @@ func TestPipelinePasses(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("report lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// Per-step iterations and rate: workers publish their progress while
+	// they run.
+	if !regexp.MustCompile(`(?m)^step 1: .* iterations=[1-9][0-9]* \([0-9.]+/s\)$`).MatchString(r.stdout) {
+		t.Errorf("step 1 has no iterations and rate in the timeline:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stderr, "backend: qemu") {
 		t.Errorf("ktstr-boot did not name its backend on stderr:\n%s", r.stderr)

@@ -16,9 +16,9 @@
 // carrying its exit status, or 128+N when signal N killed it.
 // A Go panic in the agent gives CRSH and "PANIC: ..." on COM2.
 //
-// Workers report their iteration counts when they stop, so the STIM and
-// STEN frames carry total_iterations 0 (unknown) and SCEN carries the
-// run's total.
+// STIM and STEN carry total_iterations: what every worker completed so
+// far (workers publish their progress in a shared page while they run),
+// so a verdict can compare the steps' rates; SCEN carries the run's total.
 package guest
 
 import (

@@ -25,6 +25,10 @@ type spawnSpec struct {
 // workerGroup is a running batch of workers.
 type workerGroup interface {
 	Stop(timeout time.Duration) ([]scenario.WorkerResult, error)
+	// Iterations is what the workers completed so far.
+	Iterations() uint64
+	// Progress is each worker's measurements so far (nil after Stop).
+	Progress() []scenario.WorkerResult
 }
 
 // spawnFunc starts a batch of workers (the workload package, wired in
@@ -90,6 +94,20 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	start := time.Now()
 	elapsed := func() uint32 { return uint32(time.Since(start).Milliseconds()) }
 	stim := wire.Stimulus{CgroupCount: uint16(len(cgs))}
+	// iterations is what every worker completed so far: the stopped ones'
+	// reports and the running ones' progress.
+	iterations := func() uint64 {
+		var n uint64
+		for _, c := range cgs {
+			for _, r := range c.results {
+				n += r.Iterations
+			}
+			for _, b := range c.batches {
+				n += b.Iterations()
+			}
+		}
+		return n
+	}
 	var total uint64
 	nworkers := 0
 	for _, c := range cgs {
@@ -131,10 +149,10 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	}
 	// Step 0 is the baseline settle window.
 	if sc.SettleMS > 0 {
-		stim.StepIndex, stim.ElapsedMS = 0, elapsed()
+		stim.StepIndex, stim.ElapsedMS, stim.TotalIterations = 0, elapsed(), iterations()
 		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
 		hold(time.Duration(sc.SettleMS) * time.Millisecond)
-		stim.ElapsedMS = elapsed()
+		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
 	for i, st := range sc.Steps {
@@ -168,10 +186,10 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 			}
 		}
 		stim.WorkerCount = uint16(min(nworkers, 0xffff))
-		stim.ElapsedMS = elapsed()
+		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
 		hold(time.Duration(st.HoldMS) * time.Millisecond)
-		stim.ElapsedMS = elapsed()
+		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
 

@@ -14,14 +14,36 @@ import (
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
-// fakeGroup is a batch of workers that report fixed results.
+// fakeGroup is a batch of workers that report fixed results: 100
+// iterations each, of which they have done one more per progress reading.
 type fakeGroup struct {
 	spec    spawnSpec
 	stopped bool
+	done    uint64 // iterations per worker so far
+}
+
+func (f *fakeGroup) Iterations() uint64 {
+	if !f.stopped {
+		f.done = min(f.done+1, 100)
+	}
+	return f.done * uint64(f.spec.Count)
+}
+
+func (f *fakeGroup) Progress() []scenario.WorkerResult {
+	if f.stopped {
+		return nil
+	}
+	f.done = min(f.done+1, 100)
+	out := make([]scenario.WorkerResult, f.spec.Count)
+	for i := range out {
+		out[i] = scenario.WorkerResult{Iterations: f.done, RunNS: 5e6 * f.done, WallNS: 1e7 * f.done, MaxGapNS: 1e6, CPUs: []int{i % 2}}
+	}
+	return out
 }
 
 func (f *fakeGroup) Stop(time.Duration) ([]scenario.WorkerResult, error) {
 	f.stopped = true
+	f.done = 100
 	out := make([]scenario.WorkerResult, f.spec.Count)
 	for i := range out {
 		cpus := f.spec.Affinity
@@ -200,5 +222,30 @@ func TestRunScenarioKillSchedulerOp(t *testing.T) {
 	env.killScheduler = nil
 	if res := runScenario(sc, env); res.Verdict() != payload.Fail {
 		t.Errorf("kill_scheduler without a scheduler: %v, want fail", res.Verdict())
+	}
+}
+
+// STIM and STEN carry the iterations done so far, which only grow and end
+// at most at SCEN's total.
+func TestRunScenarioStepIterations(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","settle_ms":10,
+		"cgroups":[{"name":"a","workers":2,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":10},{"hold_ms":10,"ops":[{"op":"add_workers","cgroup":"a","count":2}]},
+			{"hold_ms":10,"ops":[{"op":"stop_workers","cgroup":"a","count":2}]}]}`)
+	r := &recorder{}
+	res := runScenario(sc, testEnv(r))
+	var got []uint64
+	for _, s := range r.stims {
+		got = append(got, s.TotalIterations)
+	}
+	// Batch a: one more iteration per worker and reading (2 workers: +2);
+	// step 2 adds batch b (+2 more per reading); step 3 stops b, which
+	// reports 100 per worker.
+	want := []uint64{2, 4, 6, 8, 10 + 2, 12 + 4, 14 + 200, 16 + 200}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("step iterations (-want +got):\n%s", d)
+	}
+	if res.Stats.TotalIterations != 400 {
+		t.Errorf("total iterations %d, want 400", res.Stats.TotalIterations)
 	}
 }

@@ -45,6 +45,23 @@ func spawnWorkload(s spawnSpec) (workerGroup, error) {
 
 type workloadGroup struct{ g *workload.Group }
 
+func (w workloadGroup) Iterations() uint64 { return w.g.Iterations() }
+
+func (w workloadGroup) Progress() []scenario.WorkerResult {
+	ps := w.g.Progress()
+	if ps == nil {
+		return nil
+	}
+	out := make([]scenario.WorkerResult, len(ps))
+	for i, p := range ps {
+		out[i] = scenario.WorkerResult{
+			Iterations: p.Iterations, RunNS: p.RunNS, WaitNS: p.WaitNS, WallNS: p.WallNS,
+			MaxGapNS: p.MaxGapNS, Migrations: p.Migrations, CPUs: p.CPUs,
+		}
+	}
+	return out
+}
+
 func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, error) {
 	stats, err := w.g.Stop(timeout)
 	out := make([]scenario.WorkerResult, 0, len(stats))

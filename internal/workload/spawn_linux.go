@@ -113,6 +113,8 @@ type workerConfig struct {
 	Affinity []int  `json:"affinity,omitempty"`
 	CtlFD    int    `json:"ctl_fd"`
 	ReportFD int    `json:"report_fd"`
+	ProgFD   int    `json:"prog_fd"` // the progress page
+	ProgSize int    `json:"prog_size"`
 	ShmFD    int    `json:"shm_fd"` // -1: none
 	ShmSize  int    `json:"shm_size"`
 	PipeRFD  int    `json:"pipe_r_fd"` // -1: none
@@ -124,9 +126,12 @@ type Group struct {
 	spec    SpawnSpec
 	workers []*proc
 	shm     []byte
+	prog    []byte // the progress page
+	release uint64 // CLOCK_MONOTONIC ns of the release
 
 	mu      sync.Mutex
 	stopped bool
+	final   uint64 // iterations reported at Stop
 }
 
 // proc is the parent's handle on one worker process.
@@ -177,6 +182,13 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 		}
 	}
 
+	progFile, prog, err := mapProgress(spec.Count)
+	if err != nil {
+		return g, err
+	}
+	defer progFile.Close()
+	g.prog = prog
+
 	var sys *syscall.SysProcAttr
 	if spec.CgroupDir != "" {
 		fd, err := unix.Open(spec.CgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -195,14 +207,14 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 		cfg := workerConfig{
 			Work: w, Index: i, Count: spec.Count, Group: i / gs, Role: i % gs,
 			Name: spec.Name, Nice: spec.Nice, SetNice: spec.Nice != 0, Affinity: spec.Affinity,
-			CtlFD: 3, ReportFD: 4, ShmFD: -1, PipeRFD: -1, PipeWFD: -1,
+			CtlFD: 3, ReportFD: 4, ProgFD: 5, ProgSize: len(g.prog), ShmFD: -1, PipeRFD: -1, PipeWFD: -1,
 		}
 		if w.Type == NiceSweep {
 			cfg.Nice, cfg.SetNice = w.NiceFor(i, spec.Count), true
 		}
-		var extra []*os.File
+		extra := []*os.File{progFile}
 		if shmFile != nil {
-			cfg.ShmFD, cfg.ShmSize = 3+2, len(g.shm)
+			cfg.ShmFD, cfg.ShmSize = 3+2+len(extra), len(g.shm)
 			extra = append(extra, shmFile)
 		}
 		if w.Type == Pipe {
@@ -248,7 +260,8 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 			return g, fmt.Errorf("workload: worker %d (pid %d) did not start: %s", p.index, p.cmd.Process.Pid, msg)
 		}
 	}
-	rel := binary.LittleEndian.AppendUint64([]byte{'g'}, monoNow())
+	g.release = monoNow()
+	rel := binary.LittleEndian.AppendUint64([]byte{'g'}, g.release)
 	for _, p := range g.workers {
 		if _, err := p.ctl.Write(rel); err != nil {
 			return g, fmt.Errorf("workload: release worker %d (pid %d): %w", p.index, p.cmd.Process.Pid, err)
@@ -388,7 +401,10 @@ func (g *Group) Stop(timeout time.Duration) ([]Stats, error) {
 	if g.spec.Work.Type == Mutex && len(bad) == 0 {
 		bad = append(bad, g.checkMutex(stats)...)
 	}
-	g.release()
+	for _, s := range stats {
+		g.final += s.Iterations
+	}
+	g.unmap()
 
 	if len(bad) > 0 {
 		return stats, fmt.Errorf("workload: %d of %d workers did not end normally: %s", len(bad), len(stats), strings.Join(bad, "; "))
@@ -505,15 +521,17 @@ func (g *Group) wakeAll() {
 	}
 }
 
-// release frees the parent's resources; the processes are gone or lost.
-func (g *Group) release() {
+// unmap frees the parent's resources; the processes are gone or lost.
+func (g *Group) unmap() {
 	for _, p := range g.workers {
 		p.ctl.Close()
 		p.report.Close()
 	}
-	if g.shm != nil {
-		unix.Munmap(g.shm)
-		g.shm = nil
+	for _, m := range []*[]byte{&g.shm, &g.prog} {
+		if *m != nil {
+			unix.Munmap(*m)
+			*m = nil
+		}
 	}
 }
 
@@ -529,7 +547,7 @@ func (g *Group) kill() {
 		case <-time.After(killWait):
 		}
 	}
-	g.release()
+	g.unmap()
 }
 
 // tail keeps the last max bytes written to it.
