@@ -7,14 +7,19 @@ import (
 	"testing"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // verdictJSON is the part of ktstr-verdict --format json the tests read.
 type verdictJSON struct {
 	Runs []struct {
-		Status   string `json:"status"`
-		Cause    string `json:"cause"`
-		Reason   string `json:"reason"`
+		Status   string                `json:"status"`
+		Cause    string                `json:"cause"`
+		Reason   string                `json:"reason"`
+		Result   *payload.AssertResult `json:"result"`
+		Scenario struct {
+			EndMS *uint64 `json:"end_ms"`
+		} `json:"scenario"`
 		Findings []struct {
 			Status  string `json:"status"`
 			Cause   string `json:"cause"`

@@ -52,14 +52,63 @@ func TestSchedKilledMidRun(t *testing.T) {
 }
 
 // TestSchedQmapErrorCaught: scx_qmap -e N calls scx_bpf_error() after N
-// enqueues; the verdict must say the scheduler died and why.
+// enqueues; the verdict must say the scheduler died and why. The kernel
+// disables it before its process exits: the agent stops the scenario at
+// once, and the result (which now arrives before SCDX) keeps the stats
+// of the time after apart.
 func TestSchedQmapErrorCaught(t *testing.T) {
 	k, dir := needSched(t)
-	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_qmap"), "--sched-arg=-e", "--sched-arg=300", "--scenario", "steady")
+	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_qmap"), "--sched-arg=-e", "--sched-arg=300",
+		"--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/detach.json"))
 	v := parseVerdict(t, r.stdout)
 	if r.status != 1 || v.Runs[0].Cause != "scheduler_died" || !strings.Contains(v.Runs[0].Reason, "scx_bpf_error") {
 		t.Fatalf("scx_qmap -e 300: status %d cause %q reason %q, want 1, scheduler_died, scx_bpf_error\n%s\nstderr:\n%s",
 			r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+	res := v.Runs[0].Result
+	if res == nil || res.Scheduler == nil || res.Scheduler.Detached == nil || res.StatsAfterDetach == nil {
+		t.Fatalf("no result with the scheduler's loss and the stats after it:\n%s", r.stdout)
+	}
+	if d := res.Scheduler.Detached; d.AtMS > 4200 || !strings.Contains(d.Kernel, "disabled (scx_bpf_error)") {
+		t.Errorf("loss %+v: want it seen during the scenario, with the kernel's scx_bpf_error line", d)
+	}
+	if end := v.Runs[0].Scenario.EndMS; end == nil || *end > 4000 {
+		t.Errorf("scenario end %v ms: it must stop at the loss, not run its 4.2 s", end)
+	}
+}
+
+// TestSchedDetach: a scheduler that unregisters mid-run while its process
+// lives (schedwrap's child scx_simple is told to leave 1 s after it
+// attached) fails the run with the cause scheduler_detached, which says
+// when; the scenario stops there and the result names the scheduler.
+func TestSchedDetach(t *testing.T) {
+	k, dir := needSched(t)
+	args := wrapped(t, filepath.Join(dir, "scx_simple"), []string{"-detach-after", "1s"})
+	r := ktstrRun(t, k, jsonVerdict, append(args, "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/detach.json"))...)
+	v := parseVerdict(t, r.stdout)
+	run := v.Runs[0]
+	if r.status != 1 || run.Cause != "scheduler_detached" || !strings.Contains(run.Reason, "ms into the scenario while its process lived") {
+		t.Fatalf("detach: status %d cause %q reason %q, want 1 and scheduler_detached\n%s\nstderr:\n%s", r.status, run.Cause, run.Reason, r.stdout, r.stderr)
+	}
+	if hasFinding(v, "scheduler_died", "") {
+		t.Errorf("a scheduler_died finding, but the wrapper lived:\n%s", r.stdout)
+	}
+	res := run.Result
+	if res == nil || res.Scheduler == nil || res.Scheduler.Detached == nil {
+		t.Fatalf("no scheduler loss in the result:\n%s", r.stdout)
+	}
+	si, d := res.Scheduler, res.Scheduler.Detached
+	if si.Binary != "schedwrap" || len(si.SHA256) != 64 || si.Ops != "simple" || si.AttachMS <= 0 {
+		t.Errorf("scheduler %+v: want schedwrap, its sha256, ops simple and the attach time", si)
+	}
+	if !d.Alive || d.AtMS < 0 || d.AtMS > 4200 || !strings.Contains(d.Kernel, "unregistered from user space") {
+		t.Errorf("loss %+v: want alive, during the scenario, with the kernel's line", d)
+	}
+	if res.StatsAfterDetach == nil {
+		t.Errorf("no stats after the detach:\n%s", r.stdout)
+	}
+	if end := run.Scenario.EndMS; end == nil || *end > 4000 {
+		t.Errorf("scenario end %v ms: it must stop at the detach, not run its 4.2 s", end)
 	}
 }
 

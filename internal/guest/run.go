@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,10 +46,15 @@ type runEnv struct {
 	region      *shm.Region
 	send        func(wire.Type, []byte)
 	logf        func(string, ...any)
-	// stop is closed when the scenario must end early (scheduler death);
-	// stopWhy says why.
+	// stop is closed when the scenario must end early: the scheduler
+	// under test was lost (it detached, the kernel disabled it, its
+	// process died); stopWhy says why. The measurements are cut at that
+	// moment: what came after is kept apart.
 	stop    <-chan struct{}
 	stopWhy func() string
+	// span, when set, learns when the scenario started (SCST) and ended
+	// (its workers stopped, SCEN).
+	span func(start, end time.Time)
 	// killScheduler signals the scheduler under test (nil: none).
 	killScheduler func(sig int) error
 	// snapshot asks the host for a snapshot and returns its answer (nil:
@@ -62,7 +68,46 @@ type liveCgroup struct {
 	expected []int
 	skips    map[string]string
 	batches  []workerGroup
-	results  []scenario.WorkerResult
+	results  []scenario.WorkerResult // until the cut, if any
+	after    []scenario.WorkerResult // from the cut to the stop
+}
+
+// cut is the moment the scenario lost its scheduler: what each running
+// batch had measured then.
+type cut struct {
+	at       time.Time
+	progress map[workerGroup][]scenario.WorkerResult
+}
+
+// collect adds a stopped batch's results to c: whole, or split at the
+// cut when the batch ran across it.
+func (c *liveCgroup) collect(b workerGroup, rs []scenario.WorkerResult, k *cut) {
+	var before []scenario.WorkerResult
+	if k != nil {
+		before = k.progress[b]
+	}
+	if len(before) != len(rs) {
+		c.results = append(c.results, rs...)
+		return
+	}
+	for i, r := range rs {
+		a, x := splitAt(before[i], r)
+		c.results = append(c.results, a)
+		c.after = append(c.after, x)
+	}
+}
+
+// splitAt splits a worker's final result at an earlier reading of its
+// progress: the reading, and the difference (which has no gap or CPU
+// figures). A worker that died counts as dead in both.
+func splitAt(before, final scenario.WorkerResult) (scenario.WorkerResult, scenario.WorkerResult) {
+	sub := func(a, b uint64) uint64 { return a - min(a, b) }
+	before.Died = final.Died
+	return before, scenario.WorkerResult{
+		Iterations: sub(final.Iterations, before.Iterations), RunNS: sub(final.RunNS, before.RunNS),
+		WaitNS: sub(final.WaitNS, before.WaitNS), WallNS: sub(final.WallNS, before.WallNS),
+		Migrations: sub(final.Migrations, before.Migrations), Died: final.Died,
+	}
 }
 
 // runScenario runs sc and returns its result. Errors setting the scenario
@@ -124,6 +169,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	stim.WorkerCount = uint16(min(nworkers, 0xffff))
 
 	stopped := ""
+	var lost *cut
 	hold := func(d time.Duration) {
 		if stopped != "" {
 			return
@@ -138,6 +184,12 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 				return
 			case <-env.stop:
 				stopped = env.stopWhy()
+				lost = &cut{at: time.Now(), progress: map[workerGroup][]scenario.WorkerResult{}}
+				for _, c := range cgs {
+					for _, b := range c.batches {
+						lost.progress[b] = b.Progress()
+					}
+				}
 				return
 			case <-tick.C:
 				if env.region != nil && env.region.TakeControl(shm.CtlShutdown) != 0 {
@@ -204,7 +256,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 				rs, err := b.Stop(5 * time.Second)
 				mu.Lock()
 				defer mu.Unlock()
-				c.results = append(c.results, rs...)
+				c.collect(b, rs, lost)
 				if err != nil {
 					failSetup("cgroup %s: stop workers: %v", c.spec.Name, err)
 				}
@@ -213,16 +265,32 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		c.batches = nil
 	}
 	wg.Wait()
+	end := time.Now()
 	groups := make([]scenario.CgroupResult, 0, len(cgs))
+	var after []scenario.CgroupResult
 	for _, c := range cgs {
-		for _, r := range c.results {
+		for _, r := range slices.Concat(c.results, c.after) {
 			total += r.Iterations
 		}
 		groups = append(groups, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.results, Skips: c.skips})
+		if len(c.after) > 0 {
+			after = append(after, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.after})
+		}
 	}
-	env.send(wire.TypeScenarioEnd, wire.AppendScenarioEnd(nil, wire.ScenarioEnd{ElapsedMS: uint64(time.Since(start).Milliseconds()), TotalIterations: total}))
+	env.send(wire.TypeScenarioEnd, wire.AppendScenarioEnd(nil, wire.ScenarioEnd{ElapsedMS: uint64(end.Sub(start).Milliseconds()), TotalIterations: total}))
+	if env.span != nil {
+		env.span(start, end)
+	}
 
+	// The checks judge the time the scheduler under test ran the workers;
+	// the time after it was lost is measured apart.
 	res := scenario.Evaluate(sc, groups)
+	if after != nil {
+		st := scenario.Evaluate(sc, after).Stats
+		res.StatsAfterDetach = &st
+		res.InfoNotes = append(res.InfoNotes, fmt.Sprintf("the scenario stopped %d ms in, when the scheduler was lost: stats cover the time before; "+
+			"stats_after_detach the %d ms the workers took to stop", lost.at.Sub(start).Milliseconds(), end.Sub(lost.at).Milliseconds()))
+	}
 	for _, e := range setupErrs {
 		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindOther, Message: e})
 	}

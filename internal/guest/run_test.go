@@ -249,3 +249,45 @@ func TestRunScenarioStepIterations(t *testing.T) {
 		t.Errorf("total iterations %d, want 400", res.Stats.TotalIterations)
 	}
 }
+
+// A lost scheduler stops the scenario at once; the checks judge only the
+// time before, and the time after is measured apart.
+func TestRunScenarioCutAtLoss(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","settle_ms":10000,
+		"cgroups":[{"name":"a","workers":2,"work":{"type":"spin"},"checks":{"min_iterations":3}}],
+		"steps":[{"hold_ms":10000}]}`)
+	r := &recorder{}
+	env := testEnv(r)
+	stop := make(chan struct{})
+	close(stop)
+	env.stop, env.stopWhy = stop, func() string { return "the scheduler was lost: sched_ext state disabled" }
+	var start, end time.Time
+	env.span = func(s, e time.Time) { start, end = s, e }
+	res := runScenario(sc, env)
+	if start.IsZero() || end.Before(start) {
+		t.Errorf("span(%v, %v): want the scenario's start and end", start, end)
+	}
+	// 2 workers; progress: 1 at STIM, 2 at the cut; 100 each at the end.
+	if got := res.Stats.TotalIterations; got != 4 {
+		t.Errorf("stats cover %d iterations, want the 4 before the cut", got)
+	}
+	if a := res.StatsAfterDetach; a == nil || a.TotalIterations != 196 || a.Workers != 2 {
+		t.Fatalf("stats after detach %+v, want 196 iterations of 2 workers", a)
+	}
+	starved := 0
+	for _, o := range res.Outcomes {
+		if o.Kind == payload.KindStarved {
+			starved++ // 2 each before the cut, fewer than min_iterations 3: judged on the time before
+		}
+	}
+	if starved != 2 {
+		t.Errorf("outcomes %+v: want both workers starved before the cut", res.Outcomes)
+	}
+	if len(res.InfoNotes) == 0 || !strings.Contains(res.InfoNotes[len(res.InfoNotes)-1], "stats_after_detach") {
+		t.Errorf("info notes %q lack the cut", res.InfoNotes)
+	}
+	want := []wire.Type{wire.TypeScenarioStart, wire.TypeStimulus, wire.TypeStepEnd, wire.TypeScenarioEnd}
+	if d := cmp.Diff(want, r.frames); d != "" {
+		t.Errorf("frames (-want +got):\n%s", d)
+	}
+}

@@ -539,7 +539,11 @@ func (f *Folder) Verdict() Verdict {
 			for _, o := range res.Outcomes {
 				switch o.Verdict {
 				case payload.Fail:
-					add(Finding{Status: StatusFail, Cause: CauseAssertion, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+					cause := CauseAssertion
+					if o.Kind == payload.KindSchedulerDetached {
+						cause = CauseSchedDetached
+					}
+					add(Finding{Status: StatusFail, Cause: cause, Kind: o.Kind, Message: o.Message, Source: "TEST"})
 				case payload.Inconclusive:
 					add(Finding{Status: StatusInconclusive, Cause: CauseInconclusive, Kind: o.Kind, Message: o.Message, Source: "TEST"})
 				case payload.Skip:
@@ -868,12 +872,26 @@ func sanitize(r *payload.AssertResult) {
 			*p = 0
 		}
 	}
-	s := &r.Stats
-	fix(&s.WorstSpreadPct, "stats.worst_spread_pct")
-	fix(&s.WorstGapMS, "stats.worst_gap_ms")
-	for i := range s.Cgroups {
-		fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("stats.cgroups[%d].spread_pct", i))
-		fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("stats.cgroups[%d].max_gap_ms", i))
+	stats := func(s *payload.ScenarioStats, name string) {
+		fix(&s.WorstSpreadPct, name+".worst_spread_pct")
+		fix(&s.WorstGapMS, name+".worst_gap_ms")
+		for i := range s.Cgroups {
+			fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("%s.cgroups[%d].spread_pct", name, i))
+			fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("%s.cgroups[%d].max_gap_ms", name, i))
+		}
+	}
+	stats(&r.Stats, "stats")
+	if r.StatsAfterDetach != nil {
+		stats(r.StatsAfterDetach, "stats_after_detach")
+	}
+	if si := r.Scheduler; si != nil {
+		fix(&si.AttachMS, "scheduler.attach_ms")
+		if d := si.Detached; d != nil {
+			fix(&d.AtMS, "scheduler.detached.at_ms")
+			fix(&d.ForMS, "scheduler.detached.for_ms")
+			fix(&d.KernelS, "scheduler.detached.kernel_s")
+			fix(&d.ReattachedMS, "scheduler.detached.reattached_ms")
+		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
 		x := r.Measurements[k]

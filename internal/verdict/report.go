@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // Formats are the report formats, the first the default.
@@ -110,18 +112,14 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		}
 	}
 	if r := v.Result; r != nil {
-		s := r.Stats
 		p.section(b, "stats")
-		fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
-			s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
-		for i, cg := range s.Cgroups {
-			label := fmt.Sprintf("cg%d", i)
-			if cg.Name != "" && cg.Name != label {
-				label += " (" + clean(cg.Name) + ")"
-			}
-			fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
-				label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
-				float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+		if d := schedDetached(r); d != nil {
+			fmt.Fprintf(b, "until the scheduler was lost (%.0f ms into the scenario):\n", d.AtMS)
+		}
+		writeStats(b, r.Stats)
+		if a := r.StatsAfterDetach; a != nil {
+			b.WriteString("after the scheduler was lost, until the workers stopped (not judged):\n")
+			writeStats(b, *a)
 		}
 		for _, ps := range r.Passes {
 			fmt.Fprintf(b, "pass %s: %s\n", clean(ps.Check), clean(ps.Message))
@@ -164,7 +162,52 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 	}
 }
 
-func pick(cond bool, a, b int) int {
+func writeStats(b *strings.Builder, s payload.ScenarioStats) {
+	fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
+		s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
+	for i, cg := range s.Cgroups {
+		label := fmt.Sprintf("cg%d", i)
+		if cg.Name != "" && cg.Name != label {
+			label += " (" + clean(cg.Name) + ")"
+		}
+		fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
+			label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
+			float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+	}
+}
+
+func schedDetached(r *payload.AssertResult) *payload.SchedDetach {
+	if r.Scheduler == nil {
+		return nil
+	}
+	return r.Scheduler.Detached
+}
+
+// writeScheduler says which scheduler ran and whether it stayed attached.
+func writeScheduler(b *strings.Builder, r *payload.AssertResult) {
+	si := r.Scheduler
+	if si == nil {
+		return
+	}
+	sum := si.SHA256
+	if len(sum) > 16 {
+		sum = sum[:16] + "..."
+	}
+	fmt.Fprintf(b, "scheduler: %s (sha256 %s), sched_ext ops %q, enable_seq %d, attached %.1f ms after it started\n",
+		clean(si.Binary), clean(sum), clean(si.Ops), si.EnableSeq, si.AttachMS)
+	if d := si.Detached; d != nil {
+		fmt.Fprintf(b, "scheduler lost: %s at %.1f ms into the scenario (state %q, ops %q, enable_seq %d; process %s), the scenario ran %.1f ms more\n",
+			clean(d.How), d.AtMS, clean(d.State), clean(d.Ops), d.EnableSeq, pick(d.Alive, "alive", "gone"), d.ForMS)
+		if d.Kernel != "" {
+			fmt.Fprintf(b, "kernel at %.6fs: %s\n", d.KernelS, clean(d.Kernel))
+		}
+		if d.ReattachedMS != 0 {
+			fmt.Fprintf(b, "attached again at %.1f ms\n", d.ReattachedMS)
+		}
+	}
+}
+
+func pick[T any](cond bool, a, b T) T {
 	if cond {
 		return a
 	}
@@ -249,6 +292,9 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 	}
 	if v.SchedExit != nil {
 		fmt.Fprintf(b, "sched_exit_code=%d%s\n", *v.SchedExit, errnoSuffix(*v.SchedExit))
+	}
+	if v.Result != nil {
+		writeScheduler(b, v.Result)
 	}
 	if e := v.VMEnd; e != nil {
 		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)\n", e.Reason, e.Elapsed, e.ExitCode)

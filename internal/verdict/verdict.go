@@ -75,6 +75,7 @@ const (
 	CauseCrash         = "crash"                  // guest panic or crash
 	CauseSchedulerDied = "scheduler_died"         // SCDX, LIFE, or sched_ext disabled by an error
 	CauseNotAttached   = "scheduler_not_attached" // LIFE: alive, but not attached in time
+	CauseSchedDetached = "scheduler_detached"     // TEST: it detached mid-run while its process lived
 	CauseTimeout       = "timeout"                // the watchdog stopped the VM
 	CauseAssertion     = "assertion"              // the TEST result has failures
 	CauseSplat         = "splat"                  // a kernel WARN, BUG, KASAN, lockdep, stall...
@@ -89,6 +90,7 @@ const (
 var causes = []struct{ cause, label string }{
 	{CauseCrash, "guest crashed"},
 	{CauseSchedulerDied, "scheduler died"},
+	{CauseSchedDetached, "scheduler detached"},
 	{CauseNotAttached, "scheduler not attached"},
 	{CauseTimeout, "timed out"},
 	{CauseAssertion, "assertion failed"},

@@ -490,3 +490,36 @@ func TestForgedVMEndIgnored(t *testing.T) {
 		t.Errorf("VMEnd = %+v, want the last VEND (timeout)", v.VMEnd)
 	}
 }
+
+// A scheduler that detached mid-run while its process lived: the run
+// fails with the cause scheduler_detached, and the report says which
+// scheduler it was, when it was lost and the stats of the two periods.
+func TestSchedDetached(t *testing.T) {
+	res := &payload.AssertResult{Scenario: "steady", Stats: vt.Stats(),
+		Outcomes: []payload.Outcome{{Verdict: payload.Fail, Kind: payload.KindSchedulerDetached,
+			Message: `scheduler schedwrap (sched_ext ops "simple", enable_seq 1) detached 1312 ms into the scenario while its process lived`}},
+		Scheduler: &payload.SchedulerInfo{Binary: "schedwrap", SHA256: "0123456789abcdef0123", Ops: "simple", EnableSeq: 1, AttachMS: 812.5,
+			Detached: &payload.SchedDetach{AtMS: 1312, ForMS: 41, How: "disabled", State: "disabled", EnableSeq: 1, Alive: true,
+				Kernel: `sched_ext: BPF scheduler "simple" disabled (unregistered from user space)`, KernelS: 9.5}},
+		StatsAfterDetach: &payload.ScenarioStats{Workers: 4, TotalIterations: 77}}
+	v := fold(vt.Base().Result(res).Exit(1).Finish(), verdict.DefaultConfig())
+	if v.Status != verdict.StatusFail || v.Cause != verdict.CauseSchedDetached ||
+		!strings.HasPrefix(v.Reason, "scheduler detached: scheduler schedwrap") || !strings.Contains(v.Reason, "detached 1312 ms into the scenario") {
+		t.Fatalf("status %s cause %q reason %q", v.Status, v.Cause, v.Reason)
+	}
+	var out strings.Builder
+	if err := verdict.WriteText(&out, verdict.Aggregate("t", []verdict.Verdict{v}), verdict.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"until the scheduler was lost (1312 ms into the scenario):\n",
+		"after the scheduler was lost, until the workers stopped (not judged):\n4 workers, 0 cpus, 0 migrations, worst_spread=0.0%, worst_gap=0.0ms, iterations=77\n",
+		`scheduler: schedwrap (sha256 0123456789abcdef...), sched_ext ops "simple", enable_seq 1, attached 812.5 ms after it started`,
+		`scheduler lost: disabled at 1312.0 ms into the scenario (state "disabled", ops "", enable_seq 1; process alive), the scenario ran 41.0 ms more`,
+		`kernel at 9.500000s: sched_ext: BPF scheduler "simple" disabled (unregistered from user space)`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

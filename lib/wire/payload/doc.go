@@ -34,6 +34,8 @@
 //	stats          ScenarioStats        no
 //	measurements   map string -> float  no        named values, keys sorted
 //	info_notes     array of string      no
+//	scheduler      SchedulerInfo        no        the scheduler under test
+//	stats_after_detach ScenarioStats    no        after it was lost
 //
 //	Outcome:       verdict (string: skip, pass, inconclusive, fail; required
 //	               to be one of them), kind (string, optional), message
@@ -45,6 +47,13 @@
 //	CgroupStats:   name (string), workers (int), cpus (int), iterations
 //	               (u64), migrations (u64), run_ns (u64), wait_ns (u64),
 //	               spread_pct (float), max_gap_ms (float)
+//	SchedulerInfo: binary (string), sha256 (string), ops (string),
+//	               enable_seq (i64), attach_ms (float), detached
+//	               (SchedDetach, optional)
+//	SchedDetach:   at_ms (float), for_ms (float), how (string), state
+//	               (string), ops (string), enable_seq (i64), kernel
+//	               (string), kernel_s (float), alive (bool),
+//	               reattached_ms (float, optional)
 //
 // The outcomes fold with ktstr's precedence Fail > Inconclusive > Pass >
 // Skip; an empty list is Pass. Because the key must be present, a payload

@@ -6,9 +6,10 @@
 // -require-boot-config fails unless /boot/config-$(uname -r) exists;
 // -sleep waits D before it execs the scheduler (a slow attach);
 // -detach-after starts the scheduler as a child, makes it unregister
-// cleanly after D (SIGINT) and stays alive until it gets SIGINT or
-// SIGTERM itself (a scheduler that detaches mid-run while its process
-// lives). It is built statically by the e2e tests and runs in the guest.
+// cleanly (SIGINT) D after sched_ext reports it attached, and stays alive
+// until it gets SIGINT or SIGTERM itself (a scheduler that detaches
+// mid-run while its process lives). It is built statically by the e2e
+// tests and runs in the guest.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,16 +63,39 @@ func main() {
 		fmt.Fprintf(os.Stderr, "schedwrap: %v\n", err)
 		os.Exit(1)
 	}
-	select {
-	case <-time.After(*detach):
-	case <-sigs:
-		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-		return
+	attached := make(chan struct{})
+	go func() {
+		for {
+			if b, _ := os.ReadFile("/sys/kernel/sched_ext/state"); strings.TrimSpace(string(b)) == "enabled" {
+				close(attached)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for _, wait := range []<-chan struct{}{attached, after(attached, *detach)} {
+		select {
+		case <-wait:
+		case <-sigs:
+			cmd.Process.Signal(syscall.SIGINT)
+			cmd.Wait()
+			return
+		}
 	}
 	fmt.Printf("schedwrap: making %s unregister (SIGINT) after %v\n", args[0], *detach)
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	fmt.Printf("schedwrap: %s ended (%v); staying alive\n", args[0], err)
 	<-sigs
+}
+
+// after is closed d after c is.
+func after(c <-chan struct{}, d time.Duration) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		<-c
+		time.Sleep(d)
+		close(out)
+	}()
+	return out
 }
