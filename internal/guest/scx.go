@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,10 +47,4 @@ func (d scxFS) read() (scxSnap, error) {
 		}
 	}
 	return s, nil
-}
-
-// present reports whether the kernel has sched_ext.
-func (d scxFS) present() bool {
-	_, err := os.Stat(filepath.Join(string(d), "state"))
-	return !errors.Is(err, os.ErrNotExist)
 }
