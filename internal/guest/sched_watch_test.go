@@ -163,3 +163,13 @@ func TestParseKmsg(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseKmsg(f *testing.F) {
+	f.Add([]byte("6,1234,9500123,-;" + unregistered + "\n SUBSYSTEM=x\n"))
+	f.Add([]byte("3,1,0,c,caller=T1;x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, ok := parseKmsg(b); ok && (r.At < 0 || strings.Contains(r.Text, "\n")) {
+			t.Fatalf("parseKmsg(%q) = %+v", b, r)
+		}
+	})
+}
