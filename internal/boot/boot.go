@@ -12,11 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
@@ -27,7 +24,6 @@ import (
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
-	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // Config is one run.
@@ -40,7 +36,7 @@ type Config struct {
 	// their libraries, payloads).
 	Files      []File
 	RunDir     string
-	Timeout    time.Duration
+	Timeout    time.Duration // the watchdog's absolute ceiling (0: DefaultTimeout)
 	CPUs       int
 	MemoryMB   int
 	VMM        string // "auto", "qemu", "qemu-kvm", "host"
@@ -178,10 +174,16 @@ func SchedulerFiles(bin string) ([]File, string, error) {
 	return files, dst, nil
 }
 
+// DefaultTimeout is the watchdog's deadline when Config.Timeout is 0.
+const DefaultTimeout = 120 * time.Second
+
 // Run performs one run and returns how it ended. Errors before the VM
 // starts are returned as errors; everything after is a Result.
 func Run(cfg Config) (Result, error) {
 	start := time.Now()
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	logf := cfg.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -217,28 +219,6 @@ func Run(cfg Config) (Result, error) {
 		}
 	}
 
-	// The control socket exists before the region, so a reader that waits
-	// for the region can connect at once.
-	h := &handler{backend: "qemu", logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
-	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), h.handle)
-	if err != nil {
-		return Result{}, fmt.Errorf("control socket: %w", err)
-	}
-	defer srv.Close()
-	regionPath := filepath.Join(cfg.RunDir, RegionFile)
-	region, err := shm.Create(regionPath, layout)
-	if err != nil {
-		return Result{}, fmt.Errorf("region: %w", err)
-	}
-	// The control server goes first: its handler writes replies into the
-	// region, which must stay mapped until no handler can run.
-	defer func() {
-		srv.Close()
-		region.Close()
-	}()
-	h.region = region
-	h.rx = region.RX().NewProducer(time.Second)
-
 	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1"
 	if !cfg.Verbose {
 		cmdline += " quiet loglevel=1"
@@ -248,20 +228,21 @@ func Run(cfg Config) (Result, error) {
 	}
 	console := filepath.Join(cfg.RunDir, ConsoleFile)
 	com2 := filepath.Join(cfg.RunDir, COM2File)
+	regionPath := filepath.Join(cfg.RunDir, RegionFile)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
 		Region: regionPath, RegionSize: layout.Size,
 		Console: console, COM2: com2, Stderr: os.Stderr,
 	}
-	own := false
+	backend := "qemu"
 	switch cfg.VMM {
 	case "", "auto":
 		b, err := vmm.Probe()
 		switch {
 		case err == nil && b.CanBootLinux():
 			logf("backend: ktstr-boot's own KVM VMM (%v)", b)
-			own = true
+			backend = "own-vmm"
 		case err != nil:
 			logf("backend: qemu with software emulation (KVM probe: %v)", err)
 		default:
@@ -270,25 +251,48 @@ func Run(cfg Config) (Result, error) {
 	case "own":
 		b, _ := vmm.Probe()
 		logf("backend: ktstr-boot's own KVM VMM (--vmm own; %v)", b)
-		own = true
+		backend = "own-vmm"
 	case "qemu":
 		logf("backend: qemu with software emulation (--vmm qemu)")
 	case "qemu-kvm":
 		logf("backend: qemu with KVM (--vmm qemu-kvm)")
 		qc.KVM = true
 	case "host":
-		h.backend = "host"
 		logf("backend: host (--vmm host: the agent runs the scenario on this machine, no VM)")
-		return h.runHost(cfg, region, start)
+		backend = "host"
 	default:
 		return Result{}, fmt.Errorf("unknown --vmm %q", cfg.VMM)
 	}
 
+	// The control socket exists before the region, so a reader that waits
+	// for the region can connect at once; the handler writes replies into
+	// the region, so it starts once the region exists.
+	var h *handler
+	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), func(r *record.Record) { h.handle(r) })
+	if err != nil {
+		return Result{}, fmt.Errorf("control socket: %w", err)
+	}
+	defer srv.Close()
+	region, err := shm.Create(regionPath, layout)
+	if err != nil {
+		return Result{}, fmt.Errorf("region: %w", err)
+	}
+	h = newHandler(backend, region, logf)
+	// The control server stops first, then the reply writer: both write
+	// into the region, which must stay mapped until neither can run.
+	defer func() {
+		srv.Close()
+		h.Close()
+		region.Close()
+	}()
+
 	var vm machine
-	if own {
-		h.backend = "own-vmm"
+	switch backend {
+	case "host":
+		vm, err = startHostConsoles(cfg, region, regionPath)
+	case "own-vmm":
 		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size)
-	} else {
+	default:
 		vm, err = qemu.Start(qc)
 	}
 	if err != nil {
@@ -314,8 +318,12 @@ func detail(s string) string {
 	return " (" + s + ")"
 }
 
-// classify decides how a VM that exited by itself ended.
+// classify decides how a guest that ended by itself ended.
 func classify(qerr error, guestState uint32, console string) (wire.EndReason, string) {
+	var crash *crashError
+	if errors.As(qerr, &crash) {
+		return wire.EndCrash, crash.msg
+	}
 	if qerr != nil {
 		return wire.EndVMMError, qerr.Error()
 	}
@@ -343,154 +351,6 @@ func panicLine(path string) string {
 		}
 	}
 	return ""
-}
-
-// handler acts on control records from ktstr-dispatch.
-type handler struct {
-	backend  string
-	logf     func(string, ...any)
-	region   *shm.Region
-	rx       *shm.Producer
-	kill     chan string
-	deadline chan time.Time
-	rxMu     sync.Mutex
-}
-
-func (h *handler) handle(r *record.Record) {
-	switch r.Effect {
-	case record.EffectKill:
-		select {
-		case h.kill <- fmt.Sprintf("scheduler exited (SCDX exit code %d)", r.ExitCode):
-		default:
-		}
-	case record.EffectWatchdogDeadline:
-		// deadline_ns and at_ns share ktstr-dispatch's clock; the
-		// remaining budget is their difference.
-		rem := time.Duration(int64(r.DeadlineNS) - r.AtNS)
-		h.deadline <- time.Now().Add(rem)
-	case record.EffectSnapshotRequest:
-		h.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{
-			RequestID: r.RequestID, Status: wire.SnapshotErr,
-			Reason: "snapshot capture is not supported by the " + h.backend + " backend"}))
-	case record.EffectKernelOpRequest:
-		p, err := payload.MarshalKernelOpReply(&payload.KernelOpReply{RequestID: r.RequestID,
-			Reason: "kernel ops are not supported by the " + h.backend + " backend", ReadValues: []payload.Value{}})
-		if err == nil {
-			h.reply(wire.TypeKernelOpReply, p)
-		}
-	}
-}
-
-// reply queues one frame on the host-to-guest ring, header and payload in
-// one write, so a reply is never split.
-func (h *handler) reply(t wire.Type, p []byte) {
-	h.rxMu.Lock()
-	defer h.rxMu.Unlock()
-	if err := h.rx.Write(wire.AppendFrame(nil, t, p)); err != nil {
-		h.logf("reply %v: %v", t, err)
-	}
-}
-
-// machine is a running VM of either backend.
-type machine interface {
-	Done() <-chan struct{}
-	Kill()
-	// Err is the VMM's own failure once Done is closed; nil when the
-	// guest ended the VM itself (reboot, poweroff, reset).
-	Err() error
-}
-
-// watch runs the watchdog until the VM exits, and returns a non-zero
-// reason if it had to stop the VM.
-func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Result {
-	if timeout <= 0 {
-		timeout = 120 * time.Second
-	}
-	hard := time.NewTimer(timeout)
-	defer hard.Stop()
-	soft := time.NewTimer(softDelay(timeout))
-	defer soft.Stop()
-	// An interrupted ktstr-boot stops its VM and still closes the region,
-	// so the pipeline ends with a VM end record that says so.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	for {
-		select {
-		case <-vm.Done():
-			return Result{}
-		case sig := <-sigs:
-			vm.Kill()
-			<-vm.Done()
-			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("ktstr-boot interrupted by %v", sig)}
-		case why := <-h.kill:
-			t0 := time.Now()
-			vm.Kill()
-			<-vm.Done()
-			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request", why, time.Since(t0).Round(time.Microsecond))}
-		case d := <-h.deadline:
-			rem := time.Until(d)
-			hard.Reset(max(rem, 0))
-			soft.Reset(softDelay(rem))
-			h.logf("watchdog: deadline in %v", rem.Round(time.Millisecond))
-		case <-soft.C:
-			h.region.SetControl(shm.CtlShutdown, 0xD3)
-		case <-hard.C:
-			vm.Kill()
-			<-vm.Done()
-			return Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))}
-		}
-	}
-}
-
-// softDelay is when to ask the guest to shut down gracefully: 3 s before
-// the hard deadline when the budget is over 5 s (ktstr's rule), else never
-// (a timer that does not fire within the run).
-func softDelay(budget time.Duration) time.Duration {
-	if budget > 5*time.Second {
-		return budget - 3*time.Second
-	}
-	return 24 * time.Hour
-}
-
-// runHost runs the agent in this process against the region (--vmm host),
-// under the same watchdog: a run past its deadline is recorded as a
-// timeout and its workers are left to the agent's cgroup cleanup.
-func (h *handler) runHost(cfg Config, region *shm.Region, start time.Time) (Result, error) {
-	// The agent's console and COM2 lines go where a VM's serial ports
-	// would, so the run directory looks the same.
-	con, com2, err := openConsoles(cfg.RunDir)
-	if err != nil {
-		return Result{}, err
-	}
-	defer con.Close()
-	defer com2.Close()
-	done := make(chan error, 1)
-	go func() { done <- guest.RunHost(region, cfg.Guest, con, com2) }()
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 120 * time.Second
-	}
-	var res Result
-	select {
-	case err := <-done:
-		switch {
-		case err != nil:
-			res = Result{Reason: wire.EndCrash, Detail: err.Error()}
-		case region.GuestState() == shm.GuestDone:
-			res = Result{Reason: wire.EndPoweroff}
-		default:
-			res = Result{Reason: wire.EndCrash, Detail: "the agent returned without finishing"}
-		}
-	case <-time.After(timeout):
-		res = Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", timeout)}
-	case why := <-h.kill:
-		res = Result{Reason: wire.EndKilled, Detail: why}
-	}
-	res.Elapsed = time.Since(start)
-	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
-	h.logf("run ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))
-	return res, nil
 }
 
 // openConsoles creates the run directory's console files, COM1 and COM2,
