@@ -23,5 +23,6 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status},
+		Condition:           clitest.Condition,
 	})
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/ktstr-go/ktstr/internal/control"
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/initramfs"
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -72,34 +71,6 @@ func (r Result) ExitCode() int {
 	return ExitAbnormal
 }
 
-// Paths in a run directory.
-const (
-	RegionFile  = "region"
-	ControlSock = "control.sock"
-	InitrdFile  = "initramfs.cpio"
-	ConsoleFile = "console.log"
-	COM2File    = "com2.log"
-)
-
-// PrepareRunDir creates dir (mode 0700) if needed and refuses one that
-// other users can read or that already holds a region.
-func PrepareRunDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("run directory %s has mode %v, want 0700", dir, st.Mode().Perm())
-	}
-	if _, err := os.Stat(filepath.Join(dir, RegionFile)); err == nil {
-		return fmt.Errorf("run directory %s already holds a region (one run per directory)", dir)
-	}
-	return nil
-}
-
 // File is one extra file for the initramfs: Src on the host (or Data)
 // becomes Dst in the guest.
 type File struct {
@@ -109,16 +80,13 @@ type File struct {
 	Mode uint32
 }
 
-// BuildInitramfs writes the initramfs: self as /init, the directories and
-// device node the kernel needs before devtmpfs is mounted, the agent's
-// configuration and the extra files.
-func BuildInitramfs(path, self string, cfg guest.Config, files []File) error {
+// BuildInitramfs writes the initramfs to f: self as /init, the
+// directories and device node the kernel needs before devtmpfs is
+// mounted, the agent's configuration and the extra files. It closes f.
+func BuildInitramfs(f *os.File, self string, cfg guest.Config, files []File) error {
 	conf, err := json.Marshal(cfg)
 	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+		f.Close()
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
@@ -188,9 +156,11 @@ func Run(cfg Config) (Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if err := PrepareRunDir(cfg.RunDir); err != nil {
+	rd, err := openRunDir(cfg.RunDir)
+	if err != nil {
 		return Result{}, err
 	}
+	defer rd.Close()
 	self := cfg.Self
 	if self == "" {
 		exe, err := os.Executable()
@@ -212,9 +182,13 @@ func Run(cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	initrd := filepath.Join(cfg.RunDir, InitrdFile)
+	initrd := rd.join(InitrdFile)
 	if cfg.VMM != "host" {
-		if err := BuildInitramfs(initrd, self, cfg.Guest, cfg.Files); err != nil {
+		f, err := rd.create(InitrdFile)
+		if err == nil {
+			err = BuildInitramfs(f, self, cfg.Guest, cfg.Files)
+		}
+		if err != nil {
 			return Result{}, fmt.Errorf("initramfs: %w", err)
 		}
 	}
@@ -226,9 +200,7 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Append != "" {
 		cmdline += " " + cfg.Append
 	}
-	console := filepath.Join(cfg.RunDir, ConsoleFile)
-	com2 := filepath.Join(cfg.RunDir, COM2File)
-	regionPath := filepath.Join(cfg.RunDir, RegionFile)
+	console, com2, regionPath := rd.join(ConsoleFile), rd.join(COM2File), rd.join(RegionFile)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
@@ -265,10 +237,10 @@ func Run(cfg Config) (Result, error) {
 	}
 
 	// The control socket exists before the region, so a reader that waits
-	// for the region can connect at once; the handler writes replies into
-	// the region, so it starts once the region exists.
-	var h *handler
-	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), func(r *record.Record) { h.handle(r) })
+	// for the region can connect at once; replies wait in the handler's
+	// queue until the region exists.
+	h := newHandler(backend, logf)
+	srv, err := control.Listen(rd.join(ControlSock), h.handle)
 	if err != nil {
 		return Result{}, fmt.Errorf("control socket: %w", err)
 	}
@@ -277,7 +249,7 @@ func Run(cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("region: %w", err)
 	}
-	h = newHandler(backend, region, logf)
+	h.attach(region)
 	// The control server stops first, then the reply writer: both write
 	// into the region, which must stay mapped until neither can run.
 	defer func() {
@@ -286,13 +258,20 @@ func Run(cfg Config) (Result, error) {
 		region.Close()
 	}()
 
+	// The console files are made here for every backend, QEMU's
+	// included, so that no backend opens a path in the run directory
+	// that something planted there could redirect.
+	con, com, err := rd.openConsoles()
 	var vm machine
-	switch backend {
-	case "host":
-		vm, err = startHostConsoles(cfg, region, regionPath)
-	case "own-vmm":
-		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size)
+	switch {
+	case err != nil:
+	case backend == "host":
+		vm, err = startHost(cfg.Guest, region, regionPath, con, com)
+	case backend == "own-vmm":
+		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com)
 	default:
+		con.Close()
+		com.Close()
 		vm, err = qemu.Start(qc)
 	}
 	if err != nil {
@@ -351,17 +330,4 @@ func panicLine(path string) string {
 		}
 	}
 	return ""
-}
-
-// openConsoles creates the run directory's console files, COM1 and COM2,
-// for a backend that writes them itself (the own VMM, host mode).
-func openConsoles(dir string) (con, com2 *os.File, err error) {
-	if con, err = os.OpenFile(filepath.Join(dir, ConsoleFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-		return nil, nil, err
-	}
-	if com2, err = os.OpenFile(filepath.Join(dir, COM2File), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-		con.Close()
-		return nil, nil, err
-	}
-	return con, com2, nil
 }

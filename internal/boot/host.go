@@ -36,10 +36,14 @@ type crashError struct{ msg string }
 func (e *crashError) Error() string { return e.msg }
 
 // startHost starts the agent on its own mapping of the region file; ctl
-// is ktstr-boot's mapping of it.
-func startHost(cfg guest.Config, ctl *shm.Region, regionPath string, con, com2 io.Writer) (*hostVM, error) {
+// is ktstr-boot's mapping of it. The agent's console and COM2 lines go
+// to con and com2, as a VM's serial ports would; they are closed once the
+// agent returned (an abandoned agent may still write).
+func startHost(cfg guest.Config, ctl *shm.Region, regionPath string, con, com2 io.WriteCloser) (*hostVM, error) {
 	mem, err := shm.Open(regionPath)
 	if err != nil {
+		con.Close()
+		com2.Close()
 		return nil, err
 	}
 	v := &hostVM{ctl: ctl, done: make(chan struct{}), returned: make(chan struct{})}
@@ -49,6 +53,8 @@ func startHost(cfg guest.Config, ctl *shm.Region, regionPath string, con, com2 i
 			err = errors.New("the agent returned without finishing")
 		}
 		mem.Close()
+		con.Close()
+		com2.Close()
 		v.err = err
 		close(v.returned)
 		v.finish()
@@ -91,28 +97,4 @@ func (v *hostVM) Err() error {
 		return &crashError{v.err.Error()}
 	}
 	return nil
-}
-
-// startHostConsoles starts host mode with the agent's console and COM2
-// lines in the run directory's console files, as a VM's serial ports
-// would, so that the run directory looks the same.
-func startHostConsoles(cfg Config, ctl *shm.Region, regionPath string) (*hostVM, error) {
-	con, com2, err := openConsoles(cfg.RunDir)
-	if err != nil {
-		return nil, err
-	}
-	v, err := startHost(cfg.Guest, ctl, regionPath, con, com2)
-	if err != nil {
-		con.Close()
-		com2.Close()
-		return nil, err
-	}
-	go func() {
-		// An abandoned agent (see Kill) may still write: the files are
-		// closed only once it returned.
-		<-v.returned
-		con.Close()
-		com2.Close()
-	}()
-	return v, nil
 }

@@ -15,13 +15,9 @@ type ownVM struct {
 
 // startOwn boots the kernel under ktstr-boot's own KVM VMM: the region is
 // its own memory slot above RAM, announced on the command line as
-// KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to the run directory's
-// console files.
-func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64) (*ownVM, error) {
-	con, com, err := openConsoles(cfg.RunDir)
-	if err != nil {
-		return nil, err
-	}
+// KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to con and com, which
+// it closes when the VM ends (or fails to start).
+func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64, con, com *os.File) (*ownVM, error) {
 	vm, err := vmm.Start(vmm.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),

@@ -44,14 +44,19 @@ type handler struct {
 	wg      sync.WaitGroup
 }
 
-// newHandler returns a handler whose replies go to region's host-to-guest
-// ring. Close stops its reply writer.
-func newHandler(backend string, region *shm.Region, logf func(string, ...any)) *handler {
-	h := &handler{
-		backend: backend, logf: logf, region: region,
+// newHandler returns a handler. Replies wait in its queue until attach
+// gives it the region; Close stops its reply writer.
+func newHandler(backend string, logf func(string, ...any)) *handler {
+	return &handler{
+		backend: backend, logf: logf,
 		kill: make(chan string, 1), moved: make(chan struct{}, 1),
 		replies: make(chan []byte, replyQueue), stop: make(chan struct{}),
 	}
+}
+
+// attach starts writing replies into region's host-to-guest ring.
+func (h *handler) attach(region *shm.Region) {
+	h.region = region
 	rx := region.RX().NewProducer(time.Second)
 	h.wg.Add(1)
 	go func() {
@@ -67,7 +72,6 @@ func newHandler(backend string, region *shm.Region, logf func(string, ...any)) *
 			}
 		}
 	}()
-	return h
 }
 
 // Close stops the reply writer (after at most one ring wait) and logs

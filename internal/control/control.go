@@ -31,7 +31,7 @@ func Listen(path string, handle func(*record.Record)) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := chmodSocket(path, 0o600); err != nil {
 		ln.Close()
 		return nil, err
 	}
