@@ -137,7 +137,7 @@ func SchedulerFiles(bin string) ([]File, string, error) {
 	dst := "/ktstr/bin/" + filepath.Base(bin)
 	files := []File{{Dst: dst, Src: bin, Mode: 0o755}}
 	for _, d := range deps {
-		files = append(files, File{Dst: d, Src: d, Mode: 0o755})
+		files = append(files, File{Dst: d.Dst, Src: d.Src, Mode: 0o755})
 	}
 	return files, dst, nil
 }
