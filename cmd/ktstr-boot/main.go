@@ -102,14 +102,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return cli.Usagef("--sched-arg needs --scheduler")
 		}
 		for _, inc := range c.StringSlice("include") {
-			src, dst, ok := strings.Cut(inc, ":")
-			if !ok {
-				dst = "/ktstr/include/" + filepath.Base(src)
-			}
-			if _, err := os.Stat(src); err != nil {
+			f, err := boot.IncludeFile(inc)
+			if err != nil {
 				return cli.Usagef("--include %s: %v", inc, err)
 			}
-			cfg.Files = append(cfg.Files, boot.File{Dst: dst, Src: src})
+			cfg.Files = append(cfg.Files, f)
 		}
 		if cfg.VMM != "host" {
 			kernel := c.String("kernel")
@@ -120,8 +117,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				}
 				kernel = k
 			}
-			if st, err := os.Stat(kernel); err != nil || !st.Mode().IsRegular() {
-				return cli.Usagef("--kernel %s: not a readable file", kernel)
+			if err := boot.CheckKernel(kernel); err != nil {
+				return cli.Usagef("--kernel %s: %v", kernel, err)
 			}
 			cfg.Kernel = kernel
 		}

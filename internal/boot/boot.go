@@ -19,6 +19,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/control"
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/initramfs"
+	"github.com/ktstr-go/ktstr/internal/regfile"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -118,17 +119,45 @@ func BuildInitramfs(f *os.File, self string, cfg guest.Config, files []File) err
 	return errors.Join(errs...)
 }
 
+// Size limits of the files named on ktstr-boot's command line. Each is
+// checked before anything is created.
+const (
+	MaxFileSize   = 256 << 20 // --include, --scheduler
+	MaxKernelSize = 256 << 20 // --kernel
+)
+
+// IncludeFile parses an --include argument, SRC or SRC:DST (default
+// destination /ktstr/include/BASENAME), and checks that SRC is a regular
+// file of at most MaxFileSize bytes.
+func IncludeFile(arg string) (File, error) {
+	src, dst, ok := strings.Cut(arg, ":")
+	if !ok {
+		dst = "/ktstr/include/" + filepath.Base(src)
+	}
+	if err := regfile.Check(src, MaxFileSize); err != nil {
+		return File{}, err
+	}
+	return File{Dst: dst, Src: src}, nil
+}
+
+// CheckKernel checks that path is a regular file of at most
+// MaxKernelSize bytes.
+func CheckKernel(path string) error {
+	return regfile.Check(path, MaxKernelSize)
+}
+
 // SchedulerFiles returns the initramfs files for a scheduler binary: the
 // binary as /ktstr/bin/NAME and, for a dynamic binary, its loader and
 // shared libraries at the paths the loader looks them up. It returns the
 // binary's path in the guest.
 func SchedulerFiles(bin string) ([]File, string, error) {
-	st, err := os.Stat(bin)
+	f, st, err := regfile.Open(bin, MaxFileSize)
 	if err != nil {
 		return nil, "", err
 	}
-	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
-		return nil, "", fmt.Errorf("%s is not an executable file", bin)
+	f.Close()
+	if st.Mode().Perm()&0o111 == 0 {
+		return nil, "", fmt.Errorf("%s is not executable", bin)
 	}
 	deps, err := ELFDeps(bin)
 	if err != nil {

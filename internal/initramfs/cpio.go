@@ -13,9 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/regfile"
 )
 
 // Mode bits of cpio members.
@@ -89,20 +90,18 @@ func (w *Writer) File(name string, perm uint32, data []byte) error {
 	})
 }
 
-// CopyFile adds the host file src as name, streaming its contents.
+// MaxFileSize is the largest member newc can describe (an 8-digit hex
+// size).
+const MaxFileSize = 1<<32 - 1
+
+// CopyFile adds the host file src as name, streaming its contents. src
+// must be a regular file (a FIFO or a device is refused without blocking).
 func (w *Writer) CopyFile(name, src string, perm uint32) error {
-	f, err := os.Open(src)
+	f, st, err := regfile.Open(src, MaxFileSize)
 	if err != nil {
-		return err
+		return fmt.Errorf("initramfs: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("initramfs: %s is not a regular file", src)
-	}
 	n, err := w.prepare(name)
 	if err != nil {
 		return err
