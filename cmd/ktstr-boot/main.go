@@ -43,12 +43,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler binary to test (packed with its shared libraries); default: the kernel's own"},
 		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "argument for the scheduler (repeat for several)"},
-		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long the scheduler may take to attach"},
+		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long the scheduler may take to attach, more than 0 and at most 24h"},
 		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, SRC or SRC:DST (repeat)"},
 		&ucli.StringFlag{Name: "run-dir", Usage: "run directory for the region, control socket and logs (default: a new directory under $TMPDIR)"},
-		&ucli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "watchdog: hard deadline for the whole VM"},
-		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: "vCPUs"},
-		&ucli.IntFlag{Name: "memory", Value: 512, Usage: "guest memory in MiB"},
+		&ucli.DurationFlag{Name: "timeout", Value: boot.DefaultTimeout, Usage: "watchdog: hard deadline for the whole VM, more than 0 and at most 24h"},
+		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("vCPUs, 1 to %d", boot.MaxCPUs)},
+		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in MiB, %d to %d", boot.MinMemoryMB, boot.MaxMemoryMB)},
 		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "backend: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
@@ -74,6 +74,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case "auto", "own", "qemu", "qemu-kvm", "host":
 		default:
 			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", cfg.VMM)
+		}
+		if cfg.CPUs < 1 || cfg.CPUs > boot.MaxCPUs {
+			return cli.Usagef("--cpus %d: want 1 to %d", cfg.CPUs, boot.MaxCPUs)
+		}
+		if cfg.MemoryMB < boot.MinMemoryMB || cfg.MemoryMB > boot.MaxMemoryMB {
+			return cli.Usagef("--memory %d: want %d to %d (MiB)", cfg.MemoryMB, boot.MinMemoryMB, boot.MaxMemoryMB)
+		}
+		for _, f := range []string{"timeout", "attach-timeout"} {
+			if d := c.Duration(f); d <= 0 || d > boot.MaxTimeout {
+				return cli.Usagef("--%s %v: want more than 0 and at most %v", f, d, boot.MaxTimeout)
+			}
 		}
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.

@@ -47,6 +47,14 @@ type Config struct {
 	Log        func(format string, args ...any)
 }
 
+// Bounds of the numbers on ktstr-boot's command line.
+const (
+	MaxCPUs     = vmm.MaxCPUs // the most the own VMM's MADT describes
+	MinMemoryMB = 128
+	MaxMemoryMB = vmm.MaxMemory >> 20
+	MaxTimeout  = 24 * time.Hour // --timeout and --attach-timeout
+)
+
 // Exit statuses of ktstr-boot.
 const (
 	ExitPoweroff = 0 // the guest agent finished and powered off
