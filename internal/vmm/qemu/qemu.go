@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -40,12 +41,17 @@ func (c Config) Args() []string {
 		"-accel", accel, "-M", "pc", "-cpu", cpu,
 		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
-		"-chardev", "file,id=com1,path=" + c.Console, "-serial", "chardev:com1",
-		"-chardev", "file,id=com2,path=" + c.COM2, "-serial", "chardev:com2",
-		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", c.Region, c.RegionSize),
+		"-chardev", "file,id=com1,path=" + optValue(c.Console), "-serial", "chardev:com1",
+		"-chardev", "file,id=com2,path=" + optValue(c.COM2), "-serial", "chardev:com2",
+		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
 	}
 }
+
+// optValue escapes s for a value in a QEMU option list
+// ("key=value,key=value"), where a comma is written twice. The values of
+// -kernel, -initrd and -append are taken whole and need no escaping.
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
 // VM is a running QEMU.
 type VM struct {
