@@ -134,14 +134,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Kernel = kernel
 		}
 		dir := c.String("run-dir")
-		if dir == "" {
+		if dir != "" {
+			d, err := filepath.Abs(dir)
+			if err == nil {
+				err = boot.CheckRunDirPath(d)
+			}
+			if err != nil {
+				return cli.Usagef("--run-dir: %v", err)
+			}
+			dir = d
+		} else {
 			d, err := os.MkdirTemp("", "ktstr-run-")
 			if err != nil {
 				return cli.Exitf(boot.ExitVMM, "%v", err)
 			}
+			if err := boot.CheckRunDirPath(d); err != nil {
+				os.Remove(d)
+				return cli.Usagef("%v (set TMPDIR to a shorter directory, or pass --run-dir)", err)
+			}
 			dir = d
 		}
-		cfg.RunDir, _ = filepath.Abs(dir)
+		cfg.RunDir = dir
 		cli.Errorf(stderr, name, "run directory %s", cfg.RunDir)
 		res, err := boot.Run(cfg)
 		if err != nil {
