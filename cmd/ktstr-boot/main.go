@@ -97,11 +97,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Guest.Scenario = sc
 		}
 		cfg.Guest.AttachTimeoutMS = int(c.Duration("attach-timeout").Milliseconds())
+		// Every file takes a name of its own in the initramfs: a clash is
+		// refused here, not resolved by skipping a file.
+		layout := boot.NewLayout()
 		if bin := c.String("scheduler"); bin != "" {
 			if cfg.VMM == "host" {
 				cfg.Guest.Scheduler, _ = filepath.Abs(bin)
 			} else {
 				files, dst, err := boot.SchedulerFiles(bin)
+				for _, f := range files {
+					if err == nil {
+						err = layout.Add(f)
+					}
+				}
 				if err != nil {
 					return cli.Usagef("--scheduler: %v", err)
 				}
@@ -114,6 +122,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		for _, inc := range c.StringSlice("include") {
 			f, err := boot.IncludeFile(inc)
+			if err == nil {
+				err = layout.Add(f)
+			}
 			if err != nil {
 				return cli.Usagef("--include %s: %v", inc, err)
 			}
