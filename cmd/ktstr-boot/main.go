@@ -6,11 +6,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -56,12 +59,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app.Before = cli.NoArgs
 	app.Action = func(c *ucli.Context) error {
 		if c.Bool("list-scenarios") {
+			// A reader that has gone (| head -1) is a clean end: the
+			// write comes back as EPIPE instead of SIGPIPE killing us.
+			signal.Ignore(syscall.SIGPIPE)
 			for _, n := range scenario.Names() {
 				s, _, err := scenario.Load(n, guest.ValidateWork)
 				if err != nil {
 					return cli.Exitf(cli.ExitFail, "%v", err)
 				}
-				fmt.Fprintf(stdout, "%-18s %s\n", n, s.Description)
+				if _, err := fmt.Fprintf(stdout, "%-18s %s\n", n, s.Description); err != nil {
+					if errors.Is(err, syscall.EPIPE) {
+						return nil
+					}
+					return cli.Exitf(cli.ExitFail, "%v", err)
+				}
 			}
 			return nil
 		}
