@@ -41,19 +41,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := cli.App(name, "boot a kernel and run a scheduler scenario in it", stdout, stderr)
 	app.UsageText = name + " [options]"
 	app.Flags = []ucli.Flag{
-		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "bzImage to boot (default: $KTSTR_KERNEL, the `make kernel` build, or Debian's cached kernel)"},
-		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario name, or a scenario file (JSON)"},
+		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
+		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
-		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler binary to test (packed with its shared libraries); default: the kernel's own"},
-		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "argument for the scheduler (repeat for several)"},
-		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long the scheduler may take to attach, more than 0 and at most 24h"},
-		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, SRC or SRC:DST (repeat)"},
-		&ucli.StringFlag{Name: "run-dir", Usage: "run directory for the region, control socket and logs (default: a new directory under $TMPDIR)"},
-		&ucli.DurationFlag{Name: "timeout", Value: boot.DefaultTimeout, Usage: "watchdog: hard deadline for the whole VM, more than 0 and at most 24h"},
-		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("vCPUs, 1 to %d", boot.MaxCPUs)},
-		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in MiB, %d to %d", boot.MinMemoryMB, boot.MaxMemoryMB)},
-		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "backend: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
-		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line"},
+		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler `binary` to test (packed with its shared libraries); default: the kernel's own"},
+		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "`arg`ument for the scheduler (repeat for several)"},
+		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long (`duration`) the scheduler may take to attach, more than 0 and at most 24h"},
+		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, `SRC[:DST]`, a regular file of at most 256 MiB (repeat)"},
+		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR)"},
+		&ucli.DurationFlag{Name: "timeout", Value: boot.DefaultTimeout, Usage: "watchdog: hard deadline (`duration`) for the whole VM, more than 0 and at most 24h"},
+		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("`n` vCPUs, 1 to %d", boot.MaxCPUs)},
+		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d", boot.MinMemoryMB, boot.MaxMemoryMB)},
+		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "`backend`: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
+		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
 	}
 	app.Before = cli.NoArgs
