@@ -5,7 +5,6 @@
 package boot
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -134,12 +133,11 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Append != "" {
 		cmdline += " " + cfg.Append
 	}
-	console, com2, regionPath := rd.join(ConsoleFile), rd.join(COM2File), rd.join(RegionFile)
+	console, regionPath := rd.join(ConsoleFile), rd.join(RegionFile)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
-		Region: regionPath, RegionSize: layout.Size,
-		Console: console, COM2: com2, Stderr: os.Stderr,
+		Region: regionPath, RegionSize: layout.Size, Stderr: os.Stderr,
 	}
 	backend := "qemu"
 	switch cfg.VMM {
@@ -193,19 +191,24 @@ func Run(cfg Config) (Result, error) {
 	}()
 
 	// The console files are made here for every backend, QEMU's
-	// included, so that no backend opens a path in the run directory
-	// that something planted there could redirect.
-	con, com, err := rd.openConsoles()
+	// included (through pipes), so that no backend opens a path in the
+	// run directory that something planted there could redirect, and
+	// every console log is capped (see capLog).
+	conf, comf, err := rd.openConsoles()
+	if err != nil {
+		return Result{}, err
+	}
+	con, com := newCapLog(conf, ConsoleHead, ConsoleTail), newCapLog(comf, ConsoleHead, ConsoleTail)
+	defer con.Close()
+	defer com.Close()
 	var vm machine
-	switch {
-	case err != nil:
-	case backend == "host":
+	switch backend {
+	case "host":
 		vm, err = startHost(cfg.Guest, region, regionPath, con, com)
-	case backend == "own-vmm":
+	case "own-vmm":
 		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com)
 	default:
-		con.Close()
-		com.Close()
+		qc.Console, qc.COM2 = con, com
 		vm, err = qemu.Start(qc)
 	}
 	if err != nil {
@@ -216,6 +219,14 @@ func Run(cfg Config) (Result, error) {
 
 	res := h.watch(vm, start, cfg.Timeout)
 	res.Elapsed = time.Since(start)
+	// The guest has stopped writing (an abandoned host-mode agent's
+	// later lines are dropped): the logs get their tails before they are
+	// read.
+	for _, l := range []*capLog{con, com} {
+		if err := l.Close(); err != nil {
+			logf("console log: %v", err)
+		}
+	}
 	if res.Reason == 0 {
 		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), console)
 	}
@@ -249,19 +260,24 @@ func classify(qerr error, guestState uint32, console string) (wire.EndReason, st
 	return wire.EndCrash, "guest reset before the agent finished"
 }
 
-// panicLine returns the kernel's "Kernel panic" line from the console log.
+// maxPanicLine bounds the panic line taken from the console log.
+const maxPanicLine = 512
+
+// panicLine returns the kernel's "Kernel panic" line from the console log
+// (capped, so it is read whole): from those words to the end of the line,
+// at most maxPanicLine bytes. Lines of any length before it do not hide
+// it.
 func panicLine(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if i := bytes.Index(sc.Bytes(), []byte("Kernel panic")); i >= 0 {
-			return strings.TrimSpace(string(sc.Bytes()[i:]))
-		}
+	b, _ := io.ReadAll(io.LimitReader(f, ConsoleHead+ConsoleTail+4096))
+	i := bytes.Index(b, []byte("Kernel panic"))
+	if i < 0 {
+		return ""
 	}
-	return ""
+	line, _, _ := bytes.Cut(b[i:], []byte("\n"))
+	return strings.TrimSpace(string(line[:min(len(line), maxPanicLine)]))
 }

@@ -37,13 +37,11 @@ func (e *crashError) Error() string { return e.msg }
 
 // startHost starts the agent on its own mapping of the region file; ctl
 // is ktstr-boot's mapping of it. The agent's console and COM2 lines go
-// to con and com2, as a VM's serial ports would; they are closed once the
-// agent returned (an abandoned agent may still write).
-func startHost(cfg guest.Config, ctl *shm.Region, regionPath string, con, com2 io.WriteCloser) (*hostVM, error) {
+// to con and com2, as a VM's serial ports would (an abandoned agent may
+// still write to them after the run).
+func startHost(cfg guest.Config, ctl *shm.Region, regionPath string, con, com2 io.Writer) (*hostVM, error) {
 	mem, err := shm.Open(regionPath)
 	if err != nil {
-		con.Close()
-		com2.Close()
 		return nil, err
 	}
 	v := &hostVM{ctl: ctl, done: make(chan struct{}), returned: make(chan struct{})}
@@ -53,8 +51,6 @@ func startHost(cfg guest.Config, ctl *shm.Region, regionPath string, con, com2 i
 			err = errors.New("the agent returned without finishing")
 		}
 		mem.Close()
-		con.Close()
-		com2.Close()
 		v.err = err
 		close(v.returned)
 		v.finish()
