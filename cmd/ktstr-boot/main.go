@@ -48,7 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "`arg`ument for the scheduler (repeat for several)"},
 		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long (`duration`) the scheduler may take to attach, more than 0 and at most 24h"},
 		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, `SRC[:DST]`, a regular file of at most 256 MiB (repeat)"},
-		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR)"},
+		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR, removed at the end unless the run fails or --keep is given)"},
+		&ucli.BoolFlag{Name: "keep", Usage: "keep the default run directory after a run that passed"},
 		&ucli.DurationFlag{Name: "timeout", Value: boot.DefaultTimeout, Usage: "watchdog: hard deadline (`duration`) for the whole VM, more than 0 and at most 24h"},
 		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("`n` vCPUs, 1 to %d", boot.MaxCPUs)},
 		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d", boot.MinMemoryMB, boot.MaxMemoryMB)},
@@ -155,7 +156,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			cfg.Kernel = kernel
 		}
-		dir := c.String("run-dir")
+		dir, temp := c.String("run-dir"), false
 		if dir != "" {
 			d, err := filepath.Abs(dir)
 			if err == nil {
@@ -166,23 +167,41 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			dir = d
 		} else {
-			d, err := os.MkdirTemp("", "ktstr-run-")
+			d, err := boot.TempRunDir()
+			if errors.Is(err, boot.ErrRunDir) {
+				return cli.Usagef("%v (set TMPDIR to a shorter directory, or pass --run-dir)", err)
+			}
 			if err != nil {
 				return cli.Exitf(boot.ExitVMM, "%v", err)
 			}
-			if err := boot.CheckRunDirPath(d); err != nil {
-				os.Remove(d)
-				return cli.Usagef("%v (set TMPDIR to a shorter directory, or pass --run-dir)", err)
-			}
-			dir = d
+			dir, temp = d, true
 		}
 		cfg.RunDir = dir
-		cli.Errorf(stderr, name, "run directory %s", cfg.RunDir)
-		res, err := boot.Run(cfg)
-		if err != nil {
-			return cli.Exitf(boot.ExitVMM, "%v", err)
+		if temp {
+			cli.Errorf(stderr, name, "run directory %s (removed at the end unless the run fails or --keep is given)", dir)
+		} else {
+			cli.Errorf(stderr, name, "run directory %s", dir)
 		}
-		if code := res.ExitCode(); code != 0 {
+		res, err := boot.Run(cfg)
+		code := res.ExitCode()
+		if err != nil {
+			code = boot.ExitVMM
+		}
+		switch {
+		case !temp:
+		case code != 0:
+			cli.Errorf(stderr, name, "run directory %s kept: the run failed", dir)
+		case c.Bool("keep"):
+			cli.Errorf(stderr, name, "run directory %s kept (--keep)", dir)
+		default:
+			if err := os.RemoveAll(dir); err != nil {
+				cli.Errorf(stderr, name, "remove run directory: %v", err)
+			}
+		}
+		if err != nil {
+			return cli.Exitf(code, "%v", err)
+		}
+		if code != 0 {
 			return cli.Silent(code)
 		}
 		return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -11,7 +10,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"ktstr-boot": func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"ktstr-boot": main, // main, so that host-mode runs can re-execute it as their workers
 	})
 }
 

@@ -34,6 +34,21 @@ func CheckRunDirPath(dir string) error {
 	return nil
 }
 
+// TempRunDir makes a new run directory under $TMPDIR (mode 0700, owned
+// by this user). A path too long for the control socket is removed and
+// refused (ErrRunDir).
+func TempRunDir() (string, error) {
+	d, err := os.MkdirTemp("", "ktstr-run-")
+	if err != nil {
+		return "", err
+	}
+	if err := CheckRunDirPath(d); err != nil {
+		os.Remove(d)
+		return "", err
+	}
+	return d, nil
+}
+
 // runDir is an open, trusted run directory: a real directory (not a
 // symbolic link) owned by this user, with mode 0700, holding no region.
 // Files are created relative to its descriptor, exclusively and without
