@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestQEMUCommaInRunDir: a run directory whose path has a comma (here
@@ -56,6 +57,45 @@ func TestRunDirRemovedUnlessFailed(t *testing.T) {
 			}
 			if tc.kept && !strings.Contains(r.stderr, "ktstr-run: run directory "+left[0]+" kept") {
 				t.Errorf("ktstr-run did not say where the kept run directory is:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// TestRunEndsWithBootsUsageError: a ktstr-boot that fails before the VM
+// starts (a scenario typo, a missing scheduler) ends ktstr-run at once
+// with its own status and its one line. ktstr-run used to wait 60 s for
+// the region and end with status 4 and "init script never started".
+func TestRunEndsWithBootsUsageError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pipeline test: skipped with -short")
+	}
+	buildTools(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "stedy"}, `ktstr-boot: --scenario: unknown scenario "stedy"`},
+		{[]string{"--scheduler", "/no/such/scx_simple"}, "ktstr-boot: --scheduler: open /no/such/scx_simple: no such file or directory"},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			tmp := t.TempDir()
+			done := make(chan runResult, 1)
+			go func() { done <- ktstrRun(t, "", []string{"TMPDIR=" + tmp}, tc.args...) }()
+			var r runResult
+			select {
+			case r = <-done:
+			case <-time.After(45 * time.Second): // a guard against the old 60 s wait, not a timing check
+				t.Fatalf("ktstr-run %q still running after 45 s: it waits for a region ktstr-boot will never make", tc.args)
+			}
+			if r.status != 2 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("status %d, want ktstr-boot's 2 and %q\nstderr:\n%s", r.status, tc.want, r.stderr)
+			}
+			if strings.Contains(r.stderr, "init script never started") || r.stdout != "" {
+				t.Errorf("ktstr-run went on to a verdict:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+			}
+			if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) > 0 {
+				t.Errorf("an empty run directory was left: %q", left)
 			}
 		})
 	}
