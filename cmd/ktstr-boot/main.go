@@ -78,6 +78,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return nil
 		}
 		cfg := boot.Config{
+			Self:    os.Getenv("KTSTR_INIT"),
 			Timeout: c.Duration("timeout"), CPUs: c.Int("cpus"), MemoryMB: c.Int("memory"),
 			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
 			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },

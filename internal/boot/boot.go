@@ -89,11 +89,6 @@ func Run(cfg Config) (Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	rd, err := openRunDir(cfg.RunDir)
-	if err != nil {
-		return Result{}, err
-	}
-	defer rd.Close()
 	self := cfg.Self
 	if self == "" {
 		exe, err := os.Executable()
@@ -102,6 +97,16 @@ func Run(cfg Config) (Result, error) {
 		}
 		self = exe
 	}
+	if cfg.VMM != "host" {
+		if err := checkStaticInit(self); err != nil {
+			return Result{}, err
+		}
+	}
+	rd, err := openRunDir(cfg.RunDir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rd.Close()
 	if cfg.VMM != "host" {
 		if _, err := os.Stat(cfg.Kernel); err != nil {
 			return Result{}, fmt.Errorf("kernel: %w", err)

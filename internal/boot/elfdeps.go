@@ -107,32 +107,64 @@ func (w *depWalker) add(src, dst string) (bool, error) {
 	return true, nil
 }
 
-// interp adds the binary's PT_INTERP loader, which must be a shared
-// object in a library directory.
-func (w *depWalker) interp(bin string, f *elf.File) error {
+// ptInterp returns f's PT_INTERP string, "" for a static binary.
+func ptInterp(f *elf.File) (string, error) {
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_INTERP {
 			continue
 		}
 		if p.Filesz == 0 || p.Filesz > 4096 {
-			return fmt.Errorf("%w: %s: PT_INTERP of %d bytes", ErrELFDep, bin, p.Filesz)
+			return "", fmt.Errorf("PT_INTERP of %d bytes", p.Filesz)
 		}
 		b := make([]byte, p.Filesz)
 		if _, err := p.ReadAt(b, 0); err != nil {
-			return fmt.Errorf("%w: %s: PT_INTERP: %v", ErrELFDep, bin, err)
+			return "", fmt.Errorf("PT_INTERP: %v", err)
 		}
 		interp, _, _ := strings.Cut(string(b), "\x00")
-		if !filepath.IsAbs(interp) || filepath.Clean(interp) != interp || !slices.Contains(libDirs, filepath.Dir(interp)) {
-			return fmt.Errorf("%w: %s: PT_INTERP %q is not a file in %s", ErrELFDep, bin, interp, strings.Join(libDirs, ":"))
-		}
-		lf, err := openELF(interp, elf.ET_DYN)
-		if err != nil {
-			return fmt.Errorf("%w: %s: PT_INTERP %q: %v", ErrELFDep, bin, interp, err)
-		}
-		lf.Close()
-		if _, err := w.add(interp, interp); err != nil {
-			return err
-		}
+		return interp, nil
+	}
+	return "", nil
+}
+
+// interp adds the binary's PT_INTERP loader, which must be a shared
+// object in a library directory.
+func (w *depWalker) interp(bin string, f *elf.File) error {
+	interp, err := ptInterp(f)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrELFDep, bin, err)
+	}
+	if interp == "" {
+		return nil
+	}
+	if !filepath.IsAbs(interp) || filepath.Clean(interp) != interp || !slices.Contains(libDirs, filepath.Dir(interp)) {
+		return fmt.Errorf("%w: %s: PT_INTERP %q is not a file in %s", ErrELFDep, bin, interp, strings.Join(libDirs, ":"))
+	}
+	lf, err := openELF(interp, elf.ET_DYN)
+	if err != nil {
+		return fmt.Errorf("%w: %s: PT_INTERP %q: %v", ErrELFDep, bin, interp, err)
+	}
+	lf.Close()
+	_, err = w.add(interp, interp)
+	return err
+}
+
+// ErrDynamicInit is returned when the binary that would be the guest's
+// /init is dynamically linked: the initramfs has no libc or loader for it.
+var ErrDynamicInit = errors.New("boot: dynamically linked /init")
+
+// checkStaticInit refuses a dynamically linked self.
+func checkStaticInit(self string) error {
+	f, err := elf.Open(self)
+	if err != nil {
+		return fmt.Errorf("/init %s: %w", self, err)
+	}
+	defer f.Close()
+	interp, err := ptInterp(f)
+	if err != nil {
+		return fmt.Errorf("/init %s: %w", self, err)
+	}
+	if interp != "" {
+		return fmt.Errorf("%w: %s needs the loader %s, which the guest does not have; build ktstr-boot with CGO_ENABLED=0 (make build does)", ErrDynamicInit, self, interp)
 	}
 	return nil
 }

@@ -173,3 +173,21 @@ func TestELFDepsRunpath(t *testing.T) {
 		t.Errorf("ELFDeps(libfoo.so not an ELF) = %v, want an ErrELFDep naming the entry", err)
 	}
 }
+
+// TestRunRefusesDynamicInit: a dynamically linked ktstr-boot would make
+// the guest panic ("No working init found"); Run refuses it before
+// anything is made, naming the loader.
+func TestRunRefusesDynamicInit(t *testing.T) {
+	dyn, err := exec.LookPath("ls")
+	if err != nil {
+		t.Skip("no ls binary")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	_, err = Run(Config{VMM: "qemu", Kernel: dyn, Self: dyn, RunDir: dir})
+	if !errors.Is(err, ErrDynamicInit) || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
+		t.Fatalf("Run with a dynamic /init: %v, want ErrDynamicInit", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("Run made the run directory before refusing")
+	}
+}

@@ -38,9 +38,14 @@ func Status(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// Condition adds the testscript condition [root]: the script runs as
-// root (it can give files to other users).
+// Condition adds the testscript conditions [root] (the script runs as
+// root: it can give files to other users) and [exists:PATH] (PATH exists
+// on this machine).
 func Condition(cond string) (bool, error) {
+	if p, ok := strings.CutPrefix(cond, "exists:"); ok {
+		_, err := os.Stat(p)
+		return err == nil, nil
+	}
 	switch cond {
 	case "root":
 		return os.Geteuid() == 0, nil

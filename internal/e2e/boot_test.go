@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"debug/elf"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,5 +100,69 @@ func TestRunEndsWithBootsUsageError(t *testing.T) {
 				t.Errorf("an empty run directory was left: %q", left)
 			}
 		})
+	}
+}
+
+// plainBoot builds ktstr-boot the way a Go user would, `go build` with
+// its defaults and cgo on (CGO_ENABLED=1 and a C compiler present), once.
+func plainBoot(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("cc"); err != nil {
+		t.Skip("no C compiler: cgo would be off and the build static anyway")
+	}
+	if plainBootPath != "" {
+		return plainBootPath
+	}
+	dir := filepath.Join(binDir, "plain") // lives as long as the test binary
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/ktstr-boot")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	plainBootPath = filepath.Join(dir, "ktstr-boot")
+	return plainBootPath
+}
+
+var plainBootPath string
+
+// TestPlainGoBuildIsStatic: ktstr-boot is /init in the guest, where there
+// is no libc; a plain `go build` with cgo on must still give a static
+// binary (no PT_INTERP). It used to link dynamically (the net package's
+// cgo resolver, pulled in by the control socket).
+func TestPlainGoBuildIsStatic(t *testing.T) {
+	bin := plainBoot(t)
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			p.ReadAt(b, 0)
+			t.Fatalf("go build with CGO_ENABLED=1 gives a dynamic ktstr-boot (PT_INTERP %q)", strings.TrimRight(string(b), "\x00"))
+		}
+	}
+}
+
+// TestPlainGoBuildRunsToPass: that ktstr-boot, as the guest's /init, runs
+// a scenario to PASS through the whole pipeline.
+func TestPlainGoBuildRunsToPass(t *testing.T) {
+	k := needVM(t)
+	bin := plainBoot(t)
+	dir := t.TempDir()
+	for _, tool := range []string{"ktstr-drain", "ktstr-dispatch", "ktstr-verdict"} {
+		if err := os.Symlink(filepath.Join(binDir, tool), filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(bin, filepath.Join(dir, "ktstr-boot")); err != nil {
+		t.Fatal(err)
+	}
+	r := ktstrRun(t, k, append([]string{"KTSTR_BIN=" + dir}, jsonVerdict...), "--scenario", "steady")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 0 || v.Runs[0].Status != "PASS" {
+		t.Fatalf("plain go build: status %d %s (%s: %s)\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Cause, v.Runs[0].Reason, r.stderr)
 	}
 }
