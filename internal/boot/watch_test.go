@@ -102,6 +102,23 @@ func TestHandlerNeverBlocks(t *testing.T) {
 	}
 }
 
+// wantTimeout runs the watchdog over vm with the given --timeout and
+// requires it to end the run as a timeout within hangGuard.
+func wantTimeout(t *testing.T, h *handler, vm *fakeVM, timeout time.Duration, hung string) {
+	t.Helper()
+	got := make(chan Result, 1)
+	go func() { got <- h.watch(vm, time.Now(), timeout) }()
+	select {
+	case res := <-got:
+		if res.Reason != wire.EndTimeout {
+			t.Errorf("watch = %v (%s), want timeout", res.Reason, res.Detail)
+		}
+	case <-time.After(hangGuard):
+		vm.end()
+		t.Fatal(hung)
+	}
+}
+
 // TestWatchdogCeiling: a guest that keeps re-arming the workload deadline
 // an hour ahead cannot keep the run alive past --timeout, and ktstr-boot
 // logs the moves as a summary, not one line each.
@@ -124,17 +141,7 @@ func TestWatchdogCeiling(t *testing.T) {
 			}
 		}
 	}()
-	got := make(chan Result, 1)
-	go func() { got <- h.watch(vm, time.Now(), 300*time.Millisecond) }()
-	select {
-	case res := <-got:
-		if res.Reason != wire.EndTimeout {
-			t.Errorf("watch = %v (%s), want timeout", res.Reason, res.Detail)
-		}
-	case <-time.After(hangGuard):
-		vm.end()
-		t.Fatalf("the watchdog did not stop the VM at --timeout while the deadline kept moving")
-	}
+	wantTimeout(t, h, vm, 300*time.Millisecond, "the watchdog did not stop the VM at --timeout while the deadline kept moving")
 	if n := log.count("watchdog"); n > 2 {
 		t.Errorf("%d watchdog lines for a stream of deadline moves, want at most 2:\n%s", n, strings.Join(log.lines, "\n"))
 	}
@@ -152,18 +159,7 @@ func TestWatchdogDeadlineMoves(t *testing.T) {
 	h.attach(region)
 	defer h.Close()
 	h.handle(deadlineEffect(0, 50*time.Millisecond))
-	got := make(chan Result, 1)
-	vm := newFakeVM()
-	go func() { got <- h.watch(vm, time.Now(), time.Hour) }()
-	select {
-	case res := <-got:
-		if res.Reason != wire.EndTimeout {
-			t.Errorf("watch = %v (%s), want timeout", res.Reason, res.Detail)
-		}
-	case <-time.After(hangGuard):
-		vm.end()
-		t.Fatalf("a deadline 50ms ahead did not end the run")
-	}
+	wantTimeout(t, h, newFakeVM(), time.Hour, "a deadline 50ms ahead did not end the run")
 	if log.count("watchdog: deadline in") != 1 {
 		t.Errorf("the first deadline is not logged: %q", log.lines)
 	}
