@@ -1,7 +1,3 @@
-// Package boot is the host side of ktstr-boot: it prepares a run
-// directory (initramfs, shared region, control socket), picks a backend,
-// runs the VM under a watchdog, answers control requests and records how
-// the VM ended in the region, where ktstr-drain picks it up.
 package boot
 
 import (
