@@ -82,10 +82,12 @@ type runResult struct {
 }
 
 // ktstrRun runs scripts/ktstr-run with the given ktstr-boot arguments.
+// Its run directory goes under the test's own TMPDIR (env may set
+// another), so one a failed run keeps is removed with the test.
 func ktstrRun(t *testing.T, kernel string, env []string, args ...string) runResult {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "ktstr-run"), args...)
-	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel, "TMPDIR=" + t.TempDir()}, env...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ktstr-go/ktstr/internal/boot"
+	"github.com/ktstr-go/ktstr/internal/cache"
 )
 
 // needSched skips unless the project's sched_ext kernel (make kernel) and
@@ -15,11 +16,15 @@ import (
 func needSched(t *testing.T) (kernel, dir string) {
 	t.Helper()
 	needVM(t)
-	kernel = filepath.Join(boot.CacheDir(), "kernel", "bzImage")
+	c, err := cache.Dir()
+	if err != nil {
+		t.Skipf("no cache: %v", err)
+	}
+	kernel = filepath.Join(c, "kernel", "bzImage")
 	if _, err := os.Stat(kernel); err != nil {
 		t.Skipf("no sched_ext kernel at %s (make kernel builds it)", kernel)
 	}
-	dir = filepath.Join(boot.CacheDir(), "sched", "current")
+	dir = filepath.Join(c, "sched", "current")
 	if _, err := os.Stat(filepath.Join(dir, "scx_simple")); err != nil {
 		t.Skipf("no example schedulers in %s (make schedulers builds them)", dir)
 	}
@@ -137,7 +142,7 @@ func wrapped(t *testing.T, sched string, wrapArgs []string, schedArgs ...string)
 	dst := "/ktstr/bin/" + filepath.Base(sched)
 	args := []string{"--scheduler", filepath.Join(binDir, "schedwrap"), "--include", sched + ":" + dst}
 	for _, d := range deps {
-		args = append(args, "--include", d+":"+d)
+		args = append(args, "--include", d.Src+":"+d.Dst)
 	}
 	for _, a := range append(append(wrapArgs, dst), schedArgs...) {
 		args = append(args, "--sched-arg="+a)

@@ -37,10 +37,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/regfile"
 )
 
 // Scenario is one scenario file.
@@ -360,12 +361,14 @@ func Canned(name string) ([]byte, error) {
 }
 
 // Load returns the scenario named by arg: a canned name, or a file path
-// (anything containing '/' or ending in .json).
+// (anything containing '/' or ending in .json), which must be a regular
+// file of at most MaxScenarioSize bytes (a FIFO or a device is refused
+// without blocking or reading).
 func Load(arg string, validWork WorkValidator) (*Scenario, []byte, error) {
 	var b []byte
 	var err error
 	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".json") {
-		b, err = os.ReadFile(arg)
+		b, err = regfile.ReadFile(arg, MaxScenarioSize)
 	} else {
 		b, err = Canned(arg)
 	}

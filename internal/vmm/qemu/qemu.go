@@ -1,14 +1,20 @@
 // Package qemu runs a guest under qemu-system-x86_64: the fallback backend
 // of ktstr-boot where no hardware KVM exists (software emulation, TCG), or
 // where the user asks for it. The shared region is an ivshmem-plain PCI
-// device backed by the region file; COM1 and COM2 go to files.
+// device backed by the region file. COM1 and COM2 go through pipes that
+// this package reads into the caller's writers (QEMU opens its inherited
+// ends as /proc/self/fd/3 and 4), so the caller decides what reaches the
+// disk and QEMU never opens a path in the run directory.
 package qemu
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,12 +28,18 @@ type Config struct {
 	Cmdline    string
 	CPUs       int
 	MemoryMB   int
-	Region     string // region file
-	RegionSize uint64 // guest-visible size (a power of two)
-	Console    string // COM1 output file
-	COM2       string // COM2 output file
+	Region     string    // region file
+	RegionSize uint64    // guest-visible size (a power of two)
+	Console    io.Writer // receives COM1's output (nil discards)
+	COM2       io.Writer // receives COM2's output (nil discards)
 	Stderr     *os.File
 }
+
+// The descriptors QEMU inherits for the serial ports' pipes.
+const (
+	fdCOM1 = 3
+	fdCOM2 = 4
+)
 
 // Args returns QEMU's command line for c (without the binary).
 func (c Config) Args() []string {
@@ -40,12 +52,17 @@ func (c Config) Args() []string {
 		"-accel", accel, "-M", "pc", "-cpu", cpu,
 		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
-		"-chardev", "file,id=com1,path=" + c.Console, "-serial", "chardev:com1",
-		"-chardev", "file,id=com2,path=" + c.COM2, "-serial", "chardev:com2",
-		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", c.Region, c.RegionSize),
+		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
+		"-chardev", fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2), "-serial", "chardev:com2",
+		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
 	}
 }
+
+// optValue escapes s for a value in a QEMU option list
+// ("key=value,key=value"), where a comma is written twice. The values of
+// -kernel, -initrd and -append are taken whole and need no escaping.
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
 // VM is a running QEMU.
 type VM struct {
@@ -53,6 +70,11 @@ type VM struct {
 	done chan struct{}
 	err  error
 }
+
+// drainWait bounds how long Done waits, after QEMU exited, for the serial
+// pipes to reach EOF (only a process that inherited their write ends
+// could hold them open).
+const drainWait = 2 * time.Second
 
 // Start launches QEMU.
 func Start(c Config) (*VM, error) {
@@ -64,23 +86,61 @@ func Start(c Config) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %s not found (install Debian's qemu-system-x86): %w", bin, err)
 	}
+	var rs, ws [2]*os.File
+	for i := range rs {
+		if rs[i], ws[i], err = os.Pipe(); err != nil {
+			closeAll(rs[:i], ws[:i])
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
+	}
 	cmd := exec.Command(path, c.Args()...)
 	cmd.Stdin = nil
 	cmd.Stdout = c.Stderr // QEMU prints nothing on stdout in this mode; keep ours clean
 	cmd.Stderr = c.Stderr
+	cmd.ExtraFiles = ws[:] // fdCOM1, fdCOM2
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	closeAll(ws[:]) // QEMU holds the write ends now
+	if err != nil {
+		closeAll(rs[:])
 		return nil, fmt.Errorf("qemu: start: %w", err)
+	}
+	var copies sync.WaitGroup
+	for i, w := range []io.Writer{c.Console, c.COM2} {
+		if w == nil {
+			w = io.Discard
+		}
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			io.Copy(w, rs[i])
+		}()
 	}
 	vm := &VM{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		vm.err = cmd.Wait()
+		copied := make(chan struct{})
+		go func() { copies.Wait(); close(copied) }()
+		select {
+		case <-copied:
+		case <-time.After(drainWait):
+		}
+		closeAll(rs[:]) // ends a copy still waiting
+		<-copied
 		close(vm.done)
 	}()
 	return vm, nil
 }
 
-// Done is closed when QEMU has exited.
+func closeAll(fs ...[]*os.File) {
+	for _, l := range fs {
+		for _, f := range l {
+			f.Close()
+		}
+	}
+}
+
+// Done is closed when QEMU has exited and its serial output was copied.
 func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Err is QEMU's exit error once Done is closed (nil for status 0).
