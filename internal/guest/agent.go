@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
@@ -241,7 +242,7 @@ func (a *agent) run() {
 	}
 
 	a.life(wire.PhasePayloadStarting, "")
-	topo, err := scenario.ReadTopology("/")
+	topo, err := topology.Read("/")
 	if err != nil {
 		a.fatal("read CPU topology: %v", err)
 		return

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/cgroup"
+	"github.com/ktstr-go/ktstr/internal/cpulist"
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
@@ -33,7 +35,7 @@ type spawnFunc func(spawnSpec) (workerGroup, error)
 
 // runEnv is where a scenario runs.
 type runEnv struct {
-	topo        scenario.Topology
+	topo        topology.Observed
 	cgroupRoot  string          // cgroup v2 dir to create the scenario's cgroups in; "" = none
 	controllers map[string]bool // enabled for cgroupRoot's children
 	cgroupSkip  string          // why cgroups are not used, when cgroupRoot is ""
@@ -281,7 +283,7 @@ func (env runEnv) applyCgroup(c *liveCgroup) error {
 	if c.expected != nil && c.spec.Enforced() {
 		if !env.controllers["cpuset"] {
 			c.skips["isolation"] = "no cpuset controller"
-		} else if err := c.group.SetCPUs(scenario.FormatCPUList(c.expected)); err != nil {
+		} else if err := c.group.SetCPUs(cpulist.Format(c.expected)); err != nil {
 			return err
 		}
 	}
@@ -333,7 +335,7 @@ func (env runEnv) apply(c *liveCgroup, op scenario.Op, nworkers *int) error {
 		if c.group != nil {
 			// An empty cpuset means no restriction: all CPUs.
 			if c.expected == nil && env.controllers["cpuset"] {
-				return c.group.SetCPUs(scenario.FormatCPUList(env.topo.CPUs))
+				return c.group.SetCPUs(cpulist.Format(env.topo.CPUs))
 			}
 			return env.applyCgroup(c)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
@@ -64,7 +65,7 @@ func (r *recorder) spawn(s spawnSpec) (workerGroup, error) {
 
 func testEnv(r *recorder) runEnv {
 	return runEnv{
-		topo:       scenario.Topology{CPUs: []int{0, 1}, LLCs: [][]int{{0, 1}}},
+		topo:       topology.Topology{Nodes: 1, LLCs: 1, Cores: 2, Threads: 1}.Ideal(512),
 		cgroupSkip: "test: no cgroups",
 		spawn:      r.spawn,
 		send:       r.send,

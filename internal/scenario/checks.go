@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/ktstr-go/ktstr/internal/cpulist"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -75,7 +76,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 			if *ck.Isolation && g.Expected != nil {
 				if out := outside(w.CPUs, g.Expected); len(out) > 0 {
 					fail(payload.KindIsolation, "cgroup %s worker %d ran on CPUs %s outside its cpuset %s",
-						name, i, FormatCPUList(out), FormatCPUList(g.Expected))
+						name, i, cpulist.Format(out), cpulist.Format(g.Expected))
 				}
 			}
 		}
@@ -103,7 +104,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 				res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Skip, Kind: payload.KindSkip,
 					Message: fmt.Sprintf("cgroup %s: isolation not checked: %s", name, reason)})
 			} else {
-				pass("isolation", "cgroup %s: every worker stayed within %s", name, FormatCPUList(g.Expected))
+				pass("isolation", "cgroup %s: every worker stayed within %s", name, cpulist.Format(g.Expected))
 			}
 		}
 	}

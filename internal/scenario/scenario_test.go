@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -92,7 +93,7 @@ func TestParseCallsWorkValidator(t *testing.T) {
 }
 
 func TestCpusetResolve(t *testing.T) {
-	topo := Topology{CPUs: []int{0, 1, 2, 3, 4, 5, 6, 7}, LLCs: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}}}
+	topo := topology.Topology{Nodes: 2, LLCs: 2, Cores: 2, Threads: 2}.Ideal(512)
 	for _, tc := range []struct {
 		spec string
 		want []int
@@ -110,6 +111,12 @@ func TestCpusetResolve(t *testing.T) {
 		{"llc:2", nil, "2 LLC groups"},
 		{"9", nil, "not online"},
 		{"split:0/9", nil, "at least 9 CPUs"},
+		{"numa:0", []int{0, 1, 2, 3}, ""},
+		{"numa:1", []int{4, 5, 6, 7}, ""},
+		{"numa:2", nil, "no NUMA node 2"},
+		{"smt:0", []int{0, 2, 4, 6}, ""},
+		{"smt:1", []int{1, 3, 5, 7}, ""},
+		{"smt:2", nil, "no core of this machine has a thread 2"},
 	} {
 		s, err := ParseCpuset(tc.spec)
 		if err != nil {
@@ -124,26 +131,6 @@ func TestCpusetResolve(t *testing.T) {
 		}
 		if err != nil || !cmp.Equal(got, tc.want) {
 			t.Errorf("Resolve(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
-		}
-	}
-}
-
-func TestCPUListRoundTrip(t *testing.T) {
-	for _, s := range []string{"0", "0-3", "0-1,3,5-7", "2,4,6"} {
-		l, err := ParseCPUList(s)
-		if err != nil {
-			t.Fatalf("ParseCPUList(%q): %v", s, err)
-		}
-		if got := FormatCPUList(l); got != s {
-			t.Errorf("FormatCPUList(ParseCPUList(%q)) = %q", s, got)
-		}
-	}
-	if l, _ := ParseCPUList("3,1,1-2"); !cmp.Equal(l, []int{1, 2, 3}) {
-		t.Errorf("ParseCPUList(3,1,1-2) = %v, want sorted distinct [1 2 3]", l)
-	}
-	for _, bad := range []string{"a", "-1", "1-", "5-2", "99999"} {
-		if _, err := ParseCPUList(bad); err == nil {
-			t.Errorf("ParseCPUList(%q) = nil error", bad)
 		}
 	}
 }
