@@ -23,6 +23,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/initramfs"
 	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -38,10 +39,12 @@ type Config struct {
 	Guest guest.Config
 	// Files are extra files for the initramfs (scheduler binaries and
 	// their libraries, payloads).
-	Files      []File
-	RunDir     string
-	Timeout    time.Duration
-	CPUs       int
+	Files   []File
+	RunDir  string
+	Timeout time.Duration
+	// Topology is the machine shape (validated by the caller); MemoryMB
+	// the guest's RAM, split over its NUMA nodes.
+	Topology   topology.Topology
 	MemoryMB   int
 	VMM        string // "auto", "qemu", "qemu-kvm", "host"
 	RegionSize uint64
@@ -57,6 +60,22 @@ const (
 	ExitAbnormal = 1 // the VM ended otherwise: timeout, crash, killed
 	ExitVMM      = 4 // the VM could not be run
 )
+
+// CheckTopology says whether the backend --vmm names (auto: the one Run
+// would pick) can give a guest the shape t.
+func CheckTopology(vmmName string, t topology.Topology) error {
+	switch vmmName {
+	case "host":
+		return nil // the host is whatever it is; the agent does not check it
+	case "own":
+		return vmm.CheckTopology(t)
+	case "", "auto":
+		if b, err := vmm.Probe(); err == nil && b.CanBootLinux() {
+			return vmm.CheckTopology(t)
+		}
+	}
+	return qemu.CheckTopology(t)
+}
 
 // Result is how a run ended.
 type Result struct {
@@ -250,7 +269,7 @@ func Run(cfg Config) (Result, error) {
 	com2 := filepath.Join(cfg.RunDir, COM2File)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
+		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
 		Region: regionPath, RegionSize: layout.Size,
 		Console: console, COM2: com2, Stderr: os.Stderr,
 	}

@@ -33,7 +33,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
-	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
@@ -179,6 +178,12 @@ func (a *agent) run() {
 		a.fatal("%v", err)
 		return
 	}
+	topo, stopRes := machineResult("/", a.cfg.Topology, a.cfg.MemoryMB, sc)
+	if stopRes != nil {
+		a.finish(stopRes)
+		return
+	}
+	sc = sc.Bind(topo)
 
 	stop := make(chan struct{})
 	var stopOnce sync.Once
@@ -242,11 +247,6 @@ func (a *agent) run() {
 	}
 
 	a.life(wire.PhasePayloadStarting, "")
-	topo, err := topology.Read("/")
-	if err != nil {
-		a.fatal("read CPU topology: %v", err)
-		return
-	}
 	root, ctl, why, cleanup := setupCgroups(a.host, a.logf)
 	defer cleanup()
 	env := runEnv{
@@ -269,6 +269,7 @@ func (a *agent) run() {
 		return "host answered ERR: " + r.Reason, nil
 	}
 	res := runScenario(sc, env)
+	res.Machine = machineOf(topo)
 	if attachMS > 0 {
 		res.Measurements["sched_attach_ms"] = attachMS
 	}

@@ -267,3 +267,29 @@ func (t Topology) Ideal(memoryMB int) Observed {
 	}
 	return o
 }
+
+// Domains maps each CPU (the index, up to the highest online CPU) to its
+// LLC group and NUMA node index; -1 for a CPU that is not online.
+func (o Observed) Domains() (llc, node []int) {
+	n := 0
+	if len(o.CPUs) > 0 {
+		n = o.CPUs[len(o.CPUs)-1] + 1
+	}
+	llc, node = make([]int, n), make([]int, n)
+	for i := range llc {
+		llc[i], node[i] = -1, -1
+	}
+	for k, g := range o.LLCs {
+		for _, c := range g {
+			llc[c] = k
+		}
+	}
+	for _, nd := range o.Nodes {
+		for _, c := range nd.CPUs {
+			if c < n {
+				node[c] = nd.ID
+			}
+		}
+	}
+	return llc, node
+}

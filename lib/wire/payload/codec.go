@@ -256,6 +256,16 @@ func (d *decoder) value(v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Struct:
 		return d.structValue(c, v)
+	case reflect.Pointer: // an optional struct: allocated only when present
+		if v.Type().Elem().Kind() != reflect.Struct {
+			break
+		}
+		p := reflect.New(v.Type().Elem())
+		if err := d.structValue(c, p.Elem()); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
 	case reflect.Map:
 		return d.mapValue(c, v)
 	case reflect.Slice:
