@@ -25,8 +25,21 @@
 // Cpuset specs: "" (no restriction), "all", an exact list ("0-2,5"),
 // "split:I/N" (slice I of N disjoint slices of the CPUs), "overlap:I/N"
 // (slice I of N, widened by one CPU into its neighbour, so neighbours
-// overlap), "llc:K" (the CPUs sharing last-level cache K). Slices are
-// 0-based. A cgroup's "cpuset_enforce": false makes its cpuset an
+// overlap), "llc:K" (the CPUs sharing last-level cache K), "numa:K" (the
+// CPUs of NUMA node K; the cgroup's cpuset.mems is set to K too) and
+// "smt:I" (thread I of every core: "smt:0" is one sibling of each core).
+// Slices are 0-based.
+//
+// Machine shape: "requires" ({"min_llcs": 2, "requires_smt": true, ...};
+// also max_llcs, min_cpus, max_cpus, min_numa_nodes, max_numa_nodes)
+// skips the scenario on a machine that does not meet it. A cgroup's
+// "place": "llc" or "node" pins worker i to the CPUs of LLC (or node) i
+// mod their count, within its cpuset; "each": "llc" or "node" makes one
+// copy of the cgroup per LLC or node, NAME-K on llc:K or numa:K (Bind).
+// Checks max_cross_llc_migration_ratio and max_cross_node_migration_ratio
+// bound the share of a cgroup's migrations that crossed an LLC or a node;
+// min_page_locality the share of its workers' anonymous pages on the nodes
+// they ran on. A cgroup's "cpuset_enforce": false makes its cpuset an
 // expectation only (checked, not written to the cgroup): the isolation
 // check's own test, and hosts without the cpuset controller.
 package scenario

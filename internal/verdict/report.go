@@ -113,6 +113,10 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		p.section(b, "stats")
 		fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
 			s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
+		if m := r.Machine; m != nil {
+			fmt.Fprintf(b, "machine %s: %d cpus, LLCs %s, nodes %s, smt=%v\n", clean(orDash(m.Shape)), m.CPUs,
+				clean(strings.Join(m.LLCs, " | ")), clean(strings.Join(m.Nodes, " | ")), m.SMT)
+		}
 		for i, cg := range s.Cgroups {
 			label := fmt.Sprintf("cg%d", i)
 			if cg.Name != "" && cg.Name != label {
@@ -121,6 +125,9 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 			fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
 				label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
 				float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+			if cg.CrossLLCMigrations+cg.CrossNodeMigrations > 0 || cg.PageLocality > 0 {
+				fmt.Fprintf(b, "%s: cross_llc=%d cross_node=%d page_locality=%.2f\n", label, cg.CrossLLCMigrations, cg.CrossNodeMigrations, cg.PageLocality)
+			}
 		}
 		for _, ps := range r.Passes {
 			fmt.Fprintf(b, "pass %s: %s\n", clean(ps.Check), clean(ps.Message))
@@ -320,4 +327,11 @@ func WriteJSON(w io.Writer, rep Report) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
