@@ -21,6 +21,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/cli"
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/internal/workload"
 )
 
@@ -50,8 +51,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR, removed at the end unless the run fails or --keep is given)"},
 		&ucli.BoolFlag{Name: "keep", Usage: "keep the default run directory after a run that passed"},
 		&ucli.DurationFlag{Name: "timeout", Value: boot.DefaultTimeout, Usage: "watchdog: hard deadline (`duration`) for the whole VM, more than 0 and at most 24h"},
-		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("`n` vCPUs, 1 to %d", boot.MaxCPUs)},
-		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d", boot.MinMemoryMB, boot.MaxMemoryMB)},
+		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("`n` vCPUs, 1 to %d: shorthand for --topology 1,1,N,1", topology.MaxCPUs)},
+		&ucli.StringFlag{Name: "topology", Aliases: []string{"t"}, Usage: "machine `shape` N,L,C,T (NUMA nodes, LLCs in all, cores per LLC, threads per core) or a preset name (--list-topologies)"},
+		&ucli.BoolFlag{Name: "list-topologies", Usage: "print the topology presets and exit"},
+		&ucli.StringFlag{Name: "numa-memory", Usage: "memory of each NUMA node, `MiB,MiB,...` (default: --memory split evenly)"},
+		&ucli.StringFlag{Name: "numa-distance", Usage: "NUMA distance `matrix`, row by row (\"10,20;20,10\"; default 10 local, 20 remote)"},
+		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d (default 512, a preset's own, or more for many vCPUs or nodes)", boot.MinMemoryMB, boot.MaxMemoryMB)},
 		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "`backend`: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
@@ -76,22 +81,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			return nil
 		}
-		cfg := boot.Config{
-			Self:    os.Getenv("KTSTR_INIT"),
-			Timeout: c.Duration("timeout"), CPUs: c.Int("cpus"), MemoryMB: c.Int("memory"),
-			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
-			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
+		if c.Bool("list-topologies") {
+			for _, p := range topology.Presets() {
+				fmt.Fprintf(stdout, "%-20s %-10s %5d MiB  %s\n", p.Name, p.Topology, p.MemoryMB, p.Description)
+			}
+			return nil
 		}
-		switch cfg.VMM {
+		switch vmm := c.String("vmm"); vmm {
 		case "auto", "own", "qemu", "qemu-kvm", "host":
 		default:
-			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", cfg.VMM)
+			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", vmm)
 		}
-		if cfg.CPUs < 1 || cfg.CPUs > boot.MaxCPUs {
-			return cli.Usagef("--cpus %d: want 1 to %d", cfg.CPUs, boot.MaxCPUs)
+		shape, memory, err := machineShape(c)
+		if err != nil {
+			return err
 		}
-		if cfg.MemoryMB < boot.MinMemoryMB || cfg.MemoryMB > boot.MaxMemoryMB {
-			return cli.Usagef("--memory %d: want %d to %d (MiB)", cfg.MemoryMB, boot.MinMemoryMB, boot.MaxMemoryMB)
+		cfg := boot.Config{
+			Self:    os.Getenv("KTSTR_INIT"),
+			Timeout: c.Duration("timeout"), Topology: shape, MemoryMB: memory,
+			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
+			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
 		}
 		for _, f := range []string{"timeout", "attach-timeout"} {
 			if d := c.Duration(f); (f == "timeout" || c.IsSet(f)) && (d <= 0 || d > boot.MaxTimeout) {
@@ -107,6 +116,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Guest.ScenarioJSON = b
 		} else {
 			cfg.Guest.Scenario = sc
+		}
+		if cfg.VMM != "host" {
+			cfg.Guest.Topology, cfg.Guest.MemoryMB = &cfg.Topology, cfg.MemoryMB
 		}
 		cfg.Guest.AttachTimeoutMS = int(c.Duration("attach-timeout").Milliseconds())
 		// Every file takes a name of its own in the initramfs: a clash is
@@ -207,4 +219,57 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// machineShape reads --topology (or its shorthand --cpus), --memory and
+// the NUMA options into a validated shape and the VM's memory.
+func machineShape(c *ucli.Context) (topology.Topology, int, error) {
+	var (
+		t      topology.Topology
+		memory = c.Int("memory")
+		err    error
+	)
+	if memory < boot.MinMemoryMB || memory > boot.MaxMemoryMB {
+		return t, 0, cli.Usagef("--memory %d: want %d to %d (MiB)", memory, boot.MinMemoryMB, boot.MaxMemoryMB)
+	}
+	switch {
+	case c.IsSet("topology") && c.IsSet("cpus"):
+		return t, 0, cli.Usagef("--cpus and --topology both given: --cpus N is --topology 1,1,N,1")
+	case c.IsSet("topology"):
+		if t, err = topology.Parse(c.String("topology")); err != nil {
+			return t, 0, cli.Usagef("--topology: %v", err)
+		}
+		if p, ok := topology.Preset(c.String("topology")); ok && !c.IsSet("memory") {
+			memory = p.MemoryMB
+		}
+	default:
+		if t, err = topology.New(1, 1, c.Int("cpus"), 1); err != nil {
+			return t, 0, cli.Usagef("--cpus %d: want 1 to %d", c.Int("cpus"), topology.MaxCPUs)
+		}
+	}
+	if s := c.String("numa-memory"); s != "" {
+		if t.NodeMemoryMB, err = topology.ParseNodeMemory(s, t.Nodes); err != nil {
+			return t, 0, cli.Usagef("--numa-memory: %v", err)
+		}
+		sum := t.DefaultMemoryMB()
+		if c.IsSet("memory") && memory != sum {
+			return t, 0, cli.Usagef("--numa-memory adds up to %d MiB, --memory says %d", sum, memory)
+		}
+		memory = sum
+	}
+	if s := c.String("numa-distance"); s != "" {
+		if t.Distances, err = topology.ParseDistances(s, t.Nodes); err != nil {
+			return t, 0, cli.Usagef("--numa-distance: %v", err)
+		}
+	}
+	if !c.IsSet("memory") && t.NodeMemoryMB == nil {
+		memory = max(memory, t.DefaultMemoryMB())
+	}
+	if _, err := t.NodeMemory(memory); err != nil {
+		return t, 0, cli.Usagef("--memory %d: %v", memory, err)
+	}
+	if err := boot.CheckTopology(c.String("vmm"), t); err != nil {
+		return t, 0, cli.Usagef("--topology: %v", err)
+	}
+	return t, memory, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ktstr-go/ktstr/internal/control"
 	"github.com/ktstr-go/ktstr/internal/guest"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -26,10 +27,12 @@ type Config struct {
 	Guest guest.Config
 	// Files are extra files for the initramfs (scheduler binaries and
 	// their libraries, payloads).
-	Files      []File
-	RunDir     string
-	Timeout    time.Duration // the watchdog's absolute ceiling (0: DefaultTimeout)
-	CPUs       int
+	Files   []File
+	RunDir  string
+	Timeout time.Duration // the watchdog's absolute ceiling (0: DefaultTimeout)
+	// Topology is the machine shape (validated by the caller); MemoryMB
+	// the guest's RAM, split over its NUMA nodes.
+	Topology   topology.Topology
 	MemoryMB   int
 	VMM        string // "auto", "qemu", "qemu-kvm", "host"
 	RegionSize uint64
@@ -41,7 +44,6 @@ type Config struct {
 
 // Bounds of the numbers on ktstr-boot's command line.
 const (
-	MaxCPUs     = vmm.MaxCPUs // the most the own VMM's MADT describes
 	MinMemoryMB = 128
 	MaxMemoryMB = vmm.MaxMemory >> 20
 	MaxTimeout  = 24 * time.Hour // --timeout and --attach-timeout
@@ -53,6 +55,22 @@ const (
 	ExitAbnormal = 1 // the VM ended otherwise: timeout, crash, killed
 	ExitVMM      = 4 // the VM could not be run
 )
+
+// CheckTopology says whether the backend --vmm names (auto: the one Run
+// would pick) can give a guest the shape t.
+func CheckTopology(vmmName string, t topology.Topology) error {
+	switch vmmName {
+	case "host":
+		return nil // the host is whatever it is; the agent does not check it
+	case "own":
+		return vmm.CheckTopology(t)
+	case "", "auto":
+		if b, err := vmm.Probe(); err == nil && b.CanBootLinux() {
+			return vmm.CheckTopology(t)
+		}
+	}
+	return qemu.CheckTopology(t)
+}
 
 // Result is how a run ended.
 type Result struct {
@@ -144,7 +162,7 @@ func Run(cfg Config) (Result, error) {
 	console, regionPath := rd.join(ConsoleFile), rd.join(RegionFile)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
+		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
 		Region: regionPath, RegionSize: layout.Size, Stderr: os.Stderr,
 	}
 	backend := "qemu"

@@ -191,3 +191,17 @@ func TestSchedSlowAttach(t *testing.T) {
 		t.Errorf("a scheduler_died finding for a scheduler the harness stopped:\n%s", r.stdout)
 	}
 }
+
+// TestSchedSimpleSteadyLLC: scx_simple passes ktstr's steady_llc on a
+// machine of two LLCs with SMT, one cgroup per LLC.
+func TestSchedSimpleSteadyLLC(t *testing.T) {
+	k, dir := needSched(t)
+	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_simple"), "--topology", "1,2,2,2", "--scenario", "steady-llc")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 0 || v.Runs[0].Status != "PASS" {
+		t.Fatalf("scx_simple steady-llc on 1,2,2,2: status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+	if m := v.Runs[0].Result.Machine; m == nil || m.Shape != "1,2,2,2" {
+		t.Errorf("machine %+v, want 1,2,2,2", m)
+	}
+}

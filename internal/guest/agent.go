@@ -196,6 +196,12 @@ func (a *agent) run() {
 		a.fatal("%v", err)
 		return
 	}
+	topo, stopRes := machineResult("/", a.cfg.Topology, a.cfg.MemoryMB, sc)
+	if stopRes != nil {
+		a.finish(stopRes, nil)
+		return
+	}
+	sc = sc.Bind(topo)
 
 	stop := make(chan struct{})
 	var stopOnce sync.Once
@@ -280,11 +286,6 @@ func (a *agent) run() {
 	}
 
 	a.life(wire.PhasePayloadStarting, "")
-	topo, err := scenario.ReadTopology("/")
-	if err != nil {
-		a.fatal("read CPU topology: %v", err)
-		return
-	}
 	root, ctl, why, cleanup := setupCgroups(a.host, a.logf)
 	defer cleanup()
 	var scenStart, scenEnd time.Time
@@ -309,6 +310,7 @@ func (a *agent) run() {
 		return "host answered ERR: " + r.Reason, nil
 	}
 	res := runScenario(sc, env)
+	res.Machine = machineOf(topo)
 	if sched == nil {
 		a.finish(res, nil)
 		return

@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/cgroup"
+	"github.com/ktstr-go/ktstr/internal/cpulist"
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
@@ -21,6 +24,11 @@ type spawnSpec struct {
 	Count     int
 	CgroupDir string // "" = the agent's own cgroup
 	Affinity  []int  // nil = no pin
+	// Placement pins worker i to Placement[i%len] instead (one set per
+	// LLC or node); Domains map CPUs to LLC and node for the workers'
+	// cross-domain counts.
+	Placement     [][]int
+	LLCOf, NodeOf []int
 }
 
 // workerGroup is a running batch of workers.
@@ -38,7 +46,7 @@ type spawnFunc func(spawnSpec) (workerGroup, error)
 
 // runEnv is where a scenario runs.
 type runEnv struct {
-	topo        scenario.Topology
+	topo        topology.Observed
 	cgroupRoot  string          // cgroup v2 dir to create the scenario's cgroups in; "" = none
 	controllers map[string]bool // enabled for cgroupRoot's children
 	cgroupSkip  string          // why cgroups are not used, when cgroupRoot is ""
@@ -338,6 +346,16 @@ func (env runEnv) kill(sig int) error {
 	return env.killScheduler(sig)
 }
 
+// mems is the cpuset.mems for a cgroup whose cpuset is a NUMA node
+// (numa:K), "" otherwise.
+func (c *liveCgroup) mems(topo topology.Observed) string {
+	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
+	if err != nil || spec.Kind != "numa" || !topo.NUMA {
+		return ""
+	}
+	return strconv.Itoa(spec.Index)
+}
+
 // setupCgroup resolves the cgroup's cpuset, creates its cgroup and
 // applies cpuset and weight where the controllers allow.
 func (env runEnv) setupCgroup(c *liveCgroup) error {
@@ -367,8 +385,13 @@ func (env runEnv) applyCgroup(c *liveCgroup) error {
 	if c.expected != nil && c.spec.Enforced() {
 		if !env.controllers["cpuset"] {
 			c.skips["isolation"] = "no cpuset controller"
-		} else if err := c.group.SetCPUs(scenario.FormatCPUList(c.expected)); err != nil {
+		} else if err := c.group.SetCPUs(cpulist.Format(c.expected)); err != nil {
 			return err
+		} else if mems := c.mems(env.topo); mems != "" {
+			// numa:K: the cgroup allocates from node K, as it runs there.
+			if err := c.group.SetMems(mems); err != nil {
+				return err
+			}
 		}
 	}
 	if c.spec.Weight != 0 {
@@ -396,12 +419,45 @@ func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
 		}
 		ss.Affinity = pin
 	}
+	ss.LLCOf, ss.NodeOf = env.topo.Domains()
+	if c.spec.Place != "" {
+		groups := env.topo.LLCs
+		if c.spec.Place == "node" {
+			groups = nil
+			for _, n := range env.topo.Nodes {
+				groups = append(groups, n.CPUs)
+			}
+		}
+		for _, g := range groups {
+			if set := within(within(g, c.expected), ss.Affinity); len(set) > 0 {
+				ss.Placement = append(ss.Placement, set)
+			}
+		}
+		if len(ss.Placement) == 0 {
+			return fmt.Errorf("place %s: no %s has CPUs in the cgroup's cpuset", c.spec.Place, c.spec.Place)
+		}
+	}
 	b, err := env.spawn(ss)
 	if err != nil {
 		return err
 	}
 	c.batches = append(c.batches, b)
 	return nil
+}
+
+// within returns the CPUs of set that are in allowed (all of set when
+// allowed is nil).
+func within(set, allowed []int) []int {
+	if allowed == nil {
+		return set
+	}
+	var out []int
+	for _, c := range set {
+		if slices.Contains(allowed, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // apply performs one op.
@@ -419,7 +475,7 @@ func (env runEnv) apply(c *liveCgroup, op scenario.Op, nworkers *int) error {
 		if c.group != nil {
 			// An empty cpuset means no restriction: all CPUs.
 			if c.expected == nil && env.controllers["cpuset"] {
-				return c.group.SetCPUs(scenario.FormatCPUList(env.topo.CPUs))
+				return c.group.SetCPUs(cpulist.Format(env.topo.CPUs))
 			}
 			return env.applyCgroup(c)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
@@ -86,7 +87,7 @@ func (r *recorder) spawn(s spawnSpec) (workerGroup, error) {
 
 func testEnv(r *recorder) runEnv {
 	return runEnv{
-		topo:       scenario.Topology{CPUs: []int{0, 1}, LLCs: [][]int{{0, 1}}},
+		topo:       topology.Topology{Nodes: 1, LLCs: 1, Cores: 2, Threads: 1}.Ideal(512),
 		cgroupSkip: "test: no cgroups",
 		spawn:      r.spawn,
 		send:       r.send,
@@ -289,5 +290,35 @@ func TestRunScenarioCutAtLoss(t *testing.T) {
 	want := []wire.Type{wire.TypeScenarioStart, wire.TypeStimulus, wire.TypeStepEnd, wire.TypeScenarioEnd}
 	if d := cmp.Diff(want, r.frames); d != "" {
 		t.Errorf("frames (-want +got):\n%s", d)
+	}
+}
+
+// TestPlacement: place spreads a cgroup's workers round the LLCs (or
+// nodes) within its cpuset, and every batch carries the CPU-to-domain
+// maps the workers count crossings with.
+func TestPlacement(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[
+		{"name":"a","workers":4,"place":"llc","cpuset":"1-7","work":{"type":"pipe"}},
+		{"name":"b","workers":2,"place":"node","work":{"type":"spin"}}],
+		"steps":[{"hold_ms":1}]}`)
+	r := &recorder{}
+	env := testEnv(r)
+	env.topo = topology.Topology{Nodes: 2, LLCs: 2, Cores: 2, Threads: 2}.Ideal(512)
+	runScenario(sc, env)
+	if len(r.groups) != 2 {
+		t.Fatalf("%d batches, want 2", len(r.groups))
+	}
+	a, b := r.groups[0].spec, r.groups[1].spec
+	if d := cmp.Diff([][]int{{1, 2, 3}, {4, 5, 6, 7}}, a.Placement); d != "" {
+		t.Errorf("place llc within 1-7 (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([][]int{{0, 1, 2, 3}, {4, 5, 6, 7}}, b.Placement); d != "" {
+		t.Errorf("place node (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]int{0, 0, 0, 0, 1, 1, 1, 1}, a.LLCOf); d != "" {
+		t.Errorf("LLCOf (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]int{0, 0, 0, 0, 1, 1, 1, 1}, a.NodeOf); d != "" {
+		t.Errorf("NodeOf (-want +got):\n%s", d)
 	}
 }

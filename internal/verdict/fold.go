@@ -539,6 +539,10 @@ func (f *Folder) Verdict() Verdict {
 			for _, o := range res.Outcomes {
 				switch o.Verdict {
 				case payload.Fail:
+					if o.Kind == payload.KindInfra { // the guest did not get the machine it was given
+						add(Finding{Status: StatusInfra, Cause: CauseInfra, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+						continue
+					}
 					cause := CauseAssertion
 					if o.Kind == payload.KindSchedulerDetached {
 						cause = CauseSchedDetached

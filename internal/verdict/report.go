@@ -113,6 +113,10 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 	}
 	if r := v.Result; r != nil {
 		p.section(b, "stats")
+		if m := r.Machine; m != nil {
+			fmt.Fprintf(b, "machine %s: %d cpus, LLCs %s, nodes %s, smt=%v\n", clean(orDash(m.Shape)), m.CPUs,
+				clean(strings.Join(m.LLCs, " | ")), clean(strings.Join(m.Nodes, " | ")), m.SMT)
+		}
 		if d := schedDetached(r); d != nil {
 			fmt.Fprintf(b, "until the scheduler was lost (%.0f ms into the scenario):\n", d.AtMS)
 		}
@@ -173,6 +177,9 @@ func writeStats(b *strings.Builder, s payload.ScenarioStats) {
 		fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
 			label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
 			float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+		if cg.CrossLLCMigrations+cg.CrossNodeMigrations > 0 || cg.PageLocality > 0 {
+			fmt.Fprintf(b, "%s: cross_llc=%d cross_node=%d page_locality=%.2f\n", label, cg.CrossLLCMigrations, cg.CrossNodeMigrations, cg.PageLocality)
+		}
 	}
 }
 
@@ -384,4 +391,11 @@ func WriteJSON(w io.Writer, rep Report) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

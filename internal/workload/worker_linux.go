@@ -385,6 +385,14 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 		w.prog.done(st.Iterations, uint64(max(now.Sub(start), 0)), uint64(maxGap))
 		if c := getcpu(); c != prev {
 			st.CPUChanges++
+			if d := w.cfg.Domains; d != nil {
+				if of(d.LLC, c) != of(d.LLC, prev) {
+					st.CrossLLC++
+				}
+				if of(d.Node, c) != of(d.Node, prev) {
+					st.CrossNode++
+				}
+			}
 			prev = c
 			cpus.add(c)
 			w.prog.addCPU(c)
@@ -400,6 +408,9 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 	st.WallNS = uint64(end.Sub(start))
 	st.MaxGapNS = uint64(maxGap)
 	st.CPUs = cpus.list()
+	if d := w.cfg.Domains; d != nil && len(d.Node) > 0 {
+		st.Pages, st.LocalPages = pageLocality(d.Node, st.CPUs)
+	}
 	if serr == nil && serr2 == nil {
 		st.RunNS = after.run - before.run
 		st.WaitNS = after.wait - before.wait
@@ -695,4 +706,20 @@ func (w *worker) unlock() {
 	if atomic.SwapUint32(w.a, 0) == 2 {
 		futexWake(w.a, 1)
 	}
+}
+
+// pageLocality reads /proc/self/numa_maps and returns the resident pages
+// and those on the NUMA nodes of cpus (nodeOf maps a CPU to its node).
+func pageLocality(nodeOf, cpus []int) (pages, local uint64) {
+	b, err := os.ReadFile("/proc/self/numa_maps")
+	if err != nil {
+		return 0, 0
+	}
+	nodes := map[int]bool{}
+	for _, c := range cpus {
+		if n := of(nodeOf, c); n >= 0 {
+			nodes[n] = true
+		}
+	}
+	return countNodePages(b, nodes)
 }

@@ -17,16 +17,22 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ktstr-go/ktstr/internal/topology"
 )
 
 // Config describes one VM.
 type Config struct {
-	Binary     string // default "qemu-system-x86_64"
-	KVM        bool   // use -accel kvm instead of TCG
-	Kernel     string
-	Initrd     string
-	Cmdline    string
-	CPUs       int
+	Binary  string // default "qemu-system-x86_64"
+	KVM     bool   // use -accel kvm instead of TCG
+	Kernel  string
+	Initrd  string
+	Cmdline string
+	// Topology is the machine shape (the zero value: one vCPU). An LLC
+	// is a QEMU socket: QEMU 7.2 gives each socket its own L3, while
+	// dies= does not split it (measured). NUMA nodes get a RAM backend
+	// each and the SLIT distances.
+	Topology   topology.Topology
 	MemoryMB   int
 	Region     string    // region file
 	RegionSize uint64    // guest-visible size (a power of two)
@@ -47,16 +53,68 @@ func (c Config) Args() []string {
 	if c.KVM {
 		accel, cpu = "kvm", "host"
 	}
-	return []string{
+	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
 		"-accel", accel, "-M", "pc", "-cpu", cpu,
-		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
+	}
+	args = append(args, c.shape()...)
+	return append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
 		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
 		"-chardev", fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2), "-serial", "chardev:com2",
 		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
+	)
+}
+
+// MaxAPICID is the largest APIC id this backend gives a guest: QEMU's pc
+// machine has no interrupt remapping, and without it Linux brings up no
+// CPU whose APIC id needs x2APIC (above 254).
+const MaxAPICID = 254
+
+// CheckTopology says whether t fits this backend.
+func CheckTopology(t topology.Topology) error {
+	if err := t.Validate(); err != nil {
+		return err
 	}
+	// QEMU's APIC id layout is topology's: thread, core, then socket bits.
+	if id := t.MaxAPICID(); id > MaxAPICID {
+		return fmt.Errorf("topology %s needs APIC ids up to %d; the QEMU backend brings up CPUs with ids up to %d (no interrupt remapping on -M pc): fewer LLCs or cores per LLC, or the own VMM on hardware KVM", t, id, MaxAPICID)
+	}
+	return nil
+}
+
+// shape is -smp, -m and, for more than one node, -numa.
+func (c Config) shape() []string {
+	t := c.Topology
+	if t.CPUs() == 0 {
+		t = topology.Topology{Nodes: 1, LLCs: 1, Cores: 1, Threads: 1}
+	}
+	args := []string{
+		"-smp", fmt.Sprintf("cpus=%d,sockets=%d,cores=%d,threads=%d", t.CPUs(), t.LLCs, t.Cores, t.Threads),
+		"-m", strconv.Itoa(c.MemoryMB),
+	}
+	if t.Nodes == 1 {
+		return args
+	}
+	mem, err := t.NodeMemory(c.MemoryMB)
+	if err != nil {
+		return args // Start refuses it first (CheckTopology, NodeMemory)
+	}
+	for n := range t.Nodes {
+		cpus := t.NodeCPUs(n)
+		args = append(args,
+			"-object", fmt.Sprintf("memory-backend-ram,id=node%d,size=%dM", n, mem[n]),
+			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%d-%d,memdev=node%d", n, cpus[0], cpus[len(cpus)-1], n))
+	}
+	for i := range t.Nodes {
+		for j := range t.Nodes {
+			if i != j {
+				args = append(args, "-numa", fmt.Sprintf("dist,src=%d,dst=%d,val=%d", i, j, t.Distance(i, j)))
+			}
+		}
+	}
+	return args
 }
 
 // optValue escapes s for a value in a QEMU option list
@@ -81,6 +139,14 @@ func Start(c Config) (*VM, error) {
 	bin := c.Binary
 	if bin == "" {
 		bin = "qemu-system-x86_64"
+	}
+	if c.Topology.CPUs() != 0 {
+		if err := CheckTopology(c.Topology); err != nil {
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
+		if _, err := c.Topology.NodeMemory(c.MemoryMB); err != nil {
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {

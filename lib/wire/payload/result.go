@@ -60,6 +60,10 @@ const (
 	KindSchedulerDetached = "scheduler_detached"
 	KindSkip              = "skip"
 	KindOther             = "other"
+	// KindInfra on a failing outcome says the harness, not the scheduler,
+	// failed (the guest did not get the machine shape it was given): the
+	// verdict is an infrastructure error, not a test failure.
+	KindInfra = "infrastructure"
 )
 
 // Outcome is one check's result. Pass outcomes carry no detail.
@@ -86,17 +90,25 @@ type CgroupStats struct {
 	WaitNS     uint64  `msgpack:"wait_ns" json:"wait_ns"`       // total runnable-but-waiting time
 	SpreadPct  float64 `msgpack:"spread_pct" json:"spread_pct"` // (max-min)/max of per-worker on-CPU time
 	MaxGapMS   float64 `msgpack:"max_gap_ms" json:"max_gap_ms"` // longest off-CPU gap of any worker
+	// Moves across LLCs and NUMA nodes seen between iterations, and the
+	// share of resident pages on the nodes the workers ran on (0: not
+	// measured).
+	CrossLLCMigrations  uint64  `msgpack:"cross_llc_migrations,omitempty" json:"cross_llc_migrations,omitempty"`
+	CrossNodeMigrations uint64  `msgpack:"cross_node_migrations,omitempty" json:"cross_node_migrations,omitempty"`
+	PageLocality        float64 `msgpack:"page_locality,omitempty" json:"page_locality,omitempty"`
 }
 
 // ScenarioStats summarise a scenario run.
 type ScenarioStats struct {
-	Cgroups         []CgroupStats `msgpack:"cgroups,omitempty" json:"cgroups,omitempty"`
-	Workers         int           `msgpack:"workers" json:"workers"`
-	CPUs            int           `msgpack:"cpus" json:"cpus"`
-	Migrations      uint64        `msgpack:"migrations" json:"migrations"`
-	WorstSpreadPct  float64       `msgpack:"worst_spread_pct" json:"worst_spread_pct"`
-	WorstGapMS      float64       `msgpack:"worst_gap_ms" json:"worst_gap_ms"`
-	TotalIterations uint64        `msgpack:"total_iterations" json:"total_iterations"`
+	Cgroups             []CgroupStats `msgpack:"cgroups,omitempty" json:"cgroups,omitempty"`
+	Workers             int           `msgpack:"workers" json:"workers"`
+	CPUs                int           `msgpack:"cpus" json:"cpus"`
+	Migrations          uint64        `msgpack:"migrations" json:"migrations"`
+	WorstSpreadPct      float64       `msgpack:"worst_spread_pct" json:"worst_spread_pct"`
+	WorstGapMS          float64       `msgpack:"worst_gap_ms" json:"worst_gap_ms"`
+	TotalIterations     uint64        `msgpack:"total_iterations" json:"total_iterations"`
+	CrossLLCMigrations  uint64        `msgpack:"cross_llc_migrations,omitempty" json:"cross_llc_migrations,omitempty"`
+	CrossNodeMigrations uint64        `msgpack:"cross_node_migrations,omitempty" json:"cross_node_migrations,omitempty"`
 }
 
 // AssertResult is the TEST payload: the guest's verdict on the scenario.
@@ -115,6 +127,8 @@ type AssertResult struct {
 	// workers stopped, under the kernel's own scheduler; Stats then cover
 	// only the time before, and the checks judge only that.
 	StatsAfterDetach *ScenarioStats `msgpack:"stats_after_detach,omitempty" json:"stats_after_detach,omitempty"`
+	// Machine is the shape the guest's kernel reported.
+	Machine *Machine `msgpack:"machine,omitempty" json:"machine,omitempty"`
 }
 
 // SchedulerInfo names the scheduler under test and says whether it stayed
@@ -154,6 +168,17 @@ type SchedDetach struct {
 	// ReattachedMS is when it (or another scheduler) attached again, ms
 	// since the scenario start; 0 when it did not before the end.
 	ReattachedMS float64 `msgpack:"reattached_ms,omitempty" json:"reattached_ms,omitempty"`
+}
+
+// Machine is the machine shape as the guest's kernel reported it (sysfs),
+// CPU groups in the kernel's list format ("0-3").
+type Machine struct {
+	// Shape is "N,L,C,T" when the machine is uniform, else "".
+	Shape string   `msgpack:"shape,omitempty" json:"shape,omitempty"`
+	CPUs  int      `msgpack:"cpus" json:"cpus"`
+	LLCs  []string `msgpack:"llcs,omitempty" json:"llcs,omitempty"`
+	Nodes []string `msgpack:"nodes,omitempty" json:"nodes,omitempty"`
+	SMT   bool     `msgpack:"smt,omitempty" json:"smt,omitempty"`
 }
 
 // Measurements are named values a scenario measured. They encode with
