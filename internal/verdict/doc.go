@@ -60,6 +60,19 @@
 // When several findings share the run's status, the headline cause is
 // the first in the order of the table above.
 //
+// # Bounds
+//
+// Nothing the guest sends grows the folder's memory or makes the report
+// unreadable: it keeps the first few of each kind and counts the rest
+// (the report says "and N more"), and folding is linear in the input.
+// At most 20 findings per status from the TEST outcomes, 16 distinct
+// splats (further splat lines are counted), 256 steps
+// (Verdict.StepsNotListed counts the rest), the first SCDX exit code and
+// a count, the first sched_ext "disabled" line with an error reason and a
+// count of the others, the last 400 lines of each log (200 reported);
+// guest strings in findings and log lines are cut at 4096 bytes. The text
+// report lists at most 50 cgroups, passes, notes and measurements.
+//
 // # Determinism
 //
 // A Verdict depends only on the records' content and the console files:

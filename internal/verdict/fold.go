@@ -42,9 +42,27 @@ const (
 	SchedOutputEnd   = "===SCHED_OUTPUT_END==="
 )
 
-// maxSplatFindings bounds the splat findings of one run; the rest are
-// counted in Counts.Splats and summarised in one more finding.
-const maxSplatFindings = 16
+// Bounds on what the folder keeps of what the guest sends, so that its
+// memory and the report stay bounded whatever the guest writes: the first
+// few of each kind are kept, the rest are counted and the report says "and
+// N more". Every step of the fold costs constant time.
+const (
+	// maxSplatFindings bounds the splat findings of one run; the rest
+	// are counted in Counts.Splats and summarised in one more finding.
+	maxSplatFindings = 16
+	// maxOutcomeFindings bounds the findings of each status (fail,
+	// inconclusive, skip) taken from the TEST outcomes.
+	maxOutcomeFindings = 20
+	// maxSteps bounds the timeline; further STIM frames are counted in
+	// Verdict.StepsNotListed.
+	maxSteps = 256
+	// maxDisableLines bounds the distinct sched_ext "disabled" lines
+	// remembered to recognise the same line from another source.
+	maxDisableLines = 64
+	// maxText bounds one guest string in a finding (a message, a reason,
+	// a crash report's first line), in bytes.
+	maxText = maxLine
+)
 
 type evidence struct {
 	text, source string
@@ -168,15 +186,18 @@ type Folder struct {
 	test     []byte
 	testSeen bool
 	exit     *int32
-	sched    []int32 // valid SCDX exit codes
-	schedBad int     // SCDX entries without a 4-byte code
-	kill     *int32  // exit code of the first kill effect
+	sched    *int32 // the first valid SCDX exit code
+	schedN   int64  // valid SCDX entries
+	schedBad int64  // SCDX entries without a 4-byte code
+	kill     *int32 // exit code of the first kill effect
 	crsh     string
 	panicMsg evidence // first "PANIC:" line
 	kpanic   evidence // first "Kernel panic - not syncing" line
 	phases   []wire.Phase
 	reasons  map[wire.Phase]string
-	steps    []Step
+	steps    []Step // the first maxSteps STIM frames
+	moreStep *Step  // the first STIM not kept: it closes the last kept step
+	stepsOut int    // STIM frames not kept
 	scen     Scenario
 	vmEnd    *wire.VMEnd
 	// forgedEnds counts VEND frames that other frames followed.
@@ -188,8 +209,9 @@ type Folder struct {
 	consoles []*console
 
 	splats    []splatHit
-	splatSeen map[string]bool
-	disables  []schedDisable
+	splatSeen map[string]bool // the listed splats (kind, text)
+	splatMore int64           // splat lines not listed
+	disables  disableScan
 	kscxErr   string
 	kdump     dumpScan
 	readErrs  []string
@@ -286,13 +308,16 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeSchedExit:
 		if code, err := wire.DecodeExitCode(t, p); err == nil {
-			f.sched = append(f.sched, code)
+			if f.sched == nil {
+				f.sched = &code
+			}
+			f.schedN++
 		} else {
 			f.schedBad++
 		}
 	case wire.TypeCrash:
 		if f.crsh == "" {
-			f.crsh = firstLine(lossyString(p))
+			f.crsh = cutText(firstLine(lossyString(p[:min(len(p), 2*maxText)])))
 			if f.crsh == "" {
 				f.crsh = "(empty crash report)"
 			}
@@ -301,7 +326,7 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		if l, err := wire.DecodeLifecycle(p); err == nil {
 			if _, ok := f.reasons[l.Phase]; !ok {
 				f.phases = append(f.phases, l.Phase)
-				f.reasons[l.Phase] = l.Reason
+				f.reasons[l.Phase] = cutText(l.Reason)
 			}
 		}
 	case wire.TypeScenarioStart:
@@ -316,11 +341,22 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeStimulus:
 		if s, err := wire.DecodeStimulus(p); err == nil {
-			f.steps = append(f.steps, Step{Index: s.StepIndex, StartMS: s.ElapsedMS, Ops: s.OpCount, OpKinds: s.OpKinds,
-				Cgroups: s.CgroupCount, Workers: s.WorkerCount, StartIterations: s.TotalIterations})
+			st := Step{Index: s.StepIndex, StartMS: s.ElapsedMS, Ops: s.OpCount, OpKinds: s.OpKinds,
+				Cgroups: s.CgroupCount, Workers: s.WorkerCount, StartIterations: s.TotalIterations}
+			switch {
+			case len(f.steps) < maxSteps:
+				f.steps = append(f.steps, st)
+			case f.moreStep == nil:
+				f.moreStep = &st
+				f.stepsOut++
+			default:
+				f.stepsOut++
+			}
 		}
 	case wire.TypeStepEnd:
-		if s, err := wire.DecodeStimulus(p); err == nil {
+		// Once STIM frames are no longer kept, an STEN may belong to one
+		// that was not: it closes nothing.
+		if s, err := wire.DecodeStimulus(p); err == nil && f.stepsOut == 0 {
 			for i := len(f.steps) - 1; i >= 0; i-- {
 				st := &f.steps[i]
 				if st.Index == s.StepIndex && st.EndMS == nil {
@@ -423,26 +459,17 @@ func (f *Folder) scanKernel(source, l string) {
 	}
 	if kind := matchSplat(f.cfg.Splats, t); kind != "" {
 		f.c.Splats++
-		if key := kind + "\x00" + t; !f.splatSeen[key] {
+		switch key := kind + "\x00" + t; {
+		case f.splatSeen[key]: // listed already
+		case len(f.splats) < maxSplatFindings:
 			f.splatSeen[key] = true
 			f.splats = append(f.splats, splatHit{kind, t, source})
+		default:
+			f.splatMore++
 		}
 	}
-	if !strings.HasPrefix(t, "sched_ext: ") {
-		// not a sched_ext message
-	} else if m := disableRe.FindStringSubmatch(t); m != nil {
-		seen := false
-		for _, d := range f.disables {
-			seen = seen || d.line == t // the same message from another source
-		}
-		if !seen {
-			f.disables = append(f.disables, schedDisable{name: m[1], reason: m[2], line: t, source: source})
-		}
-	} else if m := schedMsg.FindStringSubmatch(t); m != nil && len(f.disables) > 0 {
-		d := &f.disables[len(f.disables)-1]
-		if d.msg == "" && d.name == m[1] && d.source == source {
-			d.msg, d.msgLine = m[2], t
-		}
+	if strings.HasPrefix(t, "sched_ext: ") {
+		f.disables.line(source, t)
 	}
 	if f.kscxErr == "" && strings.Contains(t, "scx_bpf_error") {
 		f.kscxErr = t
@@ -475,16 +502,7 @@ func (f *Folder) Verdict() Verdict {
 		} else {
 			sanitize(res)
 			v.Result = res
-			for _, o := range res.Outcomes {
-				switch o.Verdict {
-				case payload.Fail:
-					add(Finding{Status: StatusFail, Cause: CauseAssertion, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-				case payload.Inconclusive:
-					add(Finding{Status: StatusInconclusive, Cause: CauseInconclusive, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-				case payload.Skip:
-					add(Finding{Status: StatusSkip, Cause: CauseSkip, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-				}
-			}
+			outcomeFindings(res.Outcomes, add)
 		}
 	}
 	v.Stage = f.stage(v.Result != nil)
@@ -492,8 +510,8 @@ func (f *Folder) Verdict() Verdict {
 		v.Phases = append(v.Phases, p.String())
 	}
 	v.GuestExit = f.exit
-	if len(f.sched) > 0 {
-		code := f.sched[0]
+	if f.sched != nil {
+		code := *f.sched
 		v.SchedExit = &code
 	} else if f.kill != nil {
 		code := *f.kill
@@ -563,6 +581,7 @@ func (f *Folder) Verdict() Verdict {
 	v.BugSummary = f.bugSummary(sl)
 
 	v.Steps = f.timeline()
+	v.StepsNotListed = f.stepsOut
 	v.Scenario = f.scen
 	if sl.seen {
 		v.Logs.Sched = sl.log(TailLines)
@@ -583,6 +602,37 @@ func (f *Folder) Verdict() Verdict {
 	return v
 }
 
+// outcomeFindings adds a finding for each Fail, Inconclusive and Skip
+// outcome, the first maxOutcomeFindings of each, and one that counts the
+// rest.
+func outcomeFindings(os []payload.Outcome, add func(Finding)) {
+	kinds := []struct {
+		v            payload.Verdict
+		status       Status
+		cause, words string
+	}{
+		{payload.Fail, StatusFail, CauseAssertion, "failed"},
+		{payload.Inconclusive, StatusInconclusive, CauseInconclusive, "inconclusive"},
+		{payload.Skip, StatusSkip, CauseSkip, "skipped"},
+	}
+	for _, k := range kinds {
+		n := 0
+		for _, o := range os {
+			if o.Verdict != k.v {
+				continue
+			}
+			if n < maxOutcomeFindings {
+				add(Finding{Status: k.status, Cause: k.cause, Kind: cutText(o.Kind), Message: cutText(o.Message), Source: "TEST"})
+			}
+			n++
+		}
+		if more := int64(n - maxOutcomeFindings); more > 0 {
+			add(Finding{Status: k.status, Cause: k.cause, Kind: "more", Source: "TEST",
+				Message: fmt.Sprintf("and %d more %s %s not listed", more, k.words, pluralWord(more, "check"))})
+		}
+	}
+}
+
 // stage is ktstr's classify_init_stage over CRC-valid LIFE entries.
 func (f *Folder) stage(result bool) string {
 	if result {
@@ -599,13 +649,45 @@ func (f *Folder) stage(result bool) string {
 
 // errorDisable is the first sched_ext exit the kernel logged with an
 // error reason.
-func (f *Folder) errorDisable() *schedDisable {
-	for i := range f.disables {
-		if !benignDisable[f.disables[i].reason] {
-			return &f.disables[i]
+func (f *Folder) errorDisable() *schedDisable { return f.disables.first }
+
+// disableScan follows the kernel's sched_ext "disabled" lines in constant
+// memory and constant time per line. Only the first one with an error
+// reason matters to the verdict; the message line that follows a
+// "disabled" line from the same source belongs to it. The same line seen
+// again (from another source: DMSG and a console carry the same kernel
+// log) is not a new one.
+type disableScan struct {
+	seen   map[string]bool // the first maxDisableLines distinct lines
+	first  *schedDisable   // the first with an error reason
+	last   *schedDisable   // the last new line: a message line belongs to it
+	others int64           // new lines other than first
+}
+
+func (d *disableScan) line(source, t string) {
+	if m := disableRe.FindStringSubmatch(t); m != nil {
+		if d.seen[t] || d.first != nil && d.first.line == t {
+			return // the same message from another source
+		}
+		if d.seen == nil {
+			d.seen = map[string]bool{}
+		}
+		if len(d.seen) < maxDisableLines {
+			d.seen[t] = true
+		}
+		d.last = &schedDisable{name: m[1], reason: m[2], line: t, source: source}
+		if d.first == nil && !benignDisable[m[2]] {
+			d.first = d.last
+		} else {
+			d.others++
+		}
+		return
+	}
+	if m := schedMsg.FindStringSubmatch(t); m != nil && d.last != nil {
+		if l := d.last; l.msg == "" && l.name == m[1] && l.source == source {
+			l.msg, l.msgLine = m[2], t
 		}
 	}
-	return nil
 }
 
 func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
@@ -622,6 +704,9 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 			lines = append(lines, d.msgLine)
 			detail += ": " + d.msg
 		}
+		if n := f.disables.others; n > 0 {
+			lines = append(lines, fmt.Sprintf("and %d more sched_ext \"disabled\" %s", n, pluralWord(n, "line")))
+		}
 	} else if sl.exitLine != "" {
 		detail = sl.exitLine
 	}
@@ -632,10 +717,10 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		return s
 	}
 	switch {
-	case len(f.sched) > 0 || f.kill != nil:
+	case f.sched != nil || f.kill != nil:
 		var code int32
-		if len(f.sched) > 0 {
-			code = f.sched[0]
+		if f.sched != nil {
+			code = *f.sched
 		} else {
 			code = *f.kill
 		}
@@ -643,7 +728,7 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		if name := errnoName(code); name != "" {
 			msg += " (" + name + ")"
 		}
-		if n := len(f.sched); n > 1 {
+		if n := f.schedN; n > 1 {
 			msg += fmt.Sprintf(" (%d SCDX frames)", n)
 		}
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(msg), Source: "SCDX", Lines: lines})
@@ -698,13 +783,12 @@ func (f *Folder) crash(add func(Finding)) bool {
 }
 
 func (f *Folder) splatFindings(add func(Finding)) {
-	for i, s := range f.splats {
-		if i == maxSplatFindings {
-			add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: "more",
-				Message: fmt.Sprintf("%d more distinct splats not listed", len(f.splats)-maxSplatFindings)})
-			return
-		}
+	for _, s := range f.splats {
 		add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: s.kind, Message: s.text, Source: s.source})
+	}
+	if f.splatMore > 0 {
+		add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: "more",
+			Message: fmt.Sprintf("and %d more splat %s not listed", f.splatMore, pluralWord(f.splatMore, "line"))})
 	}
 }
 
@@ -773,8 +857,12 @@ func (f *Folder) timeline() []Step {
 		s := &steps[i]
 		if s.EndMS == nil {
 			switch {
-			case i+1 < len(steps):
-				end, it := uint64(steps[i+1].StartMS), steps[i+1].StartIterations
+			case i+1 < len(steps) || f.moreStep != nil:
+				next := f.moreStep
+				if i+1 < len(steps) {
+					next = &steps[i+1]
+				}
+				end, it := uint64(next.StartMS), next.StartIterations
 				s.EndMS, s.EndIterations, s.EndFrom = &end, &it, "next_step"
 			case f.scen.EndMS != nil:
 				end, it := *f.scen.EndMS, *f.scen.TotalIterations
@@ -818,8 +906,20 @@ func firstLine(s string) string {
 }
 
 func plural(n int64, what string) string {
+	return fmt.Sprintf("%d %s", n, pluralWord(n, what))
+}
+
+func pluralWord(n int64, what string) string {
 	if n == 1 {
-		return "1 " + what
+		return what
 	}
-	return fmt.Sprintf("%d %ss", n, what)
+	return what + "s"
+}
+
+// cutText cuts a guest string to maxText bytes on a UTF-8 boundary.
+func cutText(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	return wire.TruncateUTF8(s, maxText) + " [cut]"
 }

@@ -42,7 +42,17 @@ const (
 	textKernelFail  = 50
 	textOutputFail  = 50
 	textConsoleFail = 20
+	// textListMax bounds each list taken from the TEST result (cgroups,
+	// passes, info notes, measurements); the report counts the rest.
+	textListMax = 50
 )
+
+// more writes "... and N more WHAT" when n of total items were shown.
+func more(b *strings.Builder, shown, total int, what string) {
+	if n := total - shown; n > 0 {
+		fmt.Fprintf(b, "... and %d more %s\n", n, pluralWord(int64(n), what))
+	}
+}
 
 type painter struct{ on bool }
 
@@ -113,7 +123,7 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		p.section(b, "stats")
 		fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
 			s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
-		for i, cg := range s.Cgroups {
+		for i, cg := range s.Cgroups[:min(len(s.Cgroups), textListMax)] {
 			label := fmt.Sprintf("cg%d", i)
 			if cg.Name != "" && cg.Name != label {
 				label += " (" + clean(cg.Name) + ")"
@@ -122,17 +132,22 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 				label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
 				float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
 		}
-		for _, ps := range r.Passes {
-			fmt.Fprintf(b, "pass %s: %s\n", clean(ps.Check), clean(ps.Message))
+		more(b, textListMax, len(s.Cgroups), "cgroup")
+		for _, ps := range r.Passes[:min(len(r.Passes), textListMax)] {
+			fmt.Fprintf(b, "pass %s: %s\n", clean(cutText(ps.Check)), clean(cutText(ps.Message)))
 		}
+		more(b, textListMax, len(r.Passes), "passed check")
 		if len(r.InfoNotes) > 0 || len(r.Measurements) > 0 {
 			p.section(b, "info")
-			for _, n := range r.InfoNotes {
-				b.WriteString(clean(n) + "\n")
+			for _, n := range r.InfoNotes[:min(len(r.InfoNotes), textListMax)] {
+				b.WriteString(clean(cutText(n)) + "\n")
 			}
-			for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
-				fmt.Fprintf(b, "%s=%g\n", clean(k), r.Measurements[k])
+			more(b, textListMax, len(r.InfoNotes), "note")
+			keys := slices.Sorted(maps.Keys(r.Measurements))
+			for _, k := range keys[:min(len(keys), textListMax)] {
+				fmt.Fprintf(b, "%s=%g\n", clean(cutText(k)), r.Measurements[k])
 			}
+			more(b, textListMax, len(keys), "measurement")
 		}
 	}
 	writeTimeline(b, v, p)
@@ -226,6 +241,9 @@ func writeTimeline(b *strings.Builder, v Verdict, p painter) {
 			}
 		}
 		b.WriteString("\n")
+	}
+	if v.StepsNotListed > 0 {
+		fmt.Fprintf(b, "... and %d more %s\n", v.StepsNotListed, pluralWord(int64(v.StepsNotListed), "step"))
 	}
 	if sc.Pauses > 0 || sc.Resumes > 0 {
 		fmt.Fprintf(b, "paused %d times, resumed %d times\n", sc.Pauses, sc.Resumes)

@@ -158,11 +158,14 @@ type Verdict struct {
 	SchedExit *int32                `json:"sched_exit_code,omitempty"` // first valid SCDX
 	VMEnd     *VMEnd                `json:"vm_end,omitempty"`
 
-	Scenario Scenario         `json:"scenario"`
-	Steps    []Step           `json:"steps,omitempty"`
-	Logs     Logs             `json:"logs"`
-	Counts   Counts           `json:"counts"`
-	Diags    map[string]int64 `json:"diags,omitempty"`
+	Scenario Scenario `json:"scenario"`
+	Steps    []Step   `json:"steps,omitempty"`
+	// StepsNotListed counts STIM frames past the first 256, which Steps
+	// leaves out.
+	StepsNotListed int              `json:"steps_not_listed,omitempty"`
+	Logs           Logs             `json:"logs"`
+	Counts         Counts           `json:"counts"`
+	Diags          map[string]int64 `json:"diags,omitempty"`
 }
 
 // VMEnd is the host's account of how the VM ended (the VEND entry).
