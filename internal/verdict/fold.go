@@ -189,7 +189,8 @@ type Folder struct {
 	sched    *int32 // the first valid SCDX exit code
 	schedN   int64  // valid SCDX entries
 	schedBad int64  // SCDX entries without a 4-byte code
-	kill     *int32 // exit code of the first kill effect
+	kill     *int32 // exit code of the first kill effect that has one
+	killed   bool   // a kill effect, with an exit code or without
 	crsh     string
 	panicMsg evidence // first "PANIC:" line
 	kpanic   evidence // first "Kernel panic - not syncing" line
@@ -269,7 +270,8 @@ func (f *Folder) Add(r *record.Record) {
 		c.Effects++
 		if r.Effect == record.EffectKill {
 			c.Kills++
-			if f.kill == nil {
+			f.killed = true
+			if f.kill == nil && r.HasExitCode {
 				code := r.ExitCode
 				f.kill = &code
 			}
@@ -732,8 +734,10 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 			msg += fmt.Sprintf(" (%d SCDX frames)", n)
 		}
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(msg), Source: "SCDX", Lines: lines})
-	case f.schedBad > 0:
-		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with("scheduler exited (SCDX without a 4-byte exit code)"), Source: "SCDX", Lines: lines})
+	case f.schedBad > 0 || f.killed:
+		// An SCDX whose payload is not 4 bytes stops the scheduler (the
+		// kill effect has no exit_code) but carries no code.
+		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with("scheduler exited with no exit code (SCDX payload not 4 bytes)"), Source: "SCDX", Lines: lines})
 	case d != nil:
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(fmt.Sprintf("the kernel disabled scheduler %q", d.name)), Source: d.source, Lines: lines})
 	default:
