@@ -460,6 +460,9 @@ func TestKernelOpRequest(t *testing.T) {
 		{"tag cut on a UTF-8 boundary", goodFrame(wire.TypeKernelOpRequest, req(long)), strings.Repeat("a", 255), true, ""},
 		{"torn", tornFrame(wire.TypeKernelOpRequest, req("probe")), "", false, "kernel_op_request_bad_crc"},
 		{"undecodable", goodFrame(wire.TypeKernelOpRequest, []byte("not msgpack")), "", false, "kernel_op_request_undecodable"},
+		// ktstr's postcard refuses a String that is not UTF-8: no
+		// request, no reply.
+		{"tag not UTF-8", goodFrame(wire.TypeKernelOpRequest, req("probe\xff\x1b[2J")), "", false, "kernel_op_request_undecodable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -492,3 +492,12 @@ func TestSchedExitWithoutCode(t *testing.T) {
 		}
 	}
 }
+
+// TestResultNotUTF8: a TEST whose strings are not UTF-8 does not decode
+// (ktstr's postcard refuses it), so the run has no usable result.
+func TestResultNotUTF8(t *testing.T) {
+	v := fold(vt.Base().Outcomes(vt.Pass(), vt.Fail(payload.KindOther, "bad \xff\xfe bytes")).Finish(), verdict.DefaultConfig())
+	if v.Status != verdict.StatusFail || v.Cause != verdict.CauseNoResult || v.Result != nil || !strings.Contains(v.Reason, "not UTF-8") {
+		t.Errorf("%s %s %q (result %v), want FAIL no_result: the result does not decode (not UTF-8)", v.Status, v.Cause, v.Reason, v.Result != nil)
+	}
+}
