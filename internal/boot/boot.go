@@ -23,6 +23,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/initramfs"
 	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -328,7 +329,8 @@ func classify(qerr error, guestState uint32, console string) (wire.EndReason, st
 	return wire.EndCrash, "guest reset before the agent finished"
 }
 
-// panicLine returns the kernel's "Kernel panic" line from the console log.
+// panicLine returns the kernel's "Kernel panic" line from the console log,
+// sanitised: the guest wrote it, and it goes to ktstr-boot's stderr.
 func panicLine(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -339,7 +341,7 @@ func panicLine(path string) string {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if i := bytes.Index(sc.Bytes(), []byte("Kernel panic")); i >= 0 {
-			return strings.TrimSpace(string(sc.Bytes()[i:]))
+			return sanitize.String(strings.TrimSpace(string(sc.Bytes()[i:])))
 		}
 	}
 	return ""

@@ -73,6 +73,16 @@
 // guest strings in findings and log lines are cut at 4096 bytes. The text
 // report lists at most 50 cgroups, passes, notes and measurements.
 //
+// # Guest text
+//
+// Every string of a Verdict that the guest or a file name could choose
+// goes through sanitize.String when the Verdict is made (findings,
+// reasons, the result's strings, log tails), and the writers pass what
+// they print through it again, so that no report, the strings of the
+// JSON report included, can steer a terminal. Matching (splats, panics,
+// sched_ext messages) sees the text as the guest wrote it, ill-formed
+// UTF-8 replaced as ktstr-wire(5) says.
+//
 // # Determinism
 //
 // A Verdict depends only on the records' content and the console files:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
@@ -319,7 +320,7 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeCrash:
 		if f.crsh == "" {
-			f.crsh = cutText(firstLine(lossyString(p[:min(len(p), 2*maxText)])))
+			f.crsh = cutText(firstLine(wire.Lossy(p[:min(len(p), 2*maxText)])))
 			if f.crsh == "" {
 				f.crsh = "(empty crash report)"
 			}
@@ -487,14 +488,23 @@ func (f *Folder) Verdict() Verdict {
 		f.schedLog.all.Finish()
 		f.outLog.all.Finish()
 	}
-	v := Verdict{Name: f.name, Counts: f.c, Findings: []Finding{}}
+	// Every string of the Verdict that the guest (or a file name) may
+	// have chosen goes through sanitize.String, so that no report of it,
+	// in any format, can steer a terminal.
+	v := Verdict{Name: sanitize.String(f.name), Counts: f.c, Findings: []Finding{}}
 	if len(f.diags) > 0 {
 		v.Diags = map[string]int64{}
 		for k, n := range f.diags {
-			v.Diags[k] = n
+			v.Diags[sanitize.String(k)] += n
 		}
 	}
-	add := func(fd Finding) { v.Findings = append(v.Findings, fd) }
+	add := func(fd Finding) {
+		fd.Kind, fd.Message, fd.Source = sanitize.String(fd.Kind), sanitize.String(fd.Message), sanitize.String(fd.Source)
+		for i, l := range fd.Lines {
+			fd.Lines[i] = sanitize.String(l)
+		}
+		v.Findings = append(v.Findings, fd)
+	}
 
 	// The guest's own result: the last CRC-valid TEST.
 	if f.testSeen {
@@ -502,7 +512,7 @@ func (f *Folder) Verdict() Verdict {
 		if err != nil {
 			add(Finding{Status: StatusFail, Cause: CauseNoResult, Source: "TEST", Message: fmt.Sprintf("the test result does not decode: %v", err)})
 		} else {
-			sanitize(res)
+			cleanResult(res)
 			v.Result = res
 			outcomeFindings(res.Outcomes, add)
 		}
@@ -580,7 +590,7 @@ func (f *Folder) Verdict() Verdict {
 	default:
 		v.Reason = "all checks passed"
 	}
-	v.BugSummary = f.bugSummary(sl)
+	v.BugSummary = sanitize.String(f.bugSummary(sl))
 
 	v.Steps = f.timeline()
 	v.StepsNotListed = f.stepsOut
@@ -881,9 +891,37 @@ func (f *Folder) timeline() []Step {
 	return steps
 }
 
-// sanitize replaces non-finite floats, which JSON cannot carry, with 0
-// and says so in the result's info notes.
-func sanitize(r *payload.AssertResult) {
+// cleanResult makes a decoded result safe to report: its strings are
+// sanitised, and non-finite floats, which JSON cannot carry, become 0
+// with a note in the result's info notes.
+func cleanResult(r *payload.AssertResult) {
+	r.Scenario = sanitize.String(r.Scenario)
+	for i := range r.Outcomes {
+		o := &r.Outcomes[i]
+		o.Kind, o.Message = sanitize.String(o.Kind), sanitize.String(o.Message)
+	}
+	for i := range r.Passes {
+		p := &r.Passes[i]
+		p.Check, p.Message = sanitize.String(p.Check), sanitize.String(p.Message)
+	}
+	for i := range r.InfoNotes {
+		r.InfoNotes[i] = sanitize.String(r.InfoNotes[i])
+	}
+	for i := range r.Stats.Cgroups {
+		r.Stats.Cgroups[i].Name = sanitize.String(r.Stats.Cgroups[i].Name)
+	}
+	if len(r.Measurements) > 0 {
+		m := make(payload.Measurements, len(r.Measurements))
+		for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
+			sk := sanitize.String(k)
+			if _, dup := m[sk]; dup {
+				r.InfoNotes = append(r.InfoNotes, "verdict: measurement "+sk+" given twice once escaped; the first is kept")
+				continue
+			}
+			m[sk] = r.Measurements[k]
+		}
+		r.Measurements = m
+	}
 	fix := func(p *float64, what string) {
 		if math.IsNaN(*p) || math.IsInf(*p, 0) {
 			r.InfoNotes = append(r.InfoNotes, fmt.Sprintf("verdict: non-finite %s (%v) shown as 0", what, *p))

@@ -2,8 +2,9 @@ package verdict
 
 import (
 	"bytes"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
+	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
 // Bounds on what the folder keeps of a text stream. Memory stays bounded
@@ -17,7 +18,9 @@ const (
 )
 
 // lineLog splits a byte stream into lines, hands each complete line to
-// onLine and keeps the last keepLines of them.
+// onLine and keeps the last keepLines of them. Lines are text as the
+// guest wrote it (ill-formed UTF-8 replaced, as ktstr-wire(5) says), for
+// matching; log sanitises the lines it returns.
 type lineLog struct {
 	name    string
 	ring    []string
@@ -70,7 +73,7 @@ func (l *lineLog) Finish() {
 
 func (l *lineLog) emit() {
 	b := bytes.TrimSuffix(l.partial, []byte{'\r'})
-	s := lossyString(b)
+	s := wire.Lossy(b)
 	if l.cut {
 		s += " [line cut]"
 	}
@@ -107,15 +110,12 @@ func (l *lineLog) tail(n int) []string {
 	return all
 }
 
-// log returns the Log the Verdict carries, with at most n tail lines.
+// log returns the Log the Verdict carries, with at most n tail lines,
+// sanitised.
 func (l *lineLog) log(n int) *Log {
-	return &Log{Name: l.name, Lines: l.total, Incomplete: l.incompl, Tail: l.tail(n)}
-}
-
-// lossyString converts b, replacing invalid UTF-8 with U+FFFD.
-func lossyString(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+	tail := l.tail(n)
+	for i, s := range tail {
+		tail[i] = sanitize.String(s)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return &Log{Name: sanitize.String(l.name), Lines: l.total, Incomplete: l.incompl, Tail: tail}
 }

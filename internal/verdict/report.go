@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 )
 
 // Formats are the report formats, the first the default.
@@ -86,7 +88,10 @@ func (p painter) section(b *strings.Builder, title string) {
 
 // WriteText writes the human report: for each run the verdict line with
 // its cause, the findings, stats, the step timeline, diagnostics and the
-// log tails; with several runs, a summary line at the end.
+// log tails; with several runs, a summary line at the end. A Verdict's
+// strings are sanitised when it is made; the writers pass what they print
+// through sanitize.String again (it changes nothing on sanitised text),
+// so that a Report built by hand is just as safe.
 func WriteText(w io.Writer, rep Report, opt TextOptions) error {
 	p := painter{opt.Color}
 	var b strings.Builder
@@ -98,7 +103,7 @@ func WriteText(w io.Writer, rep Report, opt TextOptions) error {
 	}
 	if len(rep.Runs) != 1 {
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "%s %s: %s\n", p.status(rep.Status), clean(rep.Name), clean(rep.Reason))
+		fmt.Fprintf(&b, "%s %s: %s\n", p.status(rep.Status), sanitize.String(rep.Name), sanitize.String(rep.Reason))
 		t := rep.Totals
 		fmt.Fprintf(&b, "runs=%d pass=%d skip=%d inconclusive=%d error=%d fail=%d\n", t.Runs, t.Pass, t.Skip, t.Inconclusive, t.Error, t.Fail)
 	}
@@ -107,15 +112,15 @@ func WriteText(w io.Writer, rep Report, opt TextOptions) error {
 }
 
 func writeRun(b *strings.Builder, v Verdict, p painter) {
-	fmt.Fprintf(b, "%s %s: %s\n", p.status(v.Status), clean(v.Name), clean(v.Reason))
+	fmt.Fprintf(b, "%s %s: %s\n", p.status(v.Status), sanitize.String(v.Name), sanitize.String(v.Reason))
 	failed := !v.Status.OK()
 	if failed && v.BugSummary != "" {
-		fmt.Fprintf(b, "  BUG SUMMARY: %s\n", clean(v.BugSummary))
+		fmt.Fprintf(b, "  BUG SUMMARY: %s\n", sanitize.String(v.BugSummary))
 	}
 	for _, f := range v.Findings {
 		b.WriteString("  " + findingLine(f, p) + "\n")
 		for _, l := range f.Lines {
-			b.WriteString("      " + clean(l) + "\n")
+			b.WriteString("      " + sanitize.String(l) + "\n")
 		}
 	}
 	if r := v.Result; r != nil {
@@ -126,7 +131,7 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		for i, cg := range s.Cgroups[:min(len(s.Cgroups), textListMax)] {
 			label := fmt.Sprintf("cg%d", i)
 			if cg.Name != "" && cg.Name != label {
-				label += " (" + clean(cg.Name) + ")"
+				label += " (" + sanitize.String(cg.Name) + ")"
 			}
 			fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
 				label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
@@ -134,18 +139,18 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		}
 		more(b, textListMax, len(s.Cgroups), "cgroup")
 		for _, ps := range r.Passes[:min(len(r.Passes), textListMax)] {
-			fmt.Fprintf(b, "pass %s: %s\n", clean(cutText(ps.Check)), clean(cutText(ps.Message)))
+			fmt.Fprintf(b, "pass %s: %s\n", sanitize.String(cutText(ps.Check)), sanitize.String(cutText(ps.Message)))
 		}
 		more(b, textListMax, len(r.Passes), "passed check")
 		if len(r.InfoNotes) > 0 || len(r.Measurements) > 0 {
 			p.section(b, "info")
 			for _, n := range r.InfoNotes[:min(len(r.InfoNotes), textListMax)] {
-				b.WriteString(clean(cutText(n)) + "\n")
+				b.WriteString(sanitize.String(cutText(n)) + "\n")
 			}
 			more(b, textListMax, len(r.InfoNotes), "note")
 			keys := slices.Sorted(maps.Keys(r.Measurements))
 			for _, k := range keys[:min(len(keys), textListMax)] {
-				fmt.Fprintf(b, "%s=%g\n", clean(cutText(k)), r.Measurements[k])
+				fmt.Fprintf(b, "%s=%g\n", sanitize.String(cutText(k)), r.Measurements[k])
 			}
 			more(b, textListMax, len(keys), "measurement")
 		}
@@ -195,7 +200,7 @@ func findingLine(f Finding, p painter) string {
 		src = " (" + f.Source + ")"
 	}
 	st := strings.ToLower(string(f.Status))
-	return fmt.Sprintf("%s %s: %s%s", p.paint(statusColor(f.Status), st), kind, clean(f.Message), clean(src))
+	return fmt.Sprintf("%s %s: %s%s", p.paint(statusColor(f.Status), st), kind, sanitize.String(f.Message), sanitize.String(src))
 }
 
 func statusColor(s Status) string {
@@ -279,7 +284,7 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 		fmt.Fprintf(b, "records of unknown kind: %d\n", c.UnknownKinds)
 	}
 	for _, k := range slices.Sorted(maps.Keys(v.Diags)) {
-		fmt.Fprintf(b, "diag %s=%d\n", clean(k), v.Diags[k])
+		fmt.Fprintf(b, "diag %s=%d\n", sanitize.String(k), v.Diags[k])
 	}
 }
 
@@ -295,7 +300,7 @@ func writeLog(b *strings.Builder, p painter, title string, l *Log, n int) {
 	if len(tail) > n {
 		tail = tail[len(tail)-n:]
 	}
-	head := fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
+	head := fmt.Sprintf("%s: %s, %s", title, sanitize.String(l.Name), plural(l.Lines, "line"))
 	if int64(len(tail)) < l.Lines {
 		head += fmt.Sprintf(", last %d", len(tail))
 	}
@@ -304,30 +309,9 @@ func writeLog(b *strings.Builder, p painter, title string, l *Log, n int) {
 	}
 	p.section(b, head)
 	for _, s := range tail {
-		b.WriteString(clean(s))
+		b.WriteString(sanitize.String(s))
 		b.WriteString("\n")
 	}
-}
-
-// clean makes guest text safe for a terminal: control characters other
-// than tab become U+FFFD, so a guest cannot move the cursor or recolour
-// the report.
-func clean(s string) string {
-	for _, r := range s {
-		if unsafeRune(r) {
-			return strings.Map(func(r rune) rune {
-				if unsafeRune(r) {
-					return '\uFFFD'
-				}
-				return r
-			}, s)
-		}
-	}
-	return s
-}
-
-func unsafeRune(r rune) bool {
-	return r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0
 }
 
 // WriteJSON writes rep as one indented JSON object. The output depends

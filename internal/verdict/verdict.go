@@ -3,6 +3,8 @@ package verdict
 import (
 	"fmt"
 
+	"github.com/ktstr-go/ktstr/internal/sanitize"
+
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -260,7 +262,7 @@ const ReportSchema = 1
 // run's: every run must pass, and no run is ever dropped or replaced by a
 // later attempt of the same test (no retry-until-green).
 func Aggregate(name string, runs []Verdict) Report {
-	rep := Report{Schema: ReportSchema, Name: name, Runs: runs}
+	rep := Report{Schema: ReportSchema, Name: sanitize.String(name), Runs: runs}
 	if rep.Runs == nil {
 		rep.Runs = []Verdict{}
 	}
