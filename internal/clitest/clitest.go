@@ -3,8 +3,11 @@ package clitest
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -32,4 +35,54 @@ func Status(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
+}
+
+// ClosedStdout is the testscript command
+//
+//	closedstdout N PROG [ARGS...]
+//
+// which runs PROG with its standard output a pipe whose reader has
+// already gone away (a "| head" that finished), saving its stderr, and
+// requires that it exits with status N: not killed by SIGPIPE, whatever
+// it had to write.
+func ClosedStdout(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: closedstdout N PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	prog := args[1]
+	for _, dir := range filepath.SplitList(ts.Getenv("PATH")) {
+		if p := filepath.Join(dir, args[1]); fileExists(p) {
+			prog = p
+			break
+		}
+	}
+	r, w, err := os.Pipe()
+	ts.Check(err)
+	r.Close() // the reader is gone before the first write
+	defer w.Close()
+	cmd := exec.Command(prog, args[2:]...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = append(os.Environ(), "PATH="+ts.Getenv("PATH"))
+	cmd.Stdout, cmd.Stderr = w, ts.Stderr()
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			ts.Fatalf("%s was killed by %v, want exit status %d", args[1], ws.Signal(), want)
+		}
+	default:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if got := cmd.ProcessState.ExitCode(); got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
