@@ -80,11 +80,9 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 			}
 		}()
 		growPipe(stdout)
-		pid := region.BootPID()
-		st, err := drain.Run(region, stdout, drain.Options{
-			Follow: c.Bool("follow"), Stop: stop,
-			BootAlive: func() bool { return pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH },
-		})
+		alive, release := drain.BootWatch(region.BootPID(), region.BootStart())
+		defer release()
+		st, err := drain.Run(region, stdout, drain.Options{Follow: c.Bool("follow"), Stop: stop, BootAlive: alive})
 		if st.DropFrames > 0 || st.DropBytes > 0 {
 			cli.Errorf(stderr, name, "the guest dropped %d frames (%d bytes): ring full", st.DropFrames, st.DropBytes)
 		}

@@ -28,6 +28,14 @@
 //	LOSS   the producer dropped frames  wire.Loss: frames u64, bytes u64 (cumulative)
 //	VEND   the region is closed         wire.VMEnd: reason, exit code, elapsed ns
 //
+// # The region's owner
+//
+// With Follow, Run waits until ktstr-boot closes the region; if the
+// ktstr-boot that created it is gone without closing it, Run ends as if it
+// had, with reason vmm_error. BootWatch names that process by the pid and
+// start time the region records and holds it through a pidfd, so that a
+// zombie or a new process with the same pid does not pass for it.
+//
 // # Polling
 //
 // The guest cannot wake a host process, so an empty ring is polled:
