@@ -824,10 +824,10 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 		infra("diag", "the frame stream ended inside a frame (truncated tail)")
 	}
 	if k := f.diags[record.DiagOversized]; k > 0 {
-		infra("diag", fmt.Sprintf("%s oversized: the assembler dropped them and what followed", plural(k, "frame")))
+		infra("diag", fmt.Sprintf("%s oversized: the assembler dropped it and the rest of the stream", plural(k, "frame")))
 	}
 	if k := f.diags[record.DiagResidualOverflow]; k > 0 {
-		infra("diag", fmt.Sprintf("the assembler's pending buffer overflowed (%s) and was cleared", plural(k, "time")))
+		infra("diag", fmt.Sprintf("the assembler's pending buffer overflowed (%s): it dropped the rest of the stream", plural(k, "time")))
 	}
 	for _, e := range f.readErrs {
 		infra("records", e)

@@ -156,9 +156,12 @@
 //
 //   - Assembler is ktstr's HostAssembler, for live streams cut into pieces
 //     of any size. It waits for a frame to be complete before judging it
-//     (pad, then cap, then CRC), clears its whole buffer at a complete
-//     oversized frame, clears it when more than 2 × Cap bytes are pending,
-//     and reports a partial frame left at Close as a truncated tail. Its
+//     (pad, then cap, then CRC), drops a complete oversized frame, or more
+//     than 2 × Cap bytes pending without a complete frame, with the rest of
+//     the stream, and reports a partial frame left at Close as a truncated
+//     tail. Its frames and events depend only on the bytes, not on how
+//     they were cut into pieces (ktstr's resumes with the next piece, so
+//     there what survives depends on the cuts). Its
 //     memory grows only with bytes received. Each payload is a fresh
 //     allocation, or, with Borrow set, a view of the input that is valid
 //     until the callback returns (no copy, no allocation).
