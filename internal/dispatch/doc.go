@@ -27,7 +27,7 @@
 //	stimulus            STIM               CRC good, exactly 24 bytes           current_step                always
 //	bucket              every other known  -                                    -                           always, crc_ok as read
 //	                    non-internal type
-//	                    (LOSS, VEND too)
+//	                    (HELO, LOSS, VEND too)
 //	internal            SNRP, KORP         -                                    -                           never (dropped)
 //	unknown             anything else      -                                    unknown_type diag           never (dropped)
 //

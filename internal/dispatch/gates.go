@@ -140,9 +140,10 @@ func ArmOf(t wire.Type) Arm {
 		wire.TypeRawPayloadOutput, wire.TypeProfraw, wire.TypeWprofTrace, wire.TypeStdout, wire.TypeStderr,
 		wire.TypeSchedLog, wire.TypeLifecycle, wire.TypeExecExit, wire.TypeDmesg, wire.TypeProbeOutput:
 		return ArmBucket
-	case wire.TypeLoss, wire.TypeVMEnd:
-		// ktstr-go's host-origin types, appended by ktstr-drain: verdict
-		// data about the transport and the VM's end.
+	case wire.TypeHello, wire.TypeLoss, wire.TypeVMEnd:
+		// ktstr-go's host-origin types, written by ktstr-drain: verdict
+		// data about the transport and the VM's end, with the nonce that
+		// tells them from forgeries. The verdict checks the nonce.
 		return ArmBucket
 	case wire.TypeSnapshotReply, wire.TypeKernelOpReply:
 		// Host-to-guest replies stamped by the guest on its TX stream.

@@ -47,6 +47,7 @@ var wantArms = map[wire.Type]Arm{
 	wire.TypeExecExit:         ArmBucket,
 	wire.TypeDmesg:            ArmBucket,
 	wire.TypeProbeOutput:      ArmBucket,
+	wire.TypeHello:            ArmBucket,
 	wire.TypeLoss:             ArmBucket,
 	wire.TypeVMEnd:            ArmBucket,
 }

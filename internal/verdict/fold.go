@@ -204,6 +204,11 @@ type Folder struct {
 	vmEnd    *wire.VMEnd
 	// forgedEnds counts VEND frames that other frames followed.
 	forgedEnds int64
+	// nonce is the run's nonce from the HELO the stream begins with
+	// (ktstr-drain writes it before any guest byte); when set, a HELO,
+	// LOSS or VEND without it was forged by the guest (forgedHost).
+	nonce      wire.Nonce
+	forgedHost int64
 
 	schedLog *schedLog // SCLG
 	outLog   *schedLog // SOUT and SERR
@@ -298,6 +303,12 @@ func (f *Folder) Add(r *record.Record) {
 		c.BadCRC++
 		return
 	}
+	if t := wire.Type(r.MsgType); t == wire.TypeHello && c.Entries == 1 {
+		if n, err := wire.DecodeHello(r.Payload); err == nil {
+			f.nonce = n
+			return
+		}
+	}
 	f.entry(wire.Type(r.MsgType), r.Payload)
 }
 
@@ -380,16 +391,35 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeStdout, wire.TypeStderr:
 		f.outLog.Write(p)
+	case wire.TypeHello:
+		if n, err := wire.DecodeHello(p); err == nil && !f.host(n) {
+			f.forgedHost++ // a drain that resumed writes none; the same nonce is harmless
+		}
 	case wire.TypeLoss:
 		if l, err := wire.DecodeLoss(p); err == nil {
+			if !f.host(l.Nonce) {
+				f.forgedHost++
+				return
+			}
 			f.c.LostFrames = max(f.c.LostFrames, l.Frames)
 			f.c.LostBytes = max(f.c.LostBytes, l.Bytes)
 		}
 	case wire.TypeVMEnd:
 		if e, err := wire.DecodeVMEnd(p); err == nil {
+			if !f.host(e.Nonce) {
+				f.forgedHost++
+				return
+			}
 			f.vmEnd = &e
 		}
 	}
+}
+
+// host reports whether a host-origin frame with nonce n may be the host's:
+// it carries the nonce of the HELO the stream began with, or the stream
+// began with none and nothing can be checked.
+func (f *Folder) host(n wire.Nonce) bool {
+	return f.nonce.IsZero() || n == f.nonce
 }
 
 // ReadError records that the record stream could not be read to its end.
@@ -521,6 +551,7 @@ func (f *Folder) Verdict() Verdict {
 	for _, p := range f.phases {
 		v.Phases = append(v.Phases, p.String())
 	}
+	v.HostNonce = !f.nonce.IsZero()
 	v.GuestExit = f.exit
 	if f.sched != nil {
 		code := *f.sched
@@ -831,6 +862,10 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 	}
 	for _, e := range f.readErrs {
 		infra("records", e)
+	}
+	if f.forgedHost > 0 {
+		infra("HELO", fmt.Sprintf("%s (HELO, LOSS, VEND) without the run's nonce, which the stream's HELO gave: forged by the guest and ignored",
+			plural(f.forgedHost, "host frame")))
 	}
 	if f.forgedEnds > 0 {
 		infra("VEND", fmt.Sprintf("%s not at the end of the stream, where ktstr-drain writes it: forged by the guest and ignored", plural(f.forgedEnds, "VM end record")))

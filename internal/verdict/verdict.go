@@ -159,6 +159,9 @@ type Verdict struct {
 	GuestExit *int32                `json:"guest_exit_code,omitempty"` // last valid EXIT
 	SchedExit *int32                `json:"sched_exit_code,omitempty"` // first valid SCDX
 	VMEnd     *VMEnd                `json:"vm_end,omitempty"`
+	// HostNonce says the stream began with ktstr-drain's HELO, so its
+	// LOSS and VEND were checked against the run's nonce.
+	HostNonce bool `json:"host_nonce,omitempty"`
 
 	Scenario Scenario `json:"scenario"`
 	Steps    []Step   `json:"steps,omitempty"`

@@ -91,6 +91,7 @@ const (
 	hostElapsed   = 0x50 // u64 ns from boot start to VM end
 	hostBootPID   = 0x58 // u32
 	hostBootStart = 0x60 // u64: the creator's start time (ProcessStart); 0 unknown
+	hostNonce     = 0x68 // 16 bytes: the run's nonce (Region.Nonce)
 	hostTxRead    = 0x80 // u64: the TX consumer position, authoritative copy
 	hostUsed      = 0x88
 )

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -87,8 +88,9 @@ func InitGuestHeader(mem []byte, l Layout) {
 
 // InitHostPage writes a fresh host-only trailer page for l into page (at
 // least HostSize bytes, 8-byte aligned): version, layout, the creator's
-// pid and start time (ProcessStart; 0 when it cannot be read), not
-// closed, consumer position zero. The magic is stored last.
+// pid and start time (ProcessStart; 0 when it cannot be read), a new
+// random nonce, not closed, consumer position zero. The magic is stored
+// last.
 func InitHostPage(page []byte, l Layout, pid int) {
 	clear(page[:HostSize])
 	le.PutUint32(page[hostVersion:], Version)
@@ -96,6 +98,7 @@ func InitHostPage(page []byte, l Layout, pid int) {
 	store32(page, hostBootPID, uint32(pid))
 	start, _ := ProcessStart(pid)
 	store64(page, hostBootStart, start)
+	rand.Read(page[hostNonce : hostNonce+NonceSize]) // never fails (crypto/rand)
 	store32(page, hostMagic, HostMagic)
 }
 
@@ -275,6 +278,22 @@ func (r *Region) BootStart() uint64 {
 		return 0
 	}
 	return load64(r.host, hostBootStart)
+}
+
+// NonceSize is the size of a region's nonce.
+const NonceSize = 16
+
+// Nonce returns the run's nonce: 16 random bytes written at creation into
+// the host trailer page, which the guest can neither read nor write.
+// ktstr-drain puts it in the frames it writes itself (HELO, LOSS, VEND)
+// so that the verdict can tell them from frames the guest forged. All
+// zero in the guest, and for a region made before there was a nonce.
+func (r *Region) Nonce() [NonceSize]byte {
+	var n [NonceSize]byte
+	if r.host != nil {
+		copy(n[:], r.host[hostNonce:])
+	}
+	return n
 }
 
 // Drops returns the guest producer's drop counters (frames, bytes). The
