@@ -6,18 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ktstr-go/ktstr/internal/heaptest"
 	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
-
-// heapInUse is the live heap after a full collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // A guest that floods requests, or any other frame, must not grow the
 // dispatcher: the gates keep counts, not the requests (ktstr-dispatch(1)'s
@@ -96,7 +89,7 @@ func TestMemoryFlatUnderRequestFlood(t *testing.T) {
 				buf = append(buf, tc.frame(i)...)
 			}
 			feed()
-			before := heapInUse()
+			before := heaptest.Live()
 			for i := range frames {
 				buf = append(buf, tc.frame(i)...)
 				if len(buf) >= 64<<10 {
@@ -104,7 +97,7 @@ func TestMemoryFlatUnderRequestFlood(t *testing.T) {
 				}
 			}
 			feed()
-			after := heapInUse()
+			after := heaptest.Live()
 			runtime.KeepAlive(s)
 			if records < frames {
 				t.Fatalf("%d records, want at least %d", records, frames)

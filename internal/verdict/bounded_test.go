@@ -6,19 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ktstr-go/ktstr/internal/heaptest"
 	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
-
-func liveHeap() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // floods are guest inputs that used to cost the folder memory per frame
 // or per line: entry i of n.
@@ -64,11 +58,11 @@ func TestFoldMemoryFlat(t *testing.T) {
 			for i := range 1000 {
 				add(i)
 			}
-			before := liveHeap()
+			before := heaptest.Live()
 			for i := 1000; i < fl.n; i++ {
 				add(i)
 			}
-			after := liveHeap()
+			after := heaptest.Live()
 			v := f.Verdict()
 			runtime.KeepAlive(f)
 			growth := int64(after) - int64(before)
