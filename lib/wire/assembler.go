@@ -92,7 +92,12 @@ type Stats struct {
 //     (its length cannot be trusted to find the next header); frames
 //     completed before it are still delivered;
 //   - more than 2 × Cap bytes pending without a complete frame are dropped
-//     with everything after them; exactly 2 × Cap is kept;
+//     with everything after them; exactly 2 × Cap is kept. A frame above
+//     the cap and longer than 2 × Cap in all (header included) is such an
+//     overflow once 2 × Cap + 1 of its bytes have arrived, even when all
+//     of it came in one Feed, since in pieces it could never be held
+//     whole (ktstr's host reads at most 256 KiB at a time, so there it
+//     always is one);
 //   - a CRC mismatch or a non-zero pad is reported and the frame delivered.
 //
 // After an oversized frame or a residual overflow the assembler drops the
@@ -101,8 +106,8 @@ type Stats struct {
 // it is in and resumes with the next one, so what survives there depends
 // on where the reads were cut; here frames and events depend only on the
 // bytes, so a replay of a recording gives exactly what the live run gave
-// (for any Cap of at least 8 bytes; below that a split header alone can
-// overflow 2 × Cap). For every input that ktstr's own tests pin (one feed
+// (for any Cap of at least 16 bytes, the real one 16 MiB; below that a
+// frame within the cap can be longer than 2 × Cap). For every input that ktstr's own tests pin (one feed
 // holding the oversized frame and what follows it) the two agree, and the
 // one-shot parser, which stops at an oversized header, returns no frame
 // after it either.
@@ -229,7 +234,10 @@ func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done b
 	h, _ := DecodeHeader(a.buf)
 	have := uint64(len(a.buf)) // header plus the payload bytes held
 	total := HeaderSize + uint64(h.Length)
-	if have+uint64(len(p)) < total { // still incomplete: keep all of p
+	// Still incomplete, or above the cap and longer than 2 × cap in all,
+	// which overflows before it can complete: keep all of p, up to the
+	// overflow.
+	if have+uint64(len(p)) < total || overflows(h.Length, a.cap()) {
 		if n := have + uint64(len(p)); n > 2*uint64(a.cap()) {
 			a.residual(int64(n))
 			return nil, true
@@ -312,6 +320,14 @@ func (a *Assembler) residual(n int64) {
 	a.drop(n - over)
 }
 
+// overflows reports whether a frame announcing length bytes, above the cap
+// and longer than 2 × cap in all, is a residual overflow rather than an
+// oversized frame: in pieces it could never be held whole, so it is one
+// however it comes.
+func overflows(length, limit uint32) bool {
+	return length > limit && HeaderSize+uint64(length) > 2*uint64(limit)
+}
+
 // walk delivers the complete frames at the start of data and returns how
 // many bytes they used, and whether it stopped at a complete oversized
 // frame (which then starts at data[used:]).
@@ -321,8 +337,12 @@ func (a *Assembler) walk(data []byte, emit func(Frame)) (int, bool) {
 	for len(data)-pos >= HeaderSize {
 		b := data[pos:]
 		length := binary.LittleEndian.Uint32(b[4:])
-		if uint64(len(b)-HeaderSize) < uint64(length) {
-			break // incomplete: wait, and do not judge the length yet
+		if uint64(len(b)-HeaderSize) < uint64(length) || overflows(length, limit) {
+			// Incomplete: wait, and do not judge the length yet. A
+			// frame that overflows is never complete: Feed drops it once
+			// more than 2 × cap of it are pending, in whatever pieces it
+			// came.
+			break
 		}
 		h := Header{
 			Type:   Type(binary.LittleEndian.Uint32(b[0:])),

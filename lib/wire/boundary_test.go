@@ -28,7 +28,7 @@ func TestAssemblerBoundaryIndependent(t *testing.T) {
 		stream []byte
 	}{
 		{"oversized then frames", cat(good("before"), padded, over, good("after 1"), torn, good("after 2"))},
-		{"oversized at 2*cap+1", cat(good("before"), over2, good("after"))},
+		{"a frame of 2*cap+1 bytes", cat(good("before"), over2, good("after"))},
 		{"oversized then a partial frame", cat(good("a"), over, good("tail")[:9])},
 		{"residual overflow then frames", cat(good("before"), huge, good("after 1"), good("after 2"))},
 		{"no anomaly", cat(good("a"), padded, torn, good("b"), good("cut")[:20])},
