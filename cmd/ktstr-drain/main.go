@@ -1,5 +1,6 @@
 // Command ktstr-drain copies raw frames out of a ktstr region to stdout,
-// byte-exact, and appends the host trailer. See ktstr-drain(1).
+// byte-exact, between the host frames it writes itself (HELO first, the
+// LOSS and VEND trailer last). See ktstr-drain(1).
 package main
 
 import (

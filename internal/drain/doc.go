@@ -1,5 +1,6 @@
 // Package drain is the logic of ktstr-drain: it copies the guest-to-host
-// ring of a region to a writer, byte-exact, and appends the host trailer.
+// ring of a region to a writer, byte-exact, after a HELO frame with the
+// run's nonce, and appends the host trailer.
 //
 // # Exactly once
 //
