@@ -64,28 +64,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app.Before = cli.NoArgs
 	app.Action = func(c *ucli.Context) error {
 		if c.Bool("list-scenarios") {
-			// A reader that has gone (| head -1) is a clean end: the
-			// write comes back as EPIPE instead of SIGPIPE killing us.
-			signal.Ignore(syscall.SIGPIPE)
+			var lines []string
 			for _, n := range scenario.Names() {
 				s, _, err := scenario.Load(n, guest.ValidateWork)
 				if err != nil {
 					return cli.Exitf(cli.ExitFail, "%v", err)
 				}
-				if _, err := fmt.Fprintf(stdout, "%-18s %s\n", n, s.Description); err != nil {
-					if errors.Is(err, syscall.EPIPE) {
-						return nil
-					}
-					return cli.Exitf(cli.ExitFail, "%v", err)
-				}
+				lines = append(lines, fmt.Sprintf("%-18s %s\n", n, s.Description))
 			}
-			return nil
+			return writeList(stdout, lines)
 		}
 		if c.Bool("list-topologies") {
+			var lines []string
 			for _, p := range topology.Presets() {
-				fmt.Fprintf(stdout, "%-20s %-10s %5d MiB  %s\n", p.Name, p.Topology, p.MemoryMB, p.Description)
+				lines = append(lines, fmt.Sprintf("%-20s %-10s %5d MiB  %s\n", p.Name, p.Topology, p.MemoryMB, p.Description))
 			}
-			return nil
+			return writeList(stdout, lines)
 		}
 		switch vmm := c.String("vmm"); vmm {
 		case "auto", "own", "qemu", "qemu-kvm", "host":
@@ -219,6 +213,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// writeList writes a listing to stdout. A reader that has gone (| head
+// -1) is a clean end: the write comes back as EPIPE instead of SIGPIPE
+// killing us.
+func writeList(stdout io.Writer, lines []string) error {
+	signal.Ignore(syscall.SIGPIPE)
+	for _, l := range lines {
+		if _, err := io.WriteString(stdout, l); err != nil {
+			if errors.Is(err, syscall.EPIPE) {
+				return nil
+			}
+			return cli.Exitf(cli.ExitFail, "%v", err)
+		}
+	}
+	return nil
 }
 
 // machineShape reads --topology (or its shorthand --cpus), --memory and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ktstr-go/ktstr/internal/control"
 	"github.com/ktstr-go/ktstr/internal/guest"
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
@@ -292,7 +293,8 @@ const maxPanicLine = 512
 // panicLine returns the kernel's "Kernel panic" line from the console log
 // (capped, so it is read whole): from those words to the end of the line,
 // at most maxPanicLine bytes. Lines of any length before it do not hide
-// it.
+// it. It is sanitised: the guest wrote it, and it goes to ktstr-boot's
+// stderr.
 func panicLine(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -305,5 +307,5 @@ func panicLine(path string) string {
 		return ""
 	}
 	line, _, _ := bytes.Cut(b[i:], []byte("\n"))
-	return strings.TrimSpace(string(line[:min(len(line), maxPanicLine)]))
+	return sanitize.String(strings.TrimSpace(string(line[:min(len(line), maxPanicLine)])))
 }
