@@ -2,7 +2,6 @@ package record
 
 import (
 	"bytes"
-
 	"io"
 	"runtime"
 	"testing"
