@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/sanitize"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )

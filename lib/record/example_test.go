@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 )
 
 func ExampleWriter() {
