@@ -78,6 +78,7 @@ func FamilyOf(c byte) Family {
 type TypeError struct {
 	Want string // what was wanted: "a string", "a string key"
 	Got  Family
+	Code byte // the value's first byte
 }
 
 func (e *TypeError) Error() string { return "want " + e.Want + ", got " + e.Got.String() }
@@ -99,6 +100,7 @@ type Decoder struct {
 	dec   *msgpack.Decoder
 	lim   Limits
 	buf   *bytes.Reader // a buffer: every length is checked against what is left
+	p     []byte        // the buffer's bytes
 	br    *bufio.Reader // a stream
 	depth int
 	stack []uint64 // Skip: entries left at each level it entered
@@ -108,7 +110,7 @@ type Decoder struct {
 // NewBytes returns a Decoder of the buffer p.
 func NewBytes(p []byte, lim Limits) *Decoder {
 	r := bytes.NewReader(p)
-	return &Decoder{dec: msgpack.NewDecoder(r), lim: lim, buf: r}
+	return &Decoder{dec: msgpack.NewDecoder(r), lim: lim, buf: r, p: p}
 }
 
 // NewStream returns a Decoder of the stream br. The Decoder reads br
@@ -164,12 +166,12 @@ func (d *Decoder) Peek() (Family, byte, error) {
 // expect checks that the next value is of family f (or, when also is not
 // Invalid, of that one).
 func (d *Decoder) expect(want string, f, also Family) error {
-	g, _, err := d.Peek()
+	g, c, err := d.Peek()
 	if err != nil {
 		return err
 	}
 	if g != f && (also == Invalid || g != also) {
-		return &TypeError{Want: want, Got: g}
+		return &TypeError{Want: want, Got: g, Code: c}
 	}
 	return nil
 }
@@ -232,7 +234,7 @@ func (i Integer) String() string {
 
 // Int reads an integer of any format.
 func (d *Decoder) Int() (Integer, error) {
-	f, _, err := d.Peek()
+	f, c, err := d.Peek()
 	if err != nil {
 		return Integer{}, err
 	}
@@ -244,12 +246,12 @@ func (d *Decoder) Int() (Integer, error) {
 		i, err := d.dec.DecodeInt64()
 		return Integer{u: uint64(i), neg: i < 0}, eof(err)
 	}
-	return Integer{}, &TypeError{Want: "an integer", Got: f}
+	return Integer{}, &TypeError{Want: "an integer", Got: f, Code: c}
 }
 
 // Float reads a float of either width, or an integer, as a float64.
 func (d *Decoder) Float() (float64, error) {
-	f, _, err := d.Peek()
+	f, c, err := d.Peek()
 	if err != nil {
 		return 0, err
 	}
@@ -261,7 +263,7 @@ func (d *Decoder) Float() (float64, error) {
 		i, err := d.Int()
 		return i.Float(), err
 	}
-	return 0, &TypeError{Want: "a number", Got: f}
+	return 0, &TypeError{Want: "a number", Got: f, Code: c}
 }
 
 // MapLen reads a map header and enters the map: it checks the count
@@ -341,9 +343,23 @@ func (d *Decoder) read(b []byte, n int) ([]byte, error) {
 	return b, nil
 }
 
-// scratch reads n bytes into the Decoder's scratch buffer, valid until
-// the next call.
-func (d *Decoder) scratch(n int) ([]byte, error) {
+// view returns the next n bytes, valid until the next call: a slice of
+// the buffer or of the stream's read buffer where they fit, else a copy
+// in the Decoder's scratch buffer.
+func (d *Decoder) view(n int) ([]byte, error) {
+	if d.buf != nil {
+		b := d.p[d.Offset():][:n] // n was checked against what is left
+		_, err := d.buf.Seek(int64(n), io.SeekCurrent)
+		return b, err
+	}
+	if n <= d.br.Size() {
+		b, err := d.br.Peek(n)
+		if err != nil {
+			return nil, eof(err)
+		}
+		d.br.Discard(n)
+		return b, nil
+	}
 	if cap(d.tmp) > streamStep {
 		d.tmp = nil // do not pin the buffer of one long string
 	}
@@ -367,30 +383,27 @@ func (d *Decoder) Key(limit int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.scratch(n)
+	return d.view(n)
 }
 
 // Str reads a str or bin value (nil: "") of at most Limits.Str bytes.
 func (d *Decoder) Str() (string, error) {
-	if err := d.expectText("a string"); err != nil {
+	if _, err := d.expectText("a string"); err != nil {
 		return "", err
 	}
 	n, err := d.length(d.lim.Str, "")
 	if err != nil {
 		return "", err
 	}
-	b, err := d.scratch(n)
+	b, err := d.view(n)
 	return string(b), err
 }
 
 // Bin reads a bin or str value of at most Limits.Bin bytes into a new
 // slice; nil reads as nil.
 func (d *Decoder) Bin() ([]byte, error) {
-	f, _, err := d.Peek()
+	f, err := d.expectText("binary")
 	if err != nil {
-		return nil, err
-	}
-	if err := d.expectText("binary"); err != nil {
 		return nil, err
 	}
 	n, err := d.length(d.lim.Bin, "")
@@ -403,15 +416,17 @@ func (d *Decoder) Bin() ([]byte, error) {
 	return d.read(nil, n)
 }
 
-func (d *Decoder) expectText(want string) error {
-	f, _, err := d.Peek()
+// expectText checks that the next value is a str, a bin or nil, and
+// returns which.
+func (d *Decoder) expectText(want string) (Family, error) {
+	f, c, err := d.Peek()
 	if err != nil {
-		return err
+		return f, err
 	}
 	if f != Str && f != Bin && f != Nil {
-		return &TypeError{Want: want, Got: f}
+		return f, &TypeError{Want: want, Got: f, Code: c}
 	}
-	return nil
+	return f, nil
 }
 
 // discard skips n bytes, checked against what is left.

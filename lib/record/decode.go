@@ -2,20 +2,23 @@ package record
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 
+	"github.com/ktstr-go/ktstr/internal/msgp"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
 // Limits a Reader enforces on what it reads.
 const (
+	MaxDepth      = 32                   // nesting of maps and arrays in a record (itself one)
 	MaxKeys       = 64                   // keys in one record
 	MaxKeyLen     = 64                   // bytes in one key
 	MaxString     = 1 << 20              // bytes in one string value
@@ -39,10 +42,16 @@ func (e *Error) Error() string { return fmt.Sprintf("record: record %d: %v", e.N
 // Unwrap returns ErrFormat and the cause.
 func (e *Error) Unwrap() []error { return []error{ErrFormat, e.Err} }
 
+// limits are a record's bounds in the msgpack layer. The entries of a
+// skipped array or map are not counted: each costs the bytes it takes
+// and nothing is kept of it; the record's own map is bounded by MaxKeys.
+var limits = msgp.Limits{Depth: MaxDepth, Str: MaxString, Bin: MaxBytes}
+
 // Reader decodes a record stream in either form.
 type Reader struct {
 	br   *bufio.Reader
-	form byte // 0 not yet known, 'j' JSON lines, 'm' msgpack
+	mp   *msgp.Decoder // reads br
+	form byte          // 0 not yet known, 'j' JSON lines, 'm' msgpack
 	n    int64
 	line []byte // JSON: the current record
 	err  error  // sticky
@@ -50,7 +59,8 @@ type Reader struct {
 
 // NewReader returns a Reader from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+	br := bufio.NewReaderSize(r, 64<<10)
+	return &Reader{br: br, mp: msgp.NewStream(br, limits)}
 }
 
 // Read returns the next record. It returns io.EOF only at a clean end of
@@ -85,18 +95,18 @@ func (rd *Reader) read() (*Record, error) {
 	}
 	var r Record
 	if rd.form == 'j' {
-		b, err := rd.scanJSON()
+		b, keys, err := rd.scanJSON()
 		if err != nil {
 			return nil, err
 		}
-		if err := decodeJSON(b, &r); err != nil {
+		if err := decodeJSON(b, keys, &r); err != nil {
 			return nil, err
 		}
 	} else {
 		if _, err := rd.br.Peek(1); err != nil {
 			return nil, err // io.EOF between records
 		}
-		if err := (&mpDecoder{br: rd.br}).record(&r); err != nil {
+		if err := decodeMsgpack(rd.mp, &r); err != nil {
 			return nil, err
 		}
 	}
@@ -120,51 +130,33 @@ func (rd *Reader) skipSpace() (byte, error) {
 	}
 }
 
-// scanJSON returns the bytes of the next top-level JSON object, found by
-// counting braces outside strings; json.Unmarshal validates the rest. A
-// record that would exceed MaxJSONRecord is an error before it is read.
-func (rd *Reader) scanJSON() ([]byte, error) {
+// scanJSON returns the bytes of the next top-level JSON object and how
+// many keys it has; json.Unmarshal validates the rest. A record that
+// would exceed MaxJSONRecord is an error before it is read.
+func (rd *Reader) scanJSON() ([]byte, int, error) {
 	c, err := rd.skipSpace()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if c != '{' {
-		return nil, fmt.Errorf("JSON record starts with %q, want '{'", c)
+		return nil, 0, fmt.Errorf("JSON record starts with %q, want '{'", c)
 	}
 	b := rd.line[:0]
-	depth, inStr, esc := 0, false, false
+	var sc jsonScan
 	for {
 		chunk, err := rd.br.Peek(max(rd.br.Buffered(), 1))
 		if len(chunk) == 0 {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return nil, 0, err
 		}
 		i, done := 0, false
 		for ; i < len(chunk) && !done; i++ {
-			c := chunk[i]
-			switch {
-			case esc:
-				esc = false
-			case inStr:
-				switch c {
-				case '\\':
-					esc = true
-				case '"':
-					inStr = false
-				}
-			case c == '"':
-				inStr = true
-			case c == '{' || c == '[':
-				depth++
-			case c == '}' || c == ']':
-				depth--
-				done = depth == 0
-			}
+			done = sc.step(chunk[i])
 		}
 		if len(b)+i > MaxJSONRecord {
-			return nil, fmt.Errorf("JSON record longer than %d bytes", MaxJSONRecord)
+			return nil, 0, fmt.Errorf("JSON record longer than %d bytes", MaxJSONRecord)
 		}
 		b = append(b, chunk[:i]...)
 		rd.br.Discard(i)
@@ -172,112 +164,220 @@ func (rd *Reader) scanJSON() ([]byte, error) {
 			if cap(b) <= 1<<20 {
 				rd.line = b
 			}
-			return b, nil
+			return b, sc.keys, nil
 		}
 	}
 }
 
-// decodeJSON decodes one JSON object into r. Keys match exactly (unlike
-// encoding/json's struct decoding), the last of duplicate keys wins, and
-// unknown keys are ignored, as in the msgpack form.
-func decodeJSON(b []byte, r *Record) error {
+// jsonScan follows JSON text a byte at a time, by counting braces and
+// brackets outside strings: where the outermost value ends, and how many
+// keys the outermost object has (the colons one level deep).
+type jsonScan struct {
+	depth      int
+	inStr, esc bool
+	keys       int
+}
+
+// step takes the next byte and reports whether it ends the outermost value.
+func (s *jsonScan) step(c byte) bool {
+	switch {
+	case s.esc:
+		s.esc = false
+	case s.inStr:
+		switch c {
+		case '\\':
+			s.esc = true
+		case '"':
+			s.inStr = false
+		}
+	case c == '"':
+		s.inStr = true
+	case c == '{' || c == '[':
+		s.depth++
+	case c == '}' || c == ']':
+		s.depth--
+		return s.depth == 0
+	case c == ':' && s.depth == 1:
+		s.keys++
+	}
+	return false
+}
+
+// jsonKeys counts the keys of the JSON object b.
+func jsonKeys(b []byte) int {
+	var sc jsonScan
+	for _, c := range b {
+		if sc.step(c) {
+			break
+		}
+	}
+	return sc.keys
+}
+
+// decodeJSON decodes one JSON object of keys keys into r, by the rules of
+// the msgpack form: keys match exactly (unlike encoding/json's struct
+// decoding), a key given twice is an error, unknown keys are ignored.
+func decodeJSON(b []byte, keys int, r *Record) error {
+	if keys > MaxKeys {
+		return fmt.Errorf("%d keys, at most %d", keys, MaxKeys)
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
-	if len(m) > MaxKeys {
-		return fmt.Errorf("%d keys, at most %d", len(m), MaxKeys)
+	if len(m) != keys {
+		return duplicateJSON(b)
 	}
 	for k, raw := range m {
-		if err := setField(r, k, jsonValue(raw)); err != nil {
+		i, ok := fieldIndex[k]
+		if !ok {
+			continue // unknown keys are ignored (forward compatibility)
+		}
+		if err := set(fields[i].ptr(r), jsonValue(raw)); err != nil {
 			return fmt.Errorf("key %q: %w", k, err)
 		}
 	}
 	return nil
 }
 
-// value is one decoded value of either form, read as the key requires.
+// duplicateJSON names the first key the object b carries twice.
+func duplicateJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.Token() // the opening brace
+	var s seen
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		if _, err := s.add([]byte(k)); err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+	}
+	return errors.New("a key given twice")
+}
+
+// decodeMsgpack decodes one msgpack map into r.
+func decodeMsgpack(d *msgp.Decoder, r *Record) error {
+	f, _, err := d.Peek()
+	if err != nil {
+		return err
+	}
+	if f != msgp.Map {
+		return fmt.Errorf("record is not a msgpack map (want a map, got %s)", f)
+	}
+	n, err := d.MapLen()
+	if err != nil {
+		return err
+	}
+	if n > MaxKeys {
+		return fmt.Errorf("%d keys, at most %d", n, MaxKeys)
+	}
+	var s seen
+	for range n {
+		k, err := d.Key(MaxKeyLen)
+		if err != nil {
+			if te := (*msgp.TypeError)(nil); errors.As(err, &te) {
+				return errors.New("map key is not a string")
+			}
+			return err
+		}
+		i, err := s.add(k)
+		if err != nil {
+			return err
+		}
+		if i < 0 {
+			if err := d.Skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := set(fields[i].ptr(r), mpValue{d}); err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+	}
+	d.Leave()
+	return nil
+}
+
+// seen is the keys of one record so far: a key given twice, known or not,
+// is an error (ktstr-records(5)), so that two readers can never see two
+// different records.
+type seen struct {
+	known   uint64   // by index in fields
+	unknown []string // at most MaxKeys
+	next    int      // the field after the last known one
+}
+
+// add notes key k and returns its index in fields, -1 if unknown. The
+// field after the last one is tried first: fields is in the order of an
+// entry's keys, and most records are entries.
+func (s *seen) add(k []byte) (int, error) {
+	i, ok := s.next, s.next < len(fields) && string(k) == fields[s.next].key
+	if !ok {
+		i, ok = fieldIndex[string(k)]
+	}
+	switch {
+	case !ok && !slices.Contains(s.unknown, string(k)):
+		if len(s.unknown) == MaxKeys {
+			return 0, fmt.Errorf("more than %d keys", MaxKeys)
+		}
+		s.unknown = append(s.unknown, string(k))
+		return -1, nil
+	case !ok || s.known&(1<<i) != 0:
+		return 0, fmt.Errorf("duplicate key %q", k)
+	}
+	s.known |= 1 << i
+	s.next = i + 1
+	return i, nil
+}
+
+// value is one decoded value of either form, read as its key requires.
 type value interface {
 	int(bits int) (int64, error)
 	uint(bits int) (uint64, error)
 	bool() (bool, error)
 	str() (string, error)
 	bytes() ([]byte, error)
-	skip() error
 }
 
-// setField stores the value of key k; the schema's keys and types, as
-// written by encoder.record.
-func setField(r *Record, k string, v value) error {
+// set stores v in the field p points to (fields' ptr), as its type says.
+func set(p any, v value) error {
 	var err error
-	u32 := func(p *uint32) {
+	switch p := p.(type) {
+	case *int:
+		var x int64
+		x, err = v.int(32)
+		*p = int(x)
+	case *int64:
+		*p, err = v.int(64)
+	case *exitCode:
+		var x int64
+		x, err = v.int(32)
+		p.ExitCode, p.HasExitCode = int32(x), err == nil
+	case *uint64:
+		*p, err = v.uint(64)
+	case *uint32:
 		var x uint64
 		x, err = v.uint(32)
 		*p = uint32(x)
-	}
-	switch k {
-	case "v":
-		var x int64
-		x, err = v.int(32)
-		r.V = int(x)
-	case "kind":
-		r.Kind, err = v.str()
-	case "seq":
-		r.Seq, err = v.int(64)
-	case "at_ns":
-		r.AtNS, err = v.int(64)
-	case "tag":
-		r.Tag, err = v.str()
-	case "msg_type":
-		u32(&r.MsgType)
-	case "crc_ok":
-		r.CRCOK, err = v.bool()
-	case "payload":
-		r.Payload, err = v.bytes()
-	case "effect":
-		r.Effect, err = v.str()
-	case "count":
-		r.Count, err = v.uint(64)
-	case "exit_code":
-		var x int64
-		x, err = v.int(32)
-		r.ExitCode, r.HasExitCode = int32(x), err == nil
-	case "request_id":
-		u32(&r.RequestID)
-	case "req_kind":
-		u32(&r.ReqKind)
-	case "req_tag":
-		r.ReqTag, err = v.str()
-	case "request":
-		r.Request, err = v.bytes()
-	case "value":
-		r.Value, err = v.uint(64)
-	case "start_ns":
-		r.StartNS, err = v.uint(64)
-	case "deadline_ns":
-		r.DeadlineNS, err = v.uint(64)
-	case "pause_ns":
-		r.PauseNS, err = v.uint(64)
-	case "pause_total_ns":
-		r.PauseTotalNS, err = v.uint(64)
-	case "step":
+	case *uint16:
 		var x uint64
 		x, err = v.uint(16)
-		r.Step = uint16(x)
-	case "diag":
-		r.Diag, err = v.str()
-	case "offset":
-		r.Offset, err = v.int(64)
-	case "length":
-		u32(&r.Length)
-	case "pad":
-		u32(&r.Pad)
-	case "dropped":
-		r.Dropped, err = v.int(64)
-	case "message":
-		r.Message, err = v.str()
+		*p = uint16(x)
+	case *bool:
+		*p, err = v.bool()
+	case *string:
+		*p, err = v.str()
+	case *[]byte:
+		*p, err = v.bytes()
 	default:
-		err = v.skip() // unknown keys are ignored (forward compatibility)
+		panic("record: a field of a type the decoder does not know")
 	}
 	return err
 }
@@ -396,296 +496,59 @@ func (j jsonValue) bytes() ([]byte, error) {
 	return b, nil
 }
 
-func (j jsonValue) skip() error { return nil }
-
-// mpDecoder reads msgpack without trusting any length: strings and byte
-// strings are capped and grow only with bytes read, and unknown values are
-// skipped iteratively (no recursion, no allocation).
-type mpDecoder struct {
-	br  *bufio.Reader
-	tmp [8]byte
-}
-
-// msgpack value families.
-const (
-	mpNil = iota
-	mpBool
-	mpUint
-	mpInt
-	mpFloat
-	mpStr
-	mpBin
-	mpArray
-	mpMap
-	mpExt
-)
-
-// head is a decoded msgpack header: the family and, for numbers and
-// bools, the value; for str, bin, ext the byte length; for array and map
-// the element count.
-type head struct {
-	kind int
-	u    uint64 // uint, bool (0/1), length or count
-	i    int64  // int
-}
-
-func (d *mpDecoder) be(n int) (uint64, error) {
-	if _, err := io.ReadFull(d.br, d.tmp[:n]); err != nil {
-		return 0, err
-	}
-	switch n {
-	case 1:
-		return uint64(d.tmp[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(d.tmp[:])), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(d.tmp[:])), nil
-	}
-	return binary.BigEndian.Uint64(d.tmp[:]), nil
-}
-
-func (d *mpDecoder) head() (head, error) {
-	c, err := d.br.ReadByte()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // Read has checked that a record starts
-		}
-		return head{}, err
-	}
-	var h head
-	sized := func(kind, n int) {
-		h.kind = kind
-		h.u, err = d.be(n)
-	}
-	switch {
-	case c <= 0x7f:
-		return head{kind: mpUint, u: uint64(c)}, nil
-	case c <= 0x8f:
-		return head{kind: mpMap, u: uint64(c & 0x0f)}, nil
-	case c <= 0x9f:
-		return head{kind: mpArray, u: uint64(c & 0x0f)}, nil
-	case c <= 0xbf:
-		return head{kind: mpStr, u: uint64(c & 0x1f)}, nil
-	case c >= 0xe0:
-		return head{kind: mpInt, i: int64(int8(c))}, nil
-	}
-	switch c {
-	case 0xc0:
-		h.kind = mpNil
-	case 0xc2, 0xc3:
-		h.kind, h.u = mpBool, uint64(c-0xc2)
-	case 0xc4, 0xc5, 0xc6:
-		sized(mpBin, 1<<(c-0xc4))
-	case 0xc7, 0xc8, 0xc9:
-		sized(mpExt, 1<<(c-0xc7))
-		h.u++ // the ext type byte
-	case 0xca:
-		h.kind, h.u = mpFloat, 4
-	case 0xcb:
-		h.kind, h.u = mpFloat, 8
-	case 0xcc, 0xcd, 0xce, 0xcf:
-		sized(mpUint, 1<<(c-0xcc))
-	case 0xd0, 0xd1, 0xd2, 0xd3:
-		n := 1 << (c - 0xd0)
-		var u uint64
-		u, err = d.be(n)
-		h.kind = mpInt
-		switch n {
-		case 1:
-			h.i = int64(int8(u))
-		case 2:
-			h.i = int64(int16(u))
-		case 4:
-			h.i = int64(int32(u))
-		default:
-			h.i = int64(u)
-		}
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
-		h.kind, h.u = mpExt, 1+1<<(c-0xd4)
-	case 0xd9, 0xda, 0xdb:
-		sized(mpStr, 1<<(c-0xd9))
-	case 0xdc, 0xdd:
-		sized(mpArray, 2<<(c-0xdc))
-	case 0xde, 0xdf:
-		sized(mpMap, 2<<(c-0xde))
-	default: // 0xc1 is never used
-		return head{}, fmt.Errorf("invalid msgpack byte %#02x", c)
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return h, err
-}
-
-func (d *mpDecoder) record(r *Record) error {
-	h, err := d.head()
-	if err != nil {
-		return err
-	}
-	if h.kind != mpMap {
-		return errors.New("record is not a msgpack map")
-	}
-	if h.u > MaxKeys {
-		return fmt.Errorf("%d keys, at most %d", h.u, MaxKeys)
-	}
-	for range h.u {
-		kh, err := d.head()
-		if err != nil {
-			return err
-		}
-		if kh.kind != mpStr {
-			return errors.New("map key is not a string")
-		}
-		if kh.u > MaxKeyLen {
-			return fmt.Errorf("key of %d bytes, at most %d", kh.u, MaxKeyLen)
-		}
-		k, err := d.read(kh.u)
-		if err != nil {
-			return err
-		}
-		if err := setField(r, string(k), mpValue{d}); err != nil {
-			return fmt.Errorf("key %q: %w", k, err)
-		}
-	}
-	return nil
-}
-
-// read reads n bytes, growing the buffer with the bytes that arrive.
-func (d *mpDecoder) read(n uint64) ([]byte, error) {
-	const step = 64 << 10
-	b := make([]byte, 0, min(n, step))
-	for uint64(len(b)) < n {
-		k := int(min(n-uint64(len(b)), step))
-		b = append(b, make([]byte, k)...)
-		if _, err := io.ReadFull(d.br, b[len(b)-k:]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return b, nil
-}
-
-// discard skips n bytes.
-func (d *mpDecoder) discard(n uint64) error {
-	for n > 0 {
-		k := int(min(n, 1<<30))
-		m, err := d.br.Discard(k)
-		n -= uint64(m)
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
-}
-
 // mpValue reads the next msgpack value as a key requires.
-type mpValue struct{ d *mpDecoder }
+type mpValue struct{ d *msgp.Decoder }
 
-func (v mpValue) number() (head, error) {
-	h, err := v.d.head()
-	if err != nil {
-		return h, err
+// typeErr turns the layer's wrong-family error into this package's.
+func typeErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	if h.kind != mpUint && h.kind != mpInt {
-		return h, errType
+	if te := (*msgp.TypeError)(nil); errors.As(err, &te) {
+		if te.Got == msgp.Invalid {
+			return fmt.Errorf("invalid msgpack byte %#02x", te.Code)
+		}
+		return errType
 	}
-	return h, nil
+	return err
 }
 
 func (v mpValue) int(bits int) (int64, error) {
-	h, err := v.number()
+	i, err := v.d.Int()
 	if err != nil {
-		return 0, err
+		return 0, typeErr(err)
 	}
-	lo, hi := int64(-1)<<(bits-1), int64(uint64(1)<<(bits-1)-1)
-	if h.kind == mpUint {
-		if h.u > uint64(hi) {
-			return 0, errRange
-		}
-		return int64(h.u), nil
-	}
-	if h.i < lo || h.i > hi {
+	x, ok := i.Int(bits)
+	if !ok {
 		return 0, errRange
 	}
-	return h.i, nil
+	return x, nil
 }
 
 func (v mpValue) uint(bits int) (uint64, error) {
-	h, err := v.number()
+	i, err := v.d.Int()
 	if err != nil {
-		return 0, err
+		return 0, typeErr(err)
 	}
-	if h.kind == mpInt {
-		if h.i < 0 {
-			return 0, errRange
-		}
-		h.u = uint64(h.i)
-	}
-	if bits < 64 && h.u >= 1<<bits {
+	x, ok := i.Uint(bits)
+	if !ok {
 		return 0, errRange
 	}
-	return h.u, nil
+	return x, nil
 }
 
 func (v mpValue) bool() (bool, error) {
-	h, err := v.d.head()
-	if err != nil {
-		return false, err
-	}
-	if h.kind != mpBool {
-		return false, errType
-	}
-	return h.u == 1, nil
+	b, err := v.d.Bool()
+	return b, typeErr(err)
 }
 
-// raw reads a str or bin value of at most limit bytes; nil reads as empty.
-func (v mpValue) raw(limit uint64) ([]byte, error) {
-	h, err := v.d.head()
-	if err != nil {
-		return nil, err
-	}
-	switch h.kind {
-	case mpNil:
-		return nil, nil
-	case mpStr, mpBin:
-	default:
-		return nil, errType
-	}
-	if h.u > limit {
-		return nil, fmt.Errorf("%d bytes, at most %d", h.u, limit)
-	}
-	return v.d.read(h.u)
-}
-
+// str reads a str or bin value; nil reads as empty.
 func (v mpValue) str() (string, error) {
-	b, err := v.raw(MaxString)
-	return string(b), err
+	s, err := v.d.Str()
+	return s, typeErr(err)
 }
 
-func (v mpValue) bytes() ([]byte, error) { return v.raw(MaxBytes) }
-
-// skip skips one value of any shape, iteratively.
-func (v mpValue) skip() error {
-	for pending := uint64(1); pending > 0; pending-- {
-		h, err := v.d.head()
-		if err != nil {
-			return err
-		}
-		switch h.kind {
-		case mpStr, mpBin, mpExt, mpFloat:
-			if err := v.d.discard(h.u); err != nil {
-				return err
-			}
-		case mpArray:
-			pending += h.u // at most 2^32 per header; each element is at least one byte
-		case mpMap:
-			pending += 2 * h.u
-		}
-	}
-	return nil
+func (v mpValue) bytes() ([]byte, error) {
+	b, err := v.d.Bin()
+	return b, typeErr(err)
 }
