@@ -63,6 +63,17 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{br: br, mp: msgp.NewStream(br, limits)}
 }
 
+// JSON reports whether the stream is in the JSON-lines form; it is known
+// once Read has been called (false before). A filter writes in the form
+// it read.
+func (rd *Reader) JSON() bool { return rd.form == 'j' }
+
+// Buffered returns how many bytes the Reader has read ahead but not yet
+// decoded. When it is 0 the next Read may wait for its input: a filter
+// flushes its Writer then, so that the pipeline streams without flushing
+// every record.
+func (rd *Reader) Buffered() int { return rd.br.Buffered() }
+
 // Read returns the next record. It returns io.EOF only at a clean end of
 // stream (between records); any other error is an *Error and every later
 // call returns it again.
@@ -130,6 +141,19 @@ func (rd *Reader) skipSpace() (byte, error) {
 	}
 }
 
+// skipBufferedSpace discards the white space already buffered (the
+// newline after a record), without waiting for more, so that Buffered
+// says whether another record is waiting.
+func (rd *Reader) skipBufferedSpace() {
+	for rd.br.Buffered() > 0 {
+		c, _ := rd.br.Peek(1)
+		if c[0] != ' ' && c[0] != '\n' && c[0] != '\r' && c[0] != '\t' {
+			return
+		}
+		rd.br.Discard(1)
+	}
+}
+
 // scanJSON returns the bytes of the next top-level JSON object and how
 // many keys it has; json.Unmarshal validates the rest. A record that
 // would exceed MaxJSONRecord is an error before it is read.
@@ -164,6 +188,7 @@ func (rd *Reader) scanJSON() ([]byte, int, error) {
 			if cap(b) <= 1<<20 {
 				rd.line = b
 			}
+			rd.skipBufferedSpace()
 			return b, sc.keys, nil
 		}
 	}

@@ -86,3 +86,25 @@ func ExampleEqual() {
 	// true
 	// false
 }
+
+// A filter writes in the form it read, and flushes when its input has
+// nothing more buffered, so the pipeline streams.
+func ExampleReader_JSON() {
+	rd := record.NewReader(strings.NewReader(`{"v":1,"kind":"diag","seq":0,"at_ns":0,"diag":"residual_overflow","message":"m","offset":0,"dropped":1}` + "\n"))
+	var w *record.Writer
+	for {
+		if w != nil && rd.Buffered() == 0 {
+			w.Flush() // the next Read may wait
+		}
+		r, err := rd.Read()
+		if err != nil {
+			break // io.EOF, or an *Error to report
+		}
+		if w == nil {
+			w = record.NewWriter(os.Stdout, rd.JSON())
+		}
+		w.Write(r)
+	}
+	// Output:
+	// {"v":1,"kind":"diag","seq":0,"at_ns":0,"diag":"residual_overflow","message":"m","offset":0,"dropped":1}
+}
