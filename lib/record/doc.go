@@ -99,8 +99,12 @@
 // # Writing
 //
 // A Writer buffers: call Flush when a reader should see what was written
-// so far (a filter flushes when its input has nothing more buffered, so
-// the pipeline streams). Write sets the record's V to Version. Equal
-// compares two records but for the times, which differ between two
-// replays of one recording.
+// so far (a filter flushes when its input has nothing more buffered,
+// Reader.Buffered, so the pipeline streams). Write sets the record's V to
+// Version. Equal compares two records but for the times, which differ
+// between two replays of one recording.
+//
+// A Filter does all of that: it copies a stream through a function that
+// may change or drop each record, in the form it came in (Reader.JSON)
+// or the one it is told, flushing as it should.
 package record

@@ -50,26 +50,15 @@ func ExampleReader() {
 
 // A filter between ktstr-dispatch and ktstr-verdict: it passes every
 // record but the kernel log's, in the form it was given.
-func Example_filter() {
+func ExampleFilter() {
 	in := strings.NewReader(`{"v":1,"kind":"entry","seq":0,"at_ns":5,"tag":"DMSG","msg_type":1145918279,"crc_ok":true,"payload":"b29wcw=="}
 {"v":1,"kind":"entry","seq":1,"at_ns":9,"tag":"EXIT","msg_type":1163413844,"crc_ok":true,"payload":"AAAAAA=="}
 `)
-	rd := record.NewReader(in)
-	w := record.NewWriter(os.Stdout, true)
-	defer w.Close()
-	for {
-		r, err := rd.Read()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "filter:", err)
-			return
-		}
-		if r.Kind == record.KindEntry && r.Tag == "DMSG" {
-			continue
-		}
-		w.Write(r)
+	f := record.Filter{Keep: func(r *record.Record) (bool, error) {
+		return r.Kind != record.KindEntry || r.Tag != "DMSG", nil
+	}}
+	if err := f.Copy(os.Stdout, in); err != nil {
+		fmt.Fprintln(os.Stderr, "filter:", err)
 	}
 	// Output:
 	// {"v":1,"kind":"entry","seq":1,"at_ns":9,"tag":"EXIT","msg_type":1163413844,"crc_ok":true,"payload":"AAAAAA=="}
@@ -85,26 +74,4 @@ func ExampleEqual() {
 	// Output:
 	// true
 	// false
-}
-
-// A filter writes in the form it read, and flushes when its input has
-// nothing more buffered, so the pipeline streams.
-func ExampleReader_JSON() {
-	rd := record.NewReader(strings.NewReader(`{"v":1,"kind":"diag","seq":0,"at_ns":0,"diag":"residual_overflow","message":"m","offset":0,"dropped":1}` + "\n"))
-	var w *record.Writer
-	for {
-		if w != nil && rd.Buffered() == 0 {
-			w.Flush() // the next Read may wait
-		}
-		r, err := rd.Read()
-		if err != nil {
-			break // io.EOF, or an *Error to report
-		}
-		if w == nil {
-			w = record.NewWriter(os.Stdout, rd.JSON())
-		}
-		w.Write(r)
-	}
-	// Output:
-	// {"v":1,"kind":"diag","seq":0,"at_ns":0,"diag":"residual_overflow","message":"m","offset":0,"dropped":1}
 }

@@ -12,8 +12,8 @@
 // Every record passes through in order, in the form it came in; only the
 // payload of a TEST entry over the limit changes. The records are read
 // and written with the public package lib/record, the code the tools
-// use, so the filter is small: copy it, change check, and you have your
-// own filter. A record keeps the keys of this schema version: keys a
+// use (record.Filter does the copying), so the filter is small: copy it,
+// change check, and you have your own filter. A record keeps the keys of this schema version: keys a
 // later version adds are dropped. The result is changed as a generic
 // msgpack map, so that payload keys this build does not know survive. It
 // flushes its output whenever its input has nothing more buffered, so it
@@ -67,37 +67,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // filter copies records from in to out, failing TEST results over limit.
 func filter(in io.Reader, out io.Writer, limit float64) error {
-	rd := record.NewReader(in)
-	var w *record.Writer
-	for n := 0; ; n++ {
-		if w != nil && rd.Buffered() == 0 {
-			if err := w.Flush(); err != nil { // the next Read may wait
-				return err
-			}
-		}
-		r, err := rd.Read()
-		if err == io.EOF { // a clean end: between records
-			if w == nil {
-				return nil
-			}
-			return w.Flush()
-		}
-		if err != nil {
-			return err
-		}
-		if w == nil {
-			w = record.NewWriter(out, rd.JSON())
-		}
-		if err := check(r, limit); err != nil {
-			return fmt.Errorf("record %d: %v", n, err)
-		}
-		if err := w.Write(r); err != nil {
-			return err
-		}
-	}
+	keep := func(r *record.Record) (bool, error) { return true, check(r, limit) }
+	return record.Filter{Keep: keep}.Copy(out, in)
 }
 
-// check adds the Fail outcome to rec's TEST payload if a gap is over limit.
+// check adds the Fail outcome to r's TEST payload if a gap is over limit.
 func check(r *record.Record, limit float64) error {
 	if r.Kind != record.KindEntry || wire.Type(r.MsgType) != wire.TypeTestResult || !r.CRCOK {
 		return nil

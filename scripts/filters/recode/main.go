@@ -11,8 +11,8 @@
 //
 // Build it with: go build -o bin/ ./scripts/filters/recode
 //
-// Every record passes through in order, read and written with the public
-// package lib/record: each is checked on the way (a malformed record
+// Every record passes through in order, copied by the public package
+// lib/record (record.Filter): each is checked on the way (a malformed record
 // stops it with the record's index), and comes out with the keys of this
 // schema version in the writer's order. It streams.
 //
@@ -58,33 +58,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // recode copies the records of in to out in the form to ("" the other).
 func recode(in io.Reader, out io.Writer, to string) error {
-	rd := record.NewReader(in)
-	var w *record.Writer
-	for {
-		if w != nil && rd.Buffered() == 0 {
-			if err := w.Flush(); err != nil { // the next Read may wait
-				return err
-			}
+	form := func(inJSON bool) bool {
+		if to == "" {
+			return !inJSON
 		}
-		r, err := rd.Read()
-		if err == io.EOF {
-			if w == nil {
-				return nil
-			}
-			return w.Flush()
-		}
-		if err != nil {
-			return err
-		}
-		if w == nil {
-			json := !rd.JSON()
-			if to != "" {
-				json = to == "json"
-			}
-			w = record.NewWriter(out, json)
-		}
-		if err := w.Write(r); err != nil {
-			return err
-		}
+		return to == "json"
 	}
+	return record.Filter{JSON: form}.Copy(out, in)
 }
