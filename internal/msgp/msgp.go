@@ -163,14 +163,13 @@ func (d *Decoder) Peek() (Family, byte, error) {
 	return FamilyOf(c), c, nil
 }
 
-// expect checks that the next value is of family f (or, when also is not
-// Invalid, of that one).
-func (d *Decoder) expect(want string, f, also Family) error {
+// expect checks that the next value is of family f.
+func (d *Decoder) expect(want string, f Family) error {
 	g, c, err := d.Peek()
 	if err != nil {
 		return err
 	}
-	if g != f && (also == Invalid || g != also) {
+	if g != f {
 		return &TypeError{Want: want, Got: g, Code: c}
 	}
 	return nil
@@ -178,7 +177,7 @@ func (d *Decoder) expect(want string, f, also Family) error {
 
 // Nil consumes a nil.
 func (d *Decoder) Nil() error {
-	if err := d.expect("nil", Nil, Invalid); err != nil {
+	if err := d.expect("nil", Nil); err != nil {
 		return err
 	}
 	return eof(d.dec.DecodeNil())
@@ -186,7 +185,7 @@ func (d *Decoder) Nil() error {
 
 // Bool reads a bool.
 func (d *Decoder) Bool() (bool, error) {
-	if err := d.expect("a bool", Bool, Invalid); err != nil {
+	if err := d.expect("a bool", Bool); err != nil {
 		return false, err
 	}
 	b, err := d.dec.DecodeBool()
@@ -271,7 +270,7 @@ func (d *Decoder) Float() (float64, error) {
 // entry takes at least two), and the depth against Limits.Depth, before
 // the caller sizes anything by it. Call Leave after its entries.
 func (d *Decoder) MapLen() (int, error) {
-	if err := d.expect("a map", Map, Invalid); err != nil {
+	if err := d.expect("a map", Map); err != nil {
 		return 0, err
 	}
 	n, err := d.dec.DecodeMapLen()
@@ -283,7 +282,7 @@ func (d *Decoder) MapLen() (int, error) {
 
 // ArrayLen reads an array header and enters the array, as MapLen does.
 func (d *Decoder) ArrayLen() (int, error) {
-	if err := d.expect("an array", Array, Invalid); err != nil {
+	if err := d.expect("an array", Array); err != nil {
 		return 0, err
 	}
 	n, err := d.dec.DecodeArrayLen()
@@ -373,7 +372,7 @@ func (d *Decoder) view(n int) ([]byte, error) {
 // Key reads a map key: a str of at most limit bytes (0: Limits.Str). The
 // bytes are valid until the next call.
 func (d *Decoder) Key(limit int) ([]byte, error) {
-	if err := d.expect("a string key", Str, Invalid); err != nil {
+	if err := d.expect("a string key", Str); err != nil {
 		return nil, err
 	}
 	if limit == 0 {
