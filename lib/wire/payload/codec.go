@@ -111,7 +111,7 @@ func unmarshalLossy(t wire.Type, p []byte, v any, required ...string) error {
 type decoder struct {
 	typ   wire.Type
 	d     *msgp.Decoder
-	path  []string
+	path  []step // where the value being decoded is
 	lossy bool // strings need not be UTF-8 (unmarshalLossy)
 }
 
@@ -152,7 +152,7 @@ func (d *decoder) fail(kind error, reason string) error {
 	if kind == nil {
 		kind = wire.ErrPayloadValue
 	}
-	return &DecodeError{Type: d.typ, Path: strings.Join(d.path, ""), Offset: d.d.Offset(), Reason: reason, Err: kind}
+	return &DecodeError{Type: d.typ, Path: d.where(), Offset: d.d.Offset(), Reason: reason, Err: kind}
 }
 
 func (d *decoder) failf(format string, args ...any) error {
@@ -270,17 +270,17 @@ func (d *decoder) structValue(v reflect.Value) (uint64, error) {
 	var seen uint64
 	var unknown map[string]bool // unknown keys, made on the first
 	for range n {
-		key, err := d.key()
+		key, err := d.d.Key(0)
 		if err != nil {
-			return 0, err
+			return 0, d.layer(err)
 		}
-		i, known := info.byName[key]
+		i, known := info.byName[string(key)]
 		switch {
-		case !known && !unknown[key]:
+		case !known && !unknown[string(key)]:
 			if unknown == nil {
 				unknown = map[string]bool{}
 			}
-			unknown[key] = true
+			unknown[string(key)] = true
 			if err := d.d.Skip(); err != nil {
 				return 0, d.layer(err)
 			}
@@ -289,7 +289,7 @@ func (d *decoder) structValue(v reflect.Value) (uint64, error) {
 			return 0, d.failf("duplicate key %q", key)
 		}
 		seen |= 1 << i
-		d.path = append(d.path, pathKey(len(d.path), key))
+		d.path = append(d.path, step{key: info.names[i]})
 		if err := d.value(v.Field(info.index[i])); err != nil {
 			return 0, err
 		}
@@ -299,11 +299,30 @@ func (d *decoder) structValue(v reflect.Value) (uint64, error) {
 	return seen, nil
 }
 
-func pathKey(depth int, key string) string {
-	if depth == 0 {
-		return key
+// A step is one level of the path to a value: a struct field, a map key
+// or an array index. The path is rendered only for an error.
+type step struct {
+	key   string // a field's or a map's key
+	index int    // an array index
+	kind  byte   // 0 a field, '[' a map key, '#' an index
+}
+
+// where renders the path: "outcomes[2].verdict", `measurements["x"]`.
+func (d *decoder) where() string {
+	var b strings.Builder
+	for i, s := range d.path {
+		switch {
+		case s.kind == '#':
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+		case s.kind == '[':
+			b.WriteString("[" + strconv.Quote(s.key) + "]")
+		case i > 0:
+			b.WriteString("." + s.key)
+		default:
+			b.WriteString(s.key)
+		}
 	}
-	return "." + key
+	return b.String()
 }
 
 func (d *decoder) key() (string, error) {
@@ -340,7 +359,7 @@ func (d *decoder) mapValue(v reflect.Value) error {
 		if m.MapIndex(k).IsValid() {
 			return d.failf("duplicate key %q", key)
 		}
-		d.path = append(d.path, "["+strconv.Quote(key)+"]")
+		d.path = append(d.path, step{key: key, kind: '['})
 		e := reflect.New(v.Type().Elem()).Elem()
 		if err := d.value(e); err != nil {
 			return err
@@ -365,7 +384,7 @@ func (d *decoder) sliceValue(v reflect.Value) error {
 	}
 	s := reflect.MakeSlice(v.Type(), n, n)
 	for i := range n {
-		d.path = append(d.path, "["+strconv.Itoa(i)+"]")
+		d.path = append(d.path, step{index: i, kind: '#'})
 		if err := d.value(s.Index(i)); err != nil {
 			return err
 		}
@@ -378,8 +397,9 @@ func (d *decoder) sliceValue(v reflect.Value) error {
 
 // structInfo maps msgpack keys to field indexes.
 type structInfo struct {
-	byName map[string]int // key -> position in index
+	byName map[string]int // key -> position in index and names
 	index  []int          // field index in the struct
+	names  []string       // key
 }
 
 var fieldCache sync.Map // reflect.Type -> *structInfo
@@ -403,6 +423,7 @@ func fieldsOf(t reflect.Type) *structInfo {
 		}
 		info.byName[name] = len(info.index)
 		info.index = append(info.index, i)
+		info.names = append(info.names, name)
 	}
 	if len(info.index) > 64 {
 		panic("payload: struct " + t.String() + " has more than 64 fields")
