@@ -112,7 +112,7 @@ type decoder struct {
 	typ   wire.Type
 	d     *msgp.Decoder
 	path  []step // where the value being decoded is
-	lossy bool // strings need not be UTF-8 (unmarshalLossy)
+	lossy bool   // strings need not be UTF-8 (unmarshalLossy)
 }
 
 func (d *decoder) decode(v any, required []string) error {
