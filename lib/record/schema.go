@@ -91,7 +91,13 @@ type layoutKey struct{ kind, name string }
 
 var (
 	// fieldIndex maps a key to its index in fields.
-	fieldIndex = map[string]int{}
+	fieldIndex = func() map[string]int {
+		m := map[string]int{}
+		for i, f := range fields {
+			m[f.key] = i
+		}
+		return m
+	}()
 	// keyLists are the field indexes each record carries, common four
 	// first; unknownKind is for a kind this version does not know.
 	keyLists    = map[layoutKey][]int{}
@@ -99,9 +105,6 @@ var (
 )
 
 func init() {
-	for i, f := range fields {
-		fieldIndex[f.key] = i
-	}
 	parse := func(keys string) []int {
 		var l []int
 		for _, k := range strings.Fields(keys) {
@@ -137,14 +140,9 @@ func keyList(r *Record) []int {
 	return unknownKind
 }
 
-// present reports whether r carries the field at index i of its list:
-// all but an optional one it has no value for.
-func present(r *Record, i int) bool {
-	if _, opt := fields[i].ptr(r).(*exitCode); opt {
-		return r.HasExitCode
-	}
-	return true
-}
+// iExitCode is the index of the one optional key, which a record
+// carries only when it has a value for it.
+var iExitCode = fieldIndex["exit_code"]
 
 // keyTable is the key table of doc.go and ktstr-records(5), one line per
 // record: "entry" or the kind and the name, then the keys.
