@@ -12,11 +12,31 @@ import (
 
 // Regs are one vCPU's registers as a backend captures them.
 type Regs struct {
-	RIP, RSP, RBP, RFLAGS                Hex
-	RAX, RBX, RCX, RDX, RSI, RDI         Hex
-	R8, R9, R10, R11, R12, R13, R14, R15 Hex
-	CR0, CR2, CR3, CR4, EFER             Hex
-	Halted                               bool // the vCPU was in HLT (idle)
+	RIP    Hex `json:"rip"`
+	RSP    Hex `json:"rsp"`
+	RBP    Hex `json:"rbp"`
+	RFLAGS Hex `json:"rflags"`
+	RAX    Hex `json:"rax"`
+	RBX    Hex `json:"rbx"`
+	RCX    Hex `json:"rcx"`
+	RDX    Hex `json:"rdx"`
+	RSI    Hex `json:"rsi"`
+	RDI    Hex `json:"rdi"`
+	R8     Hex `json:"r8"`
+	R9     Hex `json:"r9"`
+	R10    Hex `json:"r10"`
+	R11    Hex `json:"r11"`
+	R12    Hex `json:"r12"`
+	R13    Hex `json:"r13"`
+	R14    Hex `json:"r14"`
+	R15    Hex `json:"r15"`
+	CR0    Hex `json:"cr0"`
+	CR2    Hex `json:"cr2"`
+	CR3    Hex `json:"cr3"`
+	CR4    Hex `json:"cr4"`
+	EFER   Hex `json:"efer"`
+	// Halted: the vCPU was idle in HLT.
+	Halted bool `json:"halted,omitempty"`
 }
 
 // Errors about guest state.
