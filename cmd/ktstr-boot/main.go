@@ -39,6 +39,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app.UsageText = name + " [options]"
 	app.Flags = []ucli.Flag{
 		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "bzImage to boot (default: $KTSTR_KERNEL, the `make kernel` build, or Debian's cached kernel)"},
+		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's vmlinux (ELF symbols and BTF) for snapshots and kernel ops (default: vmlinux next to the kernel, if there is one; \"none\": none)"},
 		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario name, or a scenario file (JSON)"},
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler binary to test (packed with its shared libraries); default: the kernel's own"},
@@ -124,6 +125,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				return cli.Usagef("--kernel %s: not a readable file", kernel)
 			}
 			cfg.Kernel = kernel
+			switch v := c.String("vmlinux"); v {
+			case "":
+				cfg.Vmlinux = boot.DefaultVmlinux(kernel)
+			case "none":
+			default:
+				if _, err := os.Stat(v); err != nil {
+					return cli.Usagef("--vmlinux %s: %v", v, err)
+				}
+				cfg.Vmlinux = v
+			}
 		}
 		dir := c.String("run-dir")
 		if dir == "" {

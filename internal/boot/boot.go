@@ -27,12 +27,14 @@ import (
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
-	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // Config is one run.
 type Config struct {
 	Kernel string
+	// Vmlinux is the kernel's vmlinux (ELF symbols and BTF) for
+	// snapshots and kernel ops; "" answers them ERR "no vmlinux".
+	Vmlinux string
 	// Guest is what the agent runs (scenario, scheduler), written into the
 	// initramfs as /ktstr/config.json.
 	Guest guest.Config
@@ -83,6 +85,8 @@ const (
 	InitrdFile  = "initramfs.cpio"
 	ConsoleFile = "console.log"
 	COM2File    = "com2.log"
+	QMPSock     = "qmp.sock"
+	RAMFile     = "guest-ram"
 )
 
 // PrepareRunDir creates dir (mode 0700) if needed and refuses one that
@@ -220,6 +224,8 @@ func Run(cfg Config) (Result, error) {
 	// The control socket exists before the region, so a reader that waits
 	// for the region can connect at once.
 	h := &handler{backend: "qemu", logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
+	h.ins = newInspector(cfg.RunDir, cfg.Vmlinux, logf, h.reply)
+	defer h.ins.close()
 	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), h.handle)
 	if err != nil {
 		return Result{}, fmt.Errorf("control socket: %w", err)
@@ -239,7 +245,10 @@ func Run(cfg Config) (Result, error) {
 	h.region = region
 	h.rx = region.RX().NewProducer(time.Second)
 
-	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1"
+	// nokaslr: the kernel sits where vmlinux says, so the host can read
+	// it before any vCPU's CR3 is known (introspect finds the page tables
+	// either way).
+	cmdline := "console=ttyS0 reboot=t panic=-1 nokaslr rdinit=/init KTSTR_GUEST=1"
 	if !cfg.Verbose {
 		cmdline += " quiet loglevel=1"
 	}
@@ -253,7 +262,9 @@ func Run(cfg Config) (Result, error) {
 		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
 		Region: regionPath, RegionSize: layout.Size,
 		Console: console, COM2: com2, Stderr: os.Stderr,
+		RAMFile: ramFile(cfg.RunDir), QMP: filepath.Join(cfg.RunDir, QMPSock),
 	}
+	defer os.Remove(qc.RAMFile) // gone already once QEMU has it
 	own := false
 	switch cfg.VMM {
 	case "", "auto":
@@ -278,6 +289,7 @@ func Run(cfg Config) (Result, error) {
 		qc.KVM = true
 	case "host":
 		h.backend = "host"
+		h.ins.attach("host", nil)
 		logf("backend: host (--vmm host: the agent runs the scenario on this machine, no VM)")
 		return h.runHost(cfg, region, start)
 	default:
@@ -287,9 +299,17 @@ func Run(cfg Config) (Result, error) {
 	var vm machine
 	if own {
 		h.backend = "own-vmm"
-		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size)
+		var o *ownVM
+		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size); err == nil {
+			vm = o
+			h.ins.attach(h.backend, ownTarget{o.vm})
+		}
 	} else {
-		vm, err = qemu.Start(qc)
+		var q *qemu.VM
+		if q, err = qemu.Start(qc); err == nil {
+			vm = q
+			h.ins.attach(h.backend, qemuTarget{q})
+		}
 	}
 	if err != nil {
 		res := Result{Reason: wire.EndVMMError, Detail: err.Error(), Elapsed: time.Since(start)}
@@ -351,6 +371,7 @@ type handler struct {
 	logf     func(string, ...any)
 	region   *shm.Region
 	rx       *shm.Producer
+	ins      *inspector
 	kill     chan string
 	deadline chan time.Time
 	rxMu     sync.Mutex
@@ -369,15 +390,9 @@ func (h *handler) handle(r *record.Record) {
 		rem := time.Duration(int64(r.DeadlineNS) - r.AtNS)
 		h.deadline <- time.Now().Add(rem)
 	case record.EffectSnapshotRequest:
-		h.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{
-			RequestID: r.RequestID, Status: wire.SnapshotErr,
-			Reason: "snapshot capture is not supported by the " + h.backend + " backend"}))
+		h.ins.snapshot(r)
 	case record.EffectKernelOpRequest:
-		p, err := payload.MarshalKernelOpReply(&payload.KernelOpReply{RequestID: r.RequestID,
-			Reason: "kernel ops are not supported by the " + h.backend + " backend", ReadValues: []payload.Value{}})
-		if err == nil {
-			h.reply(wire.TypeKernelOpReply, p)
-		}
+		h.ins.kernelOp(r)
 	}
 }
 
@@ -424,10 +439,11 @@ func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Resu
 			<-vm.Done()
 			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("ktstr-boot interrupted by %v", sig)}
 		case why := <-h.kill:
+			dump := h.ins.failureDump(why)
 			t0 := time.Now()
 			vm.Kill()
 			<-vm.Done()
-			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request", why, time.Since(t0).Round(time.Microsecond))}
+			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request%s", why, time.Since(t0).Round(time.Microsecond), dump)}
 		case d := <-h.deadline:
 			rem := time.Until(d)
 			hard.Reset(max(rem, 0))
@@ -436,9 +452,11 @@ func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Resu
 		case <-soft.C:
 			h.region.SetControl(shm.CtlShutdown, 0xD3)
 		case <-hard.C:
+			why := fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))
+			dump := h.ins.failureDump(why)
 			vm.Kill()
 			<-vm.Done()
-			return Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))}
+			return Result{Reason: wire.EndTimeout, Detail: why + dump}
 		}
 	}
 }
