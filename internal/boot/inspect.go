@@ -58,7 +58,7 @@ type qemuTarget struct{ vm *qemu.VM }
 func (q qemuTarget) freeze(t time.Duration) ([]introspect.Regs, error) { return q.vm.Freeze(t) }
 func (q qemuTarget) thaw() error                                       { return q.vm.Thaw(FreezeTimeout) }
 func (q qemuTarget) liveRegs() ([]introspect.Regs, error)              { return q.vm.Registers(FreezeTimeout) }
-func (q qemuTarget) withRAM(fn func([]introspect.Range) error) error  { return q.vm.WithRAM(fn) }
+func (q qemuTarget) withRAM(fn func([]introspect.Range) error) error   { return q.vm.WithRAM(fn) }
 
 type ownTarget struct{ vm *vmm.VM }
 

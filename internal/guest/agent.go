@@ -267,6 +267,9 @@ func (a *agent) run() {
 		}
 		return "host answered ERR: " + r.Reason, nil
 	}
+	env.kernelOp = func(req *payload.KernelOpRequest) (*payload.KernelOpReply, error) {
+		return rep.kernelOp(a.send, req, kernelOpTimeout)
+	}
 	res := runScenario(sc, env)
 	if attachMS > 0 {
 		res.Measurements["sched_attach_ms"] = attachMS
