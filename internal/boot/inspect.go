@@ -107,6 +107,11 @@ type inspector struct {
 	guest  *introspect.Guest
 	freeze sync.Mutex // one freeze at a time: worker captures, Cold ops, failure dump
 
+	stats struct {
+		sync.Mutex
+		captures, kernelOps, frozen latency
+	}
+
 	jobs      chan func()
 	capturing atomic.Bool
 	snapshots atomic.Int32
@@ -139,13 +144,45 @@ func (in *inspector) attach(backend string, t target) {
 	in.mu.Unlock()
 }
 
-// close stops the worker after the requests already queued.
+// latency sums durations: how many, their total and the largest.
+type latency struct {
+	n        int
+	sum, max time.Duration
+}
+
+func (l *latency) add(d time.Duration) {
+	l.n++
+	l.sum += d
+	l.max = max(l.max, d)
+}
+
+func (l latency) String() string {
+	if l.n == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d, mean %v, max %v", l.n, (l.sum / time.Duration(l.n)).Round(time.Microsecond), l.max.Round(time.Microsecond))
+}
+
+// close stops the worker after the requests already queued, and logs
+// what it did: how long requests took from their arrival to the reply,
+// and how long the vCPUs stayed frozen.
 func (in *inspector) close() {
 	close(in.quit)
 	in.wg.Wait()
 	if n := in.dropped.Load(); n > 0 {
 		in.logf("introspection: %d requests dropped: more than %d were waiting", n, inspectQueue)
 	}
+	in.stats.Lock()
+	defer in.stats.Unlock()
+	if in.stats.captures.n+in.stats.kernelOps.n > 0 {
+		in.logf("introspection: captures %v; frozen %v; kernel ops %v", in.stats.captures, in.stats.frozen, in.stats.kernelOps)
+	}
+}
+
+func (in *inspector) took(l *latency, d time.Duration) {
+	in.stats.Lock()
+	l.add(d)
+	in.stats.Unlock()
 }
 
 func (in *inspector) work() {
@@ -180,6 +217,7 @@ func (in *inspector) submit(job func()) bool {
 
 // snapshot handles an SNRQ effect.
 func (in *inspector) snapshot(r *record.Record) {
+	t0 := time.Now()
 	errReply := func(reason string) func() {
 		return func() {
 			in.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{RequestID: r.RequestID, Status: wire.SnapshotErr, Reason: reason}))
@@ -200,6 +238,7 @@ func (in *inspector) snapshot(r *record.Record) {
 				return
 			}
 			in.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{RequestID: r.RequestID, Status: wire.SnapshotOK}))
+			in.took(&in.stats.captures, time.Since(t0))
 		}) {
 			in.capturing.Store(false)
 		}
@@ -213,6 +252,7 @@ func (in *inspector) snapshot(r *record.Record) {
 // kernelOp handles a KORQ effect: the request is decoded again from the
 // payload ktstr-dispatch validated.
 func (in *inspector) kernelOp(r *record.Record) {
+	t0 := time.Now()
 	in.submit(func() {
 		rep := in.doKernelOp(r)
 		p, err := payload.MarshalKernelOpReply(rep)
@@ -221,6 +261,7 @@ func (in *inspector) kernelOp(r *record.Record) {
 			return
 		}
 		in.reply(wire.TypeKernelOpReply, p)
+		in.took(&in.stats.kernelOps, time.Since(t0))
 	})
 }
 
@@ -334,6 +375,7 @@ func (in *inspector) capture(tag, reason string) (string, *introspect.Report, er
 	terr := t.thaw()
 	frozen := time.Since(start)
 	in.freeze.Unlock()
+	in.took(&in.stats.frozen, frozen)
 	if rep == nil {
 		if ferr == nil {
 			ferr = err

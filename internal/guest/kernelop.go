@@ -3,7 +3,10 @@ package guest
 import (
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
 	"github.com/ktstr-go/ktstr/lib/wire"
@@ -56,16 +59,18 @@ func (env runEnv) runKernelOp(op scenario.Op, saved map[string]uint64) (string, 
 	if op.Op == scenario.OpWriteKernel {
 		req.Direction = payload.DirWrite
 	}
+	t0 := time.Now()
 	rep, err := env.kernelOp(req)
 	if err != nil {
 		return "", err
 	}
+	took := fmt.Sprintf(" (%s, answered in %v)", req.Mode, time.Since(t0).Round(time.Microsecond))
 	what := describeTarget(k.Target)
 	if !rep.Success {
 		return "", fmt.Errorf("host answered ERR: %s", rep.Reason)
 	}
 	if op.Op == scenario.OpWriteKernel {
-		return fmt.Sprintf("write_kernel %s: wrote %s", what, valueString(k.Entry().Value)), nil
+		return fmt.Sprintf("write_kernel %s: wrote %s%s", what, valueString(k.Entry().Value), took), nil
 	}
 	if len(rep.ReadValues) != 1 {
 		return "", fmt.Errorf("host answered %d values for one read", len(rep.ReadValues))
@@ -77,7 +82,7 @@ func (env runEnv) runKernelOp(op scenario.Op, saved map[string]uint64) (string, 
 	if err := k.Expect.Check(v.U, saved); err != nil {
 		return "", fmt.Errorf("%s is %v", what, err)
 	}
-	return fmt.Sprintf("read_kernel %s: %s", what, valueString(v)), nil
+	return fmt.Sprintf("read_kernel %s: %s%s", what, valueString(v), took), nil
 }
 
 func describeTarget(t payload.Target) string {
@@ -92,9 +97,16 @@ func describeTarget(t payload.Target) string {
 	return fmt.Sprintf("%s %#x", t.Kind, t.Addr)
 }
 
+// valueString prints a number in decimal, bytes in hex, and bytes that
+// hold a C string also as that string.
 func valueString(v payload.Value) string {
-	if v.Kind == payload.ValueBytes {
-		return hex.EncodeToString(v.Bytes)
+	if v.Kind != payload.ValueBytes {
+		return fmt.Sprint(v.U)
 	}
-	return fmt.Sprint(v.U)
+	h := hex.EncodeToString(v.Bytes)
+	s, _, _ := strings.Cut(string(v.Bytes), "\x00")
+	if s == "" || !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return h
+	}
+	return fmt.Sprintf("%q (%s)", s, h)
 }

@@ -246,7 +246,7 @@ func TestRunScenarioKernelOps(t *testing.T) {
 		t.Errorf("failures (-want +got):\n%s", d)
 	}
 	notes := strings.Join(res.InfoNotes, "\n")
-	for _, w := range []string{"read_kernel jiffies: 1010", "read_kernel jiffies: 1020", "write_kernel panic_print: wrote 5"} {
+	for _, w := range []string{"read_kernel jiffies: 1010 (hot, answered in", "read_kernel jiffies: 1020 (hot", "write_kernel panic_print: wrote 5 (cold"} {
 		if !strings.Contains(notes, w) {
 			t.Errorf("notes lack %q:\n%s", w, notes)
 		}

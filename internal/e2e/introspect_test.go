@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ktstr-go/ktstr/internal/introspect"
+)
+
+// resultNotes returns the info notes of the verdict's only run.
+func resultNotes(t *testing.T, out string) []string {
+	t.Helper()
+	var v struct {
+		Runs []struct {
+			Result *struct {
+				InfoNotes []string `json:"info_notes"`
+			} `json:"result"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Runs) != 1 || v.Runs[0].Result == nil {
+		t.Fatalf("verdict JSON without a result (%v):\n%s", err, out)
+	}
+	return v.Runs[0].Result.InfoNotes
+}
+
+func readReport(t *testing.T, path string) *introspect.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r introspect.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &r
+}
+
+// TestVMIntrospection boots the project kernel under QEMU with scx_simple
+// and runs, in one VM, the host's look into the guest: jiffies read twice
+// (the second read checked to be larger), panic_print written and read
+// back (Hot, then Cold), a per-CPU runqueue field and the agent's own
+// task_struct read through BTF, and a snapshot whose report names the
+// scheduler and shows every CPU.
+func TestVMIntrospection(t *testing.T) {
+	k, dir := needSched(t)
+	for _, cpus := range []string{"2", "8"} {
+		t.Run(cpus+" vCPUs", func(t *testing.T) {
+			run := filepath.Join(t.TempDir(), "run")
+			r := ktstrRun(t, k, append([]string{"KTSTR_RUN_DIR=" + run}, jsonVerdict...), "--vmm", "qemu", "--cpus", cpus,
+				"--scheduler", filepath.Join(dir, "scx_simple"), "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/introspect.json"), "--timeout", "90s")
+			v := parseVerdict(t, r.stdout)
+			if r.status != 0 || v.Runs[0].Status != "PASS" {
+				t.Fatalf("status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
+			}
+			notes := strings.Join(resultNotes(t, r.stdout), "\n")
+			for _, w := range []*regexp.Regexp{
+				regexp.MustCompile(`read_kernel jiffies: \d+ \(hot`),
+				regexp.MustCompile(`read_kernel panic_print: 1234567 \(hot`),
+				regexp.MustCompile(`read_kernel panic_print: 0 \(cold`),
+				regexp.MustCompile(`read_kernel runqueues.cpu on CPU 1: 1 `),
+				regexp.MustCompile(`read_kernel task 1's comm: "init" \(696e6974`),
+				regexp.MustCompile(`snapshot "mid-run": captured in `),
+			} {
+				if !w.MatchString(notes) {
+					t.Errorf("notes lack %v:\n%s", w, notes)
+				}
+			}
+			t.Logf("guest-side latencies:\n%s", notes)
+			rep := readReport(t, filepath.Join(run, "snapshot-mid-run.json"))
+			if rep.SchedExt == nil || rep.SchedExt.Ops != "simple" || rep.SchedExt.State != "SCX_OPS_ENABLED" {
+				t.Errorf("sched_ext = %+v, want simple enabled", rep.SchedExt)
+			}
+			if len(rep.CPUs) != len(rep.VCPUs) || len(rep.CPUs) == 0 || rep.Backend != "qemu" || rep.Tag != "mid-run" {
+				t.Fatalf("report: %d CPUs, %d vCPUs, backend %q, tag %q", len(rep.CPUs), len(rep.VCPUs), rep.Backend, rep.Tag)
+			}
+			want := map[string]int{"2": 2, "8": 8}[cpus]
+			if len(rep.CPUs) != want {
+				t.Errorf("%d CPUs in the report, want %d", len(rep.CPUs), want)
+			}
+			for _, c := range rep.CPUs {
+				if c.CurrComm == "" || c.SCX == nil || len(c.Errors) > 0 || c.ClockNS == 0 {
+					t.Errorf("CPU %d: %+v", c.CPU, c)
+				}
+			}
+			if len(rep.Errors) > 0 {
+				t.Errorf("report errors: %v", rep.Errors)
+			}
+			t.Logf("%s vCPUs: vCPUs frozen for %.1f ms in the snapshot", cpus, float64(rep.FrozenNS)/1e6)
+			// The host's figures (from the request's arrival at ktstr-boot
+			// to its reply; the guest's own clock stops while frozen).
+			if m := regexp.MustCompile(`introspection: .*`).FindString(r.stderr); m != "" {
+				t.Logf("%s vCPUs: %s", cpus, m)
+			} else {
+				t.Errorf("ktstr-boot logged no introspection figures:\n%s", r.stderr)
+			}
+		})
+	}
+}
