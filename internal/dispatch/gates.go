@@ -136,9 +136,10 @@ func ArmOf(t wire.Type) Arm {
 		wire.TypeRawPayloadOutput, wire.TypeProfraw, wire.TypeWprofTrace, wire.TypeStdout, wire.TypeStderr,
 		wire.TypeSchedLog, wire.TypeLifecycle, wire.TypeExecExit, wire.TypeDmesg, wire.TypeProbeOutput:
 		return ArmBucket
-	case wire.TypeLoss, wire.TypeVMEnd:
+	case wire.TypeLoss, wire.TypeVMEnd, wire.TypeHostBlock, wire.TypeHostDump, wire.TypeMonitor:
 		// ktstr-go's host-origin types, appended by ktstr-drain: verdict
-		// data about the transport and the VM's end.
+		// data about the transport, the VM's end, and what ktstr-boot saw
+		// (the verdict checks that HDMP and HMON come in the host block).
 		return ArmBucket
 	case wire.TypeSnapshotReply, wire.TypeKernelOpReply:
 		// Host-to-guest replies stamped by the guest on its TX stream.

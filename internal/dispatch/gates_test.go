@@ -49,6 +49,9 @@ var wantArms = map[wire.Type]Arm{
 	wire.TypeProbeOutput:      ArmBucket,
 	wire.TypeLoss:             ArmBucket,
 	wire.TypeVMEnd:            ArmBucket,
+	wire.TypeHostBlock:        ArmBucket,
+	wire.TypeHostDump:         ArmBucket,
+	wire.TypeMonitor:          ArmBucket,
 }
 
 func TestEveryKnownTypeHasAnArm(t *testing.T) {

@@ -70,6 +70,9 @@
 //	KADR  0x4B414452  52 44 41 4B  G>H  n/a       KernAddrs, 24 bytes
 //	LOSS  0x4C4F5353  53 53 4F 4C  host no        Loss, 16 bytes
 //	VEND  0x56454E44  44 4E 45 56  host no        VMEnd, 24 bytes
+//	HBLK  0x48424C4B  4B 4C 42 48  host no        empty: ktstr-boot's frames follow
+//	HDMP  0x48444D50  50 4D 44 48  host no        payload.HostDump (msgpack)
+//	HMON  0x484D4F4E  4E 4F 4D 48  host no        payload.Monitor (msgpack)
 //
 // Lookup knows every type of Types and reports anything else as unknown,
 // including KADR and 0, exactly as ktstr's MsgType::from_wire: KADR is a
@@ -78,7 +81,13 @@
 // verdict entry. LOSS and VEND are a ktstr-go extension: ktstr-drain
 // appends them to the stream it copies out of the region (how many frames
 // the guest could not write, how the VM ended), so a recording carries
-// what the host saw.
+// what the host saw. HBLK, HDMP and HMON are what ktstr-boot itself saw
+// (failure dumps, host-side monitor samples): it writes them to the file
+// host.frames next to the region, and ktstr-drain copies that file as one
+// block, HBLK first, after the guest's frames and before LOSS and VEND.
+// Readers take only the HDMP and HMON frames after the last HBLK, with
+// nothing but host frames between them and VEND, so frames a guest writes
+// with these types are ignored.
 //
 // # Fixed payloads
 //

@@ -48,6 +48,13 @@ const (
 	// carries what the host saw. They are not ktstr message types.
 	TypeLoss  Type = 0x4C4F5353 // LOSS: 16-byte Loss (ring drops)
 	TypeVMEnd Type = 0x56454E44 // VEND: 24-byte VMEnd (how the VM ended)
+	// What ktstr-boot itself saw, in its host.frames file next to the
+	// region: ktstr-drain copies it after the guest's frames as one block,
+	// HBLK first, so that a guest cannot pass its own frames off as the
+	// host's (only the block after the last HBLK counts).
+	TypeHostBlock Type = 0x48424C4B // HBLK: empty; ktstr-boot's frames follow
+	TypeHostDump  Type = 0x48444D50 // HDMP: payload.HostDump (msgpack), a failure dump's summary
+	TypeMonitor   Type = 0x484D4F4E // HMON: payload.Monitor (msgpack), host-side monitor samples
 )
 
 // Direction says which side of the channel sends a message type.
@@ -56,7 +63,7 @@ type Direction uint8
 const (
 	GuestToHost Direction = iota + 1
 	HostToGuest
-	HostOrigin // appended on the host by ktstr-drain (LOSS, VEND)
+	HostOrigin // appended on the host by ktstr-drain (LOSS, VEND, HBLK, HDMP, HMON)
 )
 
 func (d Direction) String() string {
@@ -116,6 +123,9 @@ var Types = []Info{
 	{TypeProbeOutput, "ProbeOutput", GuestToHost, false, false},
 	{TypeLoss, "Loss", HostOrigin, false, true},
 	{TypeVMEnd, "VMEnd", HostOrigin, false, true},
+	{TypeHostBlock, "HostBlock", HostOrigin, false, true},
+	{TypeHostDump, "HostDump", HostOrigin, false, true},
+	{TypeMonitor, "Monitor", HostOrigin, false, true},
 }
 
 // Lookup returns the description of a type read from the wire. ok is false
