@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"syscall"
 	"time"
@@ -40,6 +41,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 	app.Action = func(c *ucli.Context) error {
 		fd := c.Int("fd")
 		var open func() (*shm.Region, error)
+		var hostFrames string
 		switch {
 		case fd < -1:
 			return cli.Usagef("--fd %d: want a descriptor number", fd)
@@ -52,6 +54,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 		case c.NArg() == 1:
 			path := c.Args().First()
 			open = func() (*shm.Region, error) { return shm.Open(path) }
+			hostFrames = filepath.Join(filepath.Dir(path), drain.HostFramesFile)
 		case c.NArg() == 0:
 			return cli.Usagef("need a REGION path or --fd N")
 		default:
@@ -82,7 +85,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 		growPipe(stdout)
 		pid := region.BootPID()
 		st, err := drain.Run(region, stdout, drain.Options{
-			Follow: c.Bool("follow"), Stop: stop,
+			Follow: c.Bool("follow"), Stop: stop, HostFrames: hostFrames,
 			BootAlive: func() bool { return pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH },
 		})
 		if st.DropFrames > 0 || st.DropBytes > 0 {

@@ -224,7 +224,16 @@ func Run(cfg Config) (Result, error) {
 	// The control socket exists before the region, so a reader that waits
 	// for the region can connect at once.
 	h := &handler{backend: "qemu", logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
-	h.ins = newInspector(cfg.RunDir, cfg.Vmlinux, logf, h.reply)
+	host, err := createHostFrames(cfg.RunDir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if err := host.close(); err != nil {
+			logf("%v", err)
+		}
+	}()
+	h.ins = newInspector(cfg.RunDir, cfg.Vmlinux, host, logf, h.reply)
 	defer h.ins.close()
 	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), h.handle)
 	if err != nil {

@@ -99,6 +99,7 @@ type inspector struct {
 	runDir  string
 	logf    func(string, ...any)
 	reply   func(wire.Type, []byte)
+	host    *hostFrames // where failure dumps and monitor samples go
 	kernel  *introspect.Kernel // nil: no vmlinux (kernelErr says why)
 	kerr    error
 
@@ -120,8 +121,8 @@ type inspector struct {
 	wg        sync.WaitGroup
 }
 
-func newInspector(runDir, vmlinux string, logf func(string, ...any), reply func(wire.Type, []byte)) *inspector {
-	in := &inspector{backend: "qemu", runDir: runDir, logf: logf, reply: reply,
+func newInspector(runDir, vmlinux string, host *hostFrames, logf func(string, ...any), reply func(wire.Type, []byte)) *inspector {
+	in := &inspector{backend: "qemu", runDir: runDir, logf: logf, reply: reply, host: host,
 		jobs: make(chan func(), inspectQueue), quit: make(chan struct{})}
 	switch {
 	case vmlinux == "":
@@ -472,8 +473,14 @@ func (in *inspector) failureDump(why string) string {
 		in.logf("failure dump: %v", err)
 	}
 	in.logf("failure dump (%s): %s", why, path)
-	for _, l := range rep.Summary() {
+	sum := rep.Summary()
+	for _, l := range sum {
 		in.logf("  %s", l)
+	}
+	stuck, _ := rep.Stalled()
+	p, err := payload.MarshalHostDump(&payload.HostDump{Path: path, Reason: why, Summary: sum, StuckCPU: stuck})
+	if err == nil {
+		in.host.add(wire.TypeHostDump, p)
 	}
 	return "; failure dump " + path
 }

@@ -345,3 +345,30 @@ func ExampleTrailer() {
 	// LOSS 16
 	// VEND 24
 }
+
+// TestHostBlock: only CRC-good HDMP and HMON frames of ktstr-boot's file
+// are copied, after an HBLK; a missing file gives no block.
+func TestHostBlock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, HostFramesFile)
+	if b, err := HostBlock(path); b != nil || err != nil {
+		t.Fatalf("missing file: %q, %v; want nil, nil", b, err)
+	}
+	dump := wire.AppendFrame(nil, wire.TypeHostDump, []byte("d"))
+	mon := wire.AppendFrame(nil, wire.TypeMonitor, []byte("m"))
+	badCRC := wire.AppendFrame(nil, wire.TypeMonitor, []byte("x"))
+	badCRC[len(badCRC)-1] = 'y'
+	other := wire.AppendFrame(nil, wire.TypeExit, []byte{0, 0, 0, 0})
+	var file []byte
+	for _, f := range [][]byte{dump, other, badCRC, mon, mon[:10]} {
+		file = append(file, f...)
+	}
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := HostBlock(path)
+	want := append(append(wire.AppendFrame(nil, wire.TypeHostBlock, nil), dump...), mon...)
+	if err != nil || !bytes.Equal(b, want) {
+		t.Errorf("HostBlock = %x, %v; want %x", b, err, want)
+	}
+}

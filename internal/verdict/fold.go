@@ -181,6 +181,7 @@ type Folder struct {
 	vmEnd    *wire.VMEnd
 	// forgedEnds counts VEND frames that other frames followed.
 	forgedEnds int64
+	host       hostBlock // ktstr-boot's frames (HBLK, HDMP, HMON)
 
 	schedLog *schedLog // SCLG
 	outLog   *schedLog // SOUT and SERR
@@ -269,6 +270,7 @@ func (f *Folder) Add(r *record.Record) {
 		f.vmEnd = nil
 		f.forgedEnds++
 	}
+	f.host.see(wire.Type(r.MsgType), r.CRCOK, r.Payload)
 	if !r.CRCOK {
 		c.BadCRC++
 		return
@@ -521,6 +523,12 @@ func (f *Folder) Verdict() Verdict {
 		add(Finding{Status: StatusFail, Cause: CauseTimeout, Message: msg, Source: "VEND"})
 	}
 	f.splatFindings(add)
+	if f.vmEnd != nil && f.host.open {
+		if n := len(f.host.dumps); n > 0 {
+			v.FailureDump = f.host.dumps[n-1]
+		}
+		v.Monitor = monitorFindings(f.host.mons, add)
+	}
 
 	infra := f.infraFindings(add)
 	if v.Result == nil && !f.testSeen && !timedOut && !crashed && !died {
@@ -733,6 +741,9 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 	}
 	for _, e := range f.readErrs {
 		infra("records", e)
+	}
+	if f.host.forged > 0 {
+		infra("HBLK", fmt.Sprintf("%s outside ktstr-drain's host block: forged by the guest and ignored", plural(f.host.forged, "host frame")))
 	}
 	if f.forgedEnds > 0 {
 		infra("VEND", fmt.Sprintf("%s not at the end of the stream, where ktstr-drain writes it: forged by the guest and ignored", plural(f.forgedEnds, "VM end record")))
