@@ -99,7 +99,7 @@ type inspector struct {
 	runDir  string
 	logf    func(string, ...any)
 	reply   func(wire.Type, []byte)
-	host    *hostFrames // where failure dumps and monitor samples go
+	host    *hostFrames        // where failure dumps and monitor samples go
 	kernel  *introspect.Kernel // nil: no vmlinux (kernelErr says why)
 	kerr    error
 
