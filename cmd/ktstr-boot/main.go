@@ -79,12 +79,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.
 		sc := c.String("scenario")
-		if _, b, err := scenario.Load(sc, guest.ValidateWork); err != nil {
+		parsed, b, err := scenario.Load(sc, guest.ValidateWork)
+		if err != nil {
 			return cli.Usagef("--scenario: %v", err)
 		} else if strings.ContainsRune(sc, '/') || strings.HasSuffix(sc, ".json") {
 			cfg.Guest.ScenarioJSON = b
 		} else {
 			cfg.Guest.Scenario = sc
+		}
+		if parsed.Monitor != nil {
+			th := parsed.Monitor.Thresholds()
+			cfg.Monitor = &th
 		}
 		cfg.Guest.AttachTimeoutMS = int(c.Duration("attach-timeout").Milliseconds())
 		if bin := c.String("scheduler"); bin != "" {

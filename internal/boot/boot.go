@@ -27,6 +27,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // Config is one run.
@@ -35,6 +36,9 @@ type Config struct {
 	// Vmlinux is the kernel's vmlinux (ELF symbols and BTF) for
 	// snapshots and kernel ops; "" answers them ERR "no vmlinux".
 	Vmlinux string
+	// Monitor, when set, runs the host-side monitor with these checks
+	// (the scenario opted in).
+	Monitor *payload.MonitorThresholds
 	// Guest is what the agent runs (scenario, scheduler), written into the
 	// initramfs as /ktstr/config.json.
 	Guest guest.Config
@@ -326,7 +330,11 @@ func Run(cfg Config) (Result, error) {
 		return res, err
 	}
 
+	if cfg.Monitor != nil {
+		h.ins.startMonitor(*cfg.Monitor, start)
+	}
 	res := h.watch(vm, start, cfg.Timeout)
+	h.ins.stopMonitor() // its last samples go out before the region closes
 	res.Elapsed = time.Since(start)
 	if res.Reason == 0 {
 		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), console)

@@ -113,6 +113,9 @@ type inspector struct {
 		captures, kernelOps, frozen latency
 	}
 
+	monStop, monDone chan struct{} // the host-side monitor (monitor.go)
+	dumped           atomic.Bool   // the run's failure dump is taken
+
 	jobs      chan func()
 	capturing atomic.Bool
 	snapshots atomic.Int32
@@ -457,12 +460,18 @@ func memFS(dir string) bool {
 // failureDump captures a snapshot on ktstr-boot's own initiative before
 // the VM is stopped, logs its summary and returns a note for the result's
 // detail ("" when there is nothing to look into).
+//
+// A run has one failure dump, the first: a stall the monitor saw is a
+// better picture than what is left once the scheduler has died of it.
 func (in *inspector) failureDump(why string) string {
 	in.mu.Lock()
 	t := in.t
 	in.mu.Unlock()
 	if t == nil {
 		return ""
+	}
+	if !in.dumped.CompareAndSwap(false, true) {
+		return "; failure dump " + filepath.Join(in.runDir, FailureDump)
 	}
 	path, rep, err := in.capture("", why)
 	if rep == nil {

@@ -79,7 +79,8 @@ type Guest struct {
 	mu     sync.Mutex
 	paging *Paging // the kernel's own page tables, once found
 	roPA   [2]uint64
-	nrCPUs int
+	rq     *rqLayout // the runqueue layout, once resolved (or rqErr)
+	rqErr  error
 }
 
 // New returns a Guest over mem. k may be nil (a kernel without vmlinux):
@@ -325,14 +326,9 @@ func (g *Guest) SymbolU64(name string) (uint64, error) {
 }
 
 // NrCPUs is the kernel's nr_cpu_ids, bounded by MaxCPUs and by the size
-// of __per_cpu_offset.
+// of __per_cpu_offset. It is read each time: early in boot it still holds
+// NR_CPUS, until the kernel has counted the possible CPUs.
 func (g *Guest) NrCPUs() (int, error) {
-	g.mu.Lock()
-	n := g.nrCPUs
-	g.mu.Unlock()
-	if n > 0 {
-		return n, nil
-	}
 	a, _, err := g.k.Symbol("nr_cpu_ids")
 	if err != nil {
 		return 0, err
@@ -352,10 +348,26 @@ func (g *Guest) NrCPUs() (int, error) {
 	if v == 0 || v > limit {
 		return 0, fmt.Errorf("introspect: nr_cpu_ids is %d, want 1..%d", v, limit)
 	}
-	g.mu.Lock()
-	g.nrCPUs = int(v)
-	g.mu.Unlock()
 	return int(v), nil
+}
+
+// Running reports whether the kernel has finished booting (system_state
+// is SYSTEM_RUNNING): before that, per-CPU areas and runqueues may not be
+// set up, and what they hold means nothing.
+func (g *Guest) Running() (bool, error) {
+	a, size, err := g.k.Symbol("system_state")
+	if err != nil {
+		return false, err
+	}
+	states, err := g.k.Enum("system_states")
+	if err != nil {
+		return false, err
+	}
+	v, err := g.Uint(a, min(max(size, 1), 4))
+	if err != nil {
+		return false, err
+	}
+	return states[v] == "SYSTEM_RUNNING", nil
 }
 
 // PerCPU returns the address of per-CPU variable name on cpu

@@ -143,3 +143,24 @@ func TestFindTask(t *testing.T) {
 		t.Errorf("wild pointer: error %v, want ErrNotMapped", err)
 	}
 }
+
+func TestRunningAndNrCPUs(t *testing.T) {
+	im := newImage(t, 4)
+	g := im.guest()
+	// Early boot: system_state SYSTEM_BOOTING, nr_cpu_ids still NR_CPUS.
+	im.put32(kNrCPUs, 256)
+	if up, err := g.Running(); err != nil || up {
+		t.Errorf("Running() while booting = %v, %v; want false", up, err)
+	}
+	if _, err := g.NrCPUs(); err == nil {
+		t.Error("nr_cpu_ids 256 with a 4-entry __per_cpu_offset: no error")
+	}
+	im.populate()
+	im.put32(kNrCPUs, imgCPUs) // the kernel counted its CPUs
+	if up, err := g.Running(); err != nil || !up {
+		t.Errorf("Running() = %v, %v; want true", up, err)
+	}
+	if n, err := g.NrCPUs(); err != nil || n != imgCPUs {
+		t.Errorf("NrCPUs() = %d, %v; want %d (read again, not cached)", n, err, imgCPUs)
+	}
+}

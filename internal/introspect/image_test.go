@@ -30,6 +30,7 @@ const (
 	kExitKind = 0xffffffff81203104
 	kExitInfo = 0xffffffff81203108 // scx_exit_info (pointer)
 	kRejected = 0xffffffff81203110 // scx_nr_rejected
+	kSysState = 0xffffffff81203118 // system_state
 
 	directMap uint64 = 0xffff888000000000 // page_offset_base with 4-level paging
 	pcpuBase  uint64 = 0xffffc90000000000 // vmalloc'ed per-CPU areas, 64 KiB per CPU
@@ -101,13 +102,15 @@ func syntheticBTF(t testing.TB) []byte {
 	ei := &btf.Struct{Name: "scx_exit_info", Size: 32, Members: []btf.Member{
 		{Name: "kind", Type: exitKind}, {Name: "exit_code", Type: &btf.Int{Name: "long long int", Size: 8, Encoding: btf.Signed}, Offset: 64},
 		{Name: "reason", Type: &btf.Pointer{Target: &btf.Const{Type: char}}, Offset: 128}, {Name: "msg", Type: &btf.Pointer{Target: char}, Offset: 192}}}
+	sysStates := &btf.Enum{Name: "system_states", Size: 4, Values: []btf.EnumValue{
+		{Name: "SYSTEM_BOOTING", Value: 0}, {Name: "SYSTEM_SCHEDULING", Value: 1}, {Name: "SYSTEM_FREEING_INITMEM", Value: 2}, {Name: "SYSTEM_RUNNING", Value: 3}}}
 	rqVar := &btf.Var{Name: "runqueues", Type: rq, Linkage: btf.GlobalVar}
 	ds := &btf.Datasec{Name: ".data..percpu", Size: rqOff + rqSize, Vars: []btf.VarSecinfo{{Type: rqVar, Offset: rqOff, Size: rqSize}}}
 	b, err := btf.NewBuilder(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []btf.Type{ts, rq, ops, exitKind, state, ei, ds} {
+	for _, typ := range []btf.Type{ts, rq, ops, exitKind, state, ei, sysStates, ds} {
 		if _, err := b.Add(typ); err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +138,7 @@ func syntheticSyms() []elfSym {
 		{Name: "scx_exit_kind", Value: kExitKind, Size: 4},
 		{Name: "scx_exit_info", Value: kExitInfo, Size: 8},
 		{Name: "scx_nr_rejected", Value: kRejected, Size: 8},
+		{Name: "system_state", Value: kSysState, Size: 4, Global: true},
 		{Name: "runqueues", Value: rqOff, Size: rqSize, Global: true, PerCPU: true},
 		{Name: "dup", Value: 1}, {Name: "dup", Value: 2},
 	}
@@ -303,6 +307,7 @@ func (im *image) populate() {
 	ei := directMap + 0x530000
 	im.put64(kExitInfo, ei)
 	im.put64(kRejected, ^uint64(0)) // -1: signed
+	im.put32(kSysState, 3)          // SYSTEM_RUNNING
 }
 
 func (im *image) guest() *Guest { return New(im.mem, im.k) }

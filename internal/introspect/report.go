@@ -99,25 +99,47 @@ func (g *Guest) Capture(regs []Regs) *Report {
 		r.Errors = append(r.Errors, err.Error())
 		return r
 	}
-	if j, err := g.SymbolU64("jiffies"); err == nil {
-		r.Jiffies = j
-	} else {
-		r.Errors = append(r.Errors, "jiffies: "+err.Error())
+	var errs []string
+	r.Jiffies, r.CPUs, errs = g.Runqueues()
+	r.Errors = append(r.Errors, errs...)
+	r.SchedExt = g.schedExt()
+	return r
+}
+
+// Runqueues reads jiffies and every CPU's runqueue (the per-CPU part of
+// a report). Errors say what could not be read; the rest is filled. It
+// reads while the vCPUs run just as well (the host-side monitor): each
+// value is one aligned load, each pointer followed is checked.
+func (g *Guest) Runqueues() (jiffies uint64, cpus []CPUState, errs []string) {
+	cpus = []CPUState{}
+	if _, err := g.Paging(nil); err != nil {
+		return 0, cpus, []string{err.Error()}
+	}
+	j, err := g.SymbolU64("jiffies")
+	if err != nil {
+		errs = append(errs, "jiffies: "+err.Error())
 	}
 	n, err := g.NrCPUs()
 	if err != nil {
-		r.Errors = append(r.Errors, err.Error())
+		errs = append(errs, err.Error())
 	}
-	rl, err := g.rqLayout()
-	if err != nil {
-		r.Errors = append(r.Errors, "runqueues: "+err.Error())
-		n = 0
+	g.mu.Lock()
+	rl, rerr := g.rq, g.rqErr
+	if rl == nil && rerr == nil {
+		var l rqLayout
+		if l, rerr = g.rqLayout(); rerr == nil {
+			rl = &l
+		}
+		g.rq, g.rqErr = rl, rerr
+	}
+	g.mu.Unlock()
+	if rerr != nil {
+		return j, cpus, append(errs, "runqueues: "+rerr.Error())
 	}
 	for cpu := range n {
-		r.CPUs = append(r.CPUs, g.cpuState(rl, cpu, r.Jiffies))
+		cpus = append(cpus, g.cpuState(*rl, cpu, j))
 	}
-	r.SchedExt = g.schedExt()
-	return r
+	return j, cpus, errs
 }
 
 // rqLayout is where struct rq and what it points to keep what a report

@@ -76,12 +76,12 @@ func TestProjectKernelBTF(t *testing.T) {
 		t.Error("task_struct.no_such_field resolved")
 	}
 	for _, name := range []string{"jiffies", "init_top_pgt", "init_task", "__per_cpu_offset", "nr_cpu_ids", "linux_banner",
-		"scx_ops", "scx_ops_enable_state_var", "scx_exit_kind", "scx_exit_info", "_text", "__end_rodata"} {
+		"scx_ops", "scx_ops_enable_state_var", "scx_exit_kind", "scx_exit_info", "_text", "__end_rodata", "system_state"} {
 		if _, _, err := k.Symbol(name); err != nil {
 			t.Errorf("symbol %s: %v", name, err)
 		}
 	}
-	for _, e := range []struct{ enum, name string }{{"scx_ops_enable_state", "SCX_OPS_ENABLED"}, {"scx_exit_kind", "SCX_EXIT_ERROR_STALL"}} {
+	for _, e := range []struct{ enum, name string }{{"scx_ops_enable_state", "SCX_OPS_ENABLED"}, {"scx_exit_kind", "SCX_EXIT_ERROR_STALL"}, {"system_states", "SYSTEM_RUNNING"}} {
 		m, err := k.Enum(e.enum)
 		found := false
 		for _, n := range m {

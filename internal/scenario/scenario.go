@@ -54,6 +54,8 @@ type Scenario struct {
 	// FailOnPurpose adds a failing outcome: the harness's own check that a
 	// failing guest gives a failing verdict end to end.
 	FailOnPurpose bool `json:"fail_on_purpose,omitempty"`
+	// Monitor opts into ktstr-boot's host-side monitor (nil: off).
+	Monitor *Monitor `json:"monitor,omitempty"`
 }
 
 // Cgroup is one cgroup and its workers.
@@ -323,6 +325,9 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 	}
 	if err := s.Checks.validate(); err != nil {
 		return bad("checks", "%v", err)
+	}
+	if err := s.Monitor.validate(); err != nil {
+		return bad("monitor", "%v", err)
 	}
 	return nil
 }
