@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -100,4 +101,65 @@ func TestVMIntrospection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failureVerdict is the part of the verdict JSON about a failure dump.
+type failureVerdict struct {
+	Runs []struct {
+		FailureDump *struct {
+			Path     string   `json:"path"`
+			Reason   string   `json:"reason"`
+			Summary  []string `json:"summary"`
+			StuckCPU int      `json:"stuck_cpu"`
+		} `json:"failure_dump"`
+		Monitor *struct {
+			Samples int `json:"samples"`
+		} `json:"monitor"`
+	} `json:"runs"`
+}
+
+func parseFailure(t *testing.T, out string) failureVerdict {
+	t.Helper()
+	var v failureVerdict
+	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Runs) != 1 {
+		t.Fatalf("verdict JSON: %v\n%s", err, out)
+	}
+	return v
+}
+
+// TestVMQmapStallDump: scx_qmap -t 20 drops every 20th user-thread
+// enqueue, so a task stays runnable without running. The scenario turns
+// the host-side monitor on; it sees the task wait on its CPU and
+// ktstr-boot dumps the state before sched_ext's watchdog (5 s for qmap)
+// kills the scheduler. The verdict says the scheduler died, and its
+// failure dump names the stuck CPU, which the dump file confirms.
+func TestVMQmapStallDump(t *testing.T) {
+	k, dir := needSched(t)
+	run := filepath.Join(t.TempDir(), "run")
+	r := ktstrRun(t, k, append([]string{"KTSTR_RUN_DIR=" + run}, jsonVerdict...), "--vmm", "qemu", "--scheduler", filepath.Join(dir, "scx_qmap"),
+		"--sched-arg=-t", "--sched-arg=20", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/qmap-stall.json"), "--timeout", "90s")
+	v := parseVerdict(t, r.stdout)
+	if r.status != 1 || v.Runs[0].Cause != "scheduler_died" || !strings.Contains(v.Runs[0].Reason, "runnable task stall") {
+		t.Fatalf("status %d cause %q (%s), want 1 scheduler_died by a runnable task stall\n%s\nstderr:\n%s", r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+	f := parseFailure(t, r.stdout).Runs[0]
+	d := f.FailureDump
+	if d == nil || d.StuckCPU < 0 || !strings.HasPrefix(d.Reason, "stall: CPU ") || d.Path != filepath.Join(run, "failure-dump.json") {
+		t.Fatalf("failure dump %+v, want a stall naming a CPU, in %s\n%s", d, run, r.stdout)
+	}
+	stuck := fmt.Sprintf("stuck CPU %d: ", d.StuckCPU)
+	if !strings.Contains(strings.Join(d.Summary, "\n"), stuck) {
+		t.Errorf("summary lacks %q:\n%s", stuck, strings.Join(d.Summary, "\n"))
+	}
+	rep := readReport(t, d.Path)
+	if cpu, o := rep.Stalled(); cpu != d.StuckCPU || o == nil {
+		t.Errorf("the dump file's stalled CPU is %d (%+v), the verdict's %d", cpu, o, d.StuckCPU)
+	}
+	if rep.SchedExt == nil || rep.SchedExt.Ops != "qmap" {
+		t.Errorf("sched_ext in the dump: %+v", rep.SchedExt)
+	}
+	if f.Monitor == nil || f.Monitor.Samples == 0 {
+		t.Errorf("no monitor samples in the verdict: %+v", f.Monitor)
+	}
+	t.Logf("failure dump:\n%s", strings.Join(d.Summary, "\n"))
 }
