@@ -10,7 +10,6 @@
 GO       ?= go
 BIN      := bin
 CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict
-CACHE    ?= $(or $(KTSTR_CACHE),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/ktstr,$(HOME)/.cache/ktstr))
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 

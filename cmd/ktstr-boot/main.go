@@ -6,12 +6,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
-	"time"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/cli"
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/internal/workload"
 )
 
@@ -38,43 +41,72 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := cli.App(name, "boot a kernel and run a scheduler scenario in it", stdout, stderr)
 	app.UsageText = name + " [options]"
 	app.Flags = []ucli.Flag{
-		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "bzImage to boot (default: $KTSTR_KERNEL, the `make kernel` build, or Debian's cached kernel)"},
-		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's vmlinux (ELF symbols and BTF) for snapshots and kernel ops (default: vmlinux next to the kernel, if there is one; \"none\": none)"},
-		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario name, or a scenario file (JSON)"},
+		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
+		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's `vmlinux` (ELF symbols and BTF) for snapshots, kernel ops, failure dumps and the monitor (default: vmlinux next to the kernel, if there is one; none: none)"},
+		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
-		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler binary to test (packed with its shared libraries); default: the kernel's own"},
-		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "argument for the scheduler (repeat for several)"},
-		&ucli.DurationFlag{Name: "attach-timeout", Value: 30 * time.Second, Usage: "how long the scheduler may take to attach"},
-		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, SRC or SRC:DST (repeat)"},
-		&ucli.StringFlag{Name: "run-dir", Usage: "run directory for the region, control socket and logs (default: a new directory under $TMPDIR)"},
-		&ucli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "watchdog: hard deadline for the whole VM"},
-		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: "vCPUs"},
-		&ucli.IntFlag{Name: "memory", Value: 512, Usage: "guest memory in MiB"},
-		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "backend: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
-		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line"},
+		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler `binary` to test (packed with its shared libraries); default: the kernel's own"},
+		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "`arg`ument for the scheduler (repeat for several)"},
+		&ucli.DurationFlag{Name: "attach-timeout", Usage: "how long (`duration`) the scheduler may take to attach, more than 0 and at most 24h (default: 30s under KVM and on the host, 90s under software emulation)"},
+		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, `SRC[:DST]`, a regular file of at most 256 MiB (repeat)"},
+		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR, removed at the end unless the run fails or --keep is given)"},
+		&ucli.BoolFlag{Name: "keep", Usage: "keep the default run directory after a run that passed"},
+		&ucli.DurationFlag{Name: "timeout", Value: boot.DefaultTimeout, Usage: "watchdog: hard deadline (`duration`) for the whole VM, more than 0 and at most 24h"},
+		&ucli.IntFlag{Name: "cpus", Value: 2, Usage: fmt.Sprintf("`n` vCPUs, 1 to %d: shorthand for --topology 1,1,N,1", topology.MaxCPUs)},
+		&ucli.StringFlag{Name: "topology", Aliases: []string{"t"}, Usage: "machine `shape` N,L,C,T (NUMA nodes, LLCs in all, cores per LLC, threads per core) or a preset name (--list-topologies)"},
+		&ucli.BoolFlag{Name: "list-topologies", Usage: "print the topology presets and exit"},
+		&ucli.StringFlag{Name: "numa-memory", Usage: "memory of each NUMA node, `MiB,MiB,...` (default: --memory split evenly)"},
+		&ucli.StringFlag{Name: "numa-distance", Usage: "NUMA distance `matrix`, row by row (\"10,20;20,10\"; default 10 local, 20 remote)"},
+		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d (default 512, a preset's own, or more for many vCPUs or nodes)", boot.MinMemoryMB, boot.MaxMemoryMB)},
+		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "`backend`: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
+		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
 	}
 	app.Before = cli.NoArgs
 	app.Action = func(c *ucli.Context) error {
 		if c.Bool("list-scenarios") {
+			// A reader that has gone (| head -1) is a clean end: the
+			// write comes back as EPIPE instead of SIGPIPE killing us.
+			signal.Ignore(syscall.SIGPIPE)
 			for _, n := range scenario.Names() {
 				s, _, err := scenario.Load(n, guest.ValidateWork)
 				if err != nil {
 					return cli.Exitf(cli.ExitFail, "%v", err)
 				}
-				fmt.Fprintf(stdout, "%-18s %s\n", n, s.Description)
+				if _, err := fmt.Fprintf(stdout, "%-18s %s\n", n, s.Description); err != nil {
+					if errors.Is(err, syscall.EPIPE) {
+						return nil
+					}
+					return cli.Exitf(cli.ExitFail, "%v", err)
+				}
 			}
 			return nil
 		}
+		if c.Bool("list-topologies") {
+			for _, p := range topology.Presets() {
+				fmt.Fprintf(stdout, "%-20s %-10s %5d MiB  %s\n", p.Name, p.Topology, p.MemoryMB, p.Description)
+			}
+			return nil
+		}
+		switch vmm := c.String("vmm"); vmm {
+		case "auto", "own", "qemu", "qemu-kvm", "host":
+		default:
+			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", vmm)
+		}
+		shape, memory, err := machineShape(c)
+		if err != nil {
+			return err
+		}
 		cfg := boot.Config{
-			Timeout: c.Duration("timeout"), CPUs: c.Int("cpus"), MemoryMB: c.Int("memory"),
+			Self:    os.Getenv("KTSTR_INIT"),
+			Timeout: c.Duration("timeout"), Topology: shape, MemoryMB: memory,
 			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
 			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
 		}
-		switch cfg.VMM {
-		case "auto", "own", "qemu", "qemu-kvm", "host":
-		default:
-			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", cfg.VMM)
+		for _, f := range []string{"timeout", "attach-timeout"} {
+			if d := c.Duration(f); (f == "timeout" || c.IsSet(f)) && (d <= 0 || d > boot.MaxTimeout) {
+				return cli.Usagef("--%s %v: want more than 0 and at most %v", f, d, boot.MaxTimeout)
+			}
 		}
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.
@@ -91,12 +123,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			th := parsed.Monitor.Thresholds()
 			cfg.Monitor = &th
 		}
+		if cfg.VMM != "host" {
+			cfg.Guest.Topology, cfg.Guest.MemoryMB = &cfg.Topology, cfg.MemoryMB
+		}
 		cfg.Guest.AttachTimeoutMS = int(c.Duration("attach-timeout").Milliseconds())
+		// Every file takes a name of its own in the initramfs: a clash is
+		// refused here, not resolved by skipping a file.
+		layout := boot.NewLayout()
 		if bin := c.String("scheduler"); bin != "" {
 			if cfg.VMM == "host" {
 				cfg.Guest.Scheduler, _ = filepath.Abs(bin)
 			} else {
 				files, dst, err := boot.SchedulerFiles(bin)
+				for _, f := range files {
+					if err == nil {
+						err = layout.Add(f)
+					}
+				}
 				if err != nil {
 					return cli.Usagef("--scheduler: %v", err)
 				}
@@ -108,14 +151,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return cli.Usagef("--sched-arg needs --scheduler")
 		}
 		for _, inc := range c.StringSlice("include") {
-			src, dst, ok := strings.Cut(inc, ":")
-			if !ok {
-				dst = "/ktstr/include/" + filepath.Base(src)
+			f, err := boot.IncludeFile(inc)
+			if err == nil {
+				err = layout.Add(f)
 			}
-			if _, err := os.Stat(src); err != nil {
+			if err != nil {
 				return cli.Usagef("--include %s: %v", inc, err)
 			}
-			cfg.Files = append(cfg.Files, boot.File{Dst: dst, Src: src})
+			cfg.Files = append(cfg.Files, f)
 		}
 		if cfg.VMM != "host" {
 			kernel := c.String("kernel")
@@ -126,8 +169,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				}
 				kernel = k
 			}
-			if st, err := os.Stat(kernel); err != nil || !st.Mode().IsRegular() {
-				return cli.Usagef("--kernel %s: not a readable file", kernel)
+			if err := boot.CheckKernel(kernel); err != nil {
+				return cli.Usagef("--kernel %s: %v", kernel, err)
 			}
 			cfg.Kernel = kernel
 			switch v := c.String("vmlinux"); v {
@@ -141,24 +184,108 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				cfg.Vmlinux = v
 			}
 		}
-		dir := c.String("run-dir")
-		if dir == "" {
-			d, err := os.MkdirTemp("", "ktstr-run-")
+		dir, temp := c.String("run-dir"), false
+		if dir != "" {
+			d, err := filepath.Abs(dir)
+			if err == nil {
+				err = boot.CheckRunDirPath(d)
+			}
+			if err != nil {
+				return cli.Usagef("--run-dir: %v", err)
+			}
+			dir = d
+		} else {
+			d, err := boot.TempRunDir()
+			if errors.Is(err, boot.ErrRunDir) {
+				return cli.Usagef("%v (set TMPDIR to a shorter directory, or pass --run-dir)", err)
+			}
 			if err != nil {
 				return cli.Exitf(boot.ExitVMM, "%v", err)
 			}
-			dir = d
+			dir, temp = d, true
 		}
-		cfg.RunDir, _ = filepath.Abs(dir)
-		cli.Errorf(stderr, name, "run directory %s", cfg.RunDir)
+		cfg.RunDir = dir
+		if temp {
+			cli.Errorf(stderr, name, "run directory %s (removed at the end unless the run fails or --keep is given)", dir)
+		} else {
+			cli.Errorf(stderr, name, "run directory %s", dir)
+		}
 		res, err := boot.Run(cfg)
+		code := res.ExitCode()
 		if err != nil {
-			return cli.Exitf(boot.ExitVMM, "%v", err)
+			code = boot.ExitVMM
 		}
-		if code := res.ExitCode(); code != 0 {
+		switch {
+		case !temp:
+		case code != 0:
+			cli.Errorf(stderr, name, "run directory %s kept: the run failed", dir)
+		case c.Bool("keep"):
+			cli.Errorf(stderr, name, "run directory %s kept (--keep)", dir)
+		default:
+			if err := os.RemoveAll(dir); err != nil {
+				cli.Errorf(stderr, name, "remove run directory: %v", err)
+			}
+		}
+		if err != nil {
+			return cli.Exitf(code, "%v", err)
+		}
+		if code != 0 {
 			return cli.Silent(code)
 		}
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// machineShape reads --topology (or its shorthand --cpus), --memory and
+// the NUMA options into a validated shape and the VM's memory.
+func machineShape(c *ucli.Context) (topology.Topology, int, error) {
+	var (
+		t      topology.Topology
+		memory = c.Int("memory")
+		err    error
+	)
+	if memory < boot.MinMemoryMB || memory > boot.MaxMemoryMB {
+		return t, 0, cli.Usagef("--memory %d: want %d to %d (MiB)", memory, boot.MinMemoryMB, boot.MaxMemoryMB)
+	}
+	switch {
+	case c.IsSet("topology") && c.IsSet("cpus"):
+		return t, 0, cli.Usagef("--cpus and --topology both given: --cpus N is --topology 1,1,N,1")
+	case c.IsSet("topology"):
+		if t, err = topology.Parse(c.String("topology")); err != nil {
+			return t, 0, cli.Usagef("--topology: %v", err)
+		}
+		if p, ok := topology.Preset(c.String("topology")); ok && !c.IsSet("memory") {
+			memory = p.MemoryMB
+		}
+	default:
+		if t, err = topology.New(1, 1, c.Int("cpus"), 1); err != nil {
+			return t, 0, cli.Usagef("--cpus %d: want 1 to %d", c.Int("cpus"), topology.MaxCPUs)
+		}
+	}
+	if s := c.String("numa-memory"); s != "" {
+		if t.NodeMemoryMB, err = topology.ParseNodeMemory(s, t.Nodes); err != nil {
+			return t, 0, cli.Usagef("--numa-memory: %v", err)
+		}
+		sum := t.DefaultMemoryMB()
+		if c.IsSet("memory") && memory != sum {
+			return t, 0, cli.Usagef("--numa-memory adds up to %d MiB, --memory says %d", sum, memory)
+		}
+		memory = sum
+	}
+	if s := c.String("numa-distance"); s != "" {
+		if t.Distances, err = topology.ParseDistances(s, t.Nodes); err != nil {
+			return t, 0, cli.Usagef("--numa-distance: %v", err)
+		}
+	}
+	if !c.IsSet("memory") && t.NodeMemoryMB == nil {
+		memory = max(memory, t.DefaultMemoryMB())
+	}
+	if _, err := t.NodeMemory(memory); err != nil {
+		return t, 0, cli.Usagef("--memory %d: %v", memory, err)
+	}
+	if err := boot.CheckTopology(c.String("vmm"), t); err != nil {
+		return t, 0, cli.Usagef("--topology: %v", err)
+	}
+	return t, memory, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -11,7 +13,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"ktstr-boot": func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"ktstr-boot": main, // main, so that host-mode runs can re-execute it as their workers
 	})
 }
 
@@ -19,9 +21,23 @@ func TestMain(m *testing.M) {
 // are one line on stderr and status 2, nothing on stdout; runs that cannot
 // start are status 4. Booting for real is the e2e package's job.
 func TestScripts(t *testing.T) {
+	// The scripts run this test binary as ktstr-boot; built with -race it
+	// is dynamic, and ktstr-boot refuses a dynamic /init. Runs that go as
+	// far as the backend pack a static build of ktstr-boot instead.
+	init := filepath.Join(t.TempDir(), "ktstr-boot")
+	build := exec.Command("go", "build", "-o", init, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	testscript.Run(t, testscript.Params{
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("KTSTR_INIT", init)
+			return nil
+		},
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
-		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status},
+		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status, "closedstdout": clitest.ClosedStdout},
+		Condition:           clitest.Condition,
 	})
 }

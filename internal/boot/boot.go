@@ -1,28 +1,19 @@
-// Package boot is the host side of ktstr-boot: it prepares a run
-// directory (initramfs, shared region, control socket), picks a backend,
-// runs the VM under a watchdog, answers control requests and records how
-// the VM ended in the region, where ktstr-drain picks it up.
 package boot
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
+	"github.com/ktstr-go/ktstr/internal/drain"
 	"github.com/ktstr-go/ktstr/internal/guest"
-	"github.com/ktstr-go/ktstr/internal/initramfs"
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -34,7 +25,8 @@ import (
 type Config struct {
 	Kernel string
 	// Vmlinux is the kernel's vmlinux (ELF symbols and BTF) for
-	// snapshots and kernel ops; "" answers them ERR "no vmlinux".
+	// snapshots, kernel ops, failure dumps and the monitor; "" answers
+	// what needs names ERR "no vmlinux".
 	Vmlinux string
 	// Monitor, when set, runs the host-side monitor with these checks
 	// (the scenario opted in).
@@ -44,10 +36,12 @@ type Config struct {
 	Guest guest.Config
 	// Files are extra files for the initramfs (scheduler binaries and
 	// their libraries, payloads).
-	Files      []File
-	RunDir     string
-	Timeout    time.Duration
-	CPUs       int
+	Files   []File
+	RunDir  string
+	Timeout time.Duration // the watchdog's absolute ceiling (0: DefaultTimeout)
+	// Topology is the machine shape (validated by the caller); MemoryMB
+	// the guest's RAM, split over its NUMA nodes.
+	Topology   topology.Topology
 	MemoryMB   int
 	VMM        string // "auto", "qemu", "qemu-kvm", "host"
 	RegionSize uint64
@@ -57,12 +51,35 @@ type Config struct {
 	Log        func(format string, args ...any)
 }
 
+// Bounds of the numbers on ktstr-boot's command line.
+const (
+	MinMemoryMB = 128
+	MaxMemoryMB = vmm.MaxMemory >> 20
+	MaxTimeout  = 24 * time.Hour // --timeout and --attach-timeout
+)
+
 // Exit statuses of ktstr-boot.
 const (
 	ExitPoweroff = 0 // the guest agent finished and powered off
 	ExitAbnormal = 1 // the VM ended otherwise: timeout, crash, killed
 	ExitVMM      = 4 // the VM could not be run
 )
+
+// CheckTopology says whether the backend --vmm names (auto: the one Run
+// would pick) can give a guest the shape t.
+func CheckTopology(vmmName string, t topology.Topology) error {
+	switch vmmName {
+	case "host":
+		return nil // the host is whatever it is; the agent does not check it
+	case "own":
+		return vmm.CheckTopology(t)
+	case "", "auto":
+		if b, err := vmm.Probe(); err == nil && b.CanBootLinux() {
+			return vmm.CheckTopology(t)
+		}
+	}
+	return qemu.CheckTopology(t)
+}
 
 // Result is how a run ended.
 type Result struct {
@@ -82,120 +99,19 @@ func (r Result) ExitCode() int {
 	return ExitAbnormal
 }
 
-// Paths in a run directory.
-const (
-	RegionFile  = "region"
-	ControlSock = "control.sock"
-	InitrdFile  = "initramfs.cpio"
-	ConsoleFile = "console.log"
-	COM2File    = "com2.log"
-	QMPSock     = "qmp.sock"
-	RAMFile     = "guest-ram"
-)
-
-// PrepareRunDir creates dir (mode 0700) if needed and refuses one that
-// other users can read or that already holds a region.
-func PrepareRunDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("run directory %s has mode %v, want 0700", dir, st.Mode().Perm())
-	}
-	if _, err := os.Stat(filepath.Join(dir, RegionFile)); err == nil {
-		return fmt.Errorf("run directory %s already holds a region (one run per directory)", dir)
-	}
-	return nil
-}
-
-// File is one extra file for the initramfs: Src on the host (or Data)
-// becomes Dst in the guest.
-type File struct {
-	Dst  string
-	Src  string
-	Data []byte
-	Mode uint32
-}
-
-// BuildInitramfs writes the initramfs: self as /init, the directories and
-// device node the kernel needs before devtmpfs is mounted, the agent's
-// configuration and the extra files.
-func BuildInitramfs(path, self string, cfg guest.Config, files []File) error {
-	conf, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := initramfs.NewWriter(bw)
-	errs := []error{}
-	for _, d := range []string{"dev", "proc", "sys", "tmp", "run"} {
-		errs = append(errs, w.Dir(d, 0o755))
-	}
-	errs = append(errs,
-		w.CharDev("dev/console", 0o600, 5, 1),
-		w.CopyFile("init", self, 0o755),
-		w.File(guest.ConfigPath, 0o644, conf),
-	)
-	for _, fl := range files {
-		mode := fl.Mode
-		if mode == 0 {
-			mode = 0o755
-		}
-		if w.Has(fl.Dst) {
-			continue // a library two binaries share
-		}
-		if fl.Src != "" {
-			errs = append(errs, w.CopyFile(fl.Dst, fl.Src, mode))
-		} else {
-			errs = append(errs, w.File(fl.Dst, mode, fl.Data))
-		}
-	}
-	errs = append(errs, w.Close(), bw.Flush(), f.Close())
-	return errors.Join(errs...)
-}
-
-// SchedulerFiles returns the initramfs files for a scheduler binary: the
-// binary as /ktstr/bin/NAME and, for a dynamic binary, its loader and
-// shared libraries at the paths the loader looks them up. It returns the
-// binary's path in the guest.
-func SchedulerFiles(bin string) ([]File, string, error) {
-	st, err := os.Stat(bin)
-	if err != nil {
-		return nil, "", err
-	}
-	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
-		return nil, "", fmt.Errorf("%s is not an executable file", bin)
-	}
-	deps, err := ELFDeps(bin)
-	if err != nil {
-		return nil, "", err
-	}
-	dst := "/ktstr/bin/" + filepath.Base(bin)
-	files := []File{{Dst: dst, Src: bin, Mode: 0o755}}
-	for _, d := range deps {
-		files = append(files, File{Dst: d, Src: d, Mode: 0o755})
-	}
-	return files, dst, nil
-}
+// DefaultTimeout is the watchdog's deadline when Config.Timeout is 0.
+const DefaultTimeout = 120 * time.Second
 
 // Run performs one run and returns how it ended. Errors before the VM
 // starts are returned as errors; everything after is a Result.
 func Run(cfg Config) (Result, error) {
 	start := time.Now()
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	logf := cfg.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
-	}
-	if err := PrepareRunDir(cfg.RunDir); err != nil {
-		return Result{}, err
 	}
 	self := cfg.Self
 	if self == "" {
@@ -205,6 +121,16 @@ func Run(cfg Config) (Result, error) {
 		}
 		self = exe
 	}
+	if cfg.VMM != "host" {
+		if err := checkStaticInit(self); err != nil {
+			return Result{}, err
+		}
+	}
+	rd, err := openRunDir(cfg.RunDir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rd.Close()
 	if cfg.VMM != "host" {
 		if _, err := os.Stat(cfg.Kernel); err != nil {
 			return Result{}, fmt.Errorf("kernel: %w", err)
@@ -218,45 +144,22 @@ func Run(cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	initrd := filepath.Join(cfg.RunDir, InitrdFile)
+	initrd := rd.join(InitrdFile)
 	if cfg.VMM != "host" {
-		if err := BuildInitramfs(initrd, self, cfg.Guest, cfg.Files); err != nil {
+		files := cfg.Files
+		// The kernel's build configuration, for schedulers with __kconfig
+		// externs, unless the user packed one at that path already.
+		if kc, ok := KernelConfig(cfg.Kernel); ok && !slices.ContainsFunc(files, func(f File) bool { return f.Dst == kc.Dst }) {
+			files = append(files[:len(files):len(files)], kc)
+		}
+		f, err := rd.create(InitrdFile)
+		if err == nil {
+			err = BuildInitramfs(f, self, cfg.Guest, files)
+		}
+		if err != nil {
 			return Result{}, fmt.Errorf("initramfs: %w", err)
 		}
 	}
-
-	// The control socket exists before the region, so a reader that waits
-	// for the region can connect at once.
-	h := &handler{backend: "qemu", logf: logf, kill: make(chan string, 1), deadline: make(chan time.Time, 16)}
-	host, err := createHostFrames(cfg.RunDir)
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() {
-		if err := host.close(); err != nil {
-			logf("%v", err)
-		}
-	}()
-	h.ins = newInspector(cfg.RunDir, cfg.Vmlinux, host, logf, h.reply)
-	defer h.ins.close()
-	srv, err := control.Listen(filepath.Join(cfg.RunDir, ControlSock), h.handle)
-	if err != nil {
-		return Result{}, fmt.Errorf("control socket: %w", err)
-	}
-	defer srv.Close()
-	regionPath := filepath.Join(cfg.RunDir, RegionFile)
-	region, err := shm.Create(regionPath, layout)
-	if err != nil {
-		return Result{}, fmt.Errorf("region: %w", err)
-	}
-	// The control server goes first: its handler writes replies into the
-	// region, which must stay mapped until no handler can run.
-	defer func() {
-		srv.Close()
-		region.Close()
-	}()
-	h.region = region
-	h.rx = region.RX().NewProducer(time.Second)
 
 	// nokaslr: the kernel sits where vmlinux says, so the host can read
 	// it before any vCPU's CR3 is known (introspect finds the page tables
@@ -268,24 +171,21 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Append != "" {
 		cmdline += " " + cfg.Append
 	}
-	console := filepath.Join(cfg.RunDir, ConsoleFile)
-	com2 := filepath.Join(cfg.RunDir, COM2File)
+	console, regionPath := rd.join(ConsoleFile), rd.join(RegionFile)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
-		Region: regionPath, RegionSize: layout.Size,
-		Console: console, COM2: com2, Stderr: os.Stderr,
-		RAMFile: ramFile(cfg.RunDir), QMP: filepath.Join(cfg.RunDir, QMPSock),
+		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
+		Region: regionPath, RegionSize: layout.Size, Stderr: os.Stderr,
+		Introspect: true,
 	}
-	defer os.Remove(qc.RAMFile) // gone already once QEMU has it
-	own := false
+	backend := "qemu"
 	switch cfg.VMM {
 	case "", "auto":
 		b, err := vmm.Probe()
 		switch {
 		case err == nil && b.CanBootLinux():
 			logf("backend: ktstr-boot's own KVM VMM (%v)", b)
-			own = true
+			backend = "own-vmm"
 		case err != nil:
 			logf("backend: qemu with software emulation (KVM probe: %v)", err)
 		default:
@@ -294,34 +194,81 @@ func Run(cfg Config) (Result, error) {
 	case "own":
 		b, _ := vmm.Probe()
 		logf("backend: ktstr-boot's own KVM VMM (--vmm own; %v)", b)
-		own = true
+		backend = "own-vmm"
 	case "qemu":
 		logf("backend: qemu with software emulation (--vmm qemu)")
 	case "qemu-kvm":
 		logf("backend: qemu with KVM (--vmm qemu-kvm)")
 		qc.KVM = true
 	case "host":
-		h.backend = "host"
-		h.ins.attach("host", nil)
 		logf("backend: host (--vmm host: the agent runs the scenario on this machine, no VM)")
-		return h.runHost(cfg, region, start)
+		backend = "host"
 	default:
 		return Result{}, fmt.Errorf("unknown --vmm %q", cfg.VMM)
 	}
 
-	var vm machine
-	if own {
-		h.backend = "own-vmm"
-		var o *ownVM
-		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size); err == nil {
-			vm = o
-			h.ins.attach(h.backend, ownTarget{o.vm})
+	// The control socket exists before the region, so a reader that waits
+	// for the region can connect at once; replies wait in the handler's
+	// queue until the region exists.
+	h := newHandler(backend, logf)
+	hf, err := rd.create(drain.HostFramesFile)
+	if err != nil {
+		return Result{}, fmt.Errorf("host frames: %w", err)
+	}
+	host := &hostFrames{f: hf}
+	defer func() {
+		if err := host.close(); err != nil {
+			logf("%v", err)
 		}
-	} else {
+	}()
+	h.ins = newInspector(rd.path, cfg.Vmlinux, host, logf, h.reply)
+	defer h.ins.close()
+	srv, err := control.Listen(rd.join(ControlSock), h.handle)
+	if err != nil {
+		return Result{}, fmt.Errorf("control socket: %w", err)
+	}
+	defer srv.Close()
+	region, err := shm.Create(regionPath, layout)
+	if err != nil {
+		return Result{}, fmt.Errorf("region: %w", err)
+	}
+	h.attach(region)
+	// The control server stops first, then the reply writer: both write
+	// into the region, which must stay mapped until neither can run.
+	defer func() {
+		srv.Close()
+		h.Close()
+		region.Close()
+	}()
+
+	// The console files are made here for every backend, QEMU's
+	// included (through pipes), so that no backend opens a path in the
+	// run directory that something planted there could redirect, and
+	// every console log is capped (see capLog).
+	conf, comf, err := rd.openConsoles()
+	if err != nil {
+		return Result{}, err
+	}
+	con, com := newCapLog(conf, ConsoleHead, ConsoleTail), newCapLog(comf, ConsoleHead, ConsoleTail)
+	defer con.Close()
+	defer com.Close()
+	var vm machine
+	switch backend {
+	case "host":
+		vm, err = startHost(cfg.Guest, region, regionPath, con, com)
+		h.ins.attach(backend, nil)
+	case "own-vmm":
+		var o *ownVM
+		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com); err == nil {
+			vm = o
+			h.ins.attach(backend, ownTarget{o.vm})
+		}
+	default:
+		qc.Console, qc.COM2 = con, com
 		var q *qemu.VM
 		if q, err = qemu.Start(qc); err == nil {
 			vm = q
-			h.ins.attach(h.backend, qemuTarget{q})
+			h.ins.attach(backend, qemuTarget{q})
 		}
 	}
 	if err != nil {
@@ -336,6 +283,14 @@ func Run(cfg Config) (Result, error) {
 	res := h.watch(vm, start, cfg.Timeout)
 	h.ins.stopMonitor() // its last samples go out before the region closes
 	res.Elapsed = time.Since(start)
+	// The guest has stopped writing (an abandoned host-mode agent's
+	// later lines are dropped): the logs get their tails before they are
+	// read.
+	for _, l := range []*capLog{con, com} {
+		if err := l.Close(); err != nil {
+			logf("console log: %v", err)
+		}
+	}
 	if res.Reason == 0 {
 		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), console)
 	}
@@ -351,8 +306,12 @@ func detail(s string) string {
 	return " (" + s + ")"
 }
 
-// classify decides how a VM that exited by itself ended.
+// classify decides how a guest that ended by itself ended.
 func classify(qerr error, guestState uint32, console string) (wire.EndReason, string) {
+	var crash *crashError
+	if errors.As(qerr, &crash) {
+		return wire.EndCrash, crash.msg
+	}
 	if qerr != nil {
 		return wire.EndVMMError, qerr.Error()
 	}
@@ -365,178 +324,24 @@ func classify(qerr error, guestState uint32, console string) (wire.EndReason, st
 	return wire.EndCrash, "guest reset before the agent finished"
 }
 
-// panicLine returns the kernel's "Kernel panic" line from the console log.
+// maxPanicLine bounds the panic line taken from the console log.
+const maxPanicLine = 512
+
+// panicLine returns the kernel's "Kernel panic" line from the console log
+// (capped, so it is read whole): from those words to the end of the line,
+// at most maxPanicLine bytes. Lines of any length before it do not hide
+// it.
 func panicLine(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if i := bytes.Index(sc.Bytes(), []byte("Kernel panic")); i >= 0 {
-			return strings.TrimSpace(string(sc.Bytes()[i:]))
-		}
+	b, _ := io.ReadAll(io.LimitReader(f, ConsoleHead+ConsoleTail+4096))
+	i := bytes.Index(b, []byte("Kernel panic"))
+	if i < 0 {
+		return ""
 	}
-	return ""
-}
-
-// handler acts on control records from ktstr-dispatch.
-type handler struct {
-	backend  string
-	logf     func(string, ...any)
-	region   *shm.Region
-	rx       *shm.Producer
-	ins      *inspector
-	kill     chan string
-	deadline chan time.Time
-	rxMu     sync.Mutex
-}
-
-func (h *handler) handle(r *record.Record) {
-	switch r.Effect {
-	case record.EffectKill:
-		select {
-		case h.kill <- fmt.Sprintf("scheduler exited (SCDX exit code %d)", r.ExitCode):
-		default:
-		}
-	case record.EffectWatchdogDeadline:
-		// deadline_ns and at_ns share ktstr-dispatch's clock; the
-		// remaining budget is their difference.
-		rem := time.Duration(int64(r.DeadlineNS) - r.AtNS)
-		h.deadline <- time.Now().Add(rem)
-	case record.EffectSnapshotRequest:
-		h.ins.snapshot(r)
-	case record.EffectKernelOpRequest:
-		h.ins.kernelOp(r)
-	}
-}
-
-// reply queues one frame on the host-to-guest ring, header and payload in
-// one write, so a reply is never split.
-func (h *handler) reply(t wire.Type, p []byte) {
-	h.rxMu.Lock()
-	defer h.rxMu.Unlock()
-	if err := h.rx.Write(wire.AppendFrame(nil, t, p)); err != nil {
-		h.logf("reply %v: %v", t, err)
-	}
-}
-
-// machine is a running VM of either backend.
-type machine interface {
-	Done() <-chan struct{}
-	Kill()
-	// Err is the VMM's own failure once Done is closed; nil when the
-	// guest ended the VM itself (reboot, poweroff, reset).
-	Err() error
-}
-
-// watch runs the watchdog until the VM exits, and returns a non-zero
-// reason if it had to stop the VM.
-func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Result {
-	if timeout <= 0 {
-		timeout = 120 * time.Second
-	}
-	hard := time.NewTimer(timeout)
-	defer hard.Stop()
-	soft := time.NewTimer(softDelay(timeout))
-	defer soft.Stop()
-	// An interrupted ktstr-boot stops its VM and still closes the region,
-	// so the pipeline ends with a VM end record that says so.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	for {
-		select {
-		case <-vm.Done():
-			return Result{}
-		case sig := <-sigs:
-			vm.Kill()
-			<-vm.Done()
-			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("ktstr-boot interrupted by %v", sig)}
-		case why := <-h.kill:
-			dump := h.ins.failureDump(why)
-			t0 := time.Now()
-			vm.Kill()
-			<-vm.Done()
-			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request%s", why, time.Since(t0).Round(time.Microsecond), dump)}
-		case d := <-h.deadline:
-			rem := time.Until(d)
-			hard.Reset(max(rem, 0))
-			soft.Reset(softDelay(rem))
-			h.logf("watchdog: deadline in %v", rem.Round(time.Millisecond))
-		case <-soft.C:
-			h.region.SetControl(shm.CtlShutdown, 0xD3)
-		case <-hard.C:
-			why := fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))
-			dump := h.ins.failureDump(why)
-			vm.Kill()
-			<-vm.Done()
-			return Result{Reason: wire.EndTimeout, Detail: why + dump}
-		}
-	}
-}
-
-// softDelay is when to ask the guest to shut down gracefully: 3 s before
-// the hard deadline when the budget is over 5 s (ktstr's rule), else never
-// (a timer that does not fire within the run).
-func softDelay(budget time.Duration) time.Duration {
-	if budget > 5*time.Second {
-		return budget - 3*time.Second
-	}
-	return 24 * time.Hour
-}
-
-// runHost runs the agent in this process against the region (--vmm host),
-// under the same watchdog: a run past its deadline is recorded as a
-// timeout and its workers are left to the agent's cgroup cleanup.
-func (h *handler) runHost(cfg Config, region *shm.Region, start time.Time) (Result, error) {
-	// The agent's console and COM2 lines go where a VM's serial ports
-	// would, so the run directory looks the same.
-	con, com2, err := openConsoles(cfg.RunDir)
-	if err != nil {
-		return Result{}, err
-	}
-	defer con.Close()
-	defer com2.Close()
-	done := make(chan error, 1)
-	go func() { done <- guest.RunHost(region, cfg.Guest, con, com2) }()
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 120 * time.Second
-	}
-	var res Result
-	select {
-	case err := <-done:
-		switch {
-		case err != nil:
-			res = Result{Reason: wire.EndCrash, Detail: err.Error()}
-		case region.GuestState() == shm.GuestDone:
-			res = Result{Reason: wire.EndPoweroff}
-		default:
-			res = Result{Reason: wire.EndCrash, Detail: "the agent returned without finishing"}
-		}
-	case <-time.After(timeout):
-		res = Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", timeout)}
-	case why := <-h.kill:
-		res = Result{Reason: wire.EndKilled, Detail: why}
-	}
-	res.Elapsed = time.Since(start)
-	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
-	h.logf("run ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))
-	return res, nil
-}
-
-// openConsoles creates the run directory's console files, COM1 and COM2,
-// for a backend that writes them itself (the own VMM, host mode).
-func openConsoles(dir string) (con, com2 *os.File, err error) {
-	if con, err = os.OpenFile(filepath.Join(dir, ConsoleFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-		return nil, nil, err
-	}
-	if com2, err = os.OpenFile(filepath.Join(dir, COM2File), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-		con.Close()
-		return nil, nil, err
-	}
-	return con, com2, nil
+	line, _, _ := bytes.Cut(b[i:], []byte("\n"))
+	return strings.TrimSpace(string(line[:min(len(line), maxPanicLine)]))
 }

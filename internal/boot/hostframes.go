@@ -21,14 +21,6 @@ type hostFrames struct {
 	dropped int
 }
 
-func createHostFrames(dir string) (*hostFrames, error) {
-	f, err := os.OpenFile(dir+"/"+drain.HostFramesFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("host frames: %w", err)
-	}
-	return &hostFrames{f: f}, nil
-}
-
 // add appends one frame in a single write; false when it was dropped.
 func (h *hostFrames) add(t wire.Type, p []byte) bool {
 	if h == nil {

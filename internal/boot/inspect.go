@@ -17,7 +17,6 @@ import (
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
-	"golang.org/x/sys/unix"
 )
 
 // Bounds of the host side of snapshots and kernel ops.
@@ -436,25 +435,6 @@ func snapshotName(dir, tag string) string {
 		}
 		name = fmt.Sprintf("%s-%d.json", base, n)
 	}
-}
-
-// ramFile is where QEMU's guest RAM file goes: the run directory when it
-// is on tmpfs or hugetlbfs (memory, not disk), else /dev/shm. QEMU opens
-// it at start and its name is removed then; the memory goes when both
-// QEMU and ktstr-boot have unmapped it.
-func ramFile(runDir string) string {
-	if memFS(runDir) || !memFS("/dev/shm") {
-		return filepath.Join(runDir, RAMFile)
-	}
-	return filepath.Join("/dev/shm", fmt.Sprintf("ktstr-%s-%d-%d", RAMFile, os.Getpid(), time.Now().UnixNano()))
-}
-
-func memFS(dir string) bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return false
-	}
-	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.HUGETLBFS_MAGIC
 }
 
 // failureDump captures a snapshot on ktstr-boot's own initiative before

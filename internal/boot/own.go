@@ -2,44 +2,30 @@ package boot
 
 import (
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/ktstr-go/ktstr/internal/vmm"
 )
 
 // ownVM adapts the own VMM to machine.
 type ownVM struct {
-	vm       *vmm.VM
-	con, com *os.File
+	vm *vmm.VM
 }
 
 // startOwn boots the kernel under ktstr-boot's own KVM VMM: the region is
 // its own memory slot above RAM, announced on the command line as
-// KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to the run directory's
-// console files.
-func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64) (*ownVM, error) {
-	con, com, err := openConsoles(cfg.RunDir)
-	if err != nil {
-		return nil, err
-	}
+// KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to con and com.
+func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64, con, com io.Writer) (*ownVM, error) {
 	vm, err := vmm.Start(vmm.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.CPUs, 1), MemoryMB: max(cfg.MemoryMB, 128),
+		CPUs: max(cfg.Topology.CPUs(), 1), MemoryMB: max(cfg.MemoryMB, 128),
 		RegionPath: regionPath, RegionSize: regionSize,
 		Console: con, COM2: com,
 	})
 	if err != nil {
-		con.Close()
-		com.Close()
 		return nil, fmt.Errorf("own VMM: %w", err)
 	}
-	o := &ownVM{vm: vm, con: con, com: com}
-	go func() {
-		<-vm.Done()
-		con.Close()
-		com.Close()
-	}()
-	return o, nil
+	return &ownVM{vm: vm}, nil
 }
 
 func (o *ownVM) Done() <-chan struct{} { return o.vm.Done() }

@@ -105,6 +105,9 @@ func Create(parent, name string) (*Group, error) {
 // SetCPUs writes cpuset.cpus (the kernel's list format).
 func (g *Group) SetCPUs(list string) error { return write(g.Dir, "cpuset.cpus", list) }
 
+// SetMems writes cpuset.mems: the NUMA nodes the group allocates from.
+func (g *Group) SetMems(list string) error { return write(g.Dir, "cpuset.mems", list) }
+
 // EffectiveCPUs reads cpuset.cpus.effective.
 func (g *Group) EffectiveCPUs() (string, error) {
 	b, err := os.ReadFile(filepath.Join(g.Dir, "cpuset.cpus.effective"))

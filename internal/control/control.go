@@ -2,8 +2,6 @@ package control
 
 import (
 	"errors"
-	"io"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -14,7 +12,7 @@ import (
 // Server accepts control connections and passes each effect record to a
 // handler, one at a time, in the order each connection sent them.
 type Server struct {
-	ln   net.Listener
+	ln   *os.File
 	path string
 	mu   sync.Mutex // serialises handler calls
 	wg   sync.WaitGroup
@@ -27,11 +25,11 @@ type Server struct {
 // Listen creates the socket at path with mode 0600 and serves it.
 func Listen(path string, handle func(*record.Record)) (*Server, error) {
 	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenUnix(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := chmodSocket(path, 0o600); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -44,7 +42,7 @@ func Listen(path string, handle func(*record.Record)) (*Server, error) {
 func (s *Server) serve(handle func(*record.Record)) {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := accept(s.ln)
 		if err != nil {
 			return
 		}
@@ -92,7 +90,7 @@ func (s *Server) Close() error {
 
 // Client sends effect records to a ktstr-boot.
 type Client struct {
-	c net.Conn
+	c *os.File
 	w *record.Writer
 }
 
@@ -101,7 +99,7 @@ type Client struct {
 func Dial(path string, wait time.Duration) (*Client, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		c, err := net.Dial("unix", path)
+		c, err := dialUnix(path)
 		if err == nil {
 			return &Client{c: c, w: record.NewWriter(c, false)}, nil
 		}
@@ -119,7 +117,7 @@ func (c *Client) Send(r *record.Record) error {
 	if err == nil {
 		err = c.w.Flush()
 	}
-	if err != nil && (errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) || isBrokenPipe(err)) {
+	if err != nil && isBrokenPipe(err) {
 		return ErrGone
 	}
 	return err

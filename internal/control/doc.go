@@ -15,4 +15,10 @@
 // Records of other kinds are ignored by the server. A client whose peer
 // has gone (the VM ended) gets ErrGone and stops forwarding; its records
 // still go to stdout.
+//
+// The socket is made with golang.org/x/sys/unix, not the net package:
+// with cgo on, net links the C library's resolver, and ktstr-boot, the
+// guest's /init where there is no libc, must stay static however a Go
+// user builds it. The socket's mode is set without following a link put
+// in its place.
 package control

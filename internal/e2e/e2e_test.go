@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -39,14 +40,15 @@ func repoRoot(t *testing.T) string {
 var built bool
 
 // buildTools builds the four binaries once, statically (the guest runs
-// ktstr-boot as /init with no libc).
+// ktstr-boot as /init with no libc), and the tests' scheduler wrapper
+// (testdata/schedwrap).
 func buildTools(t *testing.T) {
 	t.Helper()
 	if built {
 		return
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", binDir+"/",
-		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict")
+		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict", "./internal/e2e/testdata/schedwrap")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -80,10 +82,12 @@ type runResult struct {
 }
 
 // ktstrRun runs scripts/ktstr-run with the given ktstr-boot arguments.
+// Its run directory goes under the test's own TMPDIR (env may set
+// another), so one a failed run keeps is removed with the test.
 func ktstrRun(t *testing.T, kernel string, env []string, args ...string) runResult {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "ktstr-run"), args...)
-	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel, "TMPDIR=" + t.TempDir()}, env...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -107,6 +111,11 @@ func TestPipelinePasses(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("report lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// Per-step iterations and rate: workers publish their progress while
+	// they run.
+	if !regexp.MustCompile(`(?m)^step 1: .* iterations=[1-9][0-9]* \([0-9.]+/s\)$`).MatchString(r.stdout) {
+		t.Errorf("step 1 has no iterations and rate in the timeline:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stderr, "backend: qemu") {
 		t.Errorf("ktstr-boot did not name its backend on stderr:\n%s", r.stderr)

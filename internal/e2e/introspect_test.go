@@ -28,6 +28,17 @@ func resultNotes(t *testing.T, out string) []string {
 	return v.Runs[0].Result.InfoNotes
 }
 
+// runDir is the run directory ktstr-boot names on stderr (kept with
+// KTSTR_KEEP=1).
+func runDir(t *testing.T, stderr string) string {
+	t.Helper()
+	m := regexp.MustCompile(`ktstr-boot: run directory (\S+)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("ktstr-boot named no run directory:\n%s", stderr)
+	}
+	return m[1]
+}
+
 func readReport(t *testing.T, path string) *introspect.Report {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -51,8 +62,7 @@ func TestVMIntrospection(t *testing.T) {
 	k, dir := needSched(t)
 	for _, cpus := range []string{"2", "8"} {
 		t.Run(cpus+" vCPUs", func(t *testing.T) {
-			run := filepath.Join(t.TempDir(), "run")
-			r := ktstrRun(t, k, append([]string{"KTSTR_RUN_DIR=" + run}, jsonVerdict...), "--vmm", "qemu", "--cpus", cpus,
+			r := ktstrRun(t, k, append([]string{"KTSTR_KEEP=1"}, jsonVerdict...), "--vmm", "qemu", "--cpus", cpus,
 				"--scheduler", filepath.Join(dir, "scx_simple"), "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/introspect.json"), "--timeout", "90s")
 			v := parseVerdict(t, r.stdout)
 			if r.status != 0 || v.Runs[0].Status != "PASS" {
@@ -72,7 +82,7 @@ func TestVMIntrospection(t *testing.T) {
 				}
 			}
 			t.Logf("guest-side latencies:\n%s", notes)
-			rep := readReport(t, filepath.Join(run, "snapshot-mid-run.json"))
+			rep := readReport(t, filepath.Join(runDir(t, r.stderr), "snapshot-mid-run.json"))
 			if rep.SchedExt == nil || rep.SchedExt.Ops != "simple" || rep.SchedExt.State != "SCX_OPS_ENABLED" {
 				t.Errorf("sched_ext = %+v, want simple enabled", rep.SchedExt)
 			}
@@ -135,8 +145,7 @@ func parseFailure(t *testing.T, out string) failureVerdict {
 // failure dump names the stuck CPU, which the dump file confirms.
 func TestVMQmapStallDump(t *testing.T) {
 	k, dir := needSched(t)
-	run := filepath.Join(t.TempDir(), "run")
-	r := ktstrRun(t, k, append([]string{"KTSTR_RUN_DIR=" + run}, jsonVerdict...), "--vmm", "qemu", "--scheduler", filepath.Join(dir, "scx_qmap"),
+	r := ktstrRun(t, k, jsonVerdict, "--vmm", "qemu", "--scheduler", filepath.Join(dir, "scx_qmap"),
 		"--sched-arg=-t", "--sched-arg=20", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/qmap-stall.json"), "--timeout", "90s")
 	v := parseVerdict(t, r.stdout)
 	if r.status != 1 || v.Runs[0].Cause != "scheduler_died" || !strings.Contains(v.Runs[0].Reason, "runnable task stall") {
@@ -144,8 +153,8 @@ func TestVMQmapStallDump(t *testing.T) {
 	}
 	f := parseFailure(t, r.stdout).Runs[0]
 	d := f.FailureDump
-	if d == nil || d.StuckCPU < 0 || !strings.HasPrefix(d.Reason, "stall: CPU ") || d.Path != filepath.Join(run, "failure-dump.json") {
-		t.Fatalf("failure dump %+v, want a stall naming a CPU, in %s\n%s", d, run, r.stdout)
+	if d == nil || d.StuckCPU < 0 || !strings.HasPrefix(d.Reason, "stall: CPU ") || d.Path != filepath.Join(runDir(t, r.stderr), "failure-dump.json") {
+		t.Fatalf("failure dump %+v, want a stall naming a CPU, in the run directory\n%s", d, r.stdout)
 	}
 	stuck := fmt.Sprintf("stuck CPU %d: ", d.StuckCPU)
 	if !strings.Contains(strings.Join(d.Summary, "\n"), stuck) {

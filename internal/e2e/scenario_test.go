@@ -7,14 +7,19 @@ import (
 	"testing"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // verdictJSON is the part of ktstr-verdict --format json the tests read.
 type verdictJSON struct {
 	Runs []struct {
-		Status   string `json:"status"`
-		Cause    string `json:"cause"`
-		Reason   string `json:"reason"`
+		Status   string                `json:"status"`
+		Cause    string                `json:"cause"`
+		Reason   string                `json:"reason"`
+		Result   *payload.AssertResult `json:"result"`
+		Scenario struct {
+			EndMS *uint64 `json:"end_ms"`
+		} `json:"scenario"`
 		Findings []struct {
 			Status  string `json:"status"`
 			Cause   string `json:"cause"`
@@ -129,14 +134,37 @@ func TestHostModeSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
+// cannedShapes are the machine shapes the canned scenarios that need
+// one run on: small (few vCPUs under emulation), and between them the
+// SMT, NUMA and odd-LLC shapes the topology tests check the guest sees.
+var cannedShapes = map[string]string{
+	"steady-llc":     "1,2,1,2",
+	"smt-siblings":   "2,2,1,2",
+	"numa-local":     "2,2,2,1",
+	"cross-llc-wake": "1,3,2,1",
+}
+
 // TestVMCannedScenarios runs every canned scenario in a VM under the
-// kernel's own scheduler: each passes, except "fail", which fails.
+// kernel's own scheduler: each passes, except "fail", which fails. Those
+// that need a machine shape run on one from cannedShapes, and the guest
+// must report exactly that shape.
 func TestVMCannedScenarios(t *testing.T) {
 	k := needVM(t)
 	for _, name := range scenario.Names() {
 		t.Run(name, func(t *testing.T) {
-			r := ktstrRun(t, k, jsonVerdict, "--scenario", name)
+			args := []string{"--scenario", name}
+			shape := cannedShapes[name]
+			if shape != "" {
+				args = append(args, "--topology", shape)
+			}
+			r := ktstrRun(t, k, jsonVerdict, args...)
 			v := parseVerdict(t, r.stdout)
+			if shape != "" {
+				m := v.Runs[0].Result
+				if m == nil || m.Machine == nil || m.Machine.Shape != shape {
+					t.Errorf("%s on %s: the guest reports machine %+v\n%s", name, shape, m, r.stdout)
+				}
+			}
 			want, wantStatus := 0, "PASS"
 			if name == "fail" {
 				want, wantStatus = 1, "FAIL"

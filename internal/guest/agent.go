@@ -4,21 +4,35 @@
 // test, runs the scenario's workers in their cgroups and reports every
 // step through frames, then powers the VM off.
 //
+// The scheduler's stdout (a pseudo-terminal, so stdio line-buffers it)
+// and stderr (a pipe) go out as SCLG lines labelled with their stream and
+// the guest's CLOCK_MONOTONIC time (sched_output.go), within a budget.
+//
 // Frames, in the order a host expects them: SRDY, KADR, LIFE
 // init_started, (scheduler: SCLG output; LIFE scheduler_died or
 // scheduler_not_attached on failure), LIFE payload_starting, SCST, STIM and
 // STEN per step (step 0 is the baseline settle window), SCEN, TEST, DMSG
-// (the kernel log), EXIT. A scheduler that dies mid-run gives SCDX at once,
-// carrying its exit status, or 128+N when signal N killed it.
+// (the kernel log), SCDX when the scheduler died (its exit status, or
+// 128+N when signal N killed it), EXIT. The host stops the VM on SCDX, so
+// it follows the result; if the result is late it comes on its own.
 // A Go panic in the agent gives CRSH and "PANIC: ..." on COM2.
 //
-// Workers report their iteration counts when they stop, so the STIM and
-// STEN frames carry total_iterations 0 (unknown) and SCEN carries the
-// run's total.
+// From its attach to the end of the scenario the scheduler is watched
+// (sched_watch.go): sched_ext's state, root/ops and enable_seq, the kernel
+// log's "disabled" lines, its process. Its loss stops the scenario at
+// once; the checks judge the time before, the time after is measured
+// apart (TEST's stats_after_detach), and a scheduler that left while its
+// process lived fails the run with an outcome of kind scheduler_detached.
+//
+// STIM and STEN carry total_iterations: what every worker completed so
+// far (workers publish their progress in a shared page while they run),
+// so a verdict can compare the steps' rates; SCEN carries the run's total.
 package guest
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +80,10 @@ type agent struct {
 	dmesgOK bool // the kernel log is the guest's own (not the host's)
 	dmesgMu sync.Mutex
 	dmesgAt int // bytes of the kernel log already sent
+
+	scdxOnce sync.Once
+	done     chan struct{} // closed when the result and the exit code went out
+	doneOnce sync.Once
 }
 
 func (a *agent) logf(format string, args ...any) {
@@ -80,7 +98,7 @@ func (a *agent) logf(format string, args ...any) {
 // Main is the agent as the guest's /init. It never returns: it powers the
 // VM off.
 func Main() {
-	a := &agent{spawn: spawnWorkload}
+	a := &agent{spawn: spawnWorkload, done: make(chan struct{})}
 	defer func() {
 		if r := recover(); r != nil {
 			a.crash(fmt.Sprintf("%v\n%s", r, debug.Stack()))
@@ -126,7 +144,7 @@ func RunHost(r *shm.Region, cfg Config, log, com2 io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	a := &agent{host: true, cfg: cfg, log: log, com2: com2, spawn: spawnWorkload}
+	a := &agent{host: true, cfg: cfg, log: log, com2: com2, spawn: spawnWorkload, done: make(chan struct{})}
 	a.attach(g)
 	defer func() {
 		if r := recover(); r != nil {
@@ -161,7 +179,7 @@ func (a *agent) life(p wire.Phase, reason string) {
 func (a *agent) fatal(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	a.logf("%s", msg)
-	a.finish(&payload.AssertResult{Outcomes: []payload.Outcome{{Verdict: payload.Fail, Kind: payload.KindOther, Message: msg}}})
+	a.finish(&payload.AssertResult{Outcomes: []payload.Outcome{{Verdict: payload.Fail, Kind: payload.KindOther, Message: msg}}}, nil)
 }
 
 func (a *agent) run() {
@@ -178,12 +196,27 @@ func (a *agent) run() {
 		a.fatal("%v", err)
 		return
 	}
+	topo, stopRes := machineResult("/", a.cfg.Topology, a.cfg.MemoryMB, sc)
+	if stopRes != nil {
+		a.finish(stopRes, nil)
+		return
+	}
+	sc = sc.Bind(topo)
 
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	var stopWhy string
+	stopScenario := func(why string) {
+		stopOnce.Do(func() {
+			stopWhy = why
+			a.logf("stopping the scenario: %s", why)
+			close(stop)
+		})
+	}
 	var sched *scheduler
-	var attachMS float64
+	var watch *schedWatch
+	var info *payload.SchedulerInfo
+	var base scxSnap
 	if a.cfg.Scheduler != "" {
 		t0 := time.Now()
 		sched, err = startScheduler(a.send, a.cfg.Scheduler, a.cfg.SchedArgs)
@@ -194,64 +227,73 @@ func (a *agent) run() {
 		}
 		timeout := time.Duration(a.cfg.AttachTimeoutMS) * time.Millisecond
 		if timeout <= 0 {
-			timeout = 30 * time.Second
+			var why string
+			timeout, why = defaultAttachTimeout(a.host)
+			a.logf("attach timeout %v (%s)", timeout, why)
 		}
-		ops, err := sched.waitAttached(timeout)
+		base, err = sched.waitAttached(scxDir, timeout)
 		switch {
 		case errors.Is(err, errSchedDied):
-			<-sched.logs
+			<-sched.out.done
 			a.life(wire.PhaseSchedulerDied, fmt.Sprintf("exit code %d", sched.code))
-			a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, sched.code))
 			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
-				Kind: payload.KindSchedulerDied, Message: fmt.Sprintf("scheduler %s exited with code %d before attaching", sched.name, sched.code)}}})
+				Kind: payload.KindSchedulerDied, Message: fmt.Sprintf("scheduler %s exited with code %d before attaching", sched.name, sched.code)}}},
+				sched)
 			return
 		case errors.Is(err, errNoSchedExt):
 			a.logf("%v; running the scenario with %s alive", err, sched.name)
 		case err != nil:
 			a.life(wire.PhaseSchedulerNotAttached, err.Error())
-			sched.stop(2 * time.Second)
+			sched.stop(2*time.Second, fmt.Sprintf("not attached within %v (the harness ends the run; what it prints now answers this signal)", timeout))
 			a.finish(&payload.AssertResult{Scenario: sc.Name, Outcomes: []payload.Outcome{{Verdict: payload.Fail,
-				Kind: payload.KindNotAttached, Message: err.Error()}}})
+				Kind: payload.KindNotAttached, Message: err.Error()}}}, nil)
 			return
 		default:
-			attachMS = float64(time.Since(t0).Microseconds()) / 1000
-			a.logf("scheduler %s attached (sched_ext ops %q) %.1f ms after it started", sched.name, ops, attachMS)
+			info = &payload.SchedulerInfo{Binary: sched.name, Ops: base.Ops, EnableSeq: base.Seq,
+				AttachMS: float64(time.Since(t0).Microseconds()) / 1000}
+			a.logf("scheduler %s attached (sched_ext ops %q, enable_seq %d) %.1f ms after it started", sched.name, base.Ops, base.Seq, info.AttachMS)
+			// From here on sched_ext's state, the kernel log and the
+			// process are watched until the scenario ends: losing the
+			// scheduler stops the scenario at once.
+			var k kmsgSource
+			if a.dmesgOK {
+				if km, err := openKmsg(); err != nil {
+					a.logf("kernel log: %v (watching sysfs only)", err)
+				} else {
+					defer km.close()
+					k = km
+				}
+			}
+			watch = newSchedWatch(scxDir, base, k, sched.died, stopScenario)
+			watch.start()
 		}
-		// From here on a death is reported the moment it happens.
+		// A death stops the scenario; its SCDX follows the result (so that
+		// the host, which stops the VM on SCDX, has the measurements), or
+		// comes on its own if the result is late.
 		go func() {
 			select {
 			case <-sched.died:
-			case <-stop:
+			case <-a.done:
 				return
 			}
-			// The scheduler's last output (its "EXIT:" line) and the
-			// kernel's sched_ext exit dump go first: the host kills the VM
-			// as soon as SCDX arrives.
+			stopScenario(fmt.Sprintf("scheduler %s exited with code %d", sched.name, sched.code))
 			select {
-			case <-sched.logs:
-			case <-time.After(500 * time.Millisecond):
+			case <-a.done:
+			case <-time.After(schedExitWait):
+				a.sendSchedExit(sched)
 			}
-			a.sendKernelLog()
-			a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, sched.code))
-			stopOnce.Do(func() {
-				stopWhy = fmt.Sprintf("scheduler %s exited with code %d", sched.name, sched.code)
-				close(stop)
-			})
 		}()
 	}
 
 	a.life(wire.PhasePayloadStarting, "")
-	topo, err := scenario.ReadTopology("/")
-	if err != nil {
-		a.fatal("read CPU topology: %v", err)
-		return
-	}
 	root, ctl, why, cleanup := setupCgroups(a.host, a.logf)
 	defer cleanup()
+	var scenStart, scenEnd time.Time
 	env := runEnv{
 		topo: topo, cgroupRoot: root, controllers: ctl, cgroupSkip: why,
 		spawn: a.spawn, region: a.region, send: a.send, logf: a.logf,
 		stop: stop, stopWhy: func() string { return stopWhy },
+		span: func(start, end time.Time) { scenStart, scenEnd = start, end },
 	}
 	if sched != nil {
 		env.killScheduler = func(sig int) error { return sched.cmd.Process.Signal(syscall.Signal(sig)) }
@@ -272,20 +314,65 @@ func (a *agent) run() {
 		return rep.kernelOp(a.send, req, kernelOpTimeout)
 	}
 	res := runScenario(sc, env)
-	if attachMS > 0 {
-		res.Measurements["sched_attach_ms"] = attachMS
+	res.Machine = machineOf(topo)
+	if sched == nil {
+		a.finish(res, nil)
+		return
 	}
-	if sched != nil {
-		select {
-		case <-stop: // it died during the run
-			<-sched.logs
-			res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindSchedulerDied, Message: stopWhy})
-		default:
-			stopOnce.Do(func() { close(stop) })
-			sched.stop(3 * time.Second)
+	if info != nil {
+		res.Measurements["sched_attach_ms"] = info.AttachMS
+		info.SHA256 = fileSHA256(a.cfg.Scheduler)
+		res.Scheduler = info
+	}
+	if watch != nil {
+		if loss := watch.stop(); loss != nil {
+			info.Detached = loss.detach(scenStart, scenEnd)
+			if loss.alive {
+				res.Outcomes = append(res.Outcomes, loss.outcome(sched.name, base, info.Detached))
+			}
 		}
 	}
-	a.finish(res)
+	select {
+	case <-sched.died: // during the run
+		select {
+		case <-sched.out.done:
+		case <-time.After(outputGrace):
+		}
+		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindSchedulerDied,
+			Message: fmt.Sprintf("scheduler %s exited with code %d", sched.name, sched.code)})
+		a.finish(res, sched)
+	default:
+		stopScenario("the run is over")
+		sched.stop(3*time.Second, "the run is over")
+		a.finish(res, nil)
+	}
+}
+
+// schedExitWait bounds how long a scheduler's death waits for the result
+// to go out before SCDX is sent on its own.
+const schedExitWait = 10 * time.Second
+
+// sendSchedExit sends the kernel log and SCDX with the dead scheduler's
+// exit status, once.
+func (a *agent) sendSchedExit(s *scheduler) {
+	a.scdxOnce.Do(func() {
+		a.sendKernelLog()
+		a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, s.code))
+	})
+}
+
+// fileSHA256 is the hex SHA-256 of a file, "" when it cannot be read.
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // loadScenario returns the configured scenario: the file content given by
@@ -305,9 +392,10 @@ func (a *agent) loadScenario() (*scenario.Scenario, error) {
 	return scenario.Parse(b, ValidateWork)
 }
 
-// finish sends the result, the kernel log and the exit code, and marks
+// finish sends the result, the kernel log, SCDX when dead (the
+// scheduler under test, which died) is set, and the exit code, and marks
 // the agent done.
-func (a *agent) finish(res *payload.AssertResult) {
+func (a *agent) finish(res *payload.AssertResult, dead *scheduler) {
 	code := int32(0)
 	if res.Verdict() == payload.Fail {
 		code = 1
@@ -325,10 +413,14 @@ func (a *agent) finish(res *payload.AssertResult) {
 		a.send(wire.TypeTestResult, p)
 	}
 	a.sendKernelLog()
+	if dead != nil {
+		a.sendSchedExit(dead)
+	}
 	a.send(wire.TypeExit, wire.AppendExitCode(nil, code))
 	if a.region != nil {
 		a.region.SetGuestState(shm.GuestDone)
 	}
+	a.doneOnce.Do(func() { close(a.done) })
 }
 
 // crash reports a Go panic in the agent: CRSH with the text, and
@@ -356,6 +448,7 @@ func mountAll() {
 		{"proc", "/proc", "proc"},
 		{"sysfs", "/sys", "sysfs"},
 		{"devtmpfs", "/dev", "devtmpfs"},
+		{"devpts", "/dev/pts", "devpts"}, // the scheduler's stdout is a pseudo-terminal
 		{"tmpfs", "/tmp", "tmpfs"},
 		{"debugfs", "/sys/kernel/debug", "debugfs"},
 	} {

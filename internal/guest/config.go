@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/ktstr-go/ktstr/internal/topology"
 )
 
 // ConfigPath is where ktstr-boot puts the run's configuration in the
@@ -24,6 +26,11 @@ type Config struct {
 	SchedArgs []string `json:"sched_args,omitempty"`
 	// AttachTimeoutMS bounds the wait for the scheduler to attach.
 	AttachTimeoutMS int `json:"attach_timeout_ms,omitempty"`
+	// Topology is the machine shape the VM was given, and MemoryMB its
+	// RAM: the agent checks them against sysfs before running anything
+	// (nil in host mode: the host is whatever it is).
+	Topology *topology.Topology `json:"topology,omitempty"`
+	MemoryMB int                `json:"memory_mb,omitempty"`
 }
 
 // ReadConfig reads the run's configuration; a missing file means the

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/cgroup"
+	"github.com/ktstr-go/ktstr/internal/cpulist"
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
@@ -20,11 +24,20 @@ type spawnSpec struct {
 	Count     int
 	CgroupDir string // "" = the agent's own cgroup
 	Affinity  []int  // nil = no pin
+	// Placement pins worker i to Placement[i%len] instead (one set per
+	// LLC or node); Domains map CPUs to LLC and node for the workers'
+	// cross-domain counts.
+	Placement     [][]int
+	LLCOf, NodeOf []int
 }
 
 // workerGroup is a running batch of workers.
 type workerGroup interface {
 	Stop(timeout time.Duration) ([]scenario.WorkerResult, error)
+	// Iterations is what the workers completed so far.
+	Iterations() uint64
+	// Progress is each worker's measurements so far (nil after Stop).
+	Progress() []scenario.WorkerResult
 }
 
 // spawnFunc starts a batch of workers (the workload package, wired in
@@ -33,7 +46,7 @@ type spawnFunc func(spawnSpec) (workerGroup, error)
 
 // runEnv is where a scenario runs.
 type runEnv struct {
-	topo        scenario.Topology
+	topo        topology.Observed
 	cgroupRoot  string          // cgroup v2 dir to create the scenario's cgroups in; "" = none
 	controllers map[string]bool // enabled for cgroupRoot's children
 	cgroupSkip  string          // why cgroups are not used, when cgroupRoot is ""
@@ -41,10 +54,15 @@ type runEnv struct {
 	region      *shm.Region
 	send        func(wire.Type, []byte)
 	logf        func(string, ...any)
-	// stop is closed when the scenario must end early (scheduler death);
-	// stopWhy says why.
+	// stop is closed when the scenario must end early: the scheduler
+	// under test was lost (it detached, the kernel disabled it, its
+	// process died); stopWhy says why. The measurements are cut at that
+	// moment: what came after is kept apart.
 	stop    <-chan struct{}
 	stopWhy func() string
+	// span, when set, learns when the scenario started (SCST) and ended
+	// (its workers stopped, SCEN).
+	span func(start, end time.Time)
 	// killScheduler signals the scheduler under test (nil: none).
 	killScheduler func(sig int) error
 	// snapshot asks the host for a snapshot and returns its answer (nil:
@@ -61,7 +79,46 @@ type liveCgroup struct {
 	expected []int
 	skips    map[string]string
 	batches  []workerGroup
-	results  []scenario.WorkerResult
+	results  []scenario.WorkerResult // until the cut, if any
+	after    []scenario.WorkerResult // from the cut to the stop
+}
+
+// cut is the moment the scenario lost its scheduler: what each running
+// batch had measured then.
+type cut struct {
+	at       time.Time
+	progress map[workerGroup][]scenario.WorkerResult
+}
+
+// collect adds a stopped batch's results to c: whole, or split at the
+// cut when the batch ran across it.
+func (c *liveCgroup) collect(b workerGroup, rs []scenario.WorkerResult, k *cut) {
+	var before []scenario.WorkerResult
+	if k != nil {
+		before = k.progress[b]
+	}
+	if len(before) != len(rs) {
+		c.results = append(c.results, rs...)
+		return
+	}
+	for i, r := range rs {
+		a, x := splitAt(before[i], r)
+		c.results = append(c.results, a)
+		c.after = append(c.after, x)
+	}
+}
+
+// splitAt splits a worker's final result at an earlier reading of its
+// progress: the reading, and the difference (which has no gap or CPU
+// figures). A worker that died counts as dead in both.
+func splitAt(before, final scenario.WorkerResult) (scenario.WorkerResult, scenario.WorkerResult) {
+	sub := func(a, b uint64) uint64 { return a - min(a, b) }
+	before.Died = final.Died
+	return before, scenario.WorkerResult{
+		Iterations: sub(final.Iterations, before.Iterations), RunNS: sub(final.RunNS, before.RunNS),
+		WaitNS: sub(final.WaitNS, before.WaitNS), WallNS: sub(final.WallNS, before.WallNS),
+		Migrations: sub(final.Migrations, before.Migrations), Died: final.Died,
+	}
 }
 
 // runScenario runs sc and returns its result. Errors setting the scenario
@@ -93,6 +150,20 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	start := time.Now()
 	elapsed := func() uint32 { return uint32(time.Since(start).Milliseconds()) }
 	stim := wire.Stimulus{CgroupCount: uint16(len(cgs))}
+	// iterations is what every worker completed so far: the stopped ones'
+	// reports and the running ones' progress.
+	iterations := func() uint64 {
+		var n uint64
+		for _, c := range cgs {
+			for _, r := range c.results {
+				n += r.Iterations
+			}
+			for _, b := range c.batches {
+				n += b.Iterations()
+			}
+		}
+		return n
+	}
 	var total uint64
 	nworkers := 0
 	for _, c := range cgs {
@@ -109,6 +180,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	stim.WorkerCount = uint16(min(nworkers, 0xffff))
 
 	stopped := ""
+	var lost *cut
 	hold := func(d time.Duration) {
 		if stopped != "" {
 			return
@@ -123,6 +195,12 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 				return
 			case <-env.stop:
 				stopped = env.stopWhy()
+				lost = &cut{at: time.Now(), progress: map[workerGroup][]scenario.WorkerResult{}}
+				for _, c := range cgs {
+					for _, b := range c.batches {
+						lost.progress[b] = b.Progress()
+					}
+				}
 				return
 			case <-tick.C:
 				if env.region != nil && env.region.TakeControl(shm.CtlShutdown) != 0 {
@@ -134,10 +212,10 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	}
 	// Step 0 is the baseline settle window.
 	if sc.SettleMS > 0 {
-		stim.StepIndex, stim.ElapsedMS = 0, elapsed()
+		stim.StepIndex, stim.ElapsedMS, stim.TotalIterations = 0, elapsed(), iterations()
 		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
 		hold(time.Duration(sc.SettleMS) * time.Millisecond)
-		stim.ElapsedMS = elapsed()
+		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
 	saved := map[string]uint64{} // values read_kernel kept
@@ -180,10 +258,10 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 			}
 		}
 		stim.WorkerCount = uint16(min(nworkers, 0xffff))
-		stim.ElapsedMS = elapsed()
+		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
 		hold(time.Duration(st.HoldMS) * time.Millisecond)
-		stim.ElapsedMS = elapsed()
+		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
 
@@ -198,7 +276,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 				rs, err := b.Stop(5 * time.Second)
 				mu.Lock()
 				defer mu.Unlock()
-				c.results = append(c.results, rs...)
+				c.collect(b, rs, lost)
 				if err != nil {
 					failSetup("cgroup %s: stop workers: %v", c.spec.Name, err)
 				}
@@ -207,16 +285,32 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		c.batches = nil
 	}
 	wg.Wait()
+	end := time.Now()
 	groups := make([]scenario.CgroupResult, 0, len(cgs))
+	var after []scenario.CgroupResult
 	for _, c := range cgs {
-		for _, r := range c.results {
+		for _, r := range slices.Concat(c.results, c.after) {
 			total += r.Iterations
 		}
 		groups = append(groups, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.results, Skips: c.skips})
+		if len(c.after) > 0 {
+			after = append(after, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.after})
+		}
 	}
-	env.send(wire.TypeScenarioEnd, wire.AppendScenarioEnd(nil, wire.ScenarioEnd{ElapsedMS: uint64(time.Since(start).Milliseconds()), TotalIterations: total}))
+	env.send(wire.TypeScenarioEnd, wire.AppendScenarioEnd(nil, wire.ScenarioEnd{ElapsedMS: uint64(end.Sub(start).Milliseconds()), TotalIterations: total}))
+	if env.span != nil {
+		env.span(start, end)
+	}
 
+	// The checks judge the time the scheduler under test ran the workers;
+	// the time after it was lost is measured apart.
 	res := scenario.Evaluate(sc, groups)
+	if after != nil {
+		st := scenario.Evaluate(sc, after).Stats
+		res.StatsAfterDetach = &st
+		res.InfoNotes = append(res.InfoNotes, fmt.Sprintf("the scenario stopped %d ms in, when the scheduler was lost: stats cover the time before; "+
+			"stats_after_detach the %d ms the workers took to stop", lost.at.Sub(start).Milliseconds(), end.Sub(lost.at).Milliseconds()))
+	}
 	for _, e := range setupErrs {
 		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindOther, Message: e})
 	}
@@ -266,6 +360,16 @@ func (env runEnv) kill(sig int) error {
 	return env.killScheduler(sig)
 }
 
+// mems is the cpuset.mems for a cgroup whose cpuset is a NUMA node
+// (numa:K), "" otherwise.
+func (c *liveCgroup) mems(topo topology.Observed) string {
+	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
+	if err != nil || spec.Kind != "numa" || !topo.NUMA {
+		return ""
+	}
+	return strconv.Itoa(spec.Index)
+}
+
 // setupCgroup resolves the cgroup's cpuset, creates its cgroup and
 // applies cpuset and weight where the controllers allow.
 func (env runEnv) setupCgroup(c *liveCgroup) error {
@@ -295,8 +399,13 @@ func (env runEnv) applyCgroup(c *liveCgroup) error {
 	if c.expected != nil && c.spec.Enforced() {
 		if !env.controllers["cpuset"] {
 			c.skips["isolation"] = "no cpuset controller"
-		} else if err := c.group.SetCPUs(scenario.FormatCPUList(c.expected)); err != nil {
+		} else if err := c.group.SetCPUs(cpulist.Format(c.expected)); err != nil {
 			return err
+		} else if mems := c.mems(env.topo); mems != "" {
+			// numa:K: the cgroup allocates from node K, as it runs there.
+			if err := c.group.SetMems(mems); err != nil {
+				return err
+			}
 		}
 	}
 	if c.spec.Weight != 0 {
@@ -324,12 +433,45 @@ func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
 		}
 		ss.Affinity = pin
 	}
+	ss.LLCOf, ss.NodeOf = env.topo.Domains()
+	if c.spec.Place != "" {
+		groups := env.topo.LLCs
+		if c.spec.Place == "node" {
+			groups = nil
+			for _, n := range env.topo.Nodes {
+				groups = append(groups, n.CPUs)
+			}
+		}
+		for _, g := range groups {
+			if set := within(within(g, c.expected), ss.Affinity); len(set) > 0 {
+				ss.Placement = append(ss.Placement, set)
+			}
+		}
+		if len(ss.Placement) == 0 {
+			return fmt.Errorf("place %s: no %s has CPUs in the cgroup's cpuset", c.spec.Place, c.spec.Place)
+		}
+	}
 	b, err := env.spawn(ss)
 	if err != nil {
 		return err
 	}
 	c.batches = append(c.batches, b)
 	return nil
+}
+
+// within returns the CPUs of set that are in allowed (all of set when
+// allowed is nil).
+func within(set, allowed []int) []int {
+	if allowed == nil {
+		return set
+	}
+	var out []int
+	for _, c := range set {
+		if slices.Contains(allowed, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // apply performs one op.
@@ -347,7 +489,7 @@ func (env runEnv) apply(c *liveCgroup, op scenario.Op, nworkers *int) error {
 		if c.group != nil {
 			// An empty cpuset means no restriction: all CPUs.
 			if c.expected == nil && env.controllers["cpuset"] {
-				return c.group.SetCPUs(scenario.FormatCPUList(env.topo.CPUs))
+				return c.group.SetCPUs(cpulist.Format(env.topo.CPUs))
 			}
 			return env.applyCgroup(c)
 		}

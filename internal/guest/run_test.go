@@ -10,18 +10,41 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktstr-go/ktstr/internal/scenario"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
-// fakeGroup is a batch of workers that report fixed results.
+// fakeGroup is a batch of workers that report fixed results: 100
+// iterations each, of which they have done one more per progress reading.
 type fakeGroup struct {
 	spec    spawnSpec
 	stopped bool
+	done    uint64 // iterations per worker so far
+}
+
+func (f *fakeGroup) Iterations() uint64 {
+	if !f.stopped {
+		f.done = min(f.done+1, 100)
+	}
+	return f.done * uint64(f.spec.Count)
+}
+
+func (f *fakeGroup) Progress() []scenario.WorkerResult {
+	if f.stopped {
+		return nil
+	}
+	f.done = min(f.done+1, 100)
+	out := make([]scenario.WorkerResult, f.spec.Count)
+	for i := range out {
+		out[i] = scenario.WorkerResult{Iterations: f.done, RunNS: 5e6 * f.done, WallNS: 1e7 * f.done, MaxGapNS: 1e6, CPUs: []int{i % 2}}
+	}
+	return out
 }
 
 func (f *fakeGroup) Stop(time.Duration) ([]scenario.WorkerResult, error) {
 	f.stopped = true
+	f.done = 100
 	out := make([]scenario.WorkerResult, f.spec.Count)
 	for i := range out {
 		cpus := f.spec.Affinity
@@ -64,7 +87,7 @@ func (r *recorder) spawn(s spawnSpec) (workerGroup, error) {
 
 func testEnv(r *recorder) runEnv {
 	return runEnv{
-		topo:       scenario.Topology{CPUs: []int{0, 1}, LLCs: [][]int{{0, 1}}},
+		topo:       topology.Topology{Nodes: 1, LLCs: 1, Cores: 2, Threads: 1}.Ideal(512),
 		cgroupSkip: "test: no cgroups",
 		spawn:      r.spawn,
 		send:       r.send,
@@ -200,6 +223,103 @@ func TestRunScenarioKillSchedulerOp(t *testing.T) {
 	env.killScheduler = nil
 	if res := runScenario(sc, env); res.Verdict() != payload.Fail {
 		t.Errorf("kill_scheduler without a scheduler: %v, want fail", res.Verdict())
+	}
+}
+
+// STIM and STEN carry the iterations done so far, which only grow and end
+// at most at SCEN's total.
+func TestRunScenarioStepIterations(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","settle_ms":10,
+		"cgroups":[{"name":"a","workers":2,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":10},{"hold_ms":10,"ops":[{"op":"add_workers","cgroup":"a","count":2}]},
+			{"hold_ms":10,"ops":[{"op":"stop_workers","cgroup":"a","count":2}]}]}`)
+	r := &recorder{}
+	res := runScenario(sc, testEnv(r))
+	var got []uint64
+	for _, s := range r.stims {
+		got = append(got, s.TotalIterations)
+	}
+	// Batch a: one more iteration per worker and reading (2 workers: +2);
+	// step 2 adds batch b (+2 more per reading); step 3 stops b, which
+	// reports 100 per worker.
+	want := []uint64{2, 4, 6, 8, 10 + 2, 12 + 4, 14 + 200, 16 + 200}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("step iterations (-want +got):\n%s", d)
+	}
+	if res.Stats.TotalIterations != 400 {
+		t.Errorf("total iterations %d, want 400", res.Stats.TotalIterations)
+	}
+}
+
+// A lost scheduler stops the scenario at once; the checks judge only the
+// time before, and the time after is measured apart.
+func TestRunScenarioCutAtLoss(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","settle_ms":10000,
+		"cgroups":[{"name":"a","workers":2,"work":{"type":"spin"},"checks":{"min_iterations":3}}],
+		"steps":[{"hold_ms":10000}]}`)
+	r := &recorder{}
+	env := testEnv(r)
+	stop := make(chan struct{})
+	close(stop)
+	env.stop, env.stopWhy = stop, func() string { return "the scheduler was lost: sched_ext state disabled" }
+	var start, end time.Time
+	env.span = func(s, e time.Time) { start, end = s, e }
+	res := runScenario(sc, env)
+	if start.IsZero() || end.Before(start) {
+		t.Errorf("span(%v, %v): want the scenario's start and end", start, end)
+	}
+	// 2 workers; progress: 1 at STIM, 2 at the cut; 100 each at the end.
+	if got := res.Stats.TotalIterations; got != 4 {
+		t.Errorf("stats cover %d iterations, want the 4 before the cut", got)
+	}
+	if a := res.StatsAfterDetach; a == nil || a.TotalIterations != 196 || a.Workers != 2 {
+		t.Fatalf("stats after detach %+v, want 196 iterations of 2 workers", a)
+	}
+	starved := 0
+	for _, o := range res.Outcomes {
+		if o.Kind == payload.KindStarved {
+			starved++ // 2 each before the cut, fewer than min_iterations 3: judged on the time before
+		}
+	}
+	if starved != 2 {
+		t.Errorf("outcomes %+v: want both workers starved before the cut", res.Outcomes)
+	}
+	if len(res.InfoNotes) == 0 || !strings.Contains(res.InfoNotes[len(res.InfoNotes)-1], "stats_after_detach") {
+		t.Errorf("info notes %q lack the cut", res.InfoNotes)
+	}
+	want := []wire.Type{wire.TypeScenarioStart, wire.TypeStimulus, wire.TypeStepEnd, wire.TypeScenarioEnd}
+	if d := cmp.Diff(want, r.frames); d != "" {
+		t.Errorf("frames (-want +got):\n%s", d)
+	}
+}
+
+// TestPlacement: place spreads a cgroup's workers round the LLCs (or
+// nodes) within its cpuset, and every batch carries the CPU-to-domain
+// maps the workers count crossings with.
+func TestPlacement(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[
+		{"name":"a","workers":4,"place":"llc","cpuset":"1-7","work":{"type":"pipe"}},
+		{"name":"b","workers":2,"place":"node","work":{"type":"spin"}}],
+		"steps":[{"hold_ms":1}]}`)
+	r := &recorder{}
+	env := testEnv(r)
+	env.topo = topology.Topology{Nodes: 2, LLCs: 2, Cores: 2, Threads: 2}.Ideal(512)
+	runScenario(sc, env)
+	if len(r.groups) != 2 {
+		t.Fatalf("%d batches, want 2", len(r.groups))
+	}
+	a, b := r.groups[0].spec, r.groups[1].spec
+	if d := cmp.Diff([][]int{{1, 2, 3}, {4, 5, 6, 7}}, a.Placement); d != "" {
+		t.Errorf("place llc within 1-7 (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([][]int{{0, 1, 2, 3}, {4, 5, 6, 7}}, b.Placement); d != "" {
+		t.Errorf("place node (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]int{0, 0, 0, 0, 1, 1, 1, 1}, a.LLCOf); d != "" {
+		t.Errorf("LLCOf (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]int{0, 0, 0, 0, 1, 1, 1, 1}, a.NodeOf); d != "" {
+		t.Errorf("NodeOf (-want +got):\n%s", d)
 	}
 }
 

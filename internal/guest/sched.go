@@ -16,58 +16,58 @@ import (
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
-// sched_ext's sysfs interface.
-const (
-	scxState = "/sys/kernel/sched_ext/state"
-	scxOps   = "/sys/kernel/sched_ext/root/ops"
-)
-
 // scheduler is a scheduler process under test.
 type scheduler struct {
 	name string
 	cmd  *exec.Cmd
 	died chan struct{} // closed when the process has exited
 	code int32         // exit status, or 128+signal; valid once died is closed
-	logs chan struct{} // closed when its output is fully forwarded
+	out  *schedOutput  // its output; out.done is closed when fully forwarded
 }
 
-// startScheduler starts bin with args, forwarding its stdout and stderr
-// as SCLG frames.
+// outputGrace bounds the wait for a scheduler's output to end after the
+// process exited (a child it left behind may hold it open).
+const outputGrace = 2 * time.Second
+
+// startScheduler starts bin with args, forwarding its stdout (through a
+// pseudo-terminal, so that stdio line-buffers it) and stderr (a pipe) as
+// labelled, timestamped SCLG lines.
 func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*scheduler, error) {
-	r, w, err := os.Pipe()
+	outR, outW, ptyErr := openPty()
+	if ptyErr != nil {
+		var err error
+		if outR, outW, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+	}
+	errR, errW, err := os.Pipe()
 	if err != nil {
+		outR.Close()
+		outW.Close()
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.Dir = "/tmp"
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
 		return nil, fmt.Errorf("start scheduler %s: %w", bin, err)
 	}
-	w.Close()
-	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), logs: make(chan struct{})}
-	go func() {
-		defer close(s.logs)
-		defer r.Close()
-		send(wire.TypeSchedLog, []byte("===SCHED_OUTPUT_START===\n"))
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			if n > 0 {
-				send(wire.TypeSchedLog, append([]byte(nil), buf[:n]...))
-			}
-			if err != nil {
-				break
-			}
-		}
-		send(wire.TypeSchedLog, []byte("\n===SCHED_OUTPUT_END===\n"))
-	}()
+	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), out: newSchedOutput(send, nil)}
+	if ptyErr != nil {
+		s.out.note("stdout is a pipe, not a terminal (%v): stdio may hold its lines back until it flushes", ptyErr)
+	}
+	s.out.follow(streamStdout, outR)
+	s.out.follow(streamStderr, errR)
 	go func() {
 		cmd.Wait() // the status is in ProcessState
 		s.code = exitCode(cmd.ProcessState)
 		close(s.died)
+		s.out.close(outputGrace)
 	}()
 	return s, nil
 }
@@ -88,51 +88,118 @@ func exitCode(ps *os.ProcessState) int32 {
 // Errors of waitAttached.
 var (
 	errSchedDied  = errors.New("scheduler exited before attaching")
-	errNoSchedExt = errors.New("kernel has no sched_ext (no " + scxState + ")")
+	errNoSchedExt = errors.New("kernel has no sched_ext (no " + scxDir + "/state)")
 )
 
-// waitAttached waits until sched_ext reports the scheduler enabled, up to
-// timeout. On a kernel without sched_ext it settles for a short while and
-// returns errNoSchedExt if the process is still alive.
-func (s *scheduler) waitAttached(timeout time.Duration) (string, error) {
+// notAttachedError is a scheduler that is alive but did not attach in
+// time: still initialising, as far as anyone can tell (scx_pair needs
+// about a minute under software emulation).
+type notAttachedError struct {
+	name    string
+	timeout time.Duration
+	state   string   // sched_ext's state at the deadline
+	last    []string // its last output lines
+}
+
+func (e *notAttachedError) Error() string {
+	out := "no output yet"
+	if len(e.last) > 0 {
+		q := make([]string, len(e.last))
+		for i, l := range e.last {
+			if len(l) > 200 {
+				l = strings.ToValidUTF8(l[:200], "") + "..."
+			}
+			q[i] = strconv.Quote(l)
+		}
+		out = "its last output: " + strings.Join(q, " ")
+	}
+	return fmt.Sprintf("scheduler %s: not attached within %v, still initialising (%s; sched_ext state %s); raise --attach-timeout",
+		e.name, e.timeout, out, e.state)
+}
+
+// pollEvery is how often the agent reads sched_ext's state.
+const pollEvery = 20 * time.Millisecond
+
+// waitAttached waits until sched_ext reports a scheduler attached, up to
+// timeout, and returns the reading that says so. On a kernel without
+// sched_ext it settles for a short while and returns errNoSchedExt if
+// the process is still alive; past the timeout, a *notAttachedError.
+func (s *scheduler) waitAttached(fs scxFS, timeout time.Duration) (scxSnap, error) {
 	deadline := time.Now().Add(timeout)
 	pinned := map[int]bool{}
 	for {
-		pinEnableHelper(pinned)
+		if fs == scxDir {
+			pinEnableHelper(pinned)
+		}
 		select {
 		case <-s.died:
-			return "", errSchedDied
+			return scxSnap{}, errSchedDied
 		default:
 		}
-		state, err := os.ReadFile(scxState)
+		snap, err := fs.read()
 		if errors.Is(err, os.ErrNotExist) {
 			select {
 			case <-s.died:
-				return "", errSchedDied
+				return scxSnap{}, errSchedDied
 			case <-time.After(500 * time.Millisecond):
-				return "", errNoSchedExt
+				return scxSnap{}, errNoSchedExt
 			}
 		}
-		st := strings.TrimSpace(string(state))
-		if st == "enabled" {
-			ops, _ := os.ReadFile(scxOps)
-			if name := strings.TrimSpace(string(ops)); name != "" {
-				return name, nil
+		if snap.attached() {
+			// The kernel bumps enable_seq just after the state turns
+			// enabled: read again one poll later for this attach's number.
+			time.Sleep(pollEvery)
+			if again, _ := fs.read(); again.attached() && again.Ops == snap.Ops {
+				return again, nil
 			}
+			continue
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("scheduler %s did not attach within %v (sched_ext state %q)", s.name, timeout, st)
+			return scxSnap{}, &notAttachedError{name: s.name, timeout: timeout, state: snap.State, last: s.out.recentOutput()}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(pollEvery)
 	}
 }
 
+// Default attach timeouts: on hardware virtualisation (and the host),
+// and under software emulation, where loading a scheduler (the BPF
+// verifier above all) is tens of times slower: scx_pair took 59 s under
+// QEMU's TCG. 90 s leaves a canned scenario room within ktstr-boot's
+// default 120 s watchdog.
+const (
+	attachTimeoutHW        = 30 * time.Second
+	attachTimeoutEmulation = 90 * time.Second
+)
+
+// defaultAttachTimeout picks the attach timeout when none is configured,
+// and says why.
+func defaultAttachTimeout(host bool) (time.Duration, string) {
+	switch {
+	case host:
+		return attachTimeoutHW, "on the host"
+	case hardwareVirt():
+		return attachTimeoutHW, "hardware virtualisation (KVM)"
+	}
+	return attachTimeoutEmulation, "software emulation"
+}
+
+// hardwareVirt reports whether this guest runs under KVM: the kernel
+// found KVM's CPUID signature (it logs "Hypervisor detected: KVM" and
+// offers kvm-clock). QEMU's software emulation has no such signature.
+func hardwareVirt() bool {
+	b, _ := os.ReadFile("/sys/devices/system/clocksource/clocksource0/available_clocksource")
+	return strings.Contains(string(b), "kvm-clock") || strings.Contains(string(kernelLog(1<<20)), "Hypervisor detected: KVM")
+}
+
 // stop asks the scheduler to exit (SIGINT, as a user would), then kills
-// it after grace, and waits for its output to be forwarded.
-func (s *scheduler) stop(grace time.Duration) {
+// it after grace, and waits for its output to be forwarded. why goes
+// into its output before the signal, so that nobody reads its answer to
+// the harness's signal as a failure of its own.
+func (s *scheduler) stop(grace time.Duration, why string) {
 	select {
 	case <-s.died:
 	default:
+		s.out.note("sending SIGINT to %s: %s", s.name, why)
 		s.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-s.died:
@@ -142,8 +209,8 @@ func (s *scheduler) stop(grace time.Duration) {
 		}
 	}
 	select {
-	case <-s.logs:
-	case <-time.After(grace):
+	case <-s.out.done:
+	case <-time.After(grace + outputGrace):
 	}
 }
 

@@ -35,7 +35,8 @@ func spawnWorkload(s spawnSpec) (workerGroup, error) {
 	}
 	g, err := workload.Spawn(workload.SpawnSpec{
 		Work: w, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
-		Affinity: s.Affinity, Name: s.Cgroup.Name,
+		Affinity: s.Affinity, Name: s.Cgroup.Name, Placement: s.Placement,
+		Domains: &workload.Domains{LLC: s.LLCOf, Node: s.NodeOf},
 	})
 	if err != nil {
 		return nil, err
@@ -45,6 +46,23 @@ func spawnWorkload(s spawnSpec) (workerGroup, error) {
 
 type workloadGroup struct{ g *workload.Group }
 
+func (w workloadGroup) Iterations() uint64 { return w.g.Iterations() }
+
+func (w workloadGroup) Progress() []scenario.WorkerResult {
+	ps := w.g.Progress()
+	if ps == nil {
+		return nil
+	}
+	out := make([]scenario.WorkerResult, len(ps))
+	for i, p := range ps {
+		out[i] = scenario.WorkerResult{
+			Iterations: p.Iterations, RunNS: p.RunNS, WaitNS: p.WaitNS, WallNS: p.WallNS,
+			MaxGapNS: p.MaxGapNS, Migrations: p.Migrations, CPUs: p.CPUs,
+		}
+	}
+	return out
+}
+
 func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, error) {
 	stats, err := w.g.Stop(timeout)
 	out := make([]scenario.WorkerResult, 0, len(stats))
@@ -52,6 +70,7 @@ func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, err
 		r := scenario.WorkerResult{
 			Iterations: s.Iterations, RunNS: s.RunNS, WaitNS: s.WaitNS, WallNS: s.WallNS,
 			MaxGapNS: s.MaxGapNS, Migrations: s.Migrations, CPUs: s.CPUs,
+			CrossLLC: s.CrossLLC, CrossNode: s.CrossNode, Pages: s.Pages, LocalPages: s.LocalPages,
 		}
 		if !s.OK() {
 			r.Died = describe(s)

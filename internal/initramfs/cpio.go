@@ -13,9 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/regfile"
 )
 
 // Mode bits of cpio members.
@@ -29,17 +30,16 @@ const (
 // Writer writes a newc archive. Parent directories are created on demand,
 // once each; names are relative ("init", "usr/lib/x.so").
 type Writer struct {
-	w     io.Writer
-	n     int64
-	ino   uint32
-	dirs  map[string]bool
-	names map[string]bool
-	err   error
+	w    io.Writer
+	n    int64
+	ino  uint32
+	tree *Tree
+	err  error
 }
 
 // NewWriter returns a Writer to w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: w, ino: 1, dirs: map[string]bool{".": true, "": true}, names: map[string]bool{}}
+	return &Writer{w: w, ino: 1, tree: NewTree()}
 }
 
 // trailer names the end-of-archive member; no other member may take it.
@@ -56,25 +56,27 @@ func clean(name string) (string, error) {
 	return n, nil
 }
 
-// Dir adds a directory (and its parents).
+// Dir adds a directory (and its parents); an existing directory is not
+// added again.
 func (w *Writer) Dir(name string, perm uint32) error {
 	n, err := clean(name)
 	if err != nil {
 		return err
 	}
-	return w.dir(n, perm)
-}
-
-func (w *Writer) dir(n string, perm uint32) error {
-	if w.dirs[n] {
-		return nil
-	}
-	if err := w.dir(path.Dir(n), 0o755); err != nil {
+	added, err := w.tree.Dir(n)
+	if err != nil {
 		return err
 	}
-	w.dirs[n] = true
-	w.names[n] = true
-	return w.header(n, ModeDir|perm, 0, 0, 0, nil)
+	for i, d := range added {
+		p := uint32(0o755)
+		if i == len(added)-1 && d == n {
+			p = perm
+		}
+		if err := w.header(d, ModeDir|p, 0, 0, 0, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // File adds a regular file with the given contents.
@@ -89,20 +91,18 @@ func (w *Writer) File(name string, perm uint32, data []byte) error {
 	})
 }
 
-// CopyFile adds the host file src as name, streaming its contents.
+// MaxFileSize is the largest member newc can describe (an 8-digit hex
+// size).
+const MaxFileSize = 1<<32 - 1
+
+// CopyFile adds the host file src as name, streaming its contents. src
+// must be a regular file (a FIFO or a device is refused without blocking).
 func (w *Writer) CopyFile(name, src string, perm uint32) error {
-	f, err := os.Open(src)
+	f, st, err := regfile.Open(src, MaxFileSize)
 	if err != nil {
-		return err
+		return fmt.Errorf("initramfs: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("initramfs: %s is not a regular file", src)
-	}
 	n, err := w.prepare(name)
 	if err != nil {
 		return err
@@ -137,25 +137,19 @@ func (w *Writer) CharDev(name string, perm, major, minor uint32) error {
 	return w.header(n, ModeChar|perm, 0, major, minor, nil)
 }
 
+// prepare adds name to the tree and writes the headers of the parent
+// directories it needed.
 func (w *Writer) prepare(name string) (string, error) {
-	n, err := clean(name)
+	n, added, err := w.tree.File(name)
 	if err != nil {
 		return "", err
 	}
-	if w.names[n] {
-		return "", fmt.Errorf("%w: %s", ErrDuplicate, n)
+	for _, d := range added {
+		if err := w.header(d, ModeDir|0o755, 0, 0, 0, nil); err != nil {
+			return "", err
+		}
 	}
-	if err := w.dir(path.Dir(n), 0o755); err != nil {
-		return "", err
-	}
-	w.names[n] = true
 	return n, nil
-}
-
-// Has reports whether name was added.
-func (w *Writer) Has(name string) bool {
-	n, err := clean(name)
-	return err == nil && (w.names[n] || w.dirs[n])
 }
 
 func (w *Writer) header(name string, mode uint32, size int64, rmajor, rminor uint32, body func() error) error {

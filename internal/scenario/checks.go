@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/ktstr-go/ktstr/internal/cpulist"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -17,6 +18,11 @@ type WorkerResult struct {
 	Migrations uint64
 	CPUs       []int  // CPUs the worker ran on
 	Died       string // non-empty when the worker died abnormally
+	// CrossLLC and CrossNode count the worker's CPU changes across an LLC
+	// or a NUMA node; Pages and LocalPages its resident pages and those on
+	// the nodes it ran on.
+	CrossLLC, CrossNode uint64
+	Pages, LocalPages   uint64
 }
 
 // CgroupResult is one cgroup's workers and what the checks compare them to.
@@ -51,12 +57,17 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 		st := payload.CgroupStats{Name: name, Workers: len(g.Workers)}
 		cpus := map[int]bool{}
 		var minPct, maxPct float64 = 101, -1
-		var maxGap uint64
+		var maxGap, changes, pages, local uint64
 		for i, w := range g.Workers {
 			st.Iterations += w.Iterations
 			st.RunNS += w.RunNS
 			st.WaitNS += w.WaitNS
 			st.Migrations += w.Migrations
+			st.CrossLLCMigrations += w.CrossLLC
+			st.CrossNodeMigrations += w.CrossNode
+			changes += max(w.Migrations, w.CrossLLC)
+			pages += w.Pages
+			local += w.LocalPages
 			maxGap = max(maxGap, w.MaxGapNS)
 			for _, c := range w.CPUs {
 				cpus[c] = true
@@ -75,7 +86,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 			if *ck.Isolation && g.Expected != nil {
 				if out := outside(w.CPUs, g.Expected); len(out) > 0 {
 					fail(payload.KindIsolation, "cgroup %s worker %d ran on CPUs %s outside its cpuset %s",
-						name, i, FormatCPUList(out), FormatCPUList(g.Expected))
+						name, i, cpulist.Format(out), cpulist.Format(g.Expected))
 				}
 			}
 		}
@@ -84,7 +95,31 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 			st.SpreadPct = maxPct - minPct
 		}
 		st.MaxGapMS = float64(maxGap) / 1e6
+		if pages > 0 {
+			st.PageLocality = float64(local) / float64(pages)
+		}
 		res.Stats.Cgroups = append(res.Stats.Cgroups, st)
+
+		crossRatio := func(check, what string, crossed uint64, limit *float64) {
+			if limit == nil || changes == 0 {
+				return
+			}
+			ratio := float64(crossed) / float64(changes)
+			if ratio > *limit {
+				fail(payload.KindMigration, "cgroup %s: %d of %d migrations crossed %s (%.2f), more than %.2f", name, crossed, changes, what, ratio, *limit)
+			} else {
+				pass(check, "cgroup %s: %s ratio %.2f <= %.2f", name, check, ratio, *limit)
+			}
+		}
+		crossRatio("cross_node_migration", "a NUMA node", st.CrossNodeMigrations, ck.MaxCrossNodeRatio)
+		crossRatio("cross_llc_migration", "an LLC", st.CrossLLCMigrations, ck.MaxCrossLLCRatio)
+		if m := ck.MinPageLocality; m != nil && pages > 0 {
+			if st.PageLocality < *m {
+				fail(payload.KindMigration, "cgroup %s: %.2f of its %d resident pages on the nodes it ran on, less than %.2f", name, st.PageLocality, pages, *m)
+			} else {
+				pass("page_locality", "cgroup %s: page locality %.2f >= %.2f", name, st.PageLocality, *m)
+			}
+		}
 
 		if st.MaxGapMS > *ck.MaxGapMS {
 			fail(payload.KindStuck, "cgroup %s: a worker was off-CPU for %.1f ms, more than %.0f ms", name, st.MaxGapMS, *ck.MaxGapMS)
@@ -103,7 +138,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 				res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Skip, Kind: payload.KindSkip,
 					Message: fmt.Sprintf("cgroup %s: isolation not checked: %s", name, reason)})
 			} else {
-				pass("isolation", "cgroup %s: every worker stayed within %s", name, FormatCPUList(g.Expected))
+				pass("isolation", "cgroup %s: every worker stayed within %s", name, cpulist.Format(g.Expected))
 			}
 		}
 	}
@@ -120,6 +155,8 @@ func (s *Scenario) total(res *payload.AssertResult, cpus map[int]bool) {
 	for _, c := range t.Cgroups {
 		t.Workers += c.Workers
 		t.Migrations += c.Migrations
+		t.CrossLLCMigrations += c.CrossLLCMigrations
+		t.CrossNodeMigrations += c.CrossNodeMigrations
 		t.TotalIterations += c.Iterations
 		t.WorstSpreadPct = max(t.WorstSpreadPct, c.SpreadPct)
 		t.WorstGapMS = max(t.WorstGapMS, c.MaxGapMS)

@@ -3,6 +3,8 @@ package scenario
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/ktstr-go/ktstr/internal/topology"
 )
 
 // FuzzParse: any bytes either fail with a *scenario.Error or give a
@@ -14,7 +16,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"name":"x","cgroups":[{"name":"a","cpuset":"overlap:1/3","pin":"0-1","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler"}]}]}`))
-	topo := Topology{CPUs: []int{0, 1, 2, 3}, LLCs: [][]int{{0, 1}, {2, 3}}}
+	topo := topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 1}.Ideal(512)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse(b, nil)
 		if err != nil {
@@ -51,29 +53,6 @@ func FuzzParse(f *testing.F) {
 		}
 		if s2.Duration() != s.Duration() || len(s2.Cgroups) != len(s.Cgroups) {
 			t.Fatalf("round trip changed the scenario:\n%s", again)
-		}
-	})
-}
-
-// FuzzCPUList: the list parser never panics, and what it accepts prints
-// back to a list that parses to the same CPUs.
-func FuzzCPUList(f *testing.F) {
-	for _, s := range []string{"0", "0-3", "1,3-5,7", "", "5-2", "a", "0-8191", "99999"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		l, err := ParseCPUList(s)
-		if err != nil {
-			return
-		}
-		l2, err := ParseCPUList(FormatCPUList(l))
-		if err != nil || len(l2) != len(l) {
-			t.Fatalf("ParseCPUList(%q) = %v; its format %q gives %v, %v", s, l, FormatCPUList(l), l2, err)
-		}
-		for i := range l {
-			if l[i] != l2[i] || l[i] < 0 || l[i] > MaxCPU || (i > 0 && l[i] <= l[i-1]) {
-				t.Fatalf("ParseCPUList(%q) = %v: not sorted, distinct and in range", s, l)
-			}
 		}
 	})
 }

@@ -25,8 +25,21 @@
 // Cpuset specs: "" (no restriction), "all", an exact list ("0-2,5"),
 // "split:I/N" (slice I of N disjoint slices of the CPUs), "overlap:I/N"
 // (slice I of N, widened by one CPU into its neighbour, so neighbours
-// overlap), "llc:K" (the CPUs sharing last-level cache K). Slices are
-// 0-based. A cgroup's "cpuset_enforce": false makes its cpuset an
+// overlap), "llc:K" (the CPUs sharing last-level cache K), "numa:K" (the
+// CPUs of NUMA node K; the cgroup's cpuset.mems is set to K too) and
+// "smt:I" (thread I of every core: "smt:0" is one sibling of each core).
+// Slices are 0-based.
+//
+// Machine shape: "requires" ({"min_llcs": 2, "requires_smt": true, ...};
+// also max_llcs, min_cpus, max_cpus, min_numa_nodes, max_numa_nodes)
+// skips the scenario on a machine that does not meet it. A cgroup's
+// "place": "llc" or "node" pins worker i to the CPUs of LLC (or node) i
+// mod their count, within its cpuset; "each": "llc" or "node" makes one
+// copy of the cgroup per LLC or node, NAME-K on llc:K or numa:K (Bind).
+// Checks max_cross_llc_migration_ratio and max_cross_node_migration_ratio
+// bound the share of a cgroup's migrations that crossed an LLC or a node;
+// min_page_locality the share of its workers' anonymous pages on the nodes
+// they ran on. A cgroup's "cpuset_enforce": false makes its cpuset an
 // expectation only (checked, not written to the cgroup): the isolation
 // check's own test, and hosts without the cpuset controller.
 package scenario
@@ -37,10 +50,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/regfile"
 )
 
 // Scenario is one scenario file.
@@ -51,6 +65,9 @@ type Scenario struct {
 	Cgroups     []Cgroup `json:"cgroups"`
 	Steps       []Step   `json:"steps"`
 	Checks      Checks   `json:"checks,omitempty"`
+	// Requires constrains the machine shape: a machine that does not fit
+	// skips the scenario with the reason.
+	Requires Requires `json:"requires,omitempty"`
 	// FailOnPurpose adds a failing outcome: the harness's own check that a
 	// failing guest gives a failing verdict end to end.
 	FailOnPurpose bool `json:"fail_on_purpose,omitempty"`
@@ -69,7 +86,17 @@ type Cgroup struct {
 	Work          json.RawMessage `json:"work"`                      // a workload.Work
 	Nice          int             `json:"nice,omitempty"`
 	Pin           string          `json:"pin,omitempty"` // pin every worker to these CPUs (cpuset spec)
-	Checks        *Checks         `json:"checks,omitempty"`
+	// Place spreads the workers over the machine's LLCs ("llc") or NUMA
+	// nodes ("node"): worker i is pinned to the CPUs of domain i mod the
+	// domain count (within the cgroup's cpuset), so the two ends of a
+	// pipe pair sit in different domains.
+	Place string `json:"place,omitempty"`
+	// Each makes one copy of the cgroup per LLC ("llc") or NUMA node
+	// ("node") of the machine, named NAME-K with cpuset llc:K or numa:K
+	// (Bind expands it): ktstr's steady_llc. Ops cannot name such a
+	// cgroup.
+	Each   string  `json:"each,omitempty"`
+	Checks *Checks `json:"checks,omitempty"`
 }
 
 // Enforced reports whether the cgroup's cpuset is written to the cgroup.
@@ -124,6 +151,12 @@ type Checks struct {
 	MinIterations *uint64  `json:"min_iterations,omitempty"`
 	Isolation     *bool    `json:"isolation,omitempty"`
 	Fairness      *bool    `json:"fairness,omitempty"`
+	// Topology checks (not checked unless set): the share of a cgroup's
+	// migrations that crossed a NUMA node or an LLC, and the share of its
+	// workers' resident pages on the nodes they ran on.
+	MaxCrossNodeRatio *float64 `json:"max_cross_node_migration_ratio,omitempty"`
+	MaxCrossLLCRatio  *float64 `json:"max_cross_llc_migration_ratio,omitempty"`
+	MinPageLocality   *float64 `json:"min_page_locality,omitempty"`
 }
 
 // Defaults are ktstr's release-build defaults: a 2000 ms gap, a 15%
@@ -140,22 +173,22 @@ func (c Checks) Merge(o *Checks) Checks {
 	if o == nil {
 		return c
 	}
-	if o.MaxGapMS != nil {
-		c.MaxGapMS = o.MaxGapMS
-	}
-	if o.MaxSpreadPct != nil {
-		c.MaxSpreadPct = o.MaxSpreadPct
-	}
-	if o.MinIterations != nil {
-		c.MinIterations = o.MinIterations
-	}
-	if o.Isolation != nil {
-		c.Isolation = o.Isolation
-	}
-	if o.Fairness != nil {
-		c.Fairness = o.Fairness
-	}
+	override(&c.MaxGapMS, o.MaxGapMS)
+	override(&c.MaxSpreadPct, o.MaxSpreadPct)
+	override(&c.MinIterations, o.MinIterations)
+	override(&c.Isolation, o.Isolation)
+	override(&c.Fairness, o.Fairness)
+	override(&c.MaxCrossNodeRatio, o.MaxCrossNodeRatio)
+	override(&c.MaxCrossLLCRatio, o.MaxCrossLLCRatio)
+	override(&c.MinPageLocality, o.MinPageLocality)
 	return c
+}
+
+// override sets *dst to src when src is set.
+func override[T any](dst **T, src *T) {
+	if src != nil {
+		*dst = src
+	}
 }
 
 // Limits on what a scenario may ask for.
@@ -219,11 +252,15 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 	if s.SettleMS < 0 || s.SettleMS > MaxHoldMS {
 		return bad("settle_ms", "%d out of range 0..%d", s.SettleMS, MaxHoldMS)
 	}
+	if err := s.Requires.validate(); err != nil {
+		return bad("requires", "%v", err)
+	}
 	if len(s.Cgroups) == 0 || len(s.Cgroups) > MaxCgroups {
 		return bad("cgroups", "want 1..%d cgroups, have %d", MaxCgroups, len(s.Cgroups))
 	}
-	names := map[string]bool{}
+	names, each := map[string]bool{}, map[string]bool{}
 	for i, c := range s.Cgroups {
+		each[c.Name] = c.Each != ""
 		f := fmt.Sprintf("cgroups[%d]", i)
 		if !validName(c.Name) {
 			return bad(f+".name", "%q: want 1-64 characters of [A-Za-z0-9_.-], not starting with '.'", c.Name)
@@ -234,6 +271,15 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 		names[c.Name] = true
 		if _, err := ParseCpuset(c.Cpuset); err != nil {
 			return bad(f+".cpuset", "%v", err)
+		}
+		if c.Each != "" && c.Each != "llc" && c.Each != "node" {
+			return bad(f+".each", "%q: want llc or node", c.Each)
+		}
+		if c.Each != "" && c.Cpuset != "" {
+			return bad(f+".each", "each %s sets the cpuset of every copy; drop cpuset %q", c.Each, c.Cpuset)
+		}
+		if c.Place != "" && c.Place != "llc" && c.Place != "node" {
+			return bad(f+".place", "%q: want llc or node", c.Place)
 		}
 		if _, err := ParseCpuset(c.Pin); err != nil {
 			return bad(f+".pin", "%v", err)
@@ -305,6 +351,9 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 			if !names[op.Cgroup] {
 				return bad(g+".cgroup", "no cgroup %q", op.Cgroup)
 			}
+			if each[op.Cgroup] {
+				return bad(g+".cgroup", "cgroup %q is copied per %s (each); ops cannot name it", op.Cgroup, "LLC or node")
+			}
 			switch op.Op {
 			case OpSetCpuset:
 				if _, err := ParseCpuset(op.Cpuset); err != nil {
@@ -341,6 +390,14 @@ func (c *Checks) validate() error {
 	}
 	if c.MaxSpreadPct != nil && (*c.MaxSpreadPct < 0 || *c.MaxSpreadPct > 100) {
 		return errors.New("max_spread_pct must be within 0..100")
+	}
+	for _, r := range []struct {
+		name string
+		v    *float64
+	}{{"max_cross_node_migration_ratio", c.MaxCrossNodeRatio}, {"max_cross_llc_migration_ratio", c.MaxCrossLLCRatio}, {"min_page_locality", c.MinPageLocality}} {
+		if r.v != nil && !(*r.v >= 0 && *r.v <= 1) {
+			return fmt.Errorf("%s must be within 0..1", r.name)
+		}
 	}
 	return nil
 }
@@ -391,12 +448,14 @@ func Canned(name string) ([]byte, error) {
 }
 
 // Load returns the scenario named by arg: a canned name, or a file path
-// (anything containing '/' or ending in .json).
+// (anything containing '/' or ending in .json), which must be a regular
+// file of at most MaxScenarioSize bytes (a FIFO or a device is refused
+// without blocking or reading).
 func Load(arg string, validWork WorkValidator) (*Scenario, []byte, error) {
 	var b []byte
 	var err error
 	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".json") {
-		b, err = os.ReadFile(arg)
+		b, err = regfile.ReadFile(arg, MaxScenarioSize)
 	} else {
 		b, err = Canned(arg)
 	}

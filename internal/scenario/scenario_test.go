@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -101,7 +102,7 @@ func TestParseCallsWorkValidator(t *testing.T) {
 }
 
 func TestCpusetResolve(t *testing.T) {
-	topo := Topology{CPUs: []int{0, 1, 2, 3, 4, 5, 6, 7}, LLCs: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}}}
+	topo := topology.Topology{Nodes: 2, LLCs: 2, Cores: 2, Threads: 2}.Ideal(512)
 	for _, tc := range []struct {
 		spec string
 		want []int
@@ -119,6 +120,12 @@ func TestCpusetResolve(t *testing.T) {
 		{"llc:2", nil, "2 LLC groups"},
 		{"9", nil, "not online"},
 		{"split:0/9", nil, "at least 9 CPUs"},
+		{"numa:0", []int{0, 1, 2, 3}, ""},
+		{"numa:1", []int{4, 5, 6, 7}, ""},
+		{"numa:2", nil, "no NUMA node 2"},
+		{"smt:0", []int{0, 2, 4, 6}, ""},
+		{"smt:1", []int{1, 3, 5, 7}, ""},
+		{"smt:2", nil, "no core of this machine has a thread 2"},
 	} {
 		s, err := ParseCpuset(tc.spec)
 		if err != nil {
@@ -133,26 +140,6 @@ func TestCpusetResolve(t *testing.T) {
 		}
 		if err != nil || !cmp.Equal(got, tc.want) {
 			t.Errorf("Resolve(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
-		}
-	}
-}
-
-func TestCPUListRoundTrip(t *testing.T) {
-	for _, s := range []string{"0", "0-3", "0-1,3,5-7", "2,4,6"} {
-		l, err := ParseCPUList(s)
-		if err != nil {
-			t.Fatalf("ParseCPUList(%q): %v", s, err)
-		}
-		if got := FormatCPUList(l); got != s {
-			t.Errorf("FormatCPUList(ParseCPUList(%q)) = %q", s, got)
-		}
-	}
-	if l, _ := ParseCPUList("3,1,1-2"); !cmp.Equal(l, []int{1, 2, 3}) {
-		t.Errorf("ParseCPUList(3,1,1-2) = %v, want sorted distinct [1 2 3]", l)
-	}
-	for _, bad := range []string{"a", "-1", "1-", "5-2", "99999"} {
-		if _, err := ParseCPUList(bad); err == nil {
-			t.Errorf("ParseCPUList(%q) = nil error", bad)
 		}
 	}
 }
@@ -234,5 +221,114 @@ func TestFailOnPurpose(t *testing.T) {
 	r := Evaluate(&Scenario{Name: "fail", FailOnPurpose: true}, nil)
 	if r.Verdict() != payload.Fail {
 		t.Errorf("verdict %v, want fail", r.Verdict())
+	}
+}
+
+func TestRequires(t *testing.T) {
+	smt := topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 2}.Ideal(512)
+	flat := topology.Topology{Nodes: 1, LLCs: 1, Cores: 4, Threads: 1}.Ideal(512)
+	numa := topology.Topology{Nodes: 2, LLCs: 2, Cores: 2, Threads: 1}.Ideal(512)
+	for _, tc := range []struct {
+		r    Requires
+		o    topology.Observed
+		want string
+	}{
+		{Requires{}, flat, ""},
+		{Requires{SMT: true}, smt, ""},
+		{Requires{SMT: true}, flat, "needs SMT (cores with more than one thread), the machine has none"},
+		{Requires{MinLLCs: 2}, flat, "needs at least 2 LLCs, the machine has 1"},
+		{Requires{MaxLLCs: 1}, smt, "needs at most 1 LLCs, the machine has 2"},
+		{Requires{MinCPUs: 8}, flat, "needs at least 8 CPUs, the machine has 4"},
+		{Requires{MaxCPUs: 4}, smt, "needs at most 4 CPUs, the machine has 8"},
+		{Requires{MinNUMANodes: 2}, smt, "needs at least 2 NUMA nodes, the machine has 1"},
+		{Requires{MinNUMANodes: 2, MaxNUMANodes: 2}, numa, ""},
+		{Requires{MaxNUMANodes: 1}, numa, "needs at most 1 NUMA nodes, the machine has 2"},
+	} {
+		if got := tc.r.Unmet(tc.o); got != tc.want {
+			t.Errorf("%+v.Unmet = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+	_, err := Parse([]byte(`{"name":"x","requires":{"min_llcs":3,"max_llcs":2},"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	if err == nil || !strings.Contains(err.Error(), "requires: min_llcs 3 is above max_llcs 2") {
+		t.Errorf("Parse with min above max = %v", err)
+	}
+	_, err = Parse([]byte(`{"name":"x","requires":{"min_llc":3},"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	if err == nil || !strings.Contains(err.Error(), "min_llc") {
+		t.Errorf("Parse with a misspelt constraint = %v, want it refused", err)
+	}
+}
+
+func TestTopologyChecks(t *testing.T) {
+	ratio := func(v float64) *float64 { return &v }
+	sc := &Scenario{Name: "x", Checks: Checks{MaxCrossNodeRatio: ratio(0.25), MaxCrossLLCRatio: ratio(0.5), MinPageLocality: ratio(0.9)}}
+	w := func(migr, llc, node, pages, local uint64) WorkerResult {
+		r := worker(100, 50, 100, 1e6, 0)
+		r.Migrations, r.CrossLLC, r.CrossNode, r.Pages, r.LocalPages = migr, llc, node, pages, local
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		workers []WorkerResult
+		want    []string
+	}{
+		{"all within bounds", []WorkerResult{w(10, 2, 1, 100, 95), w(10, 3, 1, 100, 100)}, nil},
+		{"too many node crossings", []WorkerResult{w(10, 5, 4, 100, 100), w(10, 0, 2, 100, 100)}, []string{"fail:migration"}},
+		{"too many LLC crossings", []WorkerResult{w(4, 3, 0, 100, 100)}, []string{"fail:migration"}},
+		{"pages far away", []WorkerResult{w(0, 0, 0, 100, 50)}, []string{"fail:migration"}},
+		{"nothing measured: nothing checked", []WorkerResult{w(0, 0, 0, 0, 0)}, nil},
+	} {
+		res := Evaluate(sc, []CgroupResult{{Spec: Cgroup{Name: "a"}, Workers: tc.workers}})
+		if d := cmp.Diff(tc.want, kinds(res)); d != "" {
+			t.Errorf("%s: outcomes (-want +got):\n%s%v", tc.name, d, res.Outcomes)
+		}
+	}
+	res := Evaluate(sc, []CgroupResult{{Spec: Cgroup{Name: "a"}, Workers: []WorkerResult{w(10, 2, 1, 100, 95), w(10, 3, 1, 100, 100)}}})
+	st := res.Stats.Cgroups[0]
+	if st.CrossLLCMigrations != 5 || st.CrossNodeMigrations != 2 || st.PageLocality != 0.975 {
+		t.Errorf("stats %+v: want 5 cross-LLC, 2 cross-node, locality 0.975", st)
+	}
+	if res.Stats.CrossLLCMigrations != 5 || res.Stats.CrossNodeMigrations != 2 {
+		t.Errorf("totals %+v: want 5 cross-LLC, 2 cross-node", res.Stats)
+	}
+	for _, bad := range []string{`"max_cross_node_migration_ratio":1.5`, `"min_page_locality":-0.1`} {
+		_, err := Parse([]byte(`{"name":"x","checks":{`+bad+`},"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+		if err == nil || !strings.Contains(err.Error(), "within 0..1") {
+			t.Errorf("Parse with %s = %v, want refused", bad, err)
+		}
+	}
+	_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","place":"socket","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	if err == nil || !strings.Contains(err.Error(), `cgroups[0].place: "socket": want llc or node`) {
+		t.Errorf("Parse with place socket = %v", err)
+	}
+}
+
+func TestBind(t *testing.T) {
+	sc, err := Parse([]byte(`{"name":"x","cgroups":[
+		{"name":"llc","each":"llc","workers_per_cpu":1,"work":{}},
+		{"name":"mem","each":"node","workers":1,"work":{}},
+		{"name":"plain","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sc.Bind(topology.Topology{Nodes: 2, LLCs: 4, Cores: 1, Threads: 1}.Ideal(512))
+	var got []string
+	for _, c := range b.Cgroups {
+		got = append(got, c.Name+"="+c.Cpuset)
+	}
+	want := []string{"llc-0=llc:0", "llc-1=llc:1", "llc-2=llc:2", "llc-3=llc:3", "mem-0=numa:0", "mem-1=numa:1", "plain="}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Bind (-want +got):\n%s", d)
+	}
+	if len(sc.Cgroups) != 3 {
+		t.Errorf("Bind changed the scenario it was given: %d cgroups", len(sc.Cgroups))
+	}
+	for _, tc := range []struct{ js, err string }{
+		{`{"name":"x","cgroups":[{"name":"a","each":"core","work":{}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].each: "core": want llc or node`},
+		{`{"name":"x","cgroups":[{"name":"a","each":"llc","cpuset":"0","work":{}}],"steps":[{"hold_ms":1}]}`, "drop cpuset"},
+		{`{"name":"x","cgroups":[{"name":"a","each":"llc","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a","count":1}]}]}`, "ops cannot name it"},
+	} {
+		if _, err := Parse([]byte(tc.js), nil); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("Parse(%s) = %v, want %q", tc.js, err, tc.err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,13 +86,41 @@ type schedLog struct {
 	sawStart   bool
 	exitLine   string // the last line with "EXIT:"
 	scxErr     string // the first line naming scx_bpf_error
+	libbpfErr  string // the first error line of libbpf's (why a load failed)
 	dump       dumpScan
+	dropped    int64 // lines the guest agent said it did not forward
 }
 
 func newSchedLog(name string) *schedLog {
 	s := &schedLog{block: newLineLog(name, nil)}
 	s.all = newLineLog(name, s.line)
+	s.all.headMax, s.block.headMax = HeadLines, HeadLines
 	return s
+}
+
+// splitSchedLine splits a scheduler log line the guest agent labelled,
+// "[    2.512345] stderr: text", into its stream and text; any other line
+// is all text, with no stream.
+func splitSchedLine(l string) (stream, text string) {
+	if len(l) < 10 || l[0] != '[' {
+		return "", l
+	}
+	end := strings.Index(l, "] ")
+	if end < 0 {
+		return "", l
+	}
+	sec, us, ok := strings.Cut(strings.TrimLeft(l[1:end], " "), ".")
+	if !ok || sec == "" || len(us) != 6 || strings.Trim(sec+us, "0123456789") != "" {
+		return "", l
+	}
+	stream, text, ok = strings.Cut(l[end+2:], ": ")
+	switch {
+	case !ok:
+		return "", l
+	case stream == "stdout", stream == "stderr", stream == "ktstr":
+		return stream, text
+	}
+	return "", l
 }
 
 func (s *schedLog) Write(p []byte) {
@@ -115,22 +144,54 @@ func (s *schedLog) line(l string) {
 	if s.inBlock {
 		s.block.push(l)
 	}
+	stream, t := splitSchedLine(t)
+	t = strings.TrimSpace(t)
+	if stream == "ktstr" {
+		if n, _, ok := strings.Cut(t, " lines of output dropped"); ok {
+			if k, err := strconv.ParseInt(n, 10, 64); err == nil && k > 0 {
+				s.dropped = k
+			}
+		}
+		return // the harness's own note, not the scheduler's output
+	}
 	if i := strings.Index(t, "EXIT:"); i >= 0 {
 		s.exitLine = t[i:]
 	}
 	if s.scxErr == "" && strings.Contains(t, "scx_bpf_error") && !strings.Contains(t, "EXIT:") {
 		s.scxErr = t
 	}
+	if s.libbpfErr == "" && libbpfError(t) {
+		s.libbpfErr = t
+	}
 	s.dump.line(t)
 }
 
 func (s *schedLog) log(n int) *Log {
 	s.all.Finish()
+	l := s.all.log(n)
 	if s.sawStart {
-		l := s.block.log(n)
-		return l
+		l = s.block.log(n)
 	}
-	return s.all.log(n)
+	l.DroppedInGuest = s.dropped
+	return l
+}
+
+// libbpfError reports whether t is one of libbpf's error lines
+// ("libbpf: failed to open system Kconfig", "libbpf: prog 'x': BPF
+// program load failed: Permission denied"), which say why a scheduler
+// could not load.
+func libbpfError(t string) bool {
+	rest, ok := strings.CutPrefix(t, "libbpf: ")
+	if !ok {
+		return false
+	}
+	rest = strings.ToLower(rest)
+	for _, w := range []string{"fail", "error", "invalid", "cannot", "can't", "unable", "not found", "not supported"} {
+		if strings.Contains(rest, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // dumpScan finds the body of a sched_ext dump's "triggered exit kind"
@@ -480,7 +541,15 @@ func (f *Folder) Verdict() Verdict {
 			for _, o := range res.Outcomes {
 				switch o.Verdict {
 				case payload.Fail:
-					add(Finding{Status: StatusFail, Cause: CauseAssertion, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+					if o.Kind == payload.KindInfra { // the guest did not get the machine it was given
+						add(Finding{Status: StatusInfra, Cause: CauseInfra, Kind: o.Kind, Message: o.Message, Source: "TEST"})
+						continue
+					}
+					cause := CauseAssertion
+					if o.Kind == payload.KindSchedulerDetached {
+						cause = CauseSchedDetached
+					}
+					add(Finding{Status: StatusFail, Cause: cause, Kind: o.Kind, Message: o.Message, Source: "TEST"})
 				case payload.Inconclusive:
 					add(Finding{Status: StatusInconclusive, Cause: CauseInconclusive, Kind: o.Kind, Message: o.Message, Source: "TEST"})
 				case payload.Skip:
@@ -632,6 +701,10 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		}
 	} else if sl.exitLine != "" {
 		detail = sl.exitLine
+	} else if sl.libbpfErr != "" {
+		// It never attached: libbpf says why it could not load.
+		lines = append(lines, sl.libbpfErr)
+		detail = sl.libbpfErr
 	}
 	with := func(s string) string {
 		if detail != "" {
@@ -661,11 +734,13 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(fmt.Sprintf("the kernel disabled scheduler %q", d.name)), Source: d.source, Lines: lines})
 	default:
 		if reason, ok := f.reasons[wire.PhaseSchedulerNotAttached]; ok {
-			msg := "scheduler never attached to sched_ext"
-			if reason != "" {
-				msg += ": " + reason
+			// The harness stops a scheduler that did not attach in time:
+			// what it says then (its EXIT line) answers that signal and is
+			// not shown as its failure.
+			if reason == "" {
+				reason = "the scheduler did not attach to sched_ext"
 			}
-			add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: msg, Source: "LIFE", Lines: lines})
+			add(Finding{Status: StatusFail, Cause: CauseNotAttached, Message: reason, Source: "LIFE"})
 			return true
 		}
 		if _, ok := f.reasons[wire.PhaseSchedulerDied]; ok {
@@ -773,7 +848,10 @@ func (f *Folder) bugSummary(sl *schedLog) string {
 	if sl.scxErr != "" {
 		return sl.scxErr
 	}
-	return f.kscxErr
+	if f.kscxErr != "" {
+		return f.kscxErr
+	}
+	return sl.libbpfErr
 }
 
 // timeline closes steps that have no STEN with the next step's start,
@@ -809,12 +887,26 @@ func sanitize(r *payload.AssertResult) {
 			*p = 0
 		}
 	}
-	s := &r.Stats
-	fix(&s.WorstSpreadPct, "stats.worst_spread_pct")
-	fix(&s.WorstGapMS, "stats.worst_gap_ms")
-	for i := range s.Cgroups {
-		fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("stats.cgroups[%d].spread_pct", i))
-		fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("stats.cgroups[%d].max_gap_ms", i))
+	stats := func(s *payload.ScenarioStats, name string) {
+		fix(&s.WorstSpreadPct, name+".worst_spread_pct")
+		fix(&s.WorstGapMS, name+".worst_gap_ms")
+		for i := range s.Cgroups {
+			fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("%s.cgroups[%d].spread_pct", name, i))
+			fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("%s.cgroups[%d].max_gap_ms", name, i))
+		}
+	}
+	stats(&r.Stats, "stats")
+	if r.StatsAfterDetach != nil {
+		stats(r.StatsAfterDetach, "stats_after_detach")
+	}
+	if si := r.Scheduler; si != nil {
+		fix(&si.AttachMS, "scheduler.attach_ms")
+		if d := si.Detached; d != nil {
+			fix(&d.AtMS, "scheduler.detached.at_ms")
+			fix(&d.ForMS, "scheduler.detached.for_ms")
+			fix(&d.KernelS, "scheduler.detached.kernel_s")
+			fix(&d.ReattachedMS, "scheduler.detached.reattached_ms")
+		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
 		x := r.Measurements[k]

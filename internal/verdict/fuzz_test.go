@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // checkReports renders rep in every format and checks each is well
@@ -39,6 +40,13 @@ func FuzzFold(f *testing.F) {
 		f.Add(s.Bytes(true))
 	}
 	f.Add([]byte("{\"v\":1,\"kind\":\"entry\"}\n{"))
+	// The agent's labelled scheduler log and a result naming a scheduler
+	// that detached.
+	f.Add(vt.Base().SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stderr: libbpf: failed to open system Kconfig\n" +
+		"[    2.000000] ktstr: 7 lines of output dropped\n[ 3.0] stdout: x\n===SCHED_OUTPUT_END===\n").
+		Result(&payload.AssertResult{Outcomes: []payload.Outcome{vt.Fail(payload.KindSchedulerDetached, "gone")},
+			Scheduler:        &payload.SchedulerInfo{Binary: "x", Ops: "simple", Detached: &payload.SchedDetach{AtMS: 1, How: "detached"}},
+			StatsAfterDetach: &payload.ScenarioStats{Workers: 1}}).Finish().Bytes(false))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v := verdict.Fold("fuzz", verdict.DefaultConfig(), bytes.NewReader(data)).Verdict()
 		found := false

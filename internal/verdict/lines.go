@@ -14,6 +14,9 @@ const (
 	keepLines = 400
 	// TailLines is how many lines of each log the Verdict carries.
 	TailLines = 200
+	// HeadLines is how many of its first lines a scheduler log keeps
+	// besides its tail: how it started matters as much as how it ended.
+	HeadLines = 50
 )
 
 // lineLog splits a byte stream into lines, hands each complete line to
@@ -28,6 +31,8 @@ type lineLog struct {
 	onLine  func(string)
 	done    bool
 	incompl bool
+	headMax int      // first lines to keep besides the tail; 0: none
+	head    []string // the first headMax lines
 }
 
 func newLineLog(name string, onLine func(string)) *lineLog {
@@ -82,6 +87,9 @@ func (l *lineLog) emit() {
 }
 
 func (l *lineLog) push(s string) {
+	if len(l.head) < l.headMax {
+		l.head = append(l.head, s)
+	}
 	l.total++
 	if len(l.ring) < keepLines {
 		l.ring = append(l.ring, s)
@@ -93,7 +101,7 @@ func (l *lineLog) push(s string) {
 
 // reset forgets every line (a new SCHED_OUTPUT block starts).
 func (l *lineLog) reset() {
-	l.ring, l.next, l.total = l.ring[:0], 0, 0
+	l.ring, l.next, l.total, l.head = l.ring[:0], 0, 0, l.head[:0]
 }
 
 // tail returns the last n lines in order.
@@ -107,9 +115,16 @@ func (l *lineLog) tail(n int) []string {
 	return all
 }
 
-// log returns the Log the Verdict carries, with at most n tail lines.
+// log returns the Log the Verdict carries, with at most n tail lines
+// and, when the stream had more, its first lines and the count of those
+// in between.
 func (l *lineLog) log(n int) *Log {
-	return &Log{Name: l.name, Lines: l.total, Incomplete: l.incompl, Tail: l.tail(n)}
+	lg := &Log{Name: l.name, Lines: l.total, Incomplete: l.incompl, Tail: l.tail(n)}
+	if rest := l.total - int64(len(lg.Tail)); rest > 0 && len(l.head) > 0 {
+		lg.Head = append([]string(nil), l.head[:min(int64(len(l.head)), rest)]...)
+		lg.Omitted = rest - int64(len(lg.Head))
+	}
+	return lg
 }
 
 // lossyString converts b, replacing invalid UTF-8 with U+FFFD.

@@ -1,6 +1,7 @@
 package verdict_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -77,5 +78,58 @@ func TestConsolePanicTail(t *testing.T) {
 	}
 	if n := len(v.Logs.Console[1].Tail); n != verdict.TailLines {
 		t.Errorf("other console tail %d lines, want %d", n, verdict.TailLines)
+	}
+}
+
+// TestSchedLogHeadAndTail: a long scheduler log keeps its first and last
+// lines and says how many lay between, and how many the guest dropped;
+// the text report shows both ends.
+func TestSchedLogHeadAndTail(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("===SCHED_OUTPUT_START===\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "[    1.%06d] stdout: line %d\n", i, i)
+	}
+	b.WriteString("[    2.000000] ktstr: 1234 lines of output dropped (over the 10000-line or 2097152-byte budget); the last 1000 follow\n")
+	b.WriteString("[    2.000001] stderr: EXIT: runtime error (scx_bpf_error)\n===SCHED_OUTPUT_END===\n")
+	v := fold(vt.New().SchedLog(b.String()).SchedExit(1).Exit(1), verdict.DefaultConfig())
+	l := v.Logs.Sched
+	if l.Lines != 5002 || len(l.Head) != verdict.HeadLines || len(l.Tail) != verdict.TailLines || l.Omitted != 5002-verdict.HeadLines-verdict.TailLines {
+		t.Fatalf("lines=%d head=%d tail=%d omitted=%d", l.Lines, len(l.Head), len(l.Tail), l.Omitted)
+	}
+	if l.Head[0] != "[    1.000000] stdout: line 0" || l.Tail[len(l.Tail)-1] != "[    2.000001] stderr: EXIT: runtime error (scx_bpf_error)" {
+		t.Errorf("head starts %q, tail ends %q", l.Head[0], l.Tail[len(l.Tail)-1])
+	}
+	if l.DroppedInGuest != 1234 {
+		t.Errorf("dropped_in_guest = %d, want 1234", l.DroppedInGuest)
+	}
+	var out strings.Builder
+	if err := verdict.WriteText(&out, verdict.Aggregate("t", []verdict.Verdict{v}), verdict.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"5002 lines, first 20 and last 200, 1234 more dropped in the guest", "stdout: line 19\n[... 4782 lines not shown ...]\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+	if !strings.Contains(v.Reason, "EXIT: runtime error (scx_bpf_error)") || strings.Contains(v.Reason, "stderr:") {
+		t.Errorf("reason %q: want the EXIT line without its label", v.Reason)
+	}
+}
+
+// TestSchedLogLabels: scans read the text of labelled lines; the agent's
+// own notes (ktstr) are not the scheduler's output.
+func TestSchedLogLabels(t *testing.T) {
+	log := "[    3.000000] ktstr: sending SIGINT to scx_x: EXIT: not this\n" +
+		"[    3.000100] stderr: DEBUG DUMP\n" +
+		"[    3.000200] stderr: scx_x[12] triggered exit kind 1024:\n" +
+		"[    3.000300] stderr:   runnable task stall (kworker/0:1[9] failed to run for 5.1s)\n" +
+		"[ bad] stdout: not a label\n"
+	v := fold(vt.New().SchedLog(log).SchedExit(1), verdict.DefaultConfig())
+	if want := "runnable task stall (kworker/0:1[9] failed to run for 5.1s)"; v.BugSummary != want {
+		t.Errorf("bug summary %q, want %q", v.BugSummary, want)
+	}
+	if strings.Contains(v.Reason, "not this") {
+		t.Errorf("reason %q comes from the agent's note", v.Reason)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // Formats are the report formats, the first the default.
@@ -38,6 +40,7 @@ func Write(w io.Writer, format string, rep Report, opt TextOptions) error {
 const (
 	textSchedOK     = 20
 	textSchedFail   = 200
+	textSchedHead   = 20
 	textKernelOK    = 20
 	textKernelFail  = 50
 	textOutputFail  = 50
@@ -109,18 +112,18 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 		}
 	}
 	if r := v.Result; r != nil {
-		s := r.Stats
 		p.section(b, "stats")
-		fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
-			s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
-		for i, cg := range s.Cgroups {
-			label := fmt.Sprintf("cg%d", i)
-			if cg.Name != "" && cg.Name != label {
-				label += " (" + clean(cg.Name) + ")"
-			}
-			fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
-				label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
-				float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+		if m := r.Machine; m != nil {
+			fmt.Fprintf(b, "machine %s: %d cpus, LLCs %s, nodes %s, smt=%v\n", clean(orDash(m.Shape)), m.CPUs,
+				clean(strings.Join(m.LLCs, " | ")), clean(strings.Join(m.Nodes, " | ")), m.SMT)
+		}
+		if d := schedDetached(r); d != nil {
+			fmt.Fprintf(b, "until the scheduler was lost (%.0f ms into the scenario):\n", d.AtMS)
+		}
+		writeStats(b, r.Stats)
+		if a := r.StatsAfterDetach; a != nil {
+			b.WriteString("after the scheduler was lost, until the workers stopped (not judged):\n")
+			writeStats(b, *a)
 		}
 		for _, ps := range r.Passes {
 			fmt.Fprintf(b, "pass %s: %s\n", clean(ps.Check), clean(ps.Message))
@@ -138,14 +141,14 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 	writeTimeline(b, v, p)
 	writeDiagnostics(b, v, p)
 	if l := v.Logs.Sched; l != nil {
-		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK))
+		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK), pick(failed, textSchedHead, 0))
 	}
 	if l := v.Logs.Kernel; l != nil {
-		writeLog(b, p, "kernel log", l, pick(failed, textKernelFail, textKernelOK))
+		writeLog(b, p, "kernel log", l, pick(failed, textKernelFail, textKernelOK), 0)
 	}
 	if failed {
 		if l := v.Logs.Output; l != nil && (v.Logs.Sched == nil || v.Logs.Sched.Name != l.Name) {
-			writeLog(b, p, "output", l, textOutputFail)
+			writeLog(b, p, "output", l, textOutputFail, textSchedHead)
 		}
 		for i := range v.Logs.Console {
 			l := &v.Logs.Console[i]
@@ -158,12 +161,60 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 					n = len(l.Tail) // ktstr shows the whole console after a panic
 				}
 			}
-			writeLog(b, p, "console", l, n)
+			writeLog(b, p, "console", l, n, 0)
 		}
 	}
 }
 
-func pick(cond bool, a, b int) int {
+func writeStats(b *strings.Builder, s payload.ScenarioStats) {
+	fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
+		s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
+	for i, cg := range s.Cgroups {
+		label := fmt.Sprintf("cg%d", i)
+		if cg.Name != "" && cg.Name != label {
+			label += " (" + clean(cg.Name) + ")"
+		}
+		fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
+			label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
+			float64(cg.RunNS)/1e9, float64(cg.WaitNS)/1e9)
+		if cg.CrossLLCMigrations+cg.CrossNodeMigrations > 0 || cg.PageLocality > 0 {
+			fmt.Fprintf(b, "%s: cross_llc=%d cross_node=%d page_locality=%.2f\n", label, cg.CrossLLCMigrations, cg.CrossNodeMigrations, cg.PageLocality)
+		}
+	}
+}
+
+func schedDetached(r *payload.AssertResult) *payload.SchedDetach {
+	if r.Scheduler == nil {
+		return nil
+	}
+	return r.Scheduler.Detached
+}
+
+// writeScheduler says which scheduler ran and whether it stayed attached.
+func writeScheduler(b *strings.Builder, r *payload.AssertResult) {
+	si := r.Scheduler
+	if si == nil {
+		return
+	}
+	sum := si.SHA256
+	if len(sum) > 16 {
+		sum = sum[:16] + "..."
+	}
+	fmt.Fprintf(b, "scheduler: %s (sha256 %s), sched_ext ops %q, enable_seq %d, attached %.1f ms after it started\n",
+		clean(si.Binary), clean(sum), clean(si.Ops), si.EnableSeq, si.AttachMS)
+	if d := si.Detached; d != nil {
+		fmt.Fprintf(b, "scheduler lost: %s at %.1f ms into the scenario (state %q, ops %q, enable_seq %d; process %s), the scenario ran %.1f ms more\n",
+			clean(d.How), d.AtMS, clean(d.State), clean(d.Ops), d.EnableSeq, pick(d.Alive, "alive", "gone"), d.ForMS)
+		if d.Kernel != "" {
+			fmt.Fprintf(b, "kernel at %.6fs: %s\n", d.KernelS, clean(d.Kernel))
+		}
+		if d.ReattachedMS != 0 {
+			fmt.Fprintf(b, "attached again at %.1f ms\n", d.ReattachedMS)
+		}
+	}
+}
+
+func pick[T any](cond bool, a, b T) T {
 	if cond {
 		return a
 	}
@@ -249,6 +300,9 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 	if v.SchedExit != nil {
 		fmt.Fprintf(b, "sched_exit_code=%d%s\n", *v.SchedExit, errnoSuffix(*v.SchedExit))
 	}
+	if v.Result != nil {
+		writeScheduler(b, v.Result)
+	}
 	if e := v.VMEnd; e != nil {
 		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)\n", e.Reason, e.Elapsed, e.ExitCode)
 	} else {
@@ -282,19 +336,36 @@ func errnoSuffix(code int32) string {
 	return ""
 }
 
-func writeLog(b *strings.Builder, p painter, title string, l *Log, n int) {
+// writeLog writes the last n lines of l and, when nHead > 0 and l kept
+// them, its first nHead lines, with the count of the lines in between.
+func writeLog(b *strings.Builder, p painter, title string, l *Log, n, nHead int) {
 	tail := l.Tail
 	if len(tail) > n {
 		tail = tail[len(tail)-n:]
 	}
-	head := fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
-	if int64(len(tail)) < l.Lines {
-		head += fmt.Sprintf(", last %d", len(tail))
+	head := l.Head[:min(len(l.Head), nHead)]
+	between := l.Lines - int64(len(head)) - int64(len(tail))
+	title = fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
+	switch {
+	case len(head) > 0:
+		title += fmt.Sprintf(", first %d and last %d", len(head), len(tail))
+	case between > 0:
+		title += fmt.Sprintf(", last %d", len(tail))
+	}
+	if l.DroppedInGuest > 0 {
+		title += fmt.Sprintf(", %d more dropped in the guest", l.DroppedInGuest)
 	}
 	if l.Incomplete {
-		head += ", last line incomplete"
+		title += ", last line incomplete"
 	}
-	p.section(b, head)
+	p.section(b, title)
+	for _, s := range head {
+		b.WriteString(clean(s))
+		b.WriteString("\n")
+	}
+	if len(head) > 0 && between > 0 {
+		fmt.Fprintf(b, "[... %s not shown ...]\n", plural(between, "line"))
+	}
 	for _, s := range tail {
 		b.WriteString(clean(s))
 		b.WriteString("\n")
@@ -330,4 +401,11 @@ func WriteJSON(w io.Writer, rep Report) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -72,15 +72,17 @@ func (s Status) OK() bool { return s == StatusPass || s == StatusSkip }
 
 // Causes name why a run did not simply pass.
 const (
-	CauseCrash         = "crash"          // guest panic or crash
-	CauseSchedulerDied = "scheduler_died" // SCDX, LIFE, or sched_ext disabled by an error
-	CauseTimeout       = "timeout"        // the watchdog stopped the VM
-	CauseAssertion     = "assertion"      // the TEST result has failures
-	CauseSplat         = "splat"          // a kernel WARN, BUG, KASAN, lockdep, stall...
-	CauseNoResult      = "no_result"      // no usable TEST arrived
-	CauseInfra         = "infrastructure" // frames lost, truncated stream, bad records
-	CauseInconclusive  = "inconclusive"   // the TEST result says it cannot tell
-	CauseSkip          = "skip"           // the TEST result skipped
+	CauseCrash         = "crash"                  // guest panic or crash
+	CauseSchedulerDied = "scheduler_died"         // SCDX, LIFE, or sched_ext disabled by an error
+	CauseNotAttached   = "scheduler_not_attached" // LIFE: alive, but not attached in time
+	CauseSchedDetached = "scheduler_detached"     // TEST: it detached mid-run while its process lived
+	CauseTimeout       = "timeout"                // the watchdog stopped the VM
+	CauseAssertion     = "assertion"              // the TEST result has failures
+	CauseSplat         = "splat"                  // a kernel WARN, BUG, KASAN, lockdep, stall...
+	CauseNoResult      = "no_result"              // no usable TEST arrived
+	CauseInfra         = "infrastructure"         // frames lost, truncated stream, bad records
+	CauseInconclusive  = "inconclusive"           // the TEST result says it cannot tell
+	CauseSkip          = "skip"                   // the TEST result skipped
 )
 
 // causes is the headline priority: when several findings share the final
@@ -88,6 +90,8 @@ const (
 var causes = []struct{ cause, label string }{
 	{CauseCrash, "guest crashed"},
 	{CauseSchedulerDied, "scheduler died"},
+	{CauseSchedDetached, "scheduler detached"},
+	{CauseNotAttached, "scheduler not attached"},
 	{CauseTimeout, "timed out"},
 	{CauseAssertion, "assertion failed"},
 	{CauseSplat, "kernel splat"},
@@ -211,12 +215,17 @@ type Logs struct {
 	Console []Log `json:"console,omitempty"` // --console files
 }
 
-// Log is the tail of one text stream.
+// Log is the tail of one text stream, and for a scheduler log its head.
 type Log struct {
 	Name       string   `json:"name"`
 	Lines      int64    `json:"lines"`                          // lines seen in all
 	Incomplete bool     `json:"last_line_incomplete,omitempty"` // the stream did not end in a newline
-	Tail       []string `json:"tail"`                           // the last lines, at most TailLines (more for a console with a panic)
+	Head       []string `json:"head,omitempty"`                 // scheduler log: its first lines (at most HeadLines), when they are not in the tail
+	Omitted    int64    `json:"omitted,omitempty"`              // lines between head and tail not kept
+	// DroppedInGuest is what the guest agent said it did not forward
+	// (scheduler output over its budget): lines missing from Lines.
+	DroppedInGuest int64    `json:"dropped_in_guest,omitempty"`
+	Tail           []string `json:"tail"` // the last lines, at most TailLines (more for a console with a panic)
 }
 
 // Counts are totals over the records.

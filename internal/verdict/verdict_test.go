@@ -136,8 +136,28 @@ func TestCauses(t *testing.T) {
 			Dmesg("sched_ext: BPF scheduler \"demo\" disabled (unregistered from user space)").Outcomes(vt.Pass()).Finish(),
 			status: verdict.StatusPass},
 		{name: "scheduler never attached (LIFE)", stream: vt.New().Life(wire.PhaseInitStarted, "").Life(wire.PhaseSchedulerNotAttached, "no scx_root after 5s").Finish(),
+			status: verdict.StatusFail, cause: verdict.CauseNotAttached,
+			findings: []want{{cause: verdict.CauseNotAttached, source: "LIFE", message: "no scx_root after 5s"}}},
+		// The harness's SIGINT at the attach timeout makes the scheduler
+		// say "EXIT: unregistered from user space": not its failure.
+		{name: "slow attach: still initialising, not died", stream: vt.New().Life(wire.PhaseInitStarted, "").
+			SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stdout: loading\n").
+			Life(wire.PhaseSchedulerNotAttached, `scheduler scx_pair: not attached within 30s, still initialising (its last output: "loading"; sched_ext state disabled); raise --attach-timeout`).
+			SchedLog("[   31.000000] ktstr: sending SIGINT to scx_pair: not attached within 30s\n[   31.500000] stderr: EXIT: unregistered from user space\n===SCHED_OUTPUT_END===\n").
+			Dmesg("sched_ext: BPF scheduler \"pair\" enabled\nsched_ext: BPF scheduler \"pair\" disabled (unregistered from user space)\n").
+			Outcomes(vt.Fail(payload.KindNotAttached, "scheduler scx_pair: not attached within 30s")).Finish(),
+			status: verdict.StatusFail, cause: verdict.CauseNotAttached,
+			findings: []want{{cause: verdict.CauseNotAttached, source: "LIFE", message: "not attached within 30s, still initialising (its last output: \"loading\"; sched_ext state disabled); raise --attach-timeout"},
+				{cause: verdict.CauseAssertion, source: "TEST"}},
+			absent: []string{verdict.CauseSchedulerDied}},
+		// A scheduler that cannot load: libbpf's error line is the reason.
+		{name: "load failure: libbpf's error line", stream: vt.New().Life(wire.PhaseInitStarted, "").
+			SchedLog("===SCHED_OUTPUT_START===\n[    1.000000] stderr: libbpf: failed to open system Kconfig\n"+
+				"[    1.000001] stderr: libbpf: failed to load object 'scx_sdt'\n[    1.000002] stderr: [SCX_BUG] scx_sdt.c:621 (Failed to load skel)\n===SCHED_OUTPUT_END===\n").
+			Life(wire.PhaseSchedulerDied, "exit code 1").SchedExit(1).
+			Outcomes(vt.Fail(payload.KindSchedulerDied, "scheduler scx_sdt exited with code 1 before attaching")).Exit(1).Finish(),
 			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied,
-			findings: []want{{cause: verdict.CauseSchedulerDied, source: "LIFE", message: "never attached to sched_ext: no scx_root after 5s"}}},
+			findings: []want{{cause: verdict.CauseSchedulerDied, source: "SCDX", message: "scheduler exited with code 1: libbpf: failed to open system Kconfig"}}},
 		{name: "scheduler died during startup (LIFE)", stream: vt.New().Life(wire.PhaseInitStarted, "").Life(wire.PhaseSchedulerDied, "").Finish(),
 			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied, findings: []want{{cause: verdict.CauseSchedulerDied, source: "LIFE"}}},
 		{name: "no result: init never started", stream: vt.New().End(wire.EndPoweroff, 0, 1),
@@ -155,6 +175,10 @@ func TestCauses(t *testing.T) {
 		{name: "no result with lost frames is an infrastructure error", stream: vt.New().Boot().Loss(1, 100).End(wire.EndPoweroff, 0, 1),
 			status: verdict.StatusInfra, cause: verdict.CauseInfra,
 			findings: []want{{verdict.StatusInfra, verdict.CauseNoResult, "", "", "may be among what was lost"}, {verdict.StatusInfra, verdict.CauseInfra, "", "LOSS", "1 frame (100 bytes)"}}},
+		{name: "the wrong machine shape is an infrastructure error, not a failure",
+			stream: vt.Base().Outcomes(payload.Outcome{Verdict: payload.Fail, Kind: payload.KindInfra, Message: "wrong machine shape: asked for 1,2,2,2"}).Finish(),
+			status: verdict.StatusInfra, cause: verdict.CauseInfra,
+			findings: []want{{verdict.StatusInfra, verdict.CauseInfra, payload.KindInfra, "TEST", "wrong machine shape"}}},
 		{name: "splat: WARN in dmesg fails", stream: vt.Base().Dmesg("[ 5.1] WARNING: CPU: 0 PID: 1 at kernel/sched/ext.c:99 f+0x1/0x2").Outcomes(vt.Pass()).Finish(),
 			status: verdict.StatusFail, cause: verdict.CauseSplat,
 			findings: []want{{verdict.StatusFail, verdict.CauseSplat, "warn", "dmesg", "WARNING: CPU: 0 PID: 1 at kernel/sched/ext.c:99"}}},
@@ -468,5 +492,38 @@ func TestForgedVMEndIgnored(t *testing.T) {
 	g.Add(vend(wire.EndTimeout))
 	if v := g.Verdict(); v.VMEnd == nil || v.VMEnd.Reason != "timeout" {
 		t.Errorf("VMEnd = %+v, want the last VEND (timeout)", v.VMEnd)
+	}
+}
+
+// A scheduler that detached mid-run while its process lived: the run
+// fails with the cause scheduler_detached, and the report says which
+// scheduler it was, when it was lost and the stats of the two periods.
+func TestSchedDetached(t *testing.T) {
+	res := &payload.AssertResult{Scenario: "steady", Stats: vt.Stats(),
+		Outcomes: []payload.Outcome{{Verdict: payload.Fail, Kind: payload.KindSchedulerDetached,
+			Message: `scheduler schedwrap (sched_ext ops "simple", enable_seq 1) detached 1312 ms into the scenario while its process lived`}},
+		Scheduler: &payload.SchedulerInfo{Binary: "schedwrap", SHA256: "0123456789abcdef0123", Ops: "simple", EnableSeq: 1, AttachMS: 812.5,
+			Detached: &payload.SchedDetach{AtMS: 1312, ForMS: 41, How: "disabled", State: "disabled", EnableSeq: 1, Alive: true,
+				Kernel: `sched_ext: BPF scheduler "simple" disabled (unregistered from user space)`, KernelS: 9.5}},
+		StatsAfterDetach: &payload.ScenarioStats{Workers: 4, TotalIterations: 77}}
+	v := fold(vt.Base().Result(res).Exit(1).Finish(), verdict.DefaultConfig())
+	if v.Status != verdict.StatusFail || v.Cause != verdict.CauseSchedDetached ||
+		!strings.HasPrefix(v.Reason, "scheduler detached: scheduler schedwrap") || !strings.Contains(v.Reason, "detached 1312 ms into the scenario") {
+		t.Fatalf("status %s cause %q reason %q", v.Status, v.Cause, v.Reason)
+	}
+	var out strings.Builder
+	if err := verdict.WriteText(&out, verdict.Aggregate("t", []verdict.Verdict{v}), verdict.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"until the scheduler was lost (1312 ms into the scenario):\n",
+		"after the scheduler was lost, until the workers stopped (not judged):\n4 workers, 0 cpus, 0 migrations, worst_spread=0.0%, worst_gap=0.0ms, iterations=77\n",
+		`scheduler: schedwrap (sha256 0123456789abcdef...), sched_ext ops "simple", enable_seq 1, attached 812.5 ms after it started`,
+		`scheduler lost: disabled at 1312.0 ms into the scenario (state "disabled", ops "", enable_seq 1; process alive), the scenario ran 41.0 ms more`,
+		`kernel at 9.500000s: sched_ext: BPF scheduler "simple" disabled (unregistered from user space)`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -1,6 +1,10 @@
 package vmm
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/ktstr-go/ktstr/internal/topology"
+)
 
 // ACPI tables: just enough for Linux to find every vCPU (MADT), to power
 // off (\_S5 and the sleep registers of a hardware-reduced FADT) and to
@@ -165,4 +169,15 @@ func sum(b []byte) byte {
 		s += c
 	}
 	return s
+}
+
+// CheckTopology says whether the own VMM can give a guest the shape t.
+func CheckTopology(t topology.Topology) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if t.CPUs() > MaxCPUs {
+		return fmt.Errorf("vmm: %s is %d vCPUs, at most %d", t, t.CPUs(), MaxCPUs)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ktstr-go/ktstr/internal/cache"
 	"github.com/ktstr-go/ktstr/lib/shm"
 )
 
@@ -89,13 +90,9 @@ func testKernel(t testing.TB) string {
 	if k := os.Getenv("KTSTR_KERNEL"); k != "" {
 		return k
 	}
-	dir := os.Getenv("KTSTR_CACHE")
-	if dir == "" {
-		if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
-			dir = filepath.Join(x, "ktstr")
-		} else if h, err := os.UserHomeDir(); err == nil {
-			dir = filepath.Join(h, ".cache", "ktstr")
-		}
+	dir, err := cache.Dir()
+	if err != nil {
+		t.Skipf("no kernel image: set KTSTR_KERNEL (%v)", err)
 	}
 	k := filepath.Join(dir, "debian", "vmlinuz")
 	if _, err := os.Stat(k); err != nil {

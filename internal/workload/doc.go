@@ -61,8 +61,9 @@
 //	|     | release the worker; end of file means stop                                     |
 //	| 4   | report pipe, write end: "ready\n" or "error: why\n" after setup; the JSON      |
 //	|     | Stats line after stop                                                          |
-//	| 5   | futex_pingpong, futex_fanout, mutex: a memfd mapped MAP_SHARED by all workers  |
-//	| 5-6 | pipe: its read end and write end of the pair's two pipes                       |
+//	| 5   | the progress page: a memfd mapped MAP_SHARED by the workers and the parent     |
+//	| 6   | futex_pingpong, futex_fanout, mutex: a memfd mapped MAP_SHARED by all workers  |
+//	| 6-7 | pipe: its read end and write end of the pair's two pipes                       |
 //
 // The shared memory holds a stop word, then one 256-byte slot per group
 // whose words each sit on their own cache line: word A at +0 (turn,
@@ -91,6 +92,19 @@
 // dead cannot see Stop; Stop's timeout kills it. A mutex holder killed
 // inside the lock leaves the others waiting until Stop: their iterations
 // stop, which the stats show.
+//
+// # Progress
+//
+// Each worker publishes its progress while it runs in its 256-byte slot
+// of the progress page (progress_linux.go has the layout): iterations,
+// the time of its last completion and its longest gap so far, after each
+// iteration; the CPUs it completed iterations on; and, before it says
+// "ready", the kernel's accounting at the start of its window. Group's
+// Iterations sums the iterations (cheap: no system call); Progress adds
+// the kernel's accounting now, read from /proc/PID/schedstat and
+// /proc/PID/sched, less that start, so that a caller can cut the
+// measurements at any moment (a scenario's steps, a scheduler that
+// detached).
 //
 // # Statistics
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // errProcFormat is returned by the /proc parsers for text they do not
@@ -83,4 +84,36 @@ func (s cpuBits) list() []int {
 		}
 	}
 	return out
+}
+
+// countNodePages sums the "N<node>=<pages>" fields of the anonymous
+// mappings in numa_maps (lines with anon= and no file=: the memory the
+// task allocated, which its cpuset.mems places; the binary's and
+// libraries' page cache is wherever the first reader put it): all of
+// them, and those of nodes.
+func countNodePages(b []byte, nodes map[int]bool) (pages, local uint64) {
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, " anon=") || strings.Contains(line, " file=") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if len(f) < 4 || f[0] != 'N' {
+				continue
+			}
+			k, v, ok := strings.Cut(f[1:], "=")
+			if !ok {
+				continue
+			}
+			node, err1 := strconv.Atoi(k)
+			n, err2 := strconv.ParseUint(v, 10, 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			pages += n
+			if nodes[node] {
+				local += n
+			}
+		}
+	}
+	return pages, local
 }

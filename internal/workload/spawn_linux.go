@@ -33,6 +33,13 @@ type SpawnSpec struct {
 	// Affinity pins every thread of every worker to these CPUs; nil
 	// leaves the inherited mask.
 	Affinity []int
+	// Placement, when set, pins worker i to Placement[i%len(Placement)]
+	// instead of Affinity (one set per LLC or node: the workers go round
+	// the domains, so the two ends of a pipe pair land in different ones).
+	Placement [][]int
+	// Domains map CPUs to their LLC and NUMA node, so that each worker
+	// counts its moves across them (nil: not counted).
+	Domains *Domains
 	// Name is the workers' command name (comm, 15 bytes at most, cut);
 	// "" names them after the work type.
 	Name string
@@ -72,12 +79,37 @@ func (s SpawnSpec) Validate() error {
 	if s.Affinity != nil && len(s.Affinity) == 0 {
 		return fmt.Errorf("%w: empty affinity (nil for no pinning)", ErrBadParam)
 	}
-	for _, c := range s.Affinity {
-		if c < 0 || c > MaxCPU {
-			return fmt.Errorf("%w: affinity CPU %d, want 0..%d", ErrBadParam, c, MaxCPU)
+	for _, set := range append([][]int{s.Affinity}, s.Placement...) {
+		for _, c := range set {
+			if c < 0 || c > MaxCPU {
+				return fmt.Errorf("%w: affinity CPU %d, want 0..%d", ErrBadParam, c, MaxCPU)
+			}
 		}
 	}
+	for i, set := range s.Placement {
+		if len(set) == 0 {
+			return fmt.Errorf("%w: placement %d is empty", ErrBadParam, i)
+		}
+	}
+	if d := s.Domains; d != nil && (len(d.LLC) > MaxCPU+1 || len(d.Node) > MaxCPU+1) {
+		return fmt.Errorf("%w: domains for more than %d CPUs", ErrBadParam, MaxCPU+1)
+	}
 	return nil
+}
+
+// Domains map each CPU (the index) to its LLC and NUMA node; a CPU past
+// the end of a list is in no known domain.
+type Domains struct {
+	LLC  []int `json:"llc,omitempty"`
+	Node []int `json:"node,omitempty"`
+}
+
+// of returns CPU c's domain in list, -1 when unknown.
+func of(list []int, c int) int {
+	if c < 0 || c >= len(list) {
+		return -1
+	}
+	return list[c]
 }
 
 // Shared-memory layout: the stop word in the first slot, then one slot per
@@ -102,21 +134,24 @@ func shmSize(groups int) int {
 
 // workerConfig is what a worker process is told on its command line.
 type workerConfig struct {
-	Work     Work   `json:"work"`
-	Index    int    `json:"index"`
-	Count    int    `json:"count"`
-	Group    int    `json:"group"` // group index: shm slot, pipe pair
-	Role     int    `json:"role"`  // index within the group
-	Name     string `json:"name"`
-	Nice     int    `json:"nice"`
-	SetNice  bool   `json:"set_nice"`
-	Affinity []int  `json:"affinity,omitempty"`
-	CtlFD    int    `json:"ctl_fd"`
-	ReportFD int    `json:"report_fd"`
-	ShmFD    int    `json:"shm_fd"` // -1: none
-	ShmSize  int    `json:"shm_size"`
-	PipeRFD  int    `json:"pipe_r_fd"` // -1: none
-	PipeWFD  int    `json:"pipe_w_fd"`
+	Work     Work     `json:"work"`
+	Index    int      `json:"index"`
+	Count    int      `json:"count"`
+	Group    int      `json:"group"` // group index: shm slot, pipe pair
+	Role     int      `json:"role"`  // index within the group
+	Name     string   `json:"name"`
+	Nice     int      `json:"nice"`
+	SetNice  bool     `json:"set_nice"`
+	Affinity []int    `json:"affinity,omitempty"`
+	Domains  *Domains `json:"domains,omitempty"`
+	CtlFD    int      `json:"ctl_fd"`
+	ReportFD int      `json:"report_fd"`
+	ProgFD   int      `json:"prog_fd"` // the progress page
+	ProgSize int      `json:"prog_size"`
+	ShmFD    int      `json:"shm_fd"` // -1: none
+	ShmSize  int      `json:"shm_size"`
+	PipeRFD  int      `json:"pipe_r_fd"` // -1: none
+	PipeWFD  int      `json:"pipe_w_fd"`
 }
 
 // Group is a set of running workers started by Spawn.
@@ -124,9 +159,12 @@ type Group struct {
 	spec    SpawnSpec
 	workers []*proc
 	shm     []byte
+	prog    []byte // the progress page
+	release uint64 // CLOCK_MONOTONIC ns of the release
 
 	mu      sync.Mutex
 	stopped bool
+	final   uint64 // iterations reported at Stop
 }
 
 // proc is the parent's handle on one worker process.
@@ -177,6 +215,13 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 		}
 	}
 
+	progFile, prog, err := mapProgress(spec.Count)
+	if err != nil {
+		return g, err
+	}
+	defer progFile.Close()
+	g.prog = prog
+
 	var sys *syscall.SysProcAttr
 	if spec.CgroupDir != "" {
 		fd, err := unix.Open(spec.CgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -195,14 +240,17 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 		cfg := workerConfig{
 			Work: w, Index: i, Count: spec.Count, Group: i / gs, Role: i % gs,
 			Name: spec.Name, Nice: spec.Nice, SetNice: spec.Nice != 0, Affinity: spec.Affinity,
-			CtlFD: 3, ReportFD: 4, ShmFD: -1, PipeRFD: -1, PipeWFD: -1,
+			Domains: spec.Domains, CtlFD: 3, ReportFD: 4, ProgFD: 5, ProgSize: len(g.prog), ShmFD: -1, PipeRFD: -1, PipeWFD: -1,
 		}
 		if w.Type == NiceSweep {
 			cfg.Nice, cfg.SetNice = w.NiceFor(i, spec.Count), true
 		}
-		var extra []*os.File
+		if len(spec.Placement) > 0 {
+			cfg.Affinity = spec.Placement[i%len(spec.Placement)]
+		}
+		extra := []*os.File{progFile}
 		if shmFile != nil {
-			cfg.ShmFD, cfg.ShmSize = 3+2, len(g.shm)
+			cfg.ShmFD, cfg.ShmSize = 3+2+len(extra), len(g.shm)
 			extra = append(extra, shmFile)
 		}
 		if w.Type == Pipe {
@@ -248,7 +296,8 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 			return g, fmt.Errorf("workload: worker %d (pid %d) did not start: %s", p.index, p.cmd.Process.Pid, msg)
 		}
 	}
-	rel := binary.LittleEndian.AppendUint64([]byte{'g'}, monoNow())
+	g.release = monoNow()
+	rel := binary.LittleEndian.AppendUint64([]byte{'g'}, g.release)
 	for _, p := range g.workers {
 		if _, err := p.ctl.Write(rel); err != nil {
 			return g, fmt.Errorf("workload: release worker %d (pid %d): %w", p.index, p.cmd.Process.Pid, err)
@@ -388,7 +437,10 @@ func (g *Group) Stop(timeout time.Duration) ([]Stats, error) {
 	if g.spec.Work.Type == Mutex && len(bad) == 0 {
 		bad = append(bad, g.checkMutex(stats)...)
 	}
-	g.release()
+	for _, s := range stats {
+		g.final += s.Iterations
+	}
+	g.unmap()
 
 	if len(bad) > 0 {
 		return stats, fmt.Errorf("workload: %d of %d workers did not end normally: %s", len(bad), len(stats), strings.Join(bad, "; "))
@@ -505,15 +557,17 @@ func (g *Group) wakeAll() {
 	}
 }
 
-// release frees the parent's resources; the processes are gone or lost.
-func (g *Group) release() {
+// unmap frees the parent's resources; the processes are gone or lost.
+func (g *Group) unmap() {
 	for _, p := range g.workers {
 		p.ctl.Close()
 		p.report.Close()
 	}
-	if g.shm != nil {
-		unix.Munmap(g.shm)
-		g.shm = nil
+	for _, m := range []*[]byte{&g.shm, &g.prog} {
+		if *m != nil {
+			unix.Munmap(*m)
+			*m = nil
+		}
 	}
 }
 
@@ -529,7 +583,7 @@ func (g *Group) kill() {
 		case <-time.After(killWait):
 		}
 	}
-	g.release()
+	g.unmap()
 }
 
 // tail keeps the last max bytes written to it.

@@ -34,6 +34,16 @@ type Stats struct {
 	CPUChanges uint64 `json:"cpu_changes"`
 	// CPUs are the CPUs the worker completed iterations on, sorted.
 	CPUs []int `json:"cpus"`
+	// CrossLLC and CrossNode count the CPU changes (as CPUChanges sees
+	// them) that crossed an LLC or a NUMA node boundary; 0 when the spawn
+	// gave no Domains.
+	CrossLLC  uint64 `json:"cross_llc"`
+	CrossNode uint64 `json:"cross_node"`
+	// Pages is the worker's resident anonymous pages at the end of the
+	// window (/proc/self/numa_maps), LocalPages those on the NUMA nodes
+	// of the CPUs it ran on; both 0 without Domains or numa_maps.
+	Pages      uint64 `json:"pages,omitempty"`
+	LocalPages uint64 `json:"local_pages,omitempty"`
 
 	VoluntaryCtxSwitches   uint64 `json:"voluntary_ctxt_switches"`
 	InvoluntaryCtxSwitches uint64 `json:"involuntary_ctxt_switches"`

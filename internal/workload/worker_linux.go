@@ -62,12 +62,14 @@ func WorkerMain(args []string) int {
 		fmt.Fprintf(report, "error: %v\n", err)
 		return exitSetup
 	}
+	// The kernel's accounting starts before the wait, so that the time
+	// between the release and the first run counts as run-queue wait.
+	// The parent reads the progress page's copy once all are ready.
+	before, serr := takeSnap()
+	w.prog.start(w.progMem, cfg.Index, before)
 	if _, err := report.WriteString("ready\n"); err != nil {
 		return exitReport
 	}
-	// The kernel's accounting starts before the wait, so that the time
-	// between the release and the first run counts as run-queue wait.
-	before, serr := takeSnap()
 	// Wait for the release: 'g' and the release time (CLOCK_MONOTONIC,
 	// ns, little-endian u64). Anything else (EOF: Spawn gave up) ends the
 	// worker quietly.
@@ -158,6 +160,9 @@ type worker struct {
 	x    uint64 // LCG state, kept so the loops are not optimised away
 	err  error  // why the loop could not go on
 
+	progMem []byte // the progress page
+	prog    progress
+
 	shm      []byte
 	stopWord *uint32
 	a, b     *uint32
@@ -210,6 +215,15 @@ func newWorker(cfg workerConfig) (*worker, error) {
 			return nil, fmt.Errorf("pin to CPUs %v: %w", cfg.Affinity, err)
 		}
 	}
+	m, err := unix.Mmap(cfg.ProgFD, 0, cfg.ProgSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map the progress page: %w", err)
+	}
+	unix.Close(cfg.ProgFD)
+	if len(m) < (cfg.Index+1)*progSlot {
+		return nil, fmt.Errorf("progress page of %d bytes has no slot %d", len(m), cfg.Index)
+	}
+	w.progMem, w.prog = m, newProgress(m, cfg.Index)
 	if cfg.ShmFD >= 0 {
 		m, err := unix.Mmap(cfg.ShmFD, 0, cfg.ShmSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 		if err != nil {
@@ -355,6 +369,7 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 	var cpus cpuBits
 	prev := getcpu()
 	cpus.add(prev)
+	w.prog.addCPU(prev)
 	last := start
 	var maxGap time.Duration
 	for !w.stop.Load() {
@@ -367,10 +382,20 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 			maxGap = d
 		}
 		last = now
+		w.prog.done(st.Iterations, uint64(max(now.Sub(start), 0)), uint64(maxGap))
 		if c := getcpu(); c != prev {
 			st.CPUChanges++
+			if d := w.cfg.Domains; d != nil {
+				if of(d.LLC, c) != of(d.LLC, prev) {
+					st.CrossLLC++
+				}
+				if of(d.Node, c) != of(d.Node, prev) {
+					st.CrossNode++
+				}
+			}
 			prev = c
 			cpus.add(c)
+			w.prog.addCPU(c)
 		}
 	}
 	end := time.Now()
@@ -383,6 +408,9 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 	st.WallNS = uint64(end.Sub(start))
 	st.MaxGapNS = uint64(maxGap)
 	st.CPUs = cpus.list()
+	if d := w.cfg.Domains; d != nil && len(d.Node) > 0 {
+		st.Pages, st.LocalPages = pageLocality(d.Node, st.CPUs)
+	}
 	if serr == nil && serr2 == nil {
 		st.RunNS = after.run - before.run
 		st.WaitNS = after.wait - before.wait
@@ -678,4 +706,20 @@ func (w *worker) unlock() {
 	if atomic.SwapUint32(w.a, 0) == 2 {
 		futexWake(w.a, 1)
 	}
+}
+
+// pageLocality reads /proc/self/numa_maps and returns the resident pages
+// and those on the NUMA nodes of cpus (nodeOf maps a CPU to its node).
+func pageLocality(nodeOf, cpus []int) (pages, local uint64) {
+	b, err := os.ReadFile("/proc/self/numa_maps")
+	if err != nil {
+		return 0, 0
+	}
+	nodes := map[int]bool{}
+	for _, c := range cpus {
+		if n := of(nodeOf, c); n >= 0 {
+			nodes[n] = true
+		}
+	}
+	return countNodePages(b, nodes)
 }

@@ -551,3 +551,49 @@ func TestWorkerMainBadArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestPlacementAndDomains: Placement pins the workers round the given
+// sets, and a worker moved over CPUs of different domains counts the
+// crossings (affinity_churn moves itself over its allowed CPUs).
+func TestPlacementAndDomains(t *testing.T) {
+	allowed := allowedCPUs(t)
+	if len(allowed) < 2 {
+		t.Skip("needs two CPUs")
+	}
+	a, b := allowed[0], allowed[1]
+	stats := runFor(t, SpawnSpec{Work: Work{Type: Spin}, Count: 4, Placement: [][]int{{a}, {b}}}, nil)
+	for i, s := range stats {
+		want := []int{a, b}[i%2]
+		if !slices.Equal(s.CPUs, []int{want}) {
+			t.Errorf("worker %d ran on %v, want only CPU %d (placement round the sets)", i, s.CPUs, want)
+		}
+	}
+	// Two CPUs, each its own LLC; both on node 0.
+	dom := &Domains{LLC: make([]int, b+1), Node: make([]int, b+1)}
+	dom.LLC[b] = 1
+	stats = runFor(t, SpawnSpec{Work: Work{Type: AffinityChurn}, Count: 1, Affinity: []int{a, b}, Domains: dom}, nil)
+	s := stats[0]
+	if s.CPUChanges == 0 {
+		t.Fatalf("affinity_churn made no CPU changes: %+v", s)
+	}
+	if s.CrossLLC == 0 || s.CrossLLC > s.CPUChanges {
+		t.Errorf("CrossLLC = %d with %d CPU changes between two LLCs, want 1..changes", s.CrossLLC, s.CPUChanges)
+	}
+	if s.CrossNode != 0 {
+		t.Errorf("CrossNode = %d with both CPUs on node 0", s.CrossNode)
+	}
+	if s.Pages == 0 || s.LocalPages != s.Pages {
+		t.Errorf("pages %d, local %d: want every resident page on node 0 (numa_maps)", s.Pages, s.LocalPages)
+	}
+}
+
+func TestCountNodePages(t *testing.T) {
+	maps := "7f00 default anon=3 dirty=3 N0=2 N1=1 kernelpagesize_kB=4\n" +
+		"7f10 bind:1 file=/x mapped=5 N1=5 kernelpagesize_kB=4\n" +
+		"7f18 default file=/y anon=1 dirty=1 mapped=4 N0=4 kernelpagesize_kB=4\n" +
+		"7f20 default anon=9 Nx=3 N=4 N2=bad N1=4\n"
+	pages, local := countNodePages([]byte(maps), map[int]bool{1: true})
+	if pages != 7 || local != 5 {
+		t.Errorf("countNodePages = %d, %d; want 7 anonymous pages, 5 on node 1 (file mappings left out)", pages, local)
+	}
+}

@@ -1,51 +1,69 @@
 // Package qemu runs a guest under qemu-system-x86_64: the fallback backend
 // of ktstr-boot where no hardware KVM exists (software emulation, TCG), or
 // where the user asks for it. The shared region is an ivshmem-plain PCI
-// device backed by the region file; COM1 and COM2 go to files.
+// device backed by the region file. COM1 and COM2 go through pipes that
+// this package reads into the caller's writers (QEMU opens its inherited
+// ends as /proc/self/fd/3 and 4), so the caller decides what reaches the
+// disk and QEMU never opens a path in the run directory.
 //
-// For looking into the guest (package introspect), the guest's RAM can be
-// a file the host maps too (memory-backend-file,share=on, on tmpfs), and a
-// QMP client on a private socket stops, resumes and reads the registers
-// of the vCPUs.
+// For looking into the guest (package introspect), its RAM can be memory
+// the host maps too: one memfd per RAM backend (one per NUMA node), which
+// QEMU opens as memory-backend-file,share=on through /proc/self/fd. A QMP
+// client on an inherited socketpair stops and resumes the vCPUs and reads
+// their registers. Neither needs a file anywhere.
 package qemu
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/introspect"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"golang.org/x/sys/unix"
 )
 
 // Config describes one VM.
 type Config struct {
-	Binary     string // default "qemu-system-x86_64"
-	KVM        bool   // use -accel kvm instead of TCG
-	Kernel     string
-	Initrd     string
-	Cmdline    string
-	CPUs       int
+	Binary  string // default "qemu-system-x86_64"
+	KVM     bool   // use -accel kvm instead of TCG
+	Kernel  string
+	Initrd  string
+	Cmdline string
+	// Topology is the machine shape (the zero value: one vCPU). An LLC
+	// is a QEMU socket: QEMU 7.2 gives each socket its own L3, while
+	// dies= does not split it (measured). NUMA nodes get a RAM backend
+	// each and the SLIT distances.
+	Topology   topology.Topology
 	MemoryMB   int
-	Region     string // region file
-	RegionSize uint64 // guest-visible size (a power of two)
-	Console    string // COM1 output file
-	COM2       string // COM2 output file
+	Region     string    // region file
+	RegionSize uint64    // guest-visible size (a power of two)
+	Console    io.Writer // receives COM1's output (nil discards)
+	COM2       io.Writer // receives COM2's output (nil discards)
 	Stderr     *os.File
-	// RAMFile, when set, backs the guest's RAM: Start creates it (it
-	// must not exist; put it on tmpfs), maps it shared and, once QEMU
-	// has opened it, removes its name. QMP, when set, is the path of
-	// QEMU's QMP socket, which Start connects to.
-	RAMFile string
-	QMP     string
+	// Introspect backs the guest's RAM with memfds this package maps
+	// (WithRAM) and drives QEMU over QMP (Freeze, Thaw, Registers).
+	Introspect bool
 }
 
-// QMPTimeout bounds QEMU's creation of its QMP socket at start.
+// The descriptors QEMU inherits: the serial ports' pipes, the QMP socket
+// and, from fdRAM on, one memfd per RAM backend.
+const (
+	fdCOM1 = 3
+	fdCOM2 = 4
+	fdQMP  = 5
+	fdRAM  = 6
+)
+
+// QMPTimeout bounds QEMU's greeting on the QMP socket at start.
 const QMPTimeout = 10 * time.Second
 
 // Args returns QEMU's command line for c (without the binary).
@@ -55,30 +73,99 @@ func (c Config) Args() []string {
 		accel, cpu = "kvm", "host"
 	}
 	machine := "pc"
-	var extra []string
-	if c.RAMFile != "" {
+	if c.Introspect && c.nodes() == 1 {
 		machine += ",memory-backend=ram"
-		extra = append(extra, "-object", fmt.Sprintf("memory-backend-file,id=ram,mem-path=%s,share=on,size=%dM", c.RAMFile, c.MemoryMB))
 	}
-	if c.QMP != "" {
-		extra = append(extra, "-qmp", "unix:"+c.QMP+",server=on,wait=off")
-	}
-	return append([]string{
+	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
 		"-accel", accel, "-M", machine, "-cpu", cpu,
-		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
+	}
+	args = append(args, c.shape()...)
+	if c.Introspect {
+		args = append(args, "-chardev", fmt.Sprintf("socket,id=qmp,fd=%d", fdQMP), "-mon", "chardev=qmp,mode=control")
+		if c.nodes() == 1 {
+			args = append(args, "-object", fmt.Sprintf("memory-backend-file,id=ram,mem-path=/proc/self/fd/%d,share=on,size=%dM", fdRAM, c.MemoryMB))
+		}
+	}
+	return append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
-		"-chardev", "file,id=com1,path=" + c.Console, "-serial", "chardev:com1",
-		"-chardev", "file,id=com2,path=" + c.COM2, "-serial", "chardev:com2",
-		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", c.Region, c.RegionSize),
+		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
+		"-chardev", fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2), "-serial", "chardev:com2",
+		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
-	}, extra...)
+	)
+}
+
+// MaxAPICID is the largest APIC id this backend gives a guest: QEMU's pc
+// machine has no interrupt remapping, and without it Linux brings up no
+// CPU whose APIC id needs x2APIC (above 254).
+const MaxAPICID = 254
+
+// CheckTopology says whether t fits this backend.
+func CheckTopology(t topology.Topology) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	// QEMU's APIC id layout is topology's: thread, core, then socket bits.
+	if id := t.MaxAPICID(); id > MaxAPICID {
+		return fmt.Errorf("topology %s needs APIC ids up to %d; the QEMU backend brings up CPUs with ids up to %d (no interrupt remapping on -M pc): fewer LLCs or cores per LLC, or the own VMM on hardware KVM", t, id, MaxAPICID)
+	}
+	return nil
+}
+
+// shape is -smp, -m and, for more than one node, -numa.
+func (c Config) shape() []string {
+	t := c.Topology
+	if t.CPUs() == 0 {
+		t = topology.Topology{Nodes: 1, LLCs: 1, Cores: 1, Threads: 1}
+	}
+	args := []string{
+		"-smp", fmt.Sprintf("cpus=%d,sockets=%d,cores=%d,threads=%d", t.CPUs(), t.LLCs, t.Cores, t.Threads),
+		"-m", strconv.Itoa(c.MemoryMB),
+	}
+	if t.Nodes == 1 {
+		return args
+	}
+	mem, err := t.NodeMemory(c.MemoryMB)
+	if err != nil {
+		return args // Start refuses it first (CheckTopology, NodeMemory)
+	}
+	for n := range t.Nodes {
+		cpus := t.NodeCPUs(n)
+		backend := fmt.Sprintf("memory-backend-ram,id=node%d,size=%dM", n, mem[n])
+		if c.Introspect {
+			backend = fmt.Sprintf("memory-backend-file,id=node%d,mem-path=/proc/self/fd/%d,share=on,size=%dM", n, fdRAM+n, mem[n])
+		}
+		args = append(args,
+			"-object", backend,
+			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%d-%d,memdev=node%d", n, cpus[0], cpus[len(cpus)-1], n))
+	}
+	for i := range t.Nodes {
+		for j := range t.Nodes {
+			if i != j {
+				args = append(args, "-numa", fmt.Sprintf("dist,src=%d,dst=%d,val=%d", i, j, t.Distance(i, j)))
+			}
+		}
+	}
+	return args
+}
+
+// nodes is the number of NUMA nodes, each with its own RAM backend.
+func (c Config) nodes() int { return max(c.Topology.Nodes, 1) }
+
+// ramSizes are the RAM backends' sizes in MiB, in node order: the order
+// in which QEMU lays them out in guest-physical memory.
+func (c Config) ramSizes() ([]int, error) {
+	if c.nodes() == 1 {
+		return []int{c.MemoryMB}, nil
+	}
+	return c.Topology.NodeMemory(c.MemoryMB)
 }
 
 // PCLayout is where QEMU's pc machine puts ram bytes of RAM: all below
 // 4 GiB when it is under 3.5 GiB, else the first 3 GiB there and the rest
-// from 4 GiB (gigabyte-aligned, pc-i440fx 1.7 and later). The RAM file
-// holds the same bytes in that order.
+// from 4 GiB (gigabyte-aligned, pc-i440fx 1.7 and later). The backends'
+// bytes, concatenated in node order, fill those two ranges in order.
 func PCLayout(ram uint64) (low, high uint64) {
 	if ram < 0xe0000000 {
 		return ram, 0
@@ -86,20 +173,31 @@ func PCLayout(ram uint64) (low, high uint64) {
 	return 0xc0000000, ram - 0xc0000000
 }
 
+// optValue escapes s for a value in a QEMU option list
+// ("key=value,key=value"), where a comma is written twice. The values of
+// -kernel, -initrd and -append are taken whole and need no escaping.
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
 // VM is a running QEMU.
 type VM struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 
-	qmp   *QMP
-	memMu sync.RWMutex
-	ram   []byte // the RAM file's mapping, nil once released
-	low   uint64
+	qmp    *QMP
+	qmpErr error // why qmp is nil when Introspect asked for it
+	memMu  sync.RWMutex
+	ram    [][]byte           // the RAM backends' mappings, nil once released
+	ranges []introspect.Range // their bytes at their guest-physical addresses
 }
 
 // ErrReleased: QEMU has exited; the guest's memory is gone.
 var ErrReleased = errors.New("qemu: the VM has ended; its memory is released")
+
+// drainWait bounds how long Done waits, after QEMU exited, for the serial
+// pipes to reach EOF (only a process that inherited their write ends
+// could hold them open).
+const drainWait = 2 * time.Second
 
 // Start launches QEMU.
 func Start(c Config) (*VM, error) {
@@ -107,105 +205,197 @@ func Start(c Config) (*VM, error) {
 	if bin == "" {
 		bin = "qemu-system-x86_64"
 	}
+	if c.Topology.CPUs() != 0 {
+		if err := CheckTopology(c.Topology); err != nil {
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
+		if _, err := c.Topology.NodeMemory(c.MemoryMB); err != nil {
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
+	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %s not found (install Debian's qemu-system-x86): %w", bin, err)
 	}
 	vm := &VM{done: make(chan struct{})}
-	if c.RAMFile != "" {
-		if vm.ram, err = mapRAM(c.RAMFile, uint64(c.MemoryMB)<<20); err != nil {
+	var inherit []*os.File // QEMU's fdQMP and fdRAM...; ours are closed after the start
+	var qmpConn net.Conn
+	if c.Introspect {
+		if inherit, qmpConn, err = vm.prepare(c); err != nil {
 			return nil, err
 		}
-		vm.low, _ = PCLayout(uint64(len(vm.ram)))
+	}
+	var rs, ws [2]*os.File
+	for i := range rs {
+		if rs[i], ws[i], err = os.Pipe(); err != nil {
+			closeAll(rs[:i], ws[:i], inherit)
+			vm.release()
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
 	}
 	cmd := exec.Command(path, c.Args()...)
 	cmd.Stdin = nil
 	cmd.Stdout = c.Stderr // QEMU prints nothing on stdout in this mode; keep ours clean
 	cmd.Stderr = c.Stderr
+	cmd.ExtraFiles = append(ws[:], inherit...) // fdCOM1, fdCOM2, fdQMP, fdRAM...
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	closeAll(ws[:], inherit) // QEMU holds the write ends, its QMP end and the memfds now
+	if err != nil {
+		closeAll(rs[:])
+		if qmpConn != nil {
+			qmpConn.Close()
+		}
 		vm.release()
 		return nil, fmt.Errorf("qemu: start: %w", err)
 	}
 	vm.cmd = cmd
+	var copies sync.WaitGroup
+	for i, w := range []io.Writer{c.Console, c.COM2} {
+		if w == nil {
+			w = io.Discard
+		}
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			io.Copy(w, rs[i])
+		}()
+	}
+	if qmpConn != nil {
+		// Before the waiter starts (it closes vm.qmp). A QEMU that does
+		// not speak QMP still runs; looking into it answers why not.
+		if vm.qmp, err = newQMP(qmpConn, QMPTimeout); err != nil {
+			vm.qmpErr = err
+		}
+	}
 	go func() {
 		vm.err = cmd.Wait()
+		copied := make(chan struct{})
+		go func() { copies.Wait(); close(copied) }()
+		select {
+		case <-copied:
+		case <-time.After(drainWait):
+		}
+		closeAll(rs[:]) // ends a copy still waiting
+		<-copied
 		vm.release()
 		close(vm.done)
 	}()
-	if c.QMP != "" {
-		if vm.qmp, err = DialQMP(c.QMP, QMPTimeout); err != nil {
-			vm.Kill()
-			<-vm.done
-			return nil, err
-		}
-		if c.RAMFile != "" {
-			// QEMU has its RAM once the backend is listed; the name can go.
-			if _, err := vm.qmp.Execute("query-memdev", nil, QMPTimeout); err == nil {
-				os.Remove(c.RAMFile)
-			}
-		}
-	}
 	return vm, nil
 }
 
-// mapRAM creates the RAM file with size bytes and maps it shared.
-func mapRAM(path string, size uint64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+// prepare creates and maps one memfd per RAM backend and the QMP
+// socketpair; it returns the files QEMU inherits (its QMP end, then the
+// memfds) and this side's QMP connection.
+func (vm *VM) prepare(c Config) (inherit []*os.File, conn net.Conn, err error) {
+	sizes, err := c.ramSizes()
 	if err != nil {
-		return nil, fmt.Errorf("qemu: RAM file: %w", err)
+		return nil, nil, fmt.Errorf("qemu: %w", err)
 	}
-	defer f.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("qemu: QMP socketpair: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "qmp")
+	conn, err = net.FileConn(ours)
+	ours.Close()
+	inherit = []*os.File{os.NewFile(uintptr(fds[1]), "qmp-qemu")}
+	if err != nil {
+		closeAll(inherit)
+		return nil, nil, fmt.Errorf("qemu: QMP socket: %w", err)
+	}
+	var total uint64
+	for i, mb := range sizes {
+		f, m, err := memfd(fmt.Sprintf("ktstr-ram%d", i), uint64(mb)<<20)
+		if err != nil {
+			closeAll(inherit)
+			conn.Close()
+			vm.release()
+			return nil, nil, err
+		}
+		inherit = append(inherit, f)
+		vm.ram = append(vm.ram, m)
+		total += uint64(len(m))
+	}
+	// The backends fill [0, low) and then [4 GiB, 4 GiB+high), in order.
+	low, _ := PCLayout(total)
+	var off uint64
+	for _, m := range vm.ram {
+		for len(m) > 0 {
+			gpa, room := off, low-off
+			if off >= low {
+				gpa, room = 1<<32+off-low, uint64(len(m))
+			}
+			n := min(room, uint64(len(m)))
+			vm.ranges = append(vm.ranges, introspect.Range{GPA: gpa, Mem: m[:n:n]})
+			m, off = m[n:], off+n
+		}
+	}
+	return inherit, conn, nil
+}
+
+// memfd creates an anonymous memory file of size bytes and maps it
+// shared.
+func memfd(name string, size uint64) (*os.File, []byte, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("qemu: memfd for guest RAM: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
 	if err := f.Truncate(int64(size)); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("qemu: RAM file: %w", err)
+		f.Close()
+		return nil, nil, fmt.Errorf("qemu: guest RAM of %d MiB: %w", size>>20, err)
 	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("qemu: map RAM file %s: %w", path, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("qemu: map guest RAM: %w", err)
 	}
-	return m, nil
+	return f, m, nil
 }
 
 // release unmaps the RAM once no WithRAM call holds it, and closes QMP.
 func (vm *VM) release() {
 	vm.memMu.Lock()
 	defer vm.memMu.Unlock()
-	if vm.ram != nil {
-		unix.Munmap(vm.ram)
-		vm.ram = nil
+	for _, m := range vm.ram {
+		unix.Munmap(m)
 	}
+	vm.ram, vm.ranges = nil, nil
 	if vm.qmp != nil {
 		vm.qmp.Close()
 	}
 }
 
 // WithRAM calls fn with the guest's RAM, as guest-physical ranges, while
-// it stays mapped. Without a RAM file, or after QEMU exited, it returns an
+// it stays mapped. Without Introspect, or after QEMU exited, it returns an
 // error without calling fn.
 func (vm *VM) WithRAM(fn func([]introspect.Range) error) error {
 	vm.memMu.RLock()
 	defer vm.memMu.RUnlock()
-	if vm.ram == nil {
+	if vm.ranges == nil {
 		return ErrReleased
 	}
-	rs := []introspect.Range{{GPA: 0, Mem: vm.ram[:vm.low:vm.low]}}
-	if uint64(len(vm.ram)) > vm.low {
-		rs = append(rs, introspect.Range{GPA: 1 << 32, Mem: vm.ram[vm.low:]})
-	}
-	return fn(rs)
+	return fn(vm.ranges)
 }
 
-// ErrNoQMP: the VM was started without a QMP socket.
-var ErrNoQMP = errors.New("qemu: no QMP socket")
+// ErrNoQMP: the VM was started without Introspect.
+var ErrNoQMP = errors.New("qemu: no QMP connection")
+
+// noQMP says why there is no QMP connection.
+func (vm *VM) noQMP() error {
+	if vm.qmpErr != nil {
+		return vm.qmpErr
+	}
+	return ErrNoQMP
+}
 
 // Freeze stops every vCPU ("stop", which returns once they have all
 // paused) and returns their registers. Call Thaw afterwards, whatever
 // Freeze returned.
 func (vm *VM) Freeze(timeout time.Duration) ([]introspect.Regs, error) {
 	if vm.qmp == nil {
-		return nil, ErrNoQMP
+		return nil, vm.noQMP()
 	}
 	if _, err := vm.qmp.Execute("stop", nil, timeout); err != nil {
 		return nil, err
@@ -216,7 +406,7 @@ func (vm *VM) Freeze(timeout time.Duration) ([]introspect.Regs, error) {
 // Thaw resumes the vCPUs ("cont").
 func (vm *VM) Thaw(timeout time.Duration) error {
 	if vm.qmp == nil {
-		return ErrNoQMP
+		return vm.noQMP()
 	}
 	_, err := vm.qmp.Execute("cont", nil, timeout)
 	return err
@@ -225,12 +415,20 @@ func (vm *VM) Thaw(timeout time.Duration) error {
 // Registers reads the vCPUs' registers without stopping the guest.
 func (vm *VM) Registers(timeout time.Duration) ([]introspect.Regs, error) {
 	if vm.qmp == nil {
-		return nil, ErrNoQMP
+		return nil, vm.noQMP()
 	}
 	return vm.qmp.Registers(timeout)
 }
 
-// Done is closed when QEMU has exited and its RAM is unmapped.
+func closeAll(fs ...[]*os.File) {
+	for _, l := range fs {
+		for _, f := range l {
+			f.Close()
+		}
+	}
+}
+
+// Done is closed when QEMU has exited and its serial output was copied.
 func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Err is QEMU's exit error once Done is closed (nil for status 0).

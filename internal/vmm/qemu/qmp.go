@@ -34,29 +34,17 @@ var ErrQMP = errors.New("qemu: qmp")
 // about 1 MiB).
 const maxQMPLine = 16 << 20
 
-// DialQMP connects to the QMP socket at path, waiting up to timeout for
-// QEMU to create it, reads the greeting and enters command mode.
-func DialQMP(path string, timeout time.Duration) (*QMP, error) {
-	deadline := time.Now().Add(timeout)
-	var conn net.Conn
-	for {
-		var err error
-		if conn, err = net.DialTimeout("unix", path, time.Until(deadline)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: connect %s: %v", ErrQMP, path, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// newQMP takes conn, QEMU's QMP socket, reads the greeting and enters
+// command mode, within timeout.
+func newQMP(conn net.Conn, timeout time.Duration) (*QMP, error) {
 	q := &QMP{conn: conn, sc: bufio.NewScanner(conn)}
 	q.sc.Buffer(make([]byte, 64<<10), maxQMPLine)
-	conn.SetDeadline(deadline)
+	conn.SetDeadline(time.Now().Add(timeout))
 	if !q.sc.Scan() {
 		conn.Close()
 		return nil, fmt.Errorf("%w: no greeting: %v", ErrQMP, q.sc.Err())
 	}
-	if _, err := q.Execute("qmp_capabilities", nil, time.Until(deadline)); err != nil {
+	if _, err := q.Execute("qmp_capabilities", nil, timeout); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -4,15 +4,15 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/introspect"
+	"github.com/ktstr-go/ktstr/internal/topology"
 )
 
 // TestParseRegisters reads QEMU 7.2's "info registers -a" of a 2-vCPU
@@ -44,22 +44,15 @@ func TestParseRegisters(t *testing.T) {
 	}
 }
 
-// fakeQEMU serves QMP on a socket: the greeting, then one answer per
-// command from answers (an event before each, as QEMU may interleave).
-func fakeQEMU(t *testing.T, answers map[string]string) string {
+// fakeQEMU serves QMP on one end of a pipe and returns the other: the
+// greeting, then one answer per command from answers (an event before
+// each, as QEMU may interleave them).
+func fakeQEMU(t *testing.T, answers map[string]string) net.Conn {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "qmp.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ours, theirs := net.Pipe()
+	t.Cleanup(func() { theirs.Close() })
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+		c := theirs
 		c.Write([]byte(`{"QMP": {"version": {}, "capabilities": []}}` + "\n"))
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
@@ -75,19 +68,19 @@ func fakeQEMU(t *testing.T, answers map[string]string) string {
 			c.Write([]byte(`{"event": "STOP", "timestamp": {}}` + "\n" + a + "\n"))
 		}
 	}()
-	return path
+	return ours
 }
 
 func TestQMP(t *testing.T) {
 	out, _ := os.ReadFile("testdata/info-registers-a.txt")
 	hmp, _ := json.Marshal(string(out))
-	path := fakeQEMU(t, map[string]string{
+	conn := fakeQEMU(t, map[string]string{
 		"qmp_capabilities":      `{"return": {}}`,
 		"stop":                  `{"return": {}}`,
 		"human-monitor-command": `{"return": ` + string(hmp) + `}`,
 		"cont":                  "hang",
 	})
-	q, err := DialQMP(path, 5*time.Second)
+	q, err := newQMP(conn, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,17 +102,30 @@ func TestQMP(t *testing.T) {
 	}
 }
 
-func TestArgsRAMFile(t *testing.T) {
-	c := Config{Kernel: "k", Initrd: "i", CPUs: 2, MemoryMB: 512, Region: "r", RegionSize: 1 << 20, RAMFile: "/dev/shm/ram", QMP: "/run/q.sock"}
-	args := strings.Join(c.Args(), " ")
-	for _, w := range []string{"-M pc,memory-backend=ram", "-object memory-backend-file,id=ram,mem-path=/dev/shm/ram,share=on,size=512M", "-qmp unix:/run/q.sock,server=on,wait=off"} {
-		if !strings.Contains(args, w) {
-			t.Errorf("args lack %q: %s", w, args)
+func TestArgsIntrospect(t *testing.T) {
+	one := Config{Kernel: "k", Initrd: "i", MemoryMB: 512, Region: "r", RegionSize: 1 << 20, Introspect: true}
+	two := one
+	two.Topology = topology.Topology{Nodes: 2, LLCs: 2, Cores: 1, Threads: 1}
+	for _, c := range []struct {
+		name string
+		c    Config
+		want []string
+	}{
+		{"one node", one, []string{"-M pc,memory-backend=ram", "-object memory-backend-file,id=ram,mem-path=/proc/self/fd/6,share=on,size=512M",
+			"-chardev socket,id=qmp,fd=5 -mon chardev=qmp,mode=control"}},
+		{"two nodes", two, []string{"-M pc ", "memory-backend-file,id=node0,mem-path=/proc/self/fd/6,share=on,size=256M",
+			"memory-backend-file,id=node1,mem-path=/proc/self/fd/7,share=on,size=256M", "-chardev socket,id=qmp,fd=5"}},
+	} {
+		args := strings.Join(c.c.Args(), " ")
+		for _, w := range c.want {
+			if !strings.Contains(args, w) {
+				t.Errorf("%s: args lack %q: %s", c.name, w, args)
+			}
 		}
 	}
-	c.RAMFile, c.QMP = "", ""
-	if a := c.Args(); slices.Contains(a, "-qmp") || strings.Contains(strings.Join(a, " "), "memory-backend=ram") {
-		t.Errorf("args without RAM file or QMP: %v", a)
+	one.Introspect = false
+	if a := strings.Join(one.Args(), " "); strings.Contains(a, "qmp") || strings.Contains(a, "memory-backend=ram") || strings.Contains(a, "/proc/self/fd/6") {
+		t.Errorf("args without Introspect: %s", a)
 	}
 }
 
@@ -132,6 +138,48 @@ func TestPCLayout(t *testing.T) {
 	} {
 		if l, h := PCLayout(c.ram); l != c.low || h != c.high {
 			t.Errorf("PCLayout(%#x) = %#x, %#x; want %#x, %#x", c.ram, l, h, c.low, c.high)
+		}
+	}
+}
+
+// TestRAMRanges: the RAM backends' bytes, in node order, fill the pc
+// machine's RAM below 4 GiB and then from 4 GiB (memfds are sparse, so
+// the gigabytes cost nothing).
+func TestRAMRanges(t *testing.T) {
+	type rng struct{ gpa, size uint64 }
+	for _, c := range []struct {
+		name string
+		c    Config
+		want []rng
+	}{
+		{"512 MiB", Config{MemoryMB: 512}, []rng{{0, 512 << 20}}},
+		{"4 GiB", Config{MemoryMB: 4096}, []rng{{0, 3 << 30}, {4 << 30, 1 << 30}}},
+		{"two nodes of 2 GiB", Config{MemoryMB: 4096, Topology: topology.Topology{Nodes: 2, LLCs: 2, Cores: 1, Threads: 1}},
+			[]rng{{0, 2 << 30}, {2 << 30, 1 << 30}, {4 << 30, 1 << 30}}},
+	} {
+		vm := &VM{}
+		inherit, conn, err := vm.prepare(c.c)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		closeAll(inherit)
+		conn.Close()
+		var got []rng
+		vm.WithRAM(func(rs []introspect.Range) error {
+			for _, r := range rs {
+				got = append(got, rng{r.GPA, uint64(len(r.Mem))})
+			}
+			return nil
+		})
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: ranges %v, want %v", c.name, got, c.want)
+		}
+		if _, err := introspect.NewPhysMem(vm.ranges...); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		vm.release()
+		if err := vm.WithRAM(func([]introspect.Range) error { return nil }); !errors.Is(err, ErrReleased) {
+			t.Errorf("%s: WithRAM after release: %v", c.name, err)
 		}
 	}
 }

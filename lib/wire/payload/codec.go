@@ -254,6 +254,10 @@ func (d *decoder) value(v reflect.Value) error {
 		return nil
 	}
 	switch v.Kind() {
+	case reflect.Pointer: // an optional struct: decode the value into a new one
+		d.pos--
+		v.Set(reflect.New(v.Type().Elem()))
+		return d.value(v.Elem())
 	case reflect.Struct:
 		return d.structValue(c, v)
 	case reflect.Map:

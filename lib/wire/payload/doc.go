@@ -35,6 +35,9 @@
 //	stats          ScenarioStats        no
 //	measurements   map string -> float  no        named values, keys sorted
 //	info_notes     array of string      no
+//	scheduler      SchedulerInfo        no        the scheduler under test
+//	stats_after_detach ScenarioStats    no        after it was lost
+//	machine        Machine              no        the shape the guest's kernel reported
 //
 //	Outcome:       verdict (string: skip, pass, inconclusive, fail; required
 //	               to be one of them), kind (string, optional), message
@@ -42,10 +45,29 @@
 //	PassDetail:    check (string), message (string, optional)
 //	ScenarioStats: cgroups (array of CgroupStats, optional), workers (int),
 //	               cpus (int), migrations (u64), worst_spread_pct (float),
-//	               worst_gap_ms (float), total_iterations (u64)
+//	               worst_gap_ms (float), total_iterations (u64),
+//	               cross_llc_migrations and cross_node_migrations (u64,
+//	               optional)
 //	CgroupStats:   name (string), workers (int), cpus (int), iterations
 //	               (u64), migrations (u64), run_ns (u64), wait_ns (u64),
-//	               spread_pct (float), max_gap_ms (float)
+//	               spread_pct (float), max_gap_ms (float); optional:
+//	               cross_llc_migrations, cross_node_migrations (u64: CPU
+//	               changes across an LLC or node), page_locality (float:
+//	               share of resident pages on the nodes the workers ran on)
+//	SchedulerInfo: binary (string), sha256 (string), ops (string),
+//	               enable_seq (i64), attach_ms (float), detached
+//	               (SchedDetach, optional)
+//	SchedDetach:   at_ms (float), for_ms (float), how (string), state
+//	               (string), ops (string), enable_seq (i64), kernel
+//	               (string), kernel_s (float), alive (bool),
+//	               reattached_ms (float, optional)
+//	Machine:       shape (string "N,L,C,T", optional: absent when not
+//	               uniform), cpus (int), llcs and nodes (arrays of CPU lists
+//	               such as "0-3", optional), smt (bool, optional)
+//
+// An outcome of kind "infrastructure" (with verdict fail) says the harness
+// failed, not the scheduler: the guest did not get the machine it was
+// given. The verdict reports it as an infrastructure error.
 //
 // The outcomes fold with ktstr's precedence Fail > Inconclusive > Pass >
 // Skip; an empty list is Pass. Because the key must be present, a payload

@@ -28,6 +28,10 @@ var sampleResult = &AssertResult{
 	},
 	Measurements: map[string]float64{"p99_ns": 1250, "ratio": -0.5},
 	InfoNotes:    []string{"note"},
+	Scheduler: &SchedulerInfo{Binary: "scx_wrap", SHA256: "ab12", Ops: "simple", EnableSeq: 1, AttachMS: 812.5,
+		Detached: &SchedDetach{AtMS: 2512.25, ForMS: 40, How: "disabled", State: "disabled", EnableSeq: 1,
+			Kernel: `sched_ext: BPF scheduler "simple" disabled (unregistered from user space)`, KernelS: 9.5, Alive: true}},
+	StatsAfterDetach: &ScenarioStats{Workers: 4, TotalIterations: 12},
 }
 
 var sampleRequest = &KernelOpRequest{RequestID: 7, Mode: ModeHot, Direction: DirWrite, Tag: "poke",
@@ -228,9 +232,9 @@ func TestRejects(t *testing.T) {
 
 // Lenient where a newer writer may add things.
 func TestAccepts(t *testing.T) {
-	r, err := UnmarshalAssertResult(mp("83", "'future", "82", "'a", "92", "c3", "d70100000000000000ff", "'b", "c7020061ff",
-		"'outcomes", "c0", "'stats", "c0"))
-	if err != nil || r.Verdict() != Pass || len(r.Outcomes) != 0 {
+	r, err := UnmarshalAssertResult(mp("84", "'future", "82", "'a", "92", "c3", "d70100000000000000ff", "'b", "c7020061ff",
+		"'outcomes", "c0", "'stats", "c0", "'scheduler", "c0"))
+	if err != nil || r.Verdict() != Pass || len(r.Outcomes) != 0 || r.Scheduler != nil {
 		t.Errorf("unknown keys and nil values: %+v, %v", r, err)
 	}
 	// negative fixint and int8 into int; uint16 into uint32; ints into floats; bin into string
@@ -346,7 +350,7 @@ func TestMeasurementsSorted(t *testing.T) {
 // and in ktstr-wire(5).
 func TestKeysDocumented(t *testing.T) {
 	var keys []string
-	for _, v := range []any{AssertResult{}, Outcome{}, PassDetail{}, ScenarioStats{}, CgroupStats{},
+	for _, v := range []any{AssertResult{}, Outcome{}, PassDetail{}, ScenarioStats{}, CgroupStats{}, SchedulerInfo{}, SchedDetach{},
 		PayloadMetrics{}, Metric{}, RawPayloadOutput{}, KernelOpRequest{}, KernelOpEntry{}, Target{}, Value{}, KernelOpReply{}} {
 		info := fieldsOf(reflect.TypeOf(v))
 		for k := range info.byName {

@@ -54,8 +54,16 @@ const (
 	KindMonitor       = "monitor"
 	KindSchedulerDied = "scheduler_died"
 	KindNotAttached   = "scheduler_not_attached"
-	KindSkip          = "skip"
-	KindOther         = "other"
+	// KindSchedulerDetached: the scheduler did not stay attached, with the
+	// same sched_ext ops, from the scenario's start to its end, although
+	// its process lived on.
+	KindSchedulerDetached = "scheduler_detached"
+	KindSkip              = "skip"
+	KindOther             = "other"
+	// KindInfra on a failing outcome says the harness, not the scheduler,
+	// failed (the guest did not get the machine shape it was given): the
+	// verdict is an infrastructure error, not a test failure.
+	KindInfra = "infrastructure"
 )
 
 // Outcome is one check's result. Pass outcomes carry no detail.
@@ -82,17 +90,25 @@ type CgroupStats struct {
 	WaitNS     uint64  `msgpack:"wait_ns" json:"wait_ns"`       // total runnable-but-waiting time
 	SpreadPct  float64 `msgpack:"spread_pct" json:"spread_pct"` // (max-min)/max of per-worker on-CPU time
 	MaxGapMS   float64 `msgpack:"max_gap_ms" json:"max_gap_ms"` // longest off-CPU gap of any worker
+	// Moves across LLCs and NUMA nodes seen between iterations, and the
+	// share of resident pages on the nodes the workers ran on (0: not
+	// measured).
+	CrossLLCMigrations  uint64  `msgpack:"cross_llc_migrations,omitempty" json:"cross_llc_migrations,omitempty"`
+	CrossNodeMigrations uint64  `msgpack:"cross_node_migrations,omitempty" json:"cross_node_migrations,omitempty"`
+	PageLocality        float64 `msgpack:"page_locality,omitempty" json:"page_locality,omitempty"`
 }
 
 // ScenarioStats summarise a scenario run.
 type ScenarioStats struct {
-	Cgroups         []CgroupStats `msgpack:"cgroups,omitempty" json:"cgroups,omitempty"`
-	Workers         int           `msgpack:"workers" json:"workers"`
-	CPUs            int           `msgpack:"cpus" json:"cpus"`
-	Migrations      uint64        `msgpack:"migrations" json:"migrations"`
-	WorstSpreadPct  float64       `msgpack:"worst_spread_pct" json:"worst_spread_pct"`
-	WorstGapMS      float64       `msgpack:"worst_gap_ms" json:"worst_gap_ms"`
-	TotalIterations uint64        `msgpack:"total_iterations" json:"total_iterations"`
+	Cgroups             []CgroupStats `msgpack:"cgroups,omitempty" json:"cgroups,omitempty"`
+	Workers             int           `msgpack:"workers" json:"workers"`
+	CPUs                int           `msgpack:"cpus" json:"cpus"`
+	Migrations          uint64        `msgpack:"migrations" json:"migrations"`
+	WorstSpreadPct      float64       `msgpack:"worst_spread_pct" json:"worst_spread_pct"`
+	WorstGapMS          float64       `msgpack:"worst_gap_ms" json:"worst_gap_ms"`
+	TotalIterations     uint64        `msgpack:"total_iterations" json:"total_iterations"`
+	CrossLLCMigrations  uint64        `msgpack:"cross_llc_migrations,omitempty" json:"cross_llc_migrations,omitempty"`
+	CrossNodeMigrations uint64        `msgpack:"cross_node_migrations,omitempty" json:"cross_node_migrations,omitempty"`
 }
 
 // AssertResult is the TEST payload: the guest's verdict on the scenario.
@@ -104,6 +120,65 @@ type AssertResult struct {
 	Stats        ScenarioStats `msgpack:"stats" json:"stats"`
 	Measurements Measurements  `msgpack:"measurements,omitempty" json:"measurements,omitempty"`
 	InfoNotes    []string      `msgpack:"info_notes,omitempty" json:"info_notes,omitempty"`
+	// Scheduler names the scheduler under test (nil: the kernel's own).
+	Scheduler *SchedulerInfo `msgpack:"scheduler,omitempty" json:"scheduler,omitempty"`
+	// StatsAfterDetach are the measurements of the time from the moment
+	// the scheduler was lost (Scheduler.Detached) to the moment the
+	// workers stopped, under the kernel's own scheduler; Stats then cover
+	// only the time before, and the checks judge only that.
+	StatsAfterDetach *ScenarioStats `msgpack:"stats_after_detach,omitempty" json:"stats_after_detach,omitempty"`
+	// Machine is the shape the guest's kernel reported.
+	Machine *Machine `msgpack:"machine,omitempty" json:"machine,omitempty"`
+}
+
+// SchedulerInfo names the scheduler under test and says whether it stayed
+// attached.
+type SchedulerInfo struct {
+	Binary    string  `msgpack:"binary" json:"binary"`                     // file name of the binary run
+	SHA256    string  `msgpack:"sha256,omitempty" json:"sha256,omitempty"` // of that file, hex
+	Ops       string  `msgpack:"ops,omitempty" json:"ops,omitempty"`       // sched_ext's root/ops once attached
+	EnableSeq int64   `msgpack:"enable_seq" json:"enable_seq"`             // sched_ext's enable_seq once attached; -1 unknown
+	AttachMS  float64 `msgpack:"attach_ms" json:"attach_ms"`               // from its start to its attach
+	// Detached says how the scheduler was lost before the scenario ended
+	// (nil: it stayed attached with the same ops and enable_seq).
+	Detached *SchedDetach `msgpack:"detached,omitempty" json:"detached,omitempty"`
+}
+
+// SchedDetach is how and when the scheduler under test was lost.
+type SchedDetach struct {
+	// AtMS is when the agent saw it, in ms since the scenario start
+	// (negative: before the scenario started).
+	AtMS float64 `msgpack:"at_ms" json:"at_ms"`
+	// ForMS is how long the scenario then still ran (the agent stops it
+	// at once: the time the workers took to stop).
+	ForMS float64 `msgpack:"for_ms" json:"for_ms"`
+	// How: "detached" (sched_ext's state, ops or enable_seq changed),
+	// "disabled" (the kernel logged it disabled), or "exited" (its
+	// process ended).
+	How       string `msgpack:"how" json:"how"`
+	State     string `msgpack:"state,omitempty" json:"state,omitempty"` // sched_ext's state then
+	Ops       string `msgpack:"ops,omitempty" json:"ops,omitempty"`     // root/ops then ("" none)
+	EnableSeq int64  `msgpack:"enable_seq" json:"enable_seq"`           // enable_seq then
+	// Kernel is the kernel's "sched_ext: BPF scheduler ... disabled
+	// (reason)" line, and KernelS its kernel time (s since boot).
+	Kernel  string  `msgpack:"kernel,omitempty" json:"kernel,omitempty"`
+	KernelS float64 `msgpack:"kernel_s,omitempty" json:"kernel_s,omitempty"`
+	// Alive is true when its process still ran when the agent saw it.
+	Alive bool `msgpack:"alive" json:"alive"`
+	// ReattachedMS is when it (or another scheduler) attached again, ms
+	// since the scenario start; 0 when it did not before the end.
+	ReattachedMS float64 `msgpack:"reattached_ms,omitempty" json:"reattached_ms,omitempty"`
+}
+
+// Machine is the machine shape as the guest's kernel reported it (sysfs),
+// CPU groups in the kernel's list format ("0-3").
+type Machine struct {
+	// Shape is "N,L,C,T" when the machine is uniform, else "".
+	Shape string   `msgpack:"shape,omitempty" json:"shape,omitempty"`
+	CPUs  int      `msgpack:"cpus" json:"cpus"`
+	LLCs  []string `msgpack:"llcs,omitempty" json:"llcs,omitempty"`
+	Nodes []string `msgpack:"nodes,omitempty" json:"nodes,omitempty"`
+	SMT   bool     `msgpack:"smt,omitempty" json:"smt,omitempty"`
 }
 
 // Measurements are named values a scenario measured. They encode with
