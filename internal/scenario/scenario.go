@@ -42,6 +42,14 @@
 // they ran on. A cgroup's "cpuset_enforce": false makes its cpuset an
 // expectation only (checked, not written to the cgroup): the isolation
 // check's own test, and hosts without the cpuset controller.
+//
+// Looking into the guest kernel from the host: a step's op "snapshot"
+// ({"op": "snapshot", "tag": "mid-run"}) has ktstr-boot freeze the guest
+// and write a report (ktstr-snapshot(5)); "read_kernel" and
+// "write_kernel" read or write kernel state through the host (KernelOp:
+// a symbol, an address, a per-CPU or task field through BTF), and a
+// read's value can be saved and checked. "monitor": {} turns on the
+// host-side monitor with ktstr's thresholds (Monitor).
 package scenario
 
 import (
