@@ -12,22 +12,6 @@ import (
 	"github.com/ktstr-go/ktstr/internal/introspect"
 )
 
-// resultNotes returns the info notes of the verdict's only run.
-func resultNotes(t *testing.T, out string) []string {
-	t.Helper()
-	var v struct {
-		Runs []struct {
-			Result *struct {
-				InfoNotes []string `json:"info_notes"`
-			} `json:"result"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Runs) != 1 || v.Runs[0].Result == nil {
-		t.Fatalf("verdict JSON without a result (%v):\n%s", err, out)
-	}
-	return v.Runs[0].Result.InfoNotes
-}
-
 // runDir is the run directory ktstr-boot names on stderr (kept with
 // KTSTR_KEEP=1).
 func runDir(t *testing.T, stderr string) string {
@@ -68,7 +52,10 @@ func TestVMIntrospection(t *testing.T) {
 			if r.status != 0 || v.Runs[0].Status != "PASS" {
 				t.Fatalf("status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
 			}
-			notes := strings.Join(resultNotes(t, r.stdout), "\n")
+			if v.Runs[0].Result == nil {
+				t.Fatalf("no result:\n%s", r.stdout)
+			}
+			notes := strings.Join(v.Runs[0].Result.InfoNotes, "\n")
 			for _, w := range []*regexp.Regexp{
 				regexp.MustCompile(`read_kernel jiffies: \d+ \(hot`),
 				regexp.MustCompile(`read_kernel panic_print: 1234567 \(hot`),
@@ -113,30 +100,6 @@ func TestVMIntrospection(t *testing.T) {
 	}
 }
 
-// failureVerdict is the part of the verdict JSON about a failure dump.
-type failureVerdict struct {
-	Runs []struct {
-		FailureDump *struct {
-			Path     string   `json:"path"`
-			Reason   string   `json:"reason"`
-			Summary  []string `json:"summary"`
-			StuckCPU int      `json:"stuck_cpu"`
-		} `json:"failure_dump"`
-		Monitor *struct {
-			Samples int `json:"samples"`
-		} `json:"monitor"`
-	} `json:"runs"`
-}
-
-func parseFailure(t *testing.T, out string) failureVerdict {
-	t.Helper()
-	var v failureVerdict
-	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Runs) != 1 {
-		t.Fatalf("verdict JSON: %v\n%s", err, out)
-	}
-	return v
-}
-
 // TestVMQmapStallDump: scx_qmap -t 20 drops every 20th user-thread
 // enqueue, so a task stays runnable without running. The scenario turns
 // the host-side monitor on; it sees the task wait on its CPU and
@@ -151,7 +114,7 @@ func TestVMQmapStallDump(t *testing.T) {
 	if r.status != 1 || v.Runs[0].Cause != "scheduler_died" || !strings.Contains(v.Runs[0].Reason, "runnable task stall") {
 		t.Fatalf("status %d cause %q (%s), want 1 scheduler_died by a runnable task stall\n%s\nstderr:\n%s", r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
-	f := parseFailure(t, r.stdout).Runs[0]
+	f := v.Runs[0]
 	d := f.FailureDump
 	if d == nil || d.StuckCPU < 0 || !strings.HasPrefix(d.Reason, "stall: CPU ") || d.Path != filepath.Join(runDir(t, r.stderr), "failure-dump.json") {
 		t.Fatalf("failure dump %+v, want a stall naming a CPU, in the run directory\n%s", d, r.stdout)

@@ -29,6 +29,10 @@ type verdictJSON struct {
 		VMEnd *struct {
 			Reason string `json:"reason"`
 		} `json:"vm_end"`
+		FailureDump *payload.HostDump `json:"failure_dump"`
+		Monitor     *struct {
+			Samples int `json:"samples"`
+		} `json:"monitor"`
 	} `json:"runs"`
 }
 
@@ -203,7 +207,7 @@ func TestVMWatchdogTimeout(t *testing.T) {
 		t.Fatalf("hard deadline: status %d cause %q vm_end %+v, want 1, timeout, timeout\n%s\nstderr:\n%s",
 			r.status, v.Runs[0].Cause, v.Runs[0].VMEnd, r.stdout, r.stderr)
 	}
-	d := parseFailure(t, r.stdout).Runs[0].FailureDump
+	d := v.Runs[0].FailureDump
 	if d == nil || !strings.HasPrefix(d.Reason, "watchdog deadline passed") || !strings.HasSuffix(d.Path, "/failure-dump.json") || len(d.Summary) == 0 {
 		t.Errorf("failure dump %+v, want the watchdog's, with a summary\n%s", d, r.stdout)
 	}
