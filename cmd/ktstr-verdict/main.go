@@ -3,10 +3,13 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -84,7 +87,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			repName = c.String("name")
 		}
 		rep := verdict.Aggregate(repName, runs)
-		if err := verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color}); err != nil {
+		// A reader that went away (| head) is no error: the write
+		// comes back as EPIPE instead of SIGPIPE, and the exit status is
+		// still the verdict.
+		signal.Ignore(syscall.SIGPIPE)
+		if err := verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color}); err != nil && !errors.Is(err, syscall.EPIPE) {
 			return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
 		}
 		if rep.ExitStatus != 0 {

@@ -16,11 +16,12 @@ const HostFramesFile = "host.frames"
 const MaxHostFrames = 8 << 20
 
 // HostBlock returns ktstr-boot's frames from the file at path as one
-// block for the trailer: an empty HBLK, then each frame of the file whose
+// block for the trailer: an HBLK with the run's nonce, then each frame of
+// the file whose
 // CRC is good and whose type is HDMP or HMON, in order. Anything else, a
 // torn last frame and bytes past MaxHostFrames are left out. A missing
 // file gives nil: no block (a region ktstr-boot did not write one for).
-func HostBlock(path string) ([]byte, error) {
+func HostBlock(path string, nonce wire.Nonce) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -33,7 +34,7 @@ func HostBlock(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := wire.AppendFrame(nil, wire.TypeHostBlock, nil)
+	out := wire.AppendFrame(nil, wire.TypeHostBlock, wire.AppendHostBlock(nil, nonce))
 	for len(b) > 0 {
 		fr, n, err := wire.ParseFrame(b)
 		if err != nil {

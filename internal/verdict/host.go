@@ -12,24 +12,37 @@ import (
 const CauseMonitor = "monitor"
 
 // hostBlock tracks ktstr-boot's block of host frames (HBLK, then HDMP and
-// HMON). Only the block that the stream's end follows counts: a non-host
-// entry after an HBLK (or HDMP/HMON outside a block) means a guest wrote
-// them, and they are dropped.
+// HMON). Only a block whose HBLK carries the run's nonce (when the stream
+// began with a HELO) and that nothing but host frames follows up to the
+// stream's end counts: anything else means a guest wrote them, and they
+// are dropped.
 type hostBlock struct {
-	open   bool
-	dumps  []*payload.HostDump
-	mons   []*payload.Monitor
-	forged int64
+	open    bool
+	dumps   []*payload.HostDump // the last one only: ktstr-boot writes one
+	mons    []*payload.Monitor
+	samples int // in mons, at most maxMonitorSamples
+	forged  int64
 }
 
-// see folds one entry of type t (CRC good or not).
-func (h *hostBlock) see(t wire.Type, crcOK bool, p []byte) {
+// Bounds on what a host block can make the verdict keep.
+const (
+	maxMonitorSamples = 1 << 17 // 3.6 hours at 10 per second
+	maxDumpLines      = 300
+)
+
+// see folds one entry of type t (CRC good or not); host says whether a
+// nonce is the run's.
+func (h *hostBlock) see(t wire.Type, crcOK bool, p []byte, host func(wire.Nonce) bool) {
 	switch t {
-	case wire.TypeLoss, wire.TypeVMEnd:
-		return // ktstr-drain's trailer, after the block
+	case wire.TypeHello, wire.TypeLoss, wire.TypeVMEnd:
+		return // ktstr-drain's own frames: the verdict checks their nonce
 	case wire.TypeHostBlock:
 		h.drop()
-		h.open = crcOK
+		n, err := wire.DecodeHostBlock(p)
+		h.open = crcOK && err == nil && host(n)
+		if !h.open {
+			h.forged++
+		}
 		return
 	case wire.TypeHostDump, wire.TypeMonitor:
 		if !h.open || !crcOK {
@@ -39,9 +52,15 @@ func (h *hostBlock) see(t wire.Type, crcOK bool, p []byte) {
 		}
 		if t == wire.TypeHostDump {
 			if d, err := payload.UnmarshalHostDump(p); err == nil {
-				h.dumps = append(h.dumps, d)
+				d.Path, d.Reason = cutText(d.Path), cutText(d.Reason)
+				d.Summary = d.Summary[:min(len(d.Summary), maxDumpLines)]
+				for i, l := range d.Summary {
+					d.Summary[i] = cutText(l)
+				}
+				h.dumps = []*payload.HostDump{d}
 			}
-		} else if m, err := payload.UnmarshalMonitor(p); err == nil {
+		} else if m, err := payload.UnmarshalMonitor(p); err == nil && h.samples+len(m.Samples) <= maxMonitorSamples {
+			h.samples += len(m.Samples)
 			h.mons = append(h.mons, m)
 		}
 		return
@@ -53,7 +72,7 @@ func (h *hostBlock) drop() {
 	if h.open && (len(h.dumps) > 0 || len(h.mons) > 0) {
 		h.forged++
 	}
-	h.open, h.dumps, h.mons = false, nil, nil
+	h.open, h.dumps, h.mons, h.samples = false, nil, nil, 0
 }
 
 // Monitor is what the host-side monitor's samples showed.

@@ -61,6 +61,25 @@ func TestHostBlock(t *testing.T) {
 	if v.FailureDump == nil || v.FailureDump.Path != "/run/failure-dump.json" {
 		t.Errorf("forged, then real: dump %+v", v.FailureDump)
 	}
+	// With the run's nonce (a HELO began the stream), an HBLK must carry
+	// it: the guest cannot read it, so it cannot forge the block.
+	nonce, other := wire.Nonce{7, 7, 7}, wire.Nonce{9}
+	withNonce := func(hblk wire.Nonce) verdict.Verdict {
+		s := vt.New().Entry(wire.TypeHello, wire.AppendHello(nil, nonce))
+		for _, r := range vt.Base().Outcomes(vt.Pass()).Exit(0).Records() {
+			c := *r
+			s.Entry(wire.Type(c.MsgType), c.Payload)
+		}
+		s.Entry(wire.TypeHostBlock, wire.AppendHostBlock(nil, hblk)).Entry(wire.TypeHostDump, hostDump(t, "/run/failure-dump.json")).
+			Entry(wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndPoweroff, Nonce: nonce}))
+		return fold(s, verdict.DefaultConfig())
+	}
+	if v := withNonce(nonce); v.FailureDump == nil {
+		t.Errorf("HBLK with the run's nonce: no dump (status %v %s)", v.Status, v.Reason)
+	}
+	if v := withNonce(other); v.FailureDump != nil || v.Status != verdict.StatusInfra {
+		t.Errorf("HBLK with another nonce: dump %+v, status %v; want none and infrastructure", v.FailureDump, v.Status)
+	}
 	// No VEND: the block is not confirmed.
 	v = fold(real(vt.Base().Outcomes(vt.Pass()).Exit(0)), verdict.DefaultConfig())
 	if v.FailureDump != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 )
 
 // The JUnit XML report: the structure of the Jenkins junit-4 schema
@@ -109,7 +111,7 @@ func WriteJUnit(w io.Writer, rep Report) error {
 		for _, f := range v.Findings {
 			details.WriteString(findingLine(f, painter{}) + "\n")
 			for _, l := range f.Lines {
-				details.WriteString("    " + clean(l) + "\n")
+				details.WriteString("    " + sanitize.String(l) + "\n")
 			}
 		}
 		switch v.Status {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 )
 
 // WriteTAP writes rep as TAP version 14: a plan, one test point per run,
@@ -60,7 +62,7 @@ func tapDesc(s string) string {
 }
 
 func oneLine(s string) string {
-	return clean(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
+	return sanitize.String(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }
 
 // yamlString writes s as a double-quoted scalar (JSON's escaping is a

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 )
 
@@ -243,5 +244,5 @@ func TestTAP(t *testing.T) {
 
 // oneLineText is how the TAP description carries a run name.
 func oneLineText(s string) string {
-	return cleanText(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
+	return sanitize.String(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }

@@ -43,16 +43,19 @@ const (
 	// MsgType::from_wire does, and dispatchers match it by value.
 	TypeKernAddrs Type = 0x4B414452
 
-	// Host-originated types, a ktstr-go extension. ktstr-drain appends them
-	// to the frame stream it copies out of the region so that a recording
-	// carries what the host saw. They are not ktstr message types.
-	TypeLoss  Type = 0x4C4F5353 // LOSS: 16-byte Loss (ring drops)
-	TypeVMEnd Type = 0x56454E44 // VEND: 24-byte VMEnd (how the VM ended)
-	// What ktstr-boot itself saw, in its host.frames file next to the
+	// Host-originated types, a ktstr-go extension. ktstr-drain writes them
+	// into the frame stream it copies out of the region so that a
+	// recording carries what the host saw. They are not ktstr message
+	// types. Each carries the region's nonce, which the guest cannot read,
+	// so a reader can tell them from frames the guest forged.
+	TypeHello Type = 0x48454C4F // HELO: 16-byte Nonce, first in the stream
+	TypeLoss  Type = 0x4C4F5353 // LOSS: Loss, 32 bytes (16 without a nonce): ring drops
+	TypeVMEnd Type = 0x56454E44 // VEND: VMEnd, 40 bytes (24 without a nonce): how the VM ended
+	// What ktstr-boot itself saw, from its host.frames file next to the
 	// region: ktstr-drain copies it after the guest's frames as one block,
-	// HBLK first, so that a guest cannot pass its own frames off as the
-	// host's (only the block after the last HBLK counts).
-	TypeHostBlock Type = 0x48424C4B // HBLK: empty; ktstr-boot's frames follow
+	// HBLK first with the nonce, so that a guest cannot pass its own
+	// frames off as the host's.
+	TypeHostBlock Type = 0x48424C4B // HBLK: 16-byte Nonce (none: empty); ktstr-boot's frames follow
 	TypeHostDump  Type = 0x48444D50 // HDMP: payload.HostDump (msgpack), a failure dump's summary
 	TypeMonitor   Type = 0x484D4F4E // HMON: payload.Monitor (msgpack), host-side monitor samples
 )
@@ -63,7 +66,7 @@ type Direction uint8
 const (
 	GuestToHost Direction = iota + 1
 	HostToGuest
-	HostOrigin // appended on the host by ktstr-drain (LOSS, VEND, HBLK, HDMP, HMON)
+	HostOrigin // written on the host by ktstr-drain (HELO, LOSS, VEND, HBLK, HDMP, HMON)
 )
 
 func (d Direction) String() string {
@@ -121,6 +124,7 @@ var Types = []Info{
 	{TypeExecExit, "ExecExit", GuestToHost, false, false},
 	{TypeDmesg, "Dmesg", GuestToHost, false, false},
 	{TypeProbeOutput, "ProbeOutput", GuestToHost, false, false},
+	{TypeHello, "Hello", HostOrigin, false, true},
 	{TypeLoss, "Loss", HostOrigin, false, true},
 	{TypeVMEnd, "VMEnd", HostOrigin, false, true},
 	{TypeHostBlock, "HostBlock", HostOrigin, false, true},

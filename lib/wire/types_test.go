@@ -61,9 +61,9 @@ func TestTypeWireBytes(t *testing.T) {
 func TestTypesTable(t *testing.T) {
 	want := []string{"STIM", "STEN", "SCST", "SCEN", "SCPP", "SCRR", "EXIT", "TEST", "SCDX", "CRSH",
 		"PMET", "RAWO", "PRAW", "WPRF", "SNRQ", "SNRP", "KORQ", "KORP", "SRDY", "SCSW",
-		"SOUT", "SERR", "SCLG", "LIFE", "EXCX", "DMSG", "PROB", "LOSS", "VEND", "HBLK", "HDMP", "HMON"}
+		"SOUT", "SERR", "SCLG", "LIFE", "EXCX", "DMSG", "PROB", "HELO", "LOSS", "VEND", "HBLK", "HDMP", "HMON"}
 	if len(Types) != len(want) {
-		t.Fatalf("len(Types) = %d, want %d (27 ktstr V-A types + LOSS, VEND, HBLK, HDMP, HMON)", len(Types), len(want))
+		t.Fatalf("len(Types) = %d, want %d (27 ktstr V-A types + HELO, LOSS, VEND, HBLK, HDMP, HMON)", len(Types), len(want))
 	}
 	seen := map[Type]bool{}
 	for i, info := range Types {
@@ -148,7 +148,7 @@ func TestInternal(t *testing.T) {
 		switch info.Type {
 		case TypeSnapshotReply, TypeKernelOpReply:
 			dir = HostToGuest
-		case TypeLoss, TypeVMEnd, TypeHostBlock, TypeHostDump, TypeMonitor:
+		case TypeHello, TypeLoss, TypeVMEnd, TypeHostBlock, TypeHostDump, TypeMonitor:
 			dir = HostOrigin
 		}
 		if info.Dir != dir {
