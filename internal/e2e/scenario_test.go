@@ -209,7 +209,7 @@ func TestVMWatchdogTimeout(t *testing.T) {
 	}
 	d := v.Runs[0].FailureDump
 	if d == nil || !strings.HasPrefix(d.Reason, "watchdog deadline passed") || !strings.HasSuffix(d.Path, "/failure-dump.json") || len(d.Summary) == 0 {
-		t.Errorf("failure dump %+v, want the watchdog's, with a summary\n%s", d, r.stdout)
+		t.Errorf("failure dump %+v, want the watchdog's, with a summary\n%s\nstderr:\n%s", d, r.stdout, r.stderr)
 	}
 }
 

@@ -136,7 +136,11 @@ var (
 )
 
 // ParseRegisters reads the output of "info registers -a" (QEMU's x86
-// dump: "CPU#N" then KEY=hex pairs) into one Regs per vCPU, in order.
+// dump: "CPU#N" then KEY=hex pairs) into one Regs per vCPU, in order. A
+// vCPU not in long mode (an application processor the kernel has not
+// started yet) is dumped with 32-bit names (EAX, EIP, EFL); those fill the
+// same fields. Each vCPU must show its instruction pointer and CR0, CR3
+// and CR4.
 func ParseRegisters(out string) ([]introspect.Regs, error) {
 	heads := cpuHeader.FindAllStringSubmatchIndex(out, -1)
 	if len(heads) == 0 {
@@ -153,9 +157,11 @@ func ParseRegisters(out string) ([]introspect.Regs, error) {
 			"RAX": &r.RAX, "RBX": &r.RBX, "RCX": &r.RCX, "RDX": &r.RDX, "RSI": &r.RSI, "RDI": &r.RDI,
 			"RBP": &r.RBP, "RSP": &r.RSP, "R8": &r.R8, "R9": &r.R9, "R10": &r.R10, "R11": &r.R11,
 			"R12": &r.R12, "R13": &r.R13, "R14": &r.R14, "R15": &r.R15, "RIP": &r.RIP, "RFL": &r.RFLAGS,
+			"EAX": &r.RAX, "EBX": &r.RBX, "ECX": &r.RCX, "EDX": &r.RDX, "ESI": &r.RSI, "EDI": &r.RDI,
+			"EBP": &r.RBP, "ESP": &r.RSP, "EIP": &r.RIP, "EFL": &r.RFLAGS,
 			"CR0": &r.CR0, "CR2": &r.CR2, "CR3": &r.CR3, "CR4": &r.CR4, "EFER": &r.EFER,
 		}
-		seen := 0
+		seen := map[string]bool{}
 		for _, m := range regPair.FindAllStringSubmatch(out[h[1]:end], -1) {
 			if m[1] == "HLT" {
 				r.Halted = m[2] == "1"
@@ -170,10 +176,10 @@ func ParseRegisters(out string) ([]introspect.Regs, error) {
 				return nil, fmt.Errorf("%w: info registers: %s=%s: %v", ErrQMP, m[1], m[2], err)
 			}
 			*p = introspect.Hex(v)
-			seen++
+			seen[m[1]] = true
 		}
-		if seen < len(fields) {
-			return nil, fmt.Errorf("%w: info registers: vCPU %d: %d of %d registers found in %q", ErrQMP, i, seen, len(fields), strings.TrimSpace(out[h[1]:min(end, h[1]+200)]))
+		if !(seen["RIP"] || seen["EIP"]) || !seen["CR0"] || !seen["CR3"] || !seen["CR4"] {
+			return nil, fmt.Errorf("%w: info registers: vCPU %d: no instruction pointer, CR0, CR3 or CR4 in %q", ErrQMP, i, strings.TrimSpace(out[h[1]:min(end, h[1]+200)]))
 		}
 		regs = append(regs, r)
 	}

@@ -37,6 +37,15 @@ func TestParseRegisters(t *testing.T) {
 	if regs[1].RIP != 0xffffffff81380362 {
 		t.Errorf("vCPU 1 RIP %#x", regs[1].RIP)
 	}
+	// An application processor not started yet: QEMU's 32-bit dump.
+	out, err = os.ReadFile("testdata/info-registers-32.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs, err = ParseRegisters(string(out))
+	if err != nil || len(regs) != 2 || regs[1].RIP != 0xfd09a || regs[1].CR0 != 0x11 || regs[1].RSP != 0x6c5c || !regs[1].Halted || regs[0].CR3 != 0x1c2b000 {
+		t.Errorf("32-bit vCPU: %+v, %v", regs, err)
+	}
 	for _, bad := range []string{"", "CPU#0\nRAX=0000\n", "CPU#0\nRAX=zz\n"} {
 		if _, err := ParseRegisters(bad); !errors.Is(err, ErrQMP) {
 			t.Errorf("ParseRegisters(%q) error %v, want ErrQMP", bad, err)
