@@ -244,8 +244,7 @@ func Run(cfg Config) (Result, error) {
 			logf("%v", err)
 		}
 	}()
-	h.ins = newInspector(rd.path, cfg.Vmlinux, host, logf, h.reply)
-	defer h.ins.close()
+	h.ins.configure(rd.path, cfg.Vmlinux, host)
 	srv, err := control.Listen(rd.join(ControlSock), h.handle)
 	if err != nil {
 		return Result{}, fmt.Errorf("control socket: %w", err)

@@ -123,20 +123,26 @@ type inspector struct {
 	wg        sync.WaitGroup
 }
 
-func newInspector(runDir, vmlinux string, host *hostFrames, logf func(string, ...any), reply func(wire.Type, []byte)) *inspector {
-	in := &inspector{backend: "qemu", runDir: runDir, logf: logf, reply: reply, host: host,
-		jobs: make(chan func(), inspectQueue), quit: make(chan struct{})}
-	switch {
-	case vmlinux == "":
-		in.kerr = errors.New("no vmlinux for this kernel: symbols and BTF unavailable (pass --vmlinux)")
-	default:
-		if in.kernel, in.kerr = introspect.OpenKernel(vmlinux); in.kerr != nil {
-			logf("introspection: %v", in.kerr)
-		}
-	}
+func newInspector(backend string, logf func(string, ...any), reply func(wire.Type, []byte)) *inspector {
+	in := &inspector{backend: backend, logf: logf, reply: reply,
+		jobs: make(chan func(), inspectQueue), quit: make(chan struct{}),
+		kerr: errors.New("no vmlinux for this kernel: symbols and BTF unavailable (pass --vmlinux)")}
 	in.wg.Add(1)
 	go in.work()
 	return in
+}
+
+// configure says where snapshots go (the run directory), where the
+// failure dump's and the monitor's frames go, and which vmlinux names
+// the kernel's symbols and types ("" none). Run calls it before any
+// request can arrive.
+func (in *inspector) configure(runDir, vmlinux string, host *hostFrames) {
+	in.runDir, in.host = runDir, host
+	if vmlinux != "" {
+		if in.kernel, in.kerr = introspect.OpenKernel(vmlinux); in.kerr != nil {
+			in.logf("introspection: %v", in.kerr)
+		}
+	}
 }
 
 // attach makes t, a VM of the named backend, the VM to look into (t nil:

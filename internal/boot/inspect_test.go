@@ -49,7 +49,8 @@ func korq(t *testing.T, id uint32) *record.Record {
 // handler's calls all return at once, the excess is dropped and counted.
 func TestInspectorNeverBlocks(t *testing.T) {
 	r := &replies{block: make(chan struct{})}
-	in := newInspector(t.TempDir(), "", nil, t.Logf, r.reply)
+	in := newInspector("host", t.Logf, r.reply)
+	in.configure(t.TempDir(), "", nil)
 	in.attach("host", nil)
 	const n = 10000
 	done := make(chan struct{})
@@ -86,7 +87,8 @@ func TestInspectorNeverBlocks(t *testing.T) {
 // ktstr's ERR text; WATCH and unknown kinds get ERR with a reason.
 func TestSnapshotReplies(t *testing.T) {
 	r := &replies{block: make(chan struct{})}
-	in := newInspector(t.TempDir(), "", nil, t.Logf, r.reply)
+	in := newInspector("host", t.Logf, r.reply)
+	in.configure(t.TempDir(), "", nil)
 	in.attach("host", nil)
 	in.snapshot(&record.Record{RequestID: 1, ReqKind: wire.SnapshotCapture, ReqTag: "a"})
 	// The first capture's reply is blocked: it is still in flight.

@@ -47,11 +47,13 @@ type handler struct {
 // newHandler returns a handler. Replies wait in its queue until attach
 // gives it the region; Close stops its reply writer.
 func newHandler(backend string, logf func(string, ...any)) *handler {
-	return &handler{
+	h := &handler{
 		backend: backend, logf: logf,
 		kill: make(chan string, 1), moved: make(chan struct{}, 1),
 		replies: make(chan []byte, replyQueue), stop: make(chan struct{}),
 	}
+	h.ins = newInspector(backend, logf, h.reply)
+	return h
 }
 
 // attach starts writing replies into region's host-to-guest ring.
@@ -83,6 +85,7 @@ func (h *handler) Close() {
 		return
 	default:
 	}
+	h.ins.close() // its worker's last replies go into the queue first
 	close(h.stop)
 	h.wg.Wait()
 	h.mu.Lock()
