@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -219,9 +218,9 @@ func Start(c Config) (*VM, error) {
 	}
 	vm := &VM{done: make(chan struct{})}
 	var inherit []*os.File // QEMU's fdQMP and fdRAM...; ours are closed after the start
-	var qmpConn net.Conn
+	var qconn *os.File
 	if c.Introspect {
-		if inherit, qmpConn, err = vm.prepare(c); err != nil {
+		if inherit, qconn, err = vm.prepare(c); err != nil {
 			return nil, err
 		}
 	}
@@ -243,8 +242,8 @@ func Start(c Config) (*VM, error) {
 	closeAll(ws[:], inherit) // QEMU holds the write ends, its QMP end and the memfds now
 	if err != nil {
 		closeAll(rs[:])
-		if qmpConn != nil {
-			qmpConn.Close()
+		if qconn != nil {
+			qconn.Close()
 		}
 		vm.release()
 		return nil, fmt.Errorf("qemu: start: %w", err)
@@ -261,10 +260,10 @@ func Start(c Config) (*VM, error) {
 			io.Copy(w, rs[i])
 		}()
 	}
-	if qmpConn != nil {
+	if qconn != nil {
 		// Before the waiter starts (it closes vm.qmp). A QEMU that does
 		// not speak QMP still runs; looking into it answers why not.
-		if vm.qmp, err = newQMP(qmpConn, QMPTimeout); err != nil {
+		if vm.qmp, err = newQMP(qconn, QMPTimeout); err != nil {
 			vm.qmpErr = err
 		}
 	}
@@ -287,7 +286,7 @@ func Start(c Config) (*VM, error) {
 // prepare creates and maps one memfd per RAM backend and the QMP
 // socketpair; it returns the files QEMU inherits (its QMP end, then the
 // memfds) and this side's QMP connection.
-func (vm *VM) prepare(c Config) (inherit []*os.File, conn net.Conn, err error) {
+func (vm *VM) prepare(c Config) (inherit []*os.File, conn *os.File, err error) {
 	sizes, err := c.ramSizes()
 	if err != nil {
 		return nil, nil, fmt.Errorf("qemu: %w", err)
@@ -296,14 +295,14 @@ func (vm *VM) prepare(c Config) (inherit []*os.File, conn net.Conn, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("qemu: QMP socketpair: %w", err)
 	}
-	ours := os.NewFile(uintptr(fds[0]), "qmp")
-	conn, err = net.FileConn(ours)
-	ours.Close()
 	inherit = []*os.File{os.NewFile(uintptr(fds[1]), "qmp-qemu")}
-	if err != nil {
+	// Non-blocking, so the runtime's poller serves it and deadlines work.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
 		closeAll(inherit)
 		return nil, nil, fmt.Errorf("qemu: QMP socket: %w", err)
 	}
+	conn = os.NewFile(uintptr(fds[0]), "qmp")
 	var total uint64
 	for i, mb := range sizes {
 		f, m, err := memfd(fmt.Sprintf("ktstr-ram%d", i), uint64(mb)<<20)

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,9 +22,17 @@ import (
 // fails with ErrQMP.
 type QMP struct {
 	mu     sync.Mutex
-	conn   net.Conn
+	conn   qmpConn
 	sc     *bufio.Scanner
 	broken error
+}
+
+// qmpConn is the socket to QEMU: an *os.File over a non-blocking socket
+// (the package net would make ktstr-boot, the guest's static /init,
+// link against the C library).
+type qmpConn interface {
+	io.ReadWriteCloser
+	SetDeadline(time.Time) error
 }
 
 // ErrQMP is wrapped by every QMP failure.
@@ -36,7 +44,7 @@ const maxQMPLine = 16 << 20
 
 // newQMP takes conn, QEMU's QMP socket, reads the greeting and enters
 // command mode, within timeout.
-func newQMP(conn net.Conn, timeout time.Duration) (*QMP, error) {
+func newQMP(conn qmpConn, timeout time.Duration) (*QMP, error) {
 	q := &QMP{conn: conn, sc: bufio.NewScanner(conn)}
 	q.sc.Buffer(make([]byte, 64<<10), maxQMPLine)
 	conn.SetDeadline(time.Now().Add(timeout))
