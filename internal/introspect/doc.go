@@ -9,9 +9,10 @@
 //
 //   - Physical memory (PhysMem): ranges of host mappings in guest-physical
 //     order. The own VMM gives its RAM slices (below the 3 GiB hole, and
-//     from 4 GiB); QEMU's RAM is backed by files in the run directory that
-//     the host maps shared (memory-backend-file,share=on; pc machine: the
-//     first min(RAM, 3 GiB) at 0, the rest at 4 GiB).
+//     from 4 GiB); QEMU's RAM is one memfd per NUMA node that the host
+//     maps shared and QEMU opens as memory-backend-file,share=on (pc
+//     machine: all RAM at 0 when under 3.5 GiB, else the first 3 GiB at 0
+//     and the rest at 4 GiB, the nodes' memory in node order).
 //   - vmlinux (Kernel): addresses from its ELF symbol table, struct
 //     layouts and field offsets from the kernel's BTF (parsed by
 //     cilium/ebpf's btf package). DWARF is not needed: objcopy
