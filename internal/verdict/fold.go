@@ -70,7 +70,8 @@ type console struct {
 //	splats  kernel log and consoles, CRSH,         splat findings, the crash finding
 //	        "PANIC:" lines
 //	steps   SCST, SCPP, SCRR, SCEN, STIM, STEN     the timeline
-//	end     HELO, LOSS, VEND, diagnostics, read    the timeout and infrastructure findings
+//	end     HELO, LOSS, VEND, the host block       the timeout, infrastructure and monitor
+//	        (HBLK, HDMP, HMON), diagnostics, read  findings, the failure dump
 //	        errors
 //
 // Verdict weighs the parts' findings against each other.
@@ -146,7 +147,7 @@ func (f *Folder) Add(r *record.Record) {
 		return
 	}
 	c.Entries++
-	f.end.anyEntry()
+	f.end.anyEntry(wire.Type(r.MsgType), r.CRCOK, r.Payload)
 	if !r.CRCOK {
 		c.BadCRC++
 		return
@@ -288,6 +289,7 @@ func (f *Folder) judge(v *Verdict) {
 	crashed := f.splats.crash(f.end.vmEnd, add)
 	timedOut := f.end.timedOut(f.result.seen, f.sched.errorDisable(), add)
 	f.splats.findings(f.cfg.SplatStatus, add)
+	f.end.hostFrames(v, add)
 	infra := f.end.infra(f.c.BadCRC, f.cfg.RequireEnd, add)
 	if v.Result == nil && !f.result.seen && !timedOut && !crashed && !died {
 		msg := f.result.stage(false)

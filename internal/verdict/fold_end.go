@@ -11,7 +11,8 @@ import (
 
 // endFold is the end of the run and whether its stream can be trusted:
 // the host's frames (HELO with the run's nonce, LOSS, the VEND that
-// ktstr-drain appends last), the guest's forgeries of them, the
+// ktstr-drain appends last, ktstr-boot's host block), the guest's
+// forgeries of them, the
 // assembler's diagnostics and the files that could not be read. It
 // answers with the timeout and infrastructure findings.
 type endFold struct {
@@ -26,18 +27,35 @@ type endFold struct {
 	lostBytes  uint64
 	diags      map[string]int64
 	readErrs   []string
+	blk        hostBlock // ktstr-boot's frames (HBLK, HDMP, HMON)
 }
 
 func newEndFold() endFold { return endFold{diags: map[string]int64{}} }
 
-// anyEntry notes that an entry came: ktstr-drain appends the real VEND
-// as the very last frame, so a VEND that more frames follow was written
-// by the guest and is discarded.
-func (e *endFold) anyEntry() {
+// anyEntry notes that an entry came, CRC-valid or not: ktstr-drain
+// appends the real VEND as the very last frame, so a VEND that more
+// frames follow was written by the guest and is discarded; and the host
+// block (HBLK, then ktstr-boot's HDMP and HMON) is open until another
+// frame comes.
+func (e *endFold) anyEntry(t wire.Type, crcOK bool, p []byte) {
 	if e.vmEnd != nil {
 		e.vmEnd = nil
 		e.forgedEnds++
 	}
+	e.blk.see(t, crcOK, p, e.host)
+}
+
+// hostFrames gives v ktstr-boot's failure dump and the monitor's
+// summary, with the monitor's findings, when the host block is the
+// host's and the stream ended with ktstr-drain's VEND.
+func (e *endFold) hostFrames(v *Verdict, add func(Finding)) {
+	if e.vmEnd == nil || !e.blk.open {
+		return
+	}
+	if n := len(e.blk.dumps); n > 0 {
+		v.FailureDump = e.blk.dumps[n-1]
+	}
+	v.Monitor = monitorFindings(e.blk.mons, add)
 }
 
 // first takes the stream's first entry if it is a HELO: the run's nonce.
@@ -139,6 +157,9 @@ func (e *endFold) infra(badCRC int64, requireEnd bool, add func(Finding)) bool {
 	}
 	for _, msg := range e.readErrs {
 		infra("records", msg)
+	}
+	if e.blk.forged > 0 {
+		infra("HBLK", fmt.Sprintf("%s outside ktstr-drain's host block: forged by the guest and ignored", plural(e.blk.forged, "host frame")))
 	}
 	if e.forgedHost > 0 {
 		infra("HELO", fmt.Sprintf("%s (HELO, LOSS, VEND) without the run's nonce, which the stream's HELO gave: forged by the guest and ignored",

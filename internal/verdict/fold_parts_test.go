@@ -74,11 +74,11 @@ func TestEndFold(t *testing.T) {
 	if !e.first(wire.TypeHello, wire.AppendHello(nil, nonce)) {
 		t.Fatal("first HELO not taken")
 	}
-	e.anyEntry()
+	e.anyEntry(wire.TypeStdout, true, nil)
 	e.entry(wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: 5, Bytes: 500, Nonce: other})) // forged
 	e.entry(wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: 2, Bytes: 200, Nonce: nonce}))
 	e.entry(wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndTimeout, Nonce: nonce}))
-	e.anyEntry() // a frame after the VEND: that one was forged
+	e.anyEntry(wire.TypeStdout, true, nil) // a frame after the VEND: that one was forged
 	e.entry(wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndTimeout, Nonce: nonce}))
 	e.diags[record.DiagTruncatedTail]++
 	add, fs := collect()

@@ -84,7 +84,16 @@ type VM struct {
 	bus    *bus
 
 	stopping atomic.Bool
+	stopped  chan struct{} // closed when stopping is set
 	endOnce  sync.Once
+	kickMu   sync.Mutex // orders immediate_exit changes of end, Freeze and Thaw, and release
+	released bool       // under kickMu: the vCPUs' run structures are unmapped
+
+	// Freezing (freeze.go): the round in progress, and memMu, which
+	// readers of guest RAM hold so release cannot unmap it under them.
+	freezeMu sync.Mutex
+	round    atomic.Pointer[freezeRound]
+	memMu    sync.RWMutex
 	reason   ExitReason
 	err      error
 	wg       sync.WaitGroup
@@ -121,7 +130,7 @@ func Start(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, mem: mem, t0: t0, done: make(chan struct{})}
+	v := &VM{cfg: cfg, mem: mem, t0: t0, done: make(chan struct{}), stopped: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -453,9 +462,12 @@ func (v *VM) createVCPUs(entry, stack uint64) error {
 // once, after the vCPU threads have stopped or when Start fails.
 func (v *VM) release() {
 	v.relOnce.Do(func() {
+		v.kickMu.Lock()
+		v.released = true
 		for _, c := range v.vcpus {
 			c.cpu.Close()
 		}
+		v.kickMu.Unlock()
 		if v.vm != nil {
 			v.vm.Close()
 		}
@@ -463,6 +475,8 @@ func (v *VM) release() {
 			unix.Munmap(v.region)
 			v.region = nil
 		}
+		v.memMu.Lock()
+		defer v.memMu.Unlock()
 		if v.ram != nil {
 			unix.Munmap(v.ram)
 			v.ram, v.guest = nil, guestMemory{}
@@ -490,7 +504,10 @@ func (v *VM) run(c *vcpu) {
 	for !v.stopping.Load() {
 		err := c.cpu.Run()
 		if err == unix.EINTR || err == unix.EAGAIN {
-			continue // a signal, Kill's immediate_exit, or the Go runtime's preemption
+			// A signal, immediate_exit (Kill, Freeze), or the Go
+			// runtime's preemption.
+			v.park(c)
+			continue
 		}
 		if err != nil {
 			v.end(ExitError, &RunError{VCPU: c.cpu.ID, Err: fmt.Errorf("KVM_RUN: %w", err)})
@@ -586,9 +603,7 @@ func (v *VM) fail(c *kvm.VCPU, r uint32, err error) {
 }
 
 // end records how the VM ended (the first call wins) and stops every
-// vCPU: immediate_exit makes its next KVM_RUN return at once, and a
-// signal (SIGURG, which the Go runtime already expects and ignores)
-// interrupts the KVM_RUN it may be in.
+// vCPU (kick).
 func (v *VM) end(r ExitReason, err error) {
 	v.endOnce.Do(func() {
 		v.reason = r
@@ -596,17 +611,30 @@ func (v *VM) end(r ExitReason, err error) {
 			v.err = err
 		}
 		v.stopping.Store(true)
-		self := unix.Gettid()
-		pid := unix.Getpid()
-		for _, c := range v.vcpus {
-			c.cpu.SetImmediateExit(true)
-			c.mu.Lock()
-			if c.tid != 0 && c.tid != self {
-				_ = unix.Tgkill(pid, c.tid, unix.SIGURG)
-			}
-			c.mu.Unlock()
-		}
+		close(v.stopped)
+		v.kick()
 	})
+}
+
+// kick sets immediate_exit on every vCPU, so its next KVM_RUN returns at
+// once, and interrupts the KVM_RUN it may be in with a signal (SIGURG,
+// which the Go runtime already expects and ignores).
+func (v *VM) kick() {
+	v.kickMu.Lock()
+	defer v.kickMu.Unlock()
+	if v.released {
+		return
+	}
+	self := unix.Gettid()
+	pid := unix.Getpid()
+	for _, c := range v.vcpus {
+		c.cpu.SetImmediateExit(true)
+		c.mu.Lock()
+		if c.tid != 0 && c.tid != self {
+			_ = unix.Tgkill(pid, c.tid, unix.SIGURG)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // Done is closed when the VM has ended and its resources are released.
