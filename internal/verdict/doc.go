@@ -68,7 +68,8 @@
 // result (TEST, EXIT, LIFE), sched (SCDX, kill effects, the scheduler's
 // log, the kernel's sched_ext lines), splats (the kernel log and the
 // consoles, CRSH, "PANIC:" lines), steps (the scenario's course) and end
-// (the host's frames, diagnostics, unreadable files). Verdict weighs
+// (the host's frames and host block, diagnostics, unreadable files).
+// Verdict weighs
 // their findings by the lattice and the table above.
 //
 // # Bounds
