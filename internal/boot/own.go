@@ -24,7 +24,7 @@ func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64)
 	}
 	vm, err := vmm.Start(vmm.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.Topology.CPUs(), 1), MemoryMB: max(cfg.MemoryMB, 128),
+		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
 		RegionPath: regionPath, RegionSize: regionSize,
 		Console: con, COM2: com,
 	})
