@@ -111,11 +111,11 @@ func testKernel(t testing.TB) string {
 	return k
 }
 
-// runProgram runs prog on machine t with a one-page scratch region at
-// the guest-physical address it returns before running (prog is built
-// by the caller from that address) and returns the page after the VM
-// ended: the program's stores there.
-func runProgram(tb testing.TB, t topology.Topology, build func(scratch uint64) *asm) (ExitReason, error, []byte) {
+// runProgram runs the program build makes on machine t, with a one-page
+// scratch region at the guest-physical address build is given, and
+// returns that page after the VM ended (the program's stores there) and
+// how it ended.
+func runProgram(tb testing.TB, t topology.Topology, build func(scratch uint64) *asm) ([]byte, ExitReason, error) {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "scratch")
 	if err := os.WriteFile(path, make([]byte, 2*pageSize), 0o600); err != nil {
@@ -141,7 +141,7 @@ func runProgram(tb testing.TB, t topology.Topology, build func(scratch uint64) *
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return reason, runErr, b[:pageSize]
+	return b[:pageSize], reason, runErr
 }
 
 // newRegion creates a 1 MiB region file in a test directory; the test's
@@ -166,7 +166,6 @@ func (a *asm) enableOSXSAVE() *asm { // mov rax, cr4; or eax, 1<<18; mov cr4, ra
 }
 func (a *asm) movEAX(v uint32) *asm { return a.emit(0xb8).imm32(v) } // mov eax, imm32
 func (a *asm) xorECX() *asm         { return a.emit(0x31, 0xc9) }    // xor ecx, ecx
-func (a *asm) xorEDX() *asm         { return a.emit(0x31, 0xd2) }    // xor edx, edx
 func (a *asm) cpuid() *asm          { return a.emit(0x0f, 0xa2) }    // cpuid
 func (a *asm) xgetbv() *asm         { return a.emit(0x0f, 0x01, 0xd0) }
 func (a *asm) xsetbv() *asm         { return a.emit(0x0f, 0x01, 0xd1) }

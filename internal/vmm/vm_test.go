@@ -293,7 +293,7 @@ func TestConfigErrors(t *testing.T) {
 // fpu__init_system_xstate.
 func TestProgramXCR0(t *testing.T) {
 	requireHardwareKVM(t)
-	reason, err, b := runProgram(t, cores(1), func(at uint64) *asm {
+	b, reason, err := runProgram(t, cores(1), func(at uint64) *asm {
 		var a asm
 		a.enableOSXSAVE().movRDI(at)
 		a.xorECX().xgetbv().storeEAXNext()                           // XCR0 at entry
@@ -325,7 +325,7 @@ func TestProgramX2APIC(t *testing.T) {
 		x2apic bool
 	}{{topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 2}, false}, {maxCPU.Topology, true}} {
 		t.Run(c.topo.String(), func(t *testing.T) {
-			reason, err, b := runProgram(t, c.topo, func(at uint64) *asm {
+			b, reason, err := runProgram(t, c.topo, func(at uint64) *asm {
 				var a asm
 				a.movRDI(at).movECX(0x1b).rdmsr().storeEAXNext() // IA32_APIC_BASE
 				if c.x2apic {
