@@ -230,7 +230,8 @@ const (
 //
 //	leaf 1 EBX[31:24]    initial APIC id (low 8 bits); EBX[23:16] 2^p (at most 255); EDX.HTT when there is more than one CPU
 //	leaf 1 ECX[31]       hypervisor present
-//	leaf 4 (Intel)       EAX[25:14] sharing: L1 and L2 2^s-1, L3 2^l-1; EAX[31:26] 2^(p-s)-1 cores (at most 63)
+//	leaf 4 (Intel)       EAX[25:14] sharing: L1 and L2 2^s-1, L3 2^l-1; EAX[31:26] 2^(p-s)-1 cores (at most 63);
+//	                     an L3 added when the host has none (Linux would take the L2 for the LLC)
 //	leaf 0xB, 0x1F       SMT level (shift s, T threads), core level (shift p, every CPU), terminator; EDX the x2APIC id
 //	leaf 0x80000008 ECX  NC = CPUs-1 (at most 255), ApicIdCoreIdSize = p
 //	AMD 0x80000001 ECX   TopologyExtensions; 0x80000000 EAX raised to 0x8000001E when lower
@@ -264,6 +265,7 @@ func cpuidFor(base []kvm.CPUIDEntry, t topology.Topology, cpu int) []kvm.CPUIDEn
 	}
 	amd := vendor == vendorAMD
 	out := make([]kvm.CPUIDEntry, 0, len(base)+12)
+	var caches []kvm.CPUIDEntry // Intel's leaf 4, without its terminator
 	for _, e := range base {
 		switch e.Function {
 		case 1:
@@ -274,12 +276,11 @@ func cpuidFor(base []kvm.CPUIDEntry, t topology.Topology, cpu int) []kvm.CPUIDEn
 			}
 			e.ECX |= cpuid1ECXHypervisor
 		case 4:
-			if vendor == vendorIntel && e.EAX&0x1f != 0 {
-				share := uint32(1)<<smt - 1
-				if e.EAX>>5&7 >= 3 {
-					share = uint32(1)<<llc - 1
+			if vendor == vendorIntel {
+				if e.EAX&0x1f != 0 {
+					caches = append(caches, e)
 				}
-				e.EAX = e.EAX&0x3fff | min(share, 0xfff)<<14 | min(uint32(1)<<(pkg-smt)-1, 0x3f)<<26
+				continue // rewritten below
 			}
 		case 0xb, 0x1f, leafAMDExtTopology:
 			continue // rewritten below, or dropped
@@ -319,6 +320,26 @@ func cpuidFor(base []kvm.CPUIDEntry, t topology.Topology, cpu int) []kvm.CPUIDEn
 			sub(1, uint32(pkg), uint32(n), 2),         // core: the whole package
 			sub(2, 0, 0, 0),                           // end of levels
 		)
+	}
+	if vendor == vendorIntel && maxBasic >= 4 {
+		hasL3 := false
+		for _, e := range caches {
+			hasL3 = hasL3 || e.EAX>>5&7 == 3
+		}
+		if !hasL3 { // Linux would take the L2 for the LLC
+			caches = append(caches, kvm.CPUIDEntry{Function: 4, Flags: kvm.CPUIDFlagSignificantIndx,
+				EAX: 3 | 3<<5 | 1<<8, EBX: cacheLine - 1 | (l3Ways-1)<<22, ECX: l3KiB*1024/(cacheLine*l3Ways) - 1})
+		}
+		for i, e := range caches {
+			share := uint32(1)<<smt - 1
+			if e.EAX>>5&7 >= 3 {
+				share = uint32(1)<<llc - 1
+			}
+			e.Index = uint32(i)
+			e.EAX = e.EAX&0x3fff | min(share, 0xfff)<<14 | min(uint32(1)<<(pkg-smt)-1, 0x3f)<<26
+			out = append(out, e)
+		}
+		out = append(out, kvm.CPUIDEntry{Function: 4, Index: uint32(len(caches)), Flags: kvm.CPUIDFlagSignificantIndx})
 	}
 	if maxBasic >= 0xb {
 		topo(0xb)

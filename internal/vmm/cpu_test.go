@@ -150,6 +150,24 @@ func intelHost() []kvm.CPUIDEntry {
 	}
 }
 
+// intelHostNoL3 is an Intel host whose caches end at a shared L2 (Atom
+// servers): the VMM adds the L3 the LLCs need.
+func intelHostNoL3() []kvm.CPUIDEntry {
+	var out []kvm.CPUIDEntry
+	for _, e := range intelHost() {
+		switch {
+		case e.Function == 4 && e.Index == 2:
+			e.EAX = 0x04004143 // L2 shared by 2
+		case e.Function == 4 && e.Index == 3:
+			continue
+		case e.Function == 4 && e.Index == 4:
+			e.Index = 3
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 // amdHost is a made-up answer of an AMD host of family fam: family 0x19
 // (Zen 3) has the topology and cache leaves; family 0xF is what QEMU's
 // software-emulated "max" CPU reports (the nested test set-up), without
@@ -287,7 +305,7 @@ func TestCPUIDTopology(t *testing.T) {
 	hosts := []struct {
 		name string
 		base []kvm.CPUIDEntry
-	}{{"intel", intelHost()}, {"amd-zen3", amdHost(0x19)}, {"amd-fam0f", amdHost(0xf)}}
+	}{{"intel", intelHost()}, {"intel-no-l3", intelHostNoL3()}, {"amd-zen3", amdHost(0x19)}, {"amd-fam0f", amdHost(0xf)}}
 	for _, s := range testShapes() {
 		tp := s.Topology
 		for _, h := range hosts {

@@ -94,7 +94,7 @@
 // leaves carve the LLCs out of it. CPUID per vCPU (cpuidFor):
 //
 //	leaf 1               initial APIC id, addressable ids, HTT, hypervisor
-//	leaf 4 (Intel)       L1/L2 shared by a core's threads, L3 by the LLC
+//	leaf 4 (Intel)       L1/L2 shared by a core's threads, L3 by the LLC (an L3 added where the host has none)
 //	leaves 0xB, 0x1F     SMT level (thread bits), core level spanning the package, terminator
 //	0x80000008 ECX       CPUs - 1, APIC id bits of the package
 //	AMD                  TopologyExtensions; 0x8000001D made up (L1d, L1i, L2 per core, L3 per
