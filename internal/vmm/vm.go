@@ -30,7 +30,8 @@ type Config struct {
 	Program []byte
 	// Initrd is the path of an initramfs (optional).
 	Initrd string
-	// Cmdline is the kernel command line. Start appends
+	// Cmdline is the kernel command line. Start appends " irqaffinity=..."
+	// when an APIC id exceeds 254 (see the package documentation) and
 	// " KTSTR_SHM_BASE=0x... KTSTR_SHM_SIZE=0x..." when there is a region.
 	Cmdline string
 	// Topology is the machine shape the guest gets: its vCPUs with their
@@ -738,8 +739,8 @@ func (v *VM) Close() error {
 // Memory returns the guest's physical memory map.
 func (v *VM) Memory() MemoryMap { return v.mem }
 
-// Cmdline returns the command line the guest was given, region
-// parameters included.
+// Cmdline returns the command line the guest was given, irqaffinity=
+// and region parameters included.
 func (v *VM) Cmdline() string { return v.cmdline }
 
 // KernelVersion returns the kernel's version string from its setup

@@ -346,3 +346,22 @@ func TestProgramX2APIC(t *testing.T) {
 		})
 	}
 }
+
+// TestIRQAffinity checks the CPUs device interrupts are kept on when APIC
+// ids exceed 254: those whose ids the 8-bit I/O APIC reaches.
+func TestIRQAffinity(t *testing.T) {
+	maxCPU, _ := topology.Preset("max-cpu")
+	for _, c := range []struct {
+		topo topology.Topology
+		want string
+	}{
+		{topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 2}, ""},
+		{maxCPU.Topology, "0-143"},                                             // LLCs 0-7: ids up to 7<<5 | 8<<1 | 1 = 241
+		{topology.Topology{Nodes: 1, LLCs: 2, Cores: 127, Threads: 1}, ""},     // LLC 1: ids 128-254, all in reach
+		{topology.Topology{Nodes: 1, LLCs: 3, Cores: 65, Threads: 1}, "0-129"}, // LLC 2: ids 256-320
+	} {
+		if got := irqAffinity(c.topo); got != c.want {
+			t.Errorf("irqAffinity(%s) = %q, want %q", c.topo, got, c.want)
+		}
+	}
+}
