@@ -207,9 +207,10 @@ const (
 	maxXAPICID = 254
 )
 
-// Cache geometry of the AMD cache leaves the VMM makes up (0x8000001D,
-// and 0x80000006 to match): 64-byte lines, one partition. Linux derives
-// the LLC only from the sharing counts; the sizes are what sysfs shows.
+// Cache geometry of the cache leaves the VMM makes up (AMD's 0x8000001D
+// and 0x80000006 to match, an L3 in Intel's leaf 4 where the host has
+// none): 64-byte lines, one partition. Linux derives the LLC only from
+// the sharing counts; the sizes are what sysfs shows.
 const (
 	cacheLine = 64
 	l1KiB     = 32
