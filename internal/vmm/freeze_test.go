@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/ktstr-go/ktstr/internal/topology"
 )
 
 // TestFreeze freezes a guest whose boot vCPU spins and whose second vCPU
@@ -14,7 +16,7 @@ func TestFreeze(t *testing.T) {
 	requireKVM(t)
 	var a asm
 	a.movRDI(0x200000).movRAX(0x1234).storeRAX().jmpSelf()
-	vm, err := Start(Config{Program: a.b, MemoryMB: 32, CPUs: 2})
+	vm, err := Start(Config{Program: a.b, MemoryMB: 32, Topology: topology.Topology{Nodes: 1, LLCs: 1, Cores: 2, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
