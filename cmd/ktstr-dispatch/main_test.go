@@ -16,7 +16,7 @@ import (
 
 	"github.com/ktstr-go/ktstr/internal/clitest"
 	"github.com/ktstr-go/ktstr/internal/control"
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 

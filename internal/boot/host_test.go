@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/workload"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )

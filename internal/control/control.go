@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 )
 
 // Server accepts control connections and passes each effect record to a

@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 

@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 

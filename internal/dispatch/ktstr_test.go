@@ -15,7 +15,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 

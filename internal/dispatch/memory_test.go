@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/heaptest"
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ktstr-go/ktstr/internal/schedlog"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
@@ -61,8 +62,8 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 	if ptyErr != nil {
 		s.out.note("stdout is a pipe, not a terminal (%v): stdio may hold its lines back until it flushes", ptyErr)
 	}
-	s.out.follow(streamStdout, outR)
-	s.out.follow(streamStderr, errR)
+	s.out.follow(schedlog.Stdout, outR)
+	s.out.follow(schedlog.Stderr, errR)
 	go func() {
 		cmd.Wait() // the status is in ProcessState
 		s.code = exitCode(cmd.ProcessState)

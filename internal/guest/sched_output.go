@@ -10,20 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ktstr-go/ktstr/internal/schedlog"
 	"github.com/ktstr-go/ktstr/lib/wire"
-)
-
-// Scheduler output streams, the label each SCLG line carries.
-const (
-	streamStdout = "stdout"
-	streamStderr = "stderr"
-	streamKtstr  = "ktstr" // the agent's own notes about the scheduler (signals it sent)
-)
-
-// Markers around the scheduler's output in the SCLG stream (ktstr's).
-const (
-	schedOutputStart = "===SCHED_OUTPUT_START==="
-	schedOutputEnd   = "===SCHED_OUTPUT_END==="
 )
 
 // Bounds on the scheduler output forwarded to the host. The first
@@ -81,7 +69,7 @@ func newSchedOutput(send func(wire.Type, []byte), now func() time.Duration) *sch
 		now = monoNow
 	}
 	o := &schedOutput{send: send, now: now, partial: map[string]string{}, done: make(chan struct{})}
-	send(wire.TypeSchedLog, []byte(schedOutputStart+"\n"))
+	send(wire.TypeSchedLog, []byte(schedlog.Start+"\n"))
 	return o
 }
 
@@ -141,7 +129,7 @@ func lineText(b []byte, cut bool) string {
 
 // note adds a line of the agent's own (stream "ktstr").
 func (o *schedOutput) note(format string, args ...any) {
-	o.lines(streamKtstr, []string{fmt.Sprintf(format, args...)}, "")
+	o.lines(schedlog.Ktstr, []string{fmt.Sprintf(format, args...)}, "")
 }
 
 // lines stamps and forwards the lines of one read, in one SCLG frame, or
@@ -150,7 +138,7 @@ func (o *schedOutput) note(format string, args ...any) {
 func (o *schedOutput) lines(stream string, lines []string, partial string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if stream != streamKtstr {
+	if stream != schedlog.Ktstr {
 		if partial == "" {
 			delete(o.partial, stream)
 		} else {
@@ -160,16 +148,16 @@ func (o *schedOutput) lines(stream string, lines []string, partial string) {
 	if len(lines) == 0 || o.closed {
 		return
 	}
-	stamp := formatStamp(o.now())
+	stamp := schedlog.Stamp(o.now())
 	var frame []byte
 	for _, l := range lines {
-		if stream != streamKtstr {
+		if stream != schedlog.Ktstr {
 			o.recent = append(o.recent, l)
 			if len(o.recent) > recentLines {
 				o.recent = o.recent[1:]
 			}
 		}
-		line := stamp + " " + stream + ": " + l + "\n"
+		line := schedlog.Line(stamp, stream, l)
 		if o.sentLines < forwardLines && o.sentBytes+len(line) <= forwardBytes {
 			o.sentLines++
 			o.sentBytes += len(line)
@@ -189,19 +177,13 @@ func (o *schedOutput) lines(stream string, lines []string, partial string) {
 	}
 }
 
-// formatStamp is the kernel log's "[    2.512345]".
-func formatStamp(d time.Duration) string {
-	us := d.Microseconds()
-	return fmt.Sprintf("[%5d.%06d]", us/1e6, us%1e6)
-}
-
 // recentOutput returns the last few lines the scheduler printed, the
 // unterminated rest of a line included, oldest first.
 func (o *schedOutput) recentOutput() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := append([]string(nil), o.recent...)
-	for _, s := range []string{streamStdout, streamStderr} {
+	for _, s := range []string{schedlog.Stdout, schedlog.Stderr} {
 		if p := o.partial[s]; p != "" {
 			out = append(out, p)
 		}
@@ -240,8 +222,8 @@ func (o *schedOutput) close(grace time.Duration) {
 		}
 	}
 	if held := len(o.held); held > 0 {
-		frame = fmt.Appendf(frame, "%s %s: %d lines of output dropped (over the %d-line or %d-byte budget); the last %d follow\n",
-			formatStamp(o.now()), streamKtstr, o.dropped, forwardLines, forwardBytes, held)
+		frame = append(frame, schedlog.Line(schedlog.Stamp(o.now()), schedlog.Ktstr,
+			schedlog.Dropped(o.dropped, forwardLines, forwardBytes, held))...)
 		for i := range held {
 			if len(frame) >= 64<<10 {
 				flush()
@@ -250,7 +232,7 @@ func (o *schedOutput) close(grace time.Duration) {
 		}
 		o.held = nil
 	}
-	frame = append(frame, schedOutputEnd+"\n"...)
+	frame = append(frame, schedlog.End+"\n"...)
 	flush()
 	close(o.done)
 }

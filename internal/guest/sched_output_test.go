@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ktstr-go/ktstr/internal/schedlog"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
@@ -63,8 +64,8 @@ func TestSchedOutputLabelsAndOrder(t *testing.T) {
 	o := newSchedOutput(c.send, tick())
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
-	o.follow(streamStdout, outR)
-	o.follow(streamStderr, errR)
+	o.follow(schedlog.Stdout, outR)
+	o.follow(schedlog.Stderr, errR)
 	io.WriteString(outW, "loading\n")
 	c.waitFor(t, "loading")
 	io.WriteString(errW, "libbpf: failed\r\n")
@@ -79,13 +80,13 @@ func TestSchedOutputLabelsAndOrder(t *testing.T) {
 	errW.Close()
 	o.close(time.Minute)
 	<-o.done
-	want := schedOutputStart + "\n" +
+	want := schedlog.Start + "\n" +
 		"[    0.001000] stdout: loading\n" +
 		"[    0.002000] stderr: libbpf: failed\n" +
 		"[    0.003000] stdout: bad \uFFFD byte\n" +
 		"[    0.004000] ktstr: sending SIGINT\n" +
 		"[    0.005000] stdout: no newline\n" +
-		schedOutputEnd + "\n"
+		schedlog.End + "\n"
 	if got := c.text(); got != want {
 		t.Errorf("forwarded:\n%s\nwant:\n%s", got, want)
 	}
@@ -98,7 +99,7 @@ func TestSchedOutputLabelsAndOrder(t *testing.T) {
 func TestSchedOutputLongLineCut(t *testing.T) {
 	c := &sclg{}
 	o := newSchedOutput(c.send, tick())
-	o.follow(streamStderr, io.NopCloser(strings.NewReader(strings.Repeat("x", 3*maxOutLine)+"\nnext\n")))
+	o.follow(schedlog.Stderr, io.NopCloser(strings.NewReader(strings.Repeat("x", 3*maxOutLine)+"\nnext\n")))
 	o.close(time.Minute)
 	lines := strings.Split(c.text(), "\n")
 	if len(lines) != 5 || lines[1] != "[    0.001000] stderr: "+strings.Repeat("x", maxOutLine)+" [line cut]" || lines[2] != "[    0.001000] stderr: next" {
@@ -116,7 +117,7 @@ func TestSchedOutputBudget(t *testing.T) {
 	for i := range forwardLines + keptLines + extra {
 		fmt.Fprintf(&in, "line %d\n", i)
 	}
-	o.follow(streamStdout, io.NopCloser(strings.NewReader(in.String())))
+	o.follow(schedlog.Stdout, io.NopCloser(strings.NewReader(in.String())))
 	o.close(time.Minute)
 	lines := strings.Split(strings.TrimSuffix(c.text(), "\n"), "\n")
 	if got, want := len(lines), 1+forwardLines+1+keptLines+1; got != want {
@@ -144,10 +145,10 @@ func TestSchedOutputCloseGrace(t *testing.T) {
 	o := newSchedOutput(c.send, tick())
 	r, w := io.Pipe()
 	defer w.Close()
-	o.follow(streamStdout, r)
+	o.follow(schedlog.Stdout, r)
 	o.close(time.Millisecond)
 	<-o.done
-	if got := c.text(); !strings.Contains(got, "did not end within") || !strings.HasSuffix(got, schedOutputEnd+"\n") {
+	if got := c.text(); !strings.Contains(got, "did not end within") || !strings.HasSuffix(got, schedlog.End+"\n") {
 		t.Errorf("forwarded:\n%s", got)
 	}
 }

@@ -61,6 +61,17 @@
 // When several findings share the run's status, the headline cause is
 // the first in the order of the table above.
 //
+// # Parts
+//
+// A Folder folds each concern in a part of its own (fold_*.go), fed the
+// entries it reads and asked for its findings when the run is judged:
+// result (TEST, EXIT, LIFE), sched (SCDX, kill effects, the scheduler's
+// log, the kernel's sched_ext lines), splats (the kernel log and the
+// consoles, CRSH, "PANIC:" lines), steps (the scenario's course) and end
+// (the host's frames and host block, diagnostics, unreadable files).
+// Verdict weighs
+// their findings by the lattice and the table above.
+//
 // # Bounds
 //
 // Nothing the guest sends grows the folder's memory or makes the report

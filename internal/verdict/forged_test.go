@@ -9,8 +9,8 @@ import (
 
 	"github.com/ktstr-go/ktstr/internal/dispatch"
 	"github.com/ktstr-go/ktstr/internal/drain"
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/verdict"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/dispatch"
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
 

@@ -2,18 +2,17 @@ package payload
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
+	"github.com/ktstr-go/ktstr/internal/msgp"
 	"github.com/ktstr-go/ktstr/lib/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Bounds on what a decoder accepts, whatever the size of the frame.
@@ -73,77 +72,77 @@ func (e *DecodeError) Unwrap() []error {
 // their smallest encoding, so that equal values give equal bytes.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.UseCompactInts(true)
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(v); err != nil {
+	if err := msgp.NewEncoder(&buf).Encode(v); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
+
+// limits are the bounds on a payload, besides its length.
+var limits = msgp.Limits{Depth: MaxDepth, Elems: MaxElems}
 
 // unmarshal decodes p, which must be exactly one msgpack map, into the
 // struct v points to, and checks that every key of required is present.
 // Every string, and every key of a map, must be valid UTF-8, as postcard
 // requires of ktstr's String fields.
 func unmarshal(t wire.Type, p []byte, v any, required ...string) error {
-	return (&decoder{typ: t, p: p}).decode(v, required)
+	return (&decoder{typ: t, d: msgp.NewBytes(p, limits)}).decode(v, required)
 }
 
 // unmarshalLossy is unmarshal for payloads whose strings may hold
 // ill-formed UTF-8 (RAWO's captured output): strings are taken as they
 // are and the caller makes them valid.
 func unmarshalLossy(t wire.Type, p []byte, v any, required ...string) error {
-	return (&decoder{typ: t, p: p, lossy: true}).decode(v, required)
+	return (&decoder{typ: t, d: msgp.NewBytes(p, limits), lossy: true}).decode(v, required)
 }
 
-// decode is unmarshal's body.
+// decoder maps one payload onto a Go value through the bounded msgpack
+// layer, by reflection over the msgpack struct tags.
 //
-// The decoder is strict where the wire is hostile and lenient where a
-// newer writer may add things: unknown keys are skipped (but must be
-// well-formed msgpack), a nil value gives the zero value, and an empty
-// array, map or binary gives nil. It rejects anything that does not fit
-// the Go type (an integer out of its field's range, a float for an
-// integer, a duplicate key), nesting deeper than MaxDepth, more than
-// MaxElems entries in one map or array, any length that is longer than
-// the bytes left, and trailing bytes. It never allocates more than the
-// payload's entries can describe.
+// It is strict where the wire is hostile and lenient where a newer writer
+// may add things: unknown keys are skipped (but must be well-formed
+// msgpack), a nil value gives the zero value, and an empty array, map or
+// binary gives nil. It rejects anything that does not fit the Go type (an
+// integer out of its field's range, a float for an integer), a key that
+// a map carries twice, nesting deeper than MaxDepth, more than MaxElems
+// entries in one map or array, any length that is longer than the bytes
+// left, and trailing bytes. It never allocates more than the payload's
+// entries can describe: msgp checks every length first.
+type decoder struct {
+	typ   wire.Type
+	d     *msgp.Decoder
+	path  []step // where the value being decoded is
+	lossy bool   // strings need not be UTF-8 (unmarshalLossy)
+}
+
 func (d *decoder) decode(v any, required []string) error {
-	p := d.p
 	rv := reflect.ValueOf(v).Elem()
-	if len(p) == 0 {
+	f, _, err := d.d.Peek()
+	if err != nil {
 		return d.fail(wire.ErrPayloadSize, "empty payload")
 	}
-	if c := p[0]; !(c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf) {
-		return d.fail(nil, fmt.Sprintf("want a map, got %s", codeName(c)))
+	if f != msgp.Map {
+		return d.failf("want a map, got %s", f)
 	}
-	if err := d.value(rv); err != nil {
+	seen, err := d.structValue(rv)
+	if err != nil {
 		return err
 	}
-	if d.pos != len(p) {
-		return d.fail(nil, fmt.Sprintf("%d trailing bytes", len(p)-d.pos))
+	if n := d.d.Left(); n != 0 {
+		return d.failf("%d trailing bytes", n)
 	}
+	info := fieldsOf(rv.Type())
 	for _, k := range required {
-		if !d.topSeen[k] {
-			return d.fail(nil, fmt.Sprintf("missing key %q", k))
+		if seen&(1<<info.byName[k]) == 0 {
+			return d.failf("missing key %q", k)
 		}
 	}
 	return nil
 }
 
-type decoder struct {
-	typ     wire.Type
-	p       []byte
-	pos     int
-	depth   int
-	path    []string
-	topSeen map[string]bool
-	lossy   bool // strings need not be UTF-8 (unmarshalLossy)
-}
-
 // text checks that b, a string's bytes, is UTF-8.
-func (d *decoder) text(b []byte) error {
-	if !d.lossy && !utf8.Valid(b) {
+func (d *decoder) text(b string) error {
+	if !d.lossy && !utf8.ValidString(b) {
 		return d.failf("not UTF-8")
 	}
 	return nil
@@ -153,370 +152,198 @@ func (d *decoder) fail(kind error, reason string) error {
 	if kind == nil {
 		kind = wire.ErrPayloadValue
 	}
-	return &DecodeError{Type: d.typ, Path: strings.Join(d.path, ""), Offset: d.pos, Reason: reason, Err: kind}
+	return &DecodeError{Type: d.typ, Path: d.where(), Offset: d.d.Offset(), Reason: reason, Err: kind}
 }
 
 func (d *decoder) failf(format string, args ...any) error {
 	return d.fail(nil, fmt.Sprintf(format, args...))
 }
 
-func (d *decoder) left() int { return len(d.p) - d.pos }
-
-func (d *decoder) need(n uint64) error {
-	if uint64(d.left()) < n {
-		return d.failf("%d bytes announced, %d left", n, d.left())
+// layer turns an error of the msgpack layer into a *DecodeError.
+func (d *decoder) layer(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return d.failf("unexpected end of payload")
 	}
-	return nil
-}
-
-func (d *decoder) take(n uint64) ([]byte, error) {
-	if err := d.need(n); err != nil {
-		return nil, err
-	}
-	b := d.p[d.pos : d.pos+int(n)]
-	d.pos += int(n)
-	return b, nil
-}
-
-func (d *decoder) readByte() (byte, error) {
-	if d.left() < 1 {
-		return 0, d.failf("unexpected end of payload")
-	}
-	c := d.p[d.pos]
-	d.pos++
-	return c, nil
-}
-
-// uintN reads an n-byte big-endian unsigned integer.
-func (d *decoder) uintN(n int) (uint64, error) {
-	b, err := d.take(uint64(n))
-	if err != nil {
-		return 0, err
-	}
-	switch n {
-	case 1:
-		return uint64(b[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(b)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(b)), nil
-	}
-	return binary.BigEndian.Uint64(b), nil
-}
-
-// Container and string lengths by code.
-func (d *decoder) mapLen(c byte) (int, bool, error) {
-	switch {
-	case c >= 0x80 && c <= 0x8f:
-		return int(c & 0x0f), true, nil
-	case c == 0xde:
-		n, err := d.uintN(2)
-		return int(n), true, err
-	case c == 0xdf:
-		n, err := d.uintN(4)
-		return int(n), true, err
-	}
-	return 0, false, nil
-}
-
-func (d *decoder) arrayLen(c byte) (int, bool, error) {
-	switch {
-	case c >= 0x90 && c <= 0x9f:
-		return int(c & 0x0f), true, nil
-	case c == 0xdc:
-		n, err := d.uintN(2)
-		return int(n), true, err
-	case c == 0xdd:
-		n, err := d.uintN(4)
-		return int(n), true, err
-	}
-	return 0, false, nil
-}
-
-// strLen accepts str and, when bin is true, bin codes.
-func (d *decoder) strLen(c byte, bin bool) (int, bool, error) {
-	switch {
-	case c >= 0xa0 && c <= 0xbf:
-		return int(c & 0x1f), true, nil
-	case c == 0xd9, bin && c == 0xc4:
-		n, err := d.uintN(1)
-		return int(n), true, err
-	case c == 0xda, bin && c == 0xc5:
-		n, err := d.uintN(2)
-		return int(n), true, err
-	case c == 0xdb, bin && c == 0xc6:
-		n, err := d.uintN(4)
-		return int(n), true, err
-	}
-	return 0, false, nil
-}
-
-// enter checks a container of n entries, each taking per values of at
-// least one byte, and goes one level deeper.
-func (d *decoder) enter(n, per int) error {
-	if n > MaxElems {
-		return d.failf("%d entries, more than %d", n, MaxElems)
-	}
-	if err := d.need(uint64(n) * uint64(per)); err != nil {
-		return err
-	}
-	if d.depth >= MaxDepth {
-		return d.failf("nested deeper than %d", MaxDepth)
-	}
-	d.depth++
-	return nil
+	return d.failf("%v", err)
 }
 
 // value decodes the next msgpack value into v.
 func (d *decoder) value(v reflect.Value) error {
-	c, err := d.readByte()
+	f, _, err := d.d.Peek()
 	if err != nil {
-		return err
+		return d.layer(err)
 	}
-	if c == 0xc0 { // nil: the zero value
+	if f == msgp.Nil { // the zero value
 		v.SetZero()
-		return nil
+		return d.check(d.d.Nil())
 	}
 	switch v.Kind() {
 	case reflect.Pointer: // an optional struct: decode the value into a new one
-		d.pos--
 		v.Set(reflect.New(v.Type().Elem()))
 		return d.value(v.Elem())
 	case reflect.Struct:
-		return d.structValue(c, v)
+		_, err := d.structValue(v)
+		return err
 	case reflect.Map:
-		return d.mapValue(c, v)
+		return d.mapValue(v)
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
-			n, ok, err := d.strLen(c, true)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return d.failf("want binary, got %s", codeName(c))
-			}
-			b, err := d.take(uint64(n))
-			if err != nil {
-				return err
-			}
-			if n == 0 {
+			b, err := d.d.Bin()
+			if len(b) == 0 {
 				v.SetZero()
 			} else {
-				v.SetBytes(bytes.Clone(b))
+				v.SetBytes(b)
 			}
-			return nil
+			return d.check(err)
 		}
-		return d.sliceValue(c, v)
+		return d.sliceValue(v)
 	case reflect.String:
-		n, ok, err := d.strLen(c, true)
+		s, err := d.d.Str()
 		if err != nil {
+			return d.layer(err)
+		}
+		if err := d.text(s); err != nil {
 			return err
 		}
-		if !ok {
-			return d.failf("want a string, got %s", codeName(c))
-		}
-		b, err := d.take(uint64(n))
-		if err != nil {
-			return err
-		}
-		if err := d.text(b); err != nil {
-			return err
-		}
-		v.SetString(string(b))
+		v.SetString(s)
 		return nil
 	case reflect.Bool:
-		switch c {
-		case 0xc2:
-			v.SetBool(false)
-		case 0xc3:
-			v.SetBool(true)
-		default:
-			return d.failf("want a bool, got %s", codeName(c))
-		}
-		return nil
+		b, err := d.d.Bool()
+		v.SetBool(b)
+		return d.check(err)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		u, neg, ok, err := d.integer(c)
+		i, err := d.d.Int()
 		if err != nil {
-			return err
+			return d.layer(err)
 		}
+		u, ok := i.Uint(v.Type().Bits())
 		if !ok {
-			return d.failf("want an integer, got %s", codeName(c))
-		}
-		if neg || v.OverflowUint(u) {
-			return d.failf("integer %s out of range for %v", intString(u, neg), v.Type())
+			return d.failf("integer %v out of range for %v", i, v.Type())
 		}
 		v.SetUint(u)
 		return nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		u, neg, ok, err := d.integer(c)
+		i, err := d.d.Int()
 		if err != nil {
-			return err
+			return d.layer(err)
 		}
+		x, ok := i.Int(v.Type().Bits())
 		if !ok {
-			return d.failf("want an integer, got %s", codeName(c))
+			return d.failf("integer %v out of range for %v", i, v.Type())
 		}
-		i := int64(u)
-		if !neg && u > math.MaxInt64 || v.OverflowInt(i) {
-			return d.failf("integer %s out of range for %v", intString(u, neg), v.Type())
-		}
-		v.SetInt(i)
+		v.SetInt(x)
 		return nil
 	case reflect.Float32, reflect.Float64:
-		var f float64
-		switch c {
-		case 0xca:
-			u, err := d.uintN(4)
-			if err != nil {
-				return err
-			}
-			f = float64(math.Float32frombits(uint32(u)))
-		case 0xcb:
-			u, err := d.uintN(8)
-			if err != nil {
-				return err
-			}
-			f = math.Float64frombits(u)
-		default:
-			u, neg, ok, err := d.integer(c)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return d.failf("want a number, got %s", codeName(c))
-			}
-			if neg {
-				f = float64(int64(u))
-			} else {
-				f = float64(u)
-			}
+		x, err := d.d.Float()
+		if err != nil {
+			return d.layer(err)
 		}
-		if v.Kind() == reflect.Float32 && v.OverflowFloat(f) {
-			return d.failf("float %g out of range for float32", f)
+		if v.Kind() == reflect.Float32 && v.OverflowFloat(x) {
+			return d.failf("float %g out of range for float32", x)
 		}
-		v.SetFloat(f)
+		v.SetFloat(x)
 		return nil
 	}
 	return d.failf("cannot decode into %v", v.Type())
 }
 
-// integer reads an integer of any msgpack encoding: its magnitude as u
-// and whether it is negative (then int64(u) is its value).
-func (d *decoder) integer(c byte) (u uint64, neg, ok bool, err error) {
-	switch {
-	case c <= 0x7f:
-		return uint64(c), false, true, nil
-	case c >= 0xe0:
-		return uint64(int64(int8(c))), true, true, nil
-	case c >= 0xcc && c <= 0xcf: // uint 8, 16, 32, 64
-		u, err = d.uintN(1 << (c - 0xcc))
-		return u, false, true, err
-	case c >= 0xd0 && c <= 0xd3: // int 8, 16, 32, 64
-		n := 1 << (c - 0xd0)
-		u, err = d.uintN(n)
-		if err != nil {
-			return 0, false, true, err
-		}
-		shift := 64 - 8*n
-		i := int64(u<<shift) >> shift // sign-extend
-		return uint64(i), i < 0, true, nil
-	}
-	return 0, false, false, nil
-}
-
-func intString(u uint64, neg bool) string {
-	if neg {
-		return strconv.FormatInt(int64(u), 10)
-	}
-	return strconv.FormatUint(u, 10)
-}
-
-func (d *decoder) structValue(c byte, v reflect.Value) error {
-	n, ok, err := d.mapLen(c)
+// check turns a layer error, if any, into a *DecodeError.
+func (d *decoder) check(err error) error {
 	if err != nil {
-		return err
+		return d.layer(err)
 	}
-	if !ok {
-		return d.failf("want a map for %v, got %s", v.Type(), codeName(c))
+	return nil
+}
+
+// structValue decodes a map into the struct v and returns which of its
+// fields (by structInfo position) the map carried.
+func (d *decoder) structValue(v reflect.Value) (uint64, error) {
+	n, err := d.d.MapLen()
+	if te := (*msgp.TypeError)(nil); errors.As(err, &te) {
+		return 0, d.failf("want a map for %v, got %s", v.Type(), te.Got)
 	}
-	if err := d.enter(n, 2); err != nil {
-		return err
-	}
-	top := d.depth == 1
-	if top {
-		d.topSeen = make(map[string]bool, n)
+	if err != nil {
+		return 0, d.layer(err)
 	}
 	info := fieldsOf(v.Type())
 	v.SetZero()
 	var seen uint64
+	var unknown map[string]bool // unknown keys, made on the first
 	for range n {
-		key, err := d.key()
+		key, err := d.d.Key(0)
 		if err != nil {
-			return err
+			return 0, d.layer(err)
 		}
-		i, known := info.byName[key]
-		if !known {
-			if err := d.skip(); err != nil {
-				return err
+		i, known := info.byName[string(key)]
+		switch {
+		case !known && !unknown[string(key)]:
+			if unknown == nil {
+				unknown = map[string]bool{}
+			}
+			unknown[string(key)] = true
+			if err := d.d.Skip(); err != nil {
+				return 0, d.layer(err)
 			}
 			continue
-		}
-		if seen&(1<<i) != 0 {
-			return d.failf("duplicate key %q", key)
+		case !known || seen&(1<<i) != 0:
+			return 0, d.failf("duplicate key %q", key)
 		}
 		seen |= 1 << i
-		if top {
-			d.topSeen[key] = true
-		}
-		d.path = append(d.path, pathKey(len(d.path), key))
+		d.path = append(d.path, step{key: info.names[i]})
 		if err := d.value(v.Field(info.index[i])); err != nil {
-			return err
+			return 0, err
 		}
 		d.path = d.path[:len(d.path)-1]
 	}
-	d.depth--
-	return nil
+	d.d.Leave()
+	return seen, nil
 }
 
-func pathKey(depth int, key string) string {
-	if depth == 0 {
-		return key
+// A step is one level of the path to a value: a struct field, a map key
+// or an array index. The path is rendered only for an error.
+type step struct {
+	key   string // a field's or a map's key
+	index int    // an array index
+	kind  byte   // 0 a field, '[' a map key, '#' an index
+}
+
+// where renders the path: "outcomes[2].verdict", `measurements["x"]`.
+func (d *decoder) where() string {
+	var b strings.Builder
+	for i, s := range d.path {
+		switch {
+		case s.kind == '#':
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+		case s.kind == '[':
+			b.WriteString("[" + strconv.Quote(s.key) + "]")
+		case i > 0:
+			b.WriteString("." + s.key)
+		default:
+			b.WriteString(s.key)
+		}
 	}
-	return "." + key
+	return b.String()
 }
 
 func (d *decoder) key() (string, error) {
-	c, err := d.readByte()
+	b, err := d.d.Key(0)
 	if err != nil {
-		return "", err
+		return "", d.layer(err)
 	}
-	n, ok, err := d.strLen(c, false)
-	if err != nil {
-		return "", err
-	}
-	if !ok {
-		return "", d.failf("want a string key, got %s", codeName(c))
-	}
-	b, err := d.take(uint64(n))
-	return string(b), err
+	return string(b), nil
 }
 
-func (d *decoder) mapValue(c byte, v reflect.Value) error {
+func (d *decoder) mapValue(v reflect.Value) error {
 	if v.Type().Key().Kind() != reflect.String {
 		return d.failf("cannot decode into %v", v.Type())
 	}
-	n, ok, err := d.mapLen(c)
+	n, err := d.d.MapLen()
 	if err != nil {
-		return err
-	}
-	if !ok {
-		return d.failf("want a map, got %s", codeName(c))
-	}
-	if err := d.enter(n, 2); err != nil {
-		return err
+		return d.layer(err)
 	}
 	if n == 0 {
 		v.SetZero()
-		d.depth--
+		d.d.Leave()
 		return nil
 	}
 	m := reflect.MakeMapWithSize(v.Type(), n)
@@ -525,14 +352,14 @@ func (d *decoder) mapValue(c byte, v reflect.Value) error {
 		if err != nil {
 			return err
 		}
-		if err := d.text([]byte(key)); err != nil {
+		if err := d.text(key); err != nil {
 			return err
 		}
 		k := reflect.ValueOf(key).Convert(v.Type().Key())
 		if m.MapIndex(k).IsValid() {
 			return d.failf("duplicate key %q", key)
 		}
-		d.path = append(d.path, "["+strconv.Quote(key)+"]")
+		d.path = append(d.path, step{key: key, kind: '['})
 		e := reflect.New(v.Type().Elem()).Elem()
 		if err := d.value(e); err != nil {
 			return err
@@ -541,131 +368,38 @@ func (d *decoder) mapValue(c byte, v reflect.Value) error {
 		m.SetMapIndex(k, e)
 	}
 	v.Set(m)
-	d.depth--
+	d.d.Leave()
 	return nil
 }
 
-func (d *decoder) sliceValue(c byte, v reflect.Value) error {
-	n, ok, err := d.arrayLen(c)
+func (d *decoder) sliceValue(v reflect.Value) error {
+	n, err := d.d.ArrayLen()
 	if err != nil {
-		return err
-	}
-	if !ok {
-		return d.failf("want an array, got %s", codeName(c))
-	}
-	if err := d.enter(n, 1); err != nil {
-		return err
+		return d.layer(err)
 	}
 	if n == 0 {
 		v.SetZero()
-		d.depth--
+		d.d.Leave()
 		return nil
 	}
 	s := reflect.MakeSlice(v.Type(), n, n)
 	for i := range n {
-		d.path = append(d.path, "["+strconv.Itoa(i)+"]")
+		d.path = append(d.path, step{index: i, kind: '#'})
 		if err := d.value(s.Index(i)); err != nil {
 			return err
 		}
 		d.path = d.path[:len(d.path)-1]
 	}
 	v.Set(s)
-	d.depth--
+	d.d.Leave()
 	return nil
-}
-
-// skip checks and passes over one value of any type (an unknown key's).
-func (d *decoder) skip() error {
-	c, err := d.readByte()
-	if err != nil {
-		return err
-	}
-	if n, ok, err := d.mapLen(c); ok || err != nil {
-		if err != nil {
-			return err
-		}
-		return d.skipN(n, 2)
-	}
-	if n, ok, err := d.arrayLen(c); ok || err != nil {
-		if err != nil {
-			return err
-		}
-		return d.skipN(n, 1)
-	}
-	if n, ok, err := d.strLen(c, true); ok || err != nil {
-		if err != nil {
-			return err
-		}
-		_, err = d.take(uint64(n))
-		return err
-	}
-	if _, _, ok, err := d.integer(c); ok || err != nil {
-		return err
-	}
-	var n uint64
-	switch c {
-	case 0xc0, 0xc2, 0xc3: // nil, false, true
-		return nil
-	case 0xca:
-		n = 4
-	case 0xcb:
-		n = 8
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16, plus the type byte
-		n = 1 + 1<<(c-0xd4)
-	case 0xc7, 0xc8, 0xc9: // ext 8, 16, 32
-		l, err := d.uintN(1 << (c - 0xc7))
-		if err != nil {
-			return err
-		}
-		n = 1 + l
-	default: // 0xc1 is never used
-		return d.failf("invalid msgpack code %s", codeName(c))
-	}
-	_, err = d.take(n)
-	return err
-}
-
-func (d *decoder) skipN(n, per int) error {
-	if err := d.enter(n, per); err != nil {
-		return err
-	}
-	for range n * per {
-		if err := d.skip(); err != nil {
-			return err
-		}
-	}
-	d.depth--
-	return nil
-}
-
-func codeName(c byte) string {
-	switch {
-	case c <= 0x7f || c >= 0xe0 || c >= 0xcc && c <= 0xd3:
-		return "an integer"
-	case c <= 0x8f || c == 0xde || c == 0xdf:
-		return "a map"
-	case c <= 0x9f || c == 0xdc || c == 0xdd:
-		return "an array"
-	case c <= 0xbf || c >= 0xd9 && c <= 0xdb:
-		return "a string"
-	case c == 0xc0:
-		return "nil"
-	case c == 0xc2 || c == 0xc3:
-		return "a bool"
-	case c >= 0xc4 && c <= 0xc6:
-		return "binary"
-	case c == 0xca || c == 0xcb:
-		return "a float"
-	case c == 0xc1:
-		return "code 0xc1"
-	}
-	return "an extension"
 }
 
 // structInfo maps msgpack keys to field indexes.
 type structInfo struct {
-	byName map[string]int // key -> position in index
+	byName map[string]int // key -> position in index and names
 	index  []int          // field index in the struct
+	names  []string       // key
 }
 
 var fieldCache sync.Map // reflect.Type -> *structInfo
@@ -689,6 +423,7 @@ func fieldsOf(t reflect.Type) *structInfo {
 		}
 		info.byName[name] = len(info.index)
 		info.index = append(info.index, i)
+		info.names = append(info.names, name)
 	}
 	if len(info.index) > 64 {
 		panic("payload: struct " + t.String() + " has more than 64 fields")

@@ -19,13 +19,16 @@
 // skip unknown keys (which must still be well-formed msgpack), read nil as
 // the zero value and accept any integer width, an integer for a float and
 // bin for a string. They reject anything that does not fit: an integer
-// out of its field's range, a float for an integer, a duplicate key, a
+// out of its field's range, a float for an integer, a key that one map
+// carries twice (known or not: the same rule as ktstr-records(5)), a
 // missing required key, a string or map key that is not UTF-8 (postcard
 // refuses such a String in ktstr; only RAWO's stdout, stderr and hint are
 // made valid instead), nesting deeper than MaxDepth, more than MaxElems
 // entries in one map or array, a length longer than the bytes left, and
 // trailing bytes. They never allocate more than the payload's own entries
-// can describe, whatever a length says. Every error is a *DecodeError
+// can describe, whatever a length says: they decode through the bounded
+// msgpack layer of internal/msgp, which checks every length before the
+// library reads or allocates by it. Every error is a *DecodeError
 // that wraps ErrDecode and wire.ErrPayloadSize or wire.ErrPayloadValue.
 //
 // # TEST: AssertResult

@@ -7,4 +7,3 @@ import (
 )
 
 func newEncoder(w io.Writer) *msgpack.Encoder { return msgpack.NewEncoder(w) }
-func newDecoder(r io.Reader) *msgpack.Decoder { return msgpack.NewDecoder(r) }

@@ -1,28 +1,29 @@
 // Command max-gap is an example filter between ktstr-dispatch and
-// ktstr-verdict, on the msgpack form of the record stream
-// (ktstr-records(5)). It fails a run whose worst scheduling gap is above
-// a limit: for each CRC-valid TEST entry whose stats say a worker waited
-// longer than LIMIT milliseconds off-CPU (worst_gap_ms, or a cgroup's
-// max_gap_ms), it adds a Fail outcome of kind "stuck" to the result.
+// ktstr-verdict, on the record stream (ktstr-records(5)) in either form.
+// It fails a run whose worst scheduling gap is above a limit: for each
+// CRC-valid TEST entry whose stats say a worker waited longer than LIMIT
+// milliseconds off-CPU (worst_gap_ms, or a cgroup's max_gap_ms), it adds
+// a Fail outcome of kind "stuck" to the result.
 //
 //	ktstr-dispatch < run.frames | max-gap 40 | ktstr-verdict
 //
 // Build it with: go build -o bin/ ./scripts/filters/max-gap
 //
-// Every record passes through in order; only the payload of a TEST entry
-// over the limit changes. The filter reads each record, and adds to the
-// result, as generic msgpack maps, so it keeps keys it does not know; it
-// needs only msgpack and the public payload package: copy it, change the
-// check, and you have your own filter. It flushes its output whenever
-// its input has nothing more buffered, so it streams.
+// Every record passes through in order, in the form it came in; only the
+// payload of a TEST entry over the limit changes. The records are read
+// and written with the public package lib/record, the code the tools
+// use (record.Filter does the copying), so the filter is small: copy it,
+// change check, and you have your own filter. A record keeps the keys of this schema version: keys a
+// later version adds are dropped. The result is changed as a generic
+// msgpack map, so that payload keys this build does not know survive. It
+// flushes its output whenever its input has nothing more buffered, so it
+// streams.
 //
 // Exit status: 0 done, 1 malformed input or a write error, 2 usage.
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,10 +32,10 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/ktstr-go/ktstr/lib/record"
+	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
-
-const tagTest = "TEST"
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
@@ -66,50 +67,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // filter copies records from in to out, failing TEST results over limit.
 func filter(in io.Reader, out io.Writer, limit float64) error {
-	br := bufio.NewReaderSize(in, 64<<10)
-	if c, err := br.Peek(1); err == nil && c[0] == '{' {
-		return errors.New("reads msgpack records (run ktstr-dispatch without --json)")
-	}
-	dec := msgpack.NewDecoder(br)
-	bw := bufio.NewWriterSize(out, 64<<10)
-	enc := msgpack.NewEncoder(bw)
-	enc.UseCompactInts(true)
-	enc.SetSortMapKeys(true)
-	for n := 0; ; n++ {
-		if br.Buffered() == 0 {
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-		}
-		if _, err := br.Peek(1); err == io.EOF {
-			return bw.Flush() // a clean end: between records
-		}
-		v, err := dec.DecodeInterface()
-		if err != nil { // io.EOF here is a record cut short
-			return fmt.Errorf("record %d: %v", n, err)
-		}
-		rec, ok := v.(map[string]any)
-		if !ok {
-			return fmt.Errorf("record %d: a %T, want a map", n, v)
-		}
-		if err := check(rec, limit); err != nil {
-			return fmt.Errorf("record %d: %v", n, err)
-		}
-		if err := enc.Encode(rec); err != nil {
-			return err
-		}
-	}
+	keep := func(r *record.Record) (bool, error) { return true, check(r, limit) }
+	return record.Filter{Keep: keep}.Copy(out, in)
 }
 
-// check adds the Fail outcome to rec's TEST payload if a gap is over limit.
-func check(rec map[string]any, limit float64) error {
-	if rec["kind"] != "entry" || rec["tag"] != tagTest || rec["crc_ok"] != true {
+// check adds the Fail outcome to r's TEST payload if a gap is over limit.
+func check(r *record.Record, limit float64) error {
+	if r.Kind != record.KindEntry || wire.Type(r.MsgType) != wire.TypeTestResult || !r.CRCOK {
 		return nil
 	}
-	p, ok := rec["payload"].([]byte)
-	if !ok {
-		return nil // not a result this filter can read; the verdict will say so
-	}
+	p := r.Payload
 	res, err := payload.UnmarshalAssertResult(p)
 	if err != nil {
 		return nil // likewise
@@ -129,7 +96,9 @@ func check(rec map[string]any, limit float64) error {
 		return nil
 	}
 	// Add the outcomes to the payload as a generic map, so that keys this
-	// build of the payload package does not know survive.
+	// build of the payload package does not know survive. The payload
+	// decoded above within the payload package's bounds, so the library's
+	// generic decoder cannot be made to allocate beyond them here.
 	var pm map[string]any
 	if err := msgpack.Unmarshal(p, &pm); err != nil {
 		return err
@@ -146,6 +115,6 @@ func check(rec map[string]any, limit float64) error {
 	if err := enc.Encode(pm); err != nil {
 		return err
 	}
-	rec["payload"] = b.Bytes()
+	r.Payload = b.Bytes()
 	return nil
 }

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
+	"github.com/ktstr-go/ktstr/lib/record"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
@@ -130,6 +130,23 @@ func TestMaxGapKeepsUnknownKeys(t *testing.T) {
 	}
 }
 
+// TestMaxGapJSON: JSON lines in, JSON lines out, the result failed the
+// same way.
+func TestMaxGapJSON(t *testing.T) {
+	in := vt.Base().Outcomes(vt.Pass()).Finish()
+	var out, errb bytes.Buffer
+	if code := run([]string{"max-gap", "40"}, bytes.NewReader(in.Bytes(true)), &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if !bytes.HasPrefix(out.Bytes(), []byte(`{"v":1,`)) || bytes.Count(out.Bytes(), []byte("\n")) != len(in.Records()) {
+		t.Fatalf("output is not %d JSON lines: %.200q", len(in.Records()), out.Bytes())
+	}
+	v := verdict.Fold("t", verdict.DefaultConfig(), &out).Verdict()
+	if v.Status != verdict.StatusFail || !strings.Contains(v.Reason, "max-gap filter") {
+		t.Errorf("verdict %s %q, want the filter's failure", v.Status, v.Reason)
+	}
+}
+
 func TestMaxGapErrors(t *testing.T) {
 	tests := []struct {
 		args  []string
@@ -142,7 +159,7 @@ func TestMaxGapErrors(t *testing.T) {
 		{[]string{"fast"}, nil, 2, "want a number"},
 		{[]string{"-5"}, nil, 2, ""},
 		{[]string{"NaN"}, nil, 2, "want a number"},
-		{[]string{"40"}, vt.New().Exit(0).Bytes(true), 1, "reads msgpack records"},
+		{[]string{"40"}, append(vt.New().Exit(0).Bytes(true), "{"...), 1, "record 1"},
 		{[]string{"40"}, []byte{0x81, 0xa1}, 1, "record 0"},
 		{[]string{"40"}, []byte{0x05}, 1, "want a map"},
 		{[]string{"40"}, nil, 0, ""},
@@ -163,16 +180,8 @@ func FuzzFilter(f *testing.F) {
 		var out, errb bytes.Buffer
 		code := run([]string{"max-gap", "10"}, bytes.NewReader(data), &out, &errb)
 		if code == 0 {
-			// What it wrote must read back as msgpack maps.
-			dec := newDecoder(&out)
-			for {
-				if _, err := dec.DecodeMap(); err != nil {
-					if err != io.EOF {
-						t.Fatalf("output does not decode: %v", err)
-					}
-					break
-				}
-			}
+			// What it wrote must read back as records.
+			readAll(t, out.Bytes())
 		}
 	})
 }

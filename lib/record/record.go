@@ -111,14 +111,14 @@ func Equal(a, b *Record) bool {
 // so encoding/json writes the same keys as a Writer.
 func (r *Record) MarshalJSON() ([]byte, error) {
 	e := encoder{json: true}
-	e.record(r, Version)
+	e.record(r)
 	return e.b, nil
 }
 
 // UnmarshalJSON decodes one JSON record with the rules of a Reader.
 func (r *Record) UnmarshalJSON(b []byte) error {
 	var x Record
-	if err := decodeJSON(b, &x); err != nil {
+	if err := decodeJSON(b, jsonKeys(b), &x); err != nil {
 		return err
 	}
 	*r = x

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/lib/record"
 )
 
 func ExampleWriter() {
@@ -46,4 +46,32 @@ func ExampleReader() {
 	// Output:
 	// diag truncated_tail 4 96 7
 	// record: record 0: schema version 2, this build reads 1
+}
+
+// A filter between ktstr-dispatch and ktstr-verdict: it passes every
+// record but the kernel log's, in the form it was given.
+func ExampleFilter() {
+	in := strings.NewReader(`{"v":1,"kind":"entry","seq":0,"at_ns":5,"tag":"DMSG","msg_type":1145918279,"crc_ok":true,"payload":"b29wcw=="}
+{"v":1,"kind":"entry","seq":1,"at_ns":9,"tag":"EXIT","msg_type":1163413844,"crc_ok":true,"payload":"AAAAAA=="}
+`)
+	f := record.Filter{Keep: func(r *record.Record) (bool, error) {
+		return r.Kind != record.KindEntry || r.Tag != "DMSG", nil
+	}}
+	if err := f.Copy(os.Stdout, in); err != nil {
+		fmt.Fprintln(os.Stderr, "filter:", err)
+	}
+	// Output:
+	// {"v":1,"kind":"entry","seq":1,"at_ns":9,"tag":"EXIT","msg_type":1163413844,"crc_ok":true,"payload":"AAAAAA=="}
+}
+
+// Equal tells whether two replays of one recording gave the same record.
+func ExampleEqual() {
+	a := &record.Record{Kind: record.KindEffect, Seq: 3, AtNS: 1200, Effect: record.EffectScenarioStart, StartNS: 1200}
+	b := &record.Record{Kind: record.KindEffect, Seq: 3, AtNS: 5100, Effect: record.EffectScenarioStart, StartNS: 5100}
+	fmt.Println(record.Equal(a, b))
+	b.Seq = 4
+	fmt.Println(record.Equal(a, b))
+	// Output:
+	// true
+	// false
 }
