@@ -38,12 +38,22 @@
 //	effect  watchdog_deadline   effect tag msg_type deadline_ns
 //	effect  current_step        effect tag msg_type step
 //	diag    unknown_type        diag message tag msg_type crc_ok length
+//	diag    (other refusals)    diag message tag msg_type crc_ok length
 //	diag    kaslr_divergence    diag message tag msg_type value
 //	diag    crc_mismatch        diag message tag msg_type offset length pad
 //	diag    pad_nonzero         diag message tag msg_type offset length pad
 //	diag    oversized           diag message tag msg_type offset length pad dropped
 //	diag    truncated_tail      diag message tag msg_type offset length pad dropped
 //	diag    residual_overflow   diag message offset dropped
+//
+// The refusals (Refusals) are the frames a dispatcher gate refused, one
+// diagnostic each, named after the cause: sched_exit_bad_crc,
+// sys_rdy_bad_crc, sys_rdy_nonempty, sys_rdy_again, sched_swap_bad_crc,
+// sched_swap_nonempty, kern_addrs_bad_crc, kern_addrs_undecodable,
+// kern_addrs_out_of_range, snapshot_request_bad_crc,
+// snapshot_request_undecodable, kernel_op_request_bad_crc,
+// kernel_op_request_undecodable, internal (a host-to-guest reply on the
+// guest's stream) and unknown_type.
 //
 // Bytes (payload, request) are msgpack bin or, in JSON, standard base64
 // strings. Readers ignore keys they do not know, so later versions may add

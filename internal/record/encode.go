@@ -108,23 +108,23 @@ func (e *encoder) record(r *Record, v int) {
 	case KindDiag:
 		e.str("diag", r.Diag)
 		e.str("message", r.Message)
-		switch r.Diag {
-		case DiagUnknownType:
+		switch {
+		case IsRefusal(r.Diag): // unknown_type and the other gate refusals
 			e.str("tag", r.Tag)
 			e.uint("msg_type", uint64(r.MsgType))
 			e.bool("crc_ok", r.CRCOK)
 			e.uint("length", uint64(r.Length))
-		case DiagKASLRDivergence:
+		case r.Diag == DiagKASLRDivergence:
 			e.str("tag", r.Tag)
 			e.uint("msg_type", uint64(r.MsgType))
 			e.uint("value", r.Value)
-		case DiagCRCMismatch, DiagPadNonzero:
+		case r.Diag == DiagCRCMismatch, r.Diag == DiagPadNonzero:
 			e.str("tag", r.Tag)
 			e.uint("msg_type", uint64(r.MsgType))
 			e.int("offset", r.Offset)
 			e.uint("length", uint64(r.Length))
 			e.uint("pad", uint64(r.Pad))
-		case DiagResidualOverflow:
+		case r.Diag == DiagResidualOverflow:
 			e.int("offset", r.Offset)
 			e.int("dropped", r.Dropped)
 		default: // oversized, truncated_tail, and names from later versions
