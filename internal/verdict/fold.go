@@ -240,10 +240,11 @@ type console struct {
 
 // Folder accumulates the records and console files of one run.
 type Folder struct {
-	cfg   Config
-	name  string
-	c     Counts
-	diags map[string]int64
+	cfg     Config
+	name    string
+	c       Counts
+	diags   map[string]int64
+	effects map[string]int64
 
 	test     []byte
 	testSeen bool
@@ -295,6 +296,7 @@ func NewFolder(name string, cfg Config) *Folder {
 		cfg:       cfg,
 		name:      name,
 		diags:     map[string]int64{},
+		effects:   map[string]int64{},
 		reasons:   map[wire.Phase]string{},
 		schedLog:  newSchedLog("sched_log"),
 		outLog:    newSchedLog("output"),
@@ -335,6 +337,7 @@ func (f *Folder) Add(r *record.Record) {
 	switch r.Kind {
 	case record.KindEffect:
 		c.Effects++
+		f.effects[r.Effect]++
 		if r.Effect == record.EffectKill {
 			c.Kills++
 			f.killed = true
@@ -452,27 +455,27 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeStdout, wire.TypeStderr:
 		f.outLog.Write(p)
+	// ktstr-drain writes only host frames that decode: one that does not
+	// was forged by the guest, as is one without the run's nonce.
 	case wire.TypeHello:
-		if n, err := wire.DecodeHello(p); err == nil && !f.host(n) {
+		if n, err := wire.DecodeHello(p); err != nil || !f.host(n) {
 			f.forgedHost++ // a drain that resumed writes none; the same nonce is harmless
 		}
 	case wire.TypeLoss:
-		if l, err := wire.DecodeLoss(p); err == nil {
-			if !f.host(l.Nonce) {
-				f.forgedHost++
-				return
-			}
-			f.c.LostFrames = max(f.c.LostFrames, l.Frames)
-			f.c.LostBytes = max(f.c.LostBytes, l.Bytes)
+		l, err := wire.DecodeLoss(p)
+		if err != nil || !f.host(l.Nonce) {
+			f.forgedHost++
+			return
 		}
+		f.c.LostFrames = max(f.c.LostFrames, l.Frames)
+		f.c.LostBytes = max(f.c.LostBytes, l.Bytes)
 	case wire.TypeVMEnd:
-		if e, err := wire.DecodeVMEnd(p); err == nil {
-			if !f.host(e.Nonce) {
-				f.forgedHost++
-				return
-			}
-			f.vmEnd = &e
+		e, err := wire.DecodeVMEnd(p)
+		if err != nil || !f.host(e.Nonce) {
+			f.forgedHost++
+			return
 		}
+		f.vmEnd = &e
 	}
 }
 
@@ -587,6 +590,12 @@ func (f *Folder) Verdict() Verdict {
 		v.Diags = map[string]int64{}
 		for k, n := range f.diags {
 			v.Diags[sanitize.String(k)] += n
+		}
+	}
+	if len(f.effects) > 0 {
+		v.Effects = map[string]int64{}
+		for k, n := range f.effects {
+			v.Effects[sanitize.String(k)] += n
 		}
 	}
 	add := func(fd Finding) {

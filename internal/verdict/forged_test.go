@@ -99,3 +99,46 @@ func hasFinding(v verdict.Verdict, substr string) bool {
 	}
 	return false
 }
+
+// TestUndecodableHostFramesAreForged: a HELO, LOSS or VEND that does not
+// decode (an all-zero nonce, a wrong size) cannot come from ktstr-drain,
+// which writes only valid ones: it is counted with the forgeries. Such
+// frames used to be ignored without a trace.
+func TestUndecodableHostFramesAreForged(t *testing.T) {
+	pass, _ := payload.MarshalAssertResult(&payload.AssertResult{Outcomes: []payload.Outcome{{Verdict: payload.Pass}}})
+	end := wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndPoweroff})
+	guest := [][]byte{
+		wire.AppendFrame(nil, wire.TypeTestResult, pass),
+		wire.AppendFrame(nil, wire.TypeHello, make([]byte, wire.NonceSize)),     // all-zero nonce
+		wire.AppendFrame(nil, wire.TypeLoss, make([]byte, 7)),                   // no LOSS size
+		wire.AppendFrame(nil, wire.TypeVMEnd, append(end, make([]byte, 16)...)), // 40 bytes, zero nonce
+	}
+	v := pipeline(t, guest, &shm.End{Reason: uint32(wire.EndPoweroff)}, false)
+	if v.Status != verdict.StatusInfra || !hasFinding(v, "3 host frames (HELO, LOSS, VEND) without the run's nonce") {
+		t.Errorf("%s, findings:%s\nwant ERROR naming 3 forged host frames", v.Status, findingsString(v.Findings))
+	}
+}
+
+// TestEffectsCounted: the verdict counts effects by name, and the text
+// report says how many SCST frames came, so that a guest's request or
+// start flood is named with its size. The text said "scenario start"
+// and the total of all effects only.
+func TestEffectsCounted(t *testing.T) {
+	var guest [][]byte
+	for i := range 5 {
+		guest = append(guest,
+			wire.AppendFrame(nil, wire.TypeSnapshotRequest, wire.AppendSnapshotRequest(nil, wire.SnapshotRequest{RequestID: uint32(i + 1), Kind: wire.SnapshotCapture})),
+			wire.AppendFrame(nil, wire.TypeScenarioStart, nil))
+	}
+	v := pipeline(t, guest, &shm.End{Reason: uint32(wire.EndPoweroff)}, false)
+	if v.Effects["snapshot_request"] != 5 || v.Effects["scenario_start"] != 1 || v.Scenario.Starts != 5 {
+		t.Errorf("effects %v, scenario starts %d; want snapshot_request 5, scenario_start 1, 5 starts", v.Effects, v.Scenario.Starts)
+	}
+	var b strings.Builder
+	verdict.WriteText(&b, verdict.Report{Runs: []verdict.Verdict{v}}, verdict.TextOptions{})
+	for _, want := range []string{"\neffect snapshot_request=5\n", "\nscenario start (5 SCST frames)\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

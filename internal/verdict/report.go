@@ -273,8 +273,11 @@ func writeTimeline(b *strings.Builder, v Verdict, p painter) {
 		return
 	}
 	p.section(b, "timeline")
-	if sc.Starts > 0 {
+	switch {
+	case sc.Starts == 1:
 		b.WriteString("scenario start\n")
+	case sc.Starts > 1:
+		fmt.Fprintf(b, "scenario start (%d SCST frames)\n", sc.Starts)
 	}
 	for _, s := range v.Steps {
 		label := fmt.Sprintf("step %d", s.Index)
@@ -338,6 +341,9 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(v.Diags)) {
 		fmt.Fprintf(b, "diag %s=%d\n", sanitize.String(k), v.Diags[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(v.Effects)) {
+		fmt.Fprintf(b, "effect %s=%d\n", sanitize.String(k), v.Effects[k])
 	}
 }
 

@@ -175,6 +175,8 @@ type Verdict struct {
 	Logs           Logs             `json:"logs"`
 	Counts         Counts           `json:"counts"`
 	Diags          map[string]int64 `json:"diags,omitempty"`
+	// Effects counts the effect records by name.
+	Effects map[string]int64 `json:"effects,omitempty"`
 }
 
 // VMEnd is the host's account of how the VM ended (the VEND entry).
