@@ -631,7 +631,8 @@ func (f *Folder) Verdict() Verdict {
 		v.SchedExit = &code
 	}
 	if e := f.vmEnd; e != nil {
-		v.VMEnd = &VMEnd{Reason: e.Reason.String(), ExitCode: e.ExitCode, Elapsed: math.Round(time.Duration(e.ElapsedNS).Seconds()*1e6) / 1e6}
+		v.VMEnd = &VMEnd{Reason: e.Reason.String(), ExitCode: e.ExitCode, Elapsed: math.Round(time.Duration(e.ElapsedNS).Seconds()*1e6) / 1e6,
+			RingCorrupt: e.Flags&wire.VMEndRingCorrupt != 0}
 	}
 
 	sl := f.schedLog
@@ -953,6 +954,9 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 	}
 	if f.forgedEnds > 0 {
 		infra("VEND", fmt.Sprintf("%s not at the end of the stream, where ktstr-drain writes it: forged by the guest and ignored", plural(f.forgedEnds, "VM end record")))
+	}
+	if e := f.vmEnd; e != nil && e.Flags&wire.VMEndRingCorrupt != 0 {
+		infra("VEND", "the guest wrote ring positions no producer reaches: ktstr-drain stopped copying there, so what the guest wrote after is missing")
 	}
 	if e := f.vmEnd; e != nil && e.Reason == wire.EndVMMError {
 		infra("VEND", fmt.Sprintf("the VMM failed or ktstr-boot died before closing the region (ktstr-boot exit %d)", e.ExitCode))

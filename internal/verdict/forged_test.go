@@ -2,6 +2,8 @@ package verdict_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,5 +142,40 @@ func TestEffectsCounted(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestRingCorruptNamed: a guest that corrupts its ring's write position
+// after its result: ktstr-drain ends the stream with the real VEND
+// flagged ring_corrupt, and the verdict names that instead of "no VM end
+// record".
+func TestRingCorruptNamed(t *testing.T) {
+	l, _ := shm.DefaultLayout(128 << 10)
+	r, err := shm.Create(filepath.Join(t.TempDir(), "region"), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	g, _ := shm.OpenGuest(r.Mem())
+	pass, _ := payload.MarshalAssertResult(&payload.AssertResult{Outcomes: []payload.Outcome{{Verdict: payload.Pass}}})
+	g.TX().NewProducer(0).Write(wire.AppendFrame(nil, wire.TypeTestResult, pass))
+	var frames, recs bytes.Buffer
+	if _, err := drain.Run(r, &frames, drain.Options{Beat: -1}); err != nil { // the result
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(r.Mem()[0x80:], 1<<40) // tx_write, ktstr-shm(5)
+	r.MarkClosed(shm.End{Reason: uint32(wire.EndPoweroff)})
+	if _, err := drain.Run(r, &frames, drain.Options{Follow: true, Beat: -1}); !errors.Is(err, shm.ErrCorrupt) {
+		t.Fatalf("drain = %v, want ErrCorrupt", err)
+	}
+	if _, err := dispatch.Run(&frames, record.NewWriter(&recs, false), dispatch.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := verdict.DefaultConfig()
+	cfg.RequireEnd = true
+	v := verdict.Fold("ring", cfg, &recs).Verdict()
+	if v.Status != verdict.StatusInfra || !hasFinding(v, "ring positions no producer reaches") || hasFinding(v, "no VM end record") ||
+		v.VMEnd == nil || !v.VMEnd.RingCorrupt {
+		t.Errorf("%s, vm_end %+v, findings:%s\nwant ERROR naming the corrupt ring, with the VM end", v.Status, v.VMEnd, findingsString(v.Findings))
 	}
 }

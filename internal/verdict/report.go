@@ -329,7 +329,7 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 		writeScheduler(b, v.Result)
 	}
 	if e := v.VMEnd; e != nil {
-		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)\n", e.Reason, e.Elapsed, e.ExitCode)
+		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)%s\n", e.Reason, e.Elapsed, e.ExitCode, pick(e.RingCorrupt, "; its ring corrupt", ""))
 	} else {
 		b.WriteString("vm: no end record (stream not from a closed region)\n")
 	}

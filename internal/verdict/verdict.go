@@ -184,6 +184,9 @@ type VMEnd struct {
 	Reason   string  `json:"reason"`
 	ExitCode int32   `json:"exit_code"` // ktstr-boot's exit status
 	Elapsed  float64 `json:"elapsed_s"` // boot start to VM end, as recorded
+	// RingCorrupt: ktstr-drain stopped copying because the guest wrote
+	// ring positions no producer reaches (wire.VMEndRingCorrupt).
+	RingCorrupt bool `json:"ring_corrupt,omitempty"`
 }
 
 // Scenario is what SCST, SCPP, SCRR and SCEN said.
