@@ -220,6 +220,11 @@ type hostileVerdict struct {
 			Kills      int64  `json:"kills"`
 			LostFrames uint64 `json:"lost_frames"`
 		} `json:"counts"`
+		Logs struct {
+			Kernel *struct {
+				Tail []string `json:"tail"`
+			} `json:"kernel"`
+		} `json:"logs"`
 	} `json:"runs"`
 }
 
@@ -303,6 +308,16 @@ func TestHostileGuest(t *testing.T) {
 		if !v.finding(f) {
 			t.Errorf("no finding says %q:\n%s", f, r.stdout)
 		}
+	}
+	// The line the guest wrote to /dev/kmsg came back in DMSG, escaped.
+	kmsg := false
+	if k := run.Logs.Kernel; k != nil {
+		for _, l := range k.Tail {
+			kmsg = kmsg || strings.Contains(l, "ktstr-hostile: \ufffd31m \\x1b]0;ktstr: ALL TESTS PASSED\\x07")
+		}
+	}
+	if !kmsg {
+		t.Errorf("the kernel log (DMSG) lacks the guest's /dev/kmsg line, escaped")
 	}
 	// ktstr-boot logs the failed replies of the flood once, and one count.
 	if n := strings.Count(r.stderr, "ktstr-boot: reply "); n > 1 {
