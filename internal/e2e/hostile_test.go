@@ -120,14 +120,7 @@ func measuredRun(t *testing.T, kernel string, env []string, args ...string) (run
 	if hung {
 		t.Fatalf("ktstr-run %q hung: killed after %v\nstdout:\n%s\nstderr:\n%s", args, hostileKill, out.String(), tail(errb.String(), 40))
 	}
-	status := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		status = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("ktstr-run: %v", err)
-	}
-	return runResult{status, out.String(), errb.String()}, usage, wall
+	return runResult{exitStatus(t, err), out.String(), errb.String()}, usage, wall
 }
 
 // vmHWM returns the peak resident set of pid in KiB; false once the

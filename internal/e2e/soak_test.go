@@ -41,14 +41,7 @@ func soak(t *testing.T, env []string, args ...string) (int, string, soakSummary)
 	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "TMPDIR=" + t.TempDir()}, env...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	status := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		status = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	status := exitStatus(t, cmd.Run())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var s soakSummary
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {

@@ -24,17 +24,7 @@ import (
 // region (then ktstr-drain appends the real trailer).
 func pipeline(t *testing.T, guest [][]byte, closed *shm.End, drops bool) verdict.Verdict {
 	t.Helper()
-	l, _ := shm.DefaultLayout(128 << 10)
-	r, err := shm.Create(filepath.Join(t.TempDir(), "region"), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	g, err := shm.OpenGuest(r.Mem())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := g.TX().NewProducer(0)
+	r, p := newRegion(t)
 	for _, f := range guest {
 		if err := p.Write(f); err != nil {
 			t.Fatal(err)
@@ -46,11 +36,36 @@ func pipeline(t *testing.T, guest [][]byte, closed *shm.End, drops bool) verdict
 	if closed != nil {
 		r.MarkClosed(*closed)
 	}
-	var frames, recs bytes.Buffer
+	var frames bytes.Buffer
 	if _, err := drain.Run(r, &frames, drain.Options{Beat: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dispatch.Run(&frames, record.NewWriter(&recs, false), dispatch.Options{}); err != nil {
+	return judge(t, &frames)
+}
+
+// newRegion creates a 128 KiB region, closed with the test, and returns
+// it with a producer for the guest's TX ring.
+func newRegion(t *testing.T) (*shm.Region, *shm.Producer) {
+	t.Helper()
+	l, _ := shm.DefaultLayout(128 << 10)
+	r, err := shm.Create(filepath.Join(t.TempDir(), "region"), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	g, err := shm.OpenGuest(r.Mem())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, g.TX().NewProducer(0)
+}
+
+// judge runs frames through dispatch and verdict, as ktstr-run does
+// (ktstr-verdict --require-end).
+func judge(t *testing.T, frames *bytes.Buffer) verdict.Verdict {
+	t.Helper()
+	var recs bytes.Buffer
+	if _, err := dispatch.Run(frames, record.NewWriter(&recs, false), dispatch.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := verdict.DefaultConfig()
@@ -150,16 +165,10 @@ func TestEffectsCounted(t *testing.T) {
 // flagged ring_corrupt, and the verdict names that instead of "no VM end
 // record".
 func TestRingCorruptNamed(t *testing.T) {
-	l, _ := shm.DefaultLayout(128 << 10)
-	r, err := shm.Create(filepath.Join(t.TempDir(), "region"), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	g, _ := shm.OpenGuest(r.Mem())
+	r, p := newRegion(t)
 	pass, _ := payload.MarshalAssertResult(&payload.AssertResult{Outcomes: []payload.Outcome{{Verdict: payload.Pass}}})
-	g.TX().NewProducer(0).Write(wire.AppendFrame(nil, wire.TypeTestResult, pass))
-	var frames, recs bytes.Buffer
+	p.Write(wire.AppendFrame(nil, wire.TypeTestResult, pass))
+	var frames bytes.Buffer
 	if _, err := drain.Run(r, &frames, drain.Options{Beat: -1}); err != nil { // the result
 		t.Fatal(err)
 	}
@@ -168,12 +177,7 @@ func TestRingCorruptNamed(t *testing.T) {
 	if _, err := drain.Run(r, &frames, drain.Options{Follow: true, Beat: -1}); !errors.Is(err, shm.ErrCorrupt) {
 		t.Fatalf("drain = %v, want ErrCorrupt", err)
 	}
-	if _, err := dispatch.Run(&frames, record.NewWriter(&recs, false), dispatch.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := verdict.DefaultConfig()
-	cfg.RequireEnd = true
-	v := verdict.Fold("ring", cfg, &recs).Verdict()
+	v := judge(t, &frames)
 	if v.Status != verdict.StatusInfra || !hasFinding(v, "ring positions no producer reaches") || hasFinding(v, "no VM end record") ||
 		v.VMEnd == nil || !v.VMEnd.RingCorrupt {
 		t.Errorf("%s, vm_end %+v, findings:%s\nwant ERROR naming the corrupt ring, with the VM end", v.Status, v.VMEnd, findingsString(v.Findings))
