@@ -59,6 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d (default 512, a preset's own, or more for many vCPUs or nodes)", boot.MinMemoryMB, boot.MaxMemoryMB)},
 		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "`backend`: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
+		&ucli.BoolFlag{Name: "allow-software-kvm", Usage: "let --vmm own run on a software KVM (PVM) that cannot boot a stock kernel, for a guest program"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
 		&ucli.StringFlag{Name: "hostile", Usage: "test mode: the agent is a hostile guest that runs these `attacks` instead of the scenario (all, or some of " + strings.Join(guest.HostileAttacks(), ",") + ")"},
 	}
@@ -90,6 +91,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		shape, memory, err := machineShape(c)
 		if err != nil {
 			return err
+		}
+		if c.String("vmm") == "own" {
+			if err := boot.CheckOwnVMM(c.Bool("allow-software-kvm")); err != nil {
+				return cli.Exitf(boot.ExitVMM, "%v", err)
+			}
 		}
 		cfg := boot.Config{
 			Self:    os.Getenv("KTSTR_INIT"),
