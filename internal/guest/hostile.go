@@ -136,19 +136,18 @@ func (a *agent) runHostile() {
 	h := &hostile{a: a, mem: a.region.Mem()}
 	a.send(wire.TypeSysRdy, nil)
 	a.life(wire.PhaseInitStarted, "hostile mode")
-	var last func(*hostile)
+	var last *hostileAttack
 	for _, n := range a.cfg.Hostile {
 		i := slices.IndexFunc(hostileAttacks, func(x hostileAttack) bool { return x.name == n })
-		if i < 0 {
+		switch {
+		case i < 0:
 			a.logf("hostile: unknown attack %q", n)
-			continue
+		case hostileAttacks[i].terminal:
+			last = &hostileAttacks[i]
+		default:
+			a.logf("hostile: %s", n)
+			hostileAttacks[i].run(h)
 		}
-		if hostileAttacks[i].terminal {
-			last = hostileAttacks[i].run
-			continue
-		}
-		a.logf("hostile: %s", n)
-		hostileAttacks[i].run(h)
 	}
 	// A passing result, so that nothing but the anomalies can fail the
 	// run.
@@ -158,7 +157,8 @@ func (a *agent) runHostile() {
 	a.send(wire.TypeTestResult, p)
 	a.send(wire.TypeExit, wire.AppendExitCode(nil, 0))
 	if last != nil {
-		last(h) // the host reads what the ring holds after the VM has gone
+		a.logf("hostile: %s, after the result", last.name)
+		last.run(h) // the host reads what the ring holds after the VM has gone
 	}
 	a.region.SetGuestState(shm.GuestDone)
 	a.doneOnce.Do(func() { close(a.done) })
