@@ -15,11 +15,16 @@ import (
 
 // soakSummary is scripts/soak's JSON line.
 type soakSummary struct {
-	Runs          int                `json:"runs"`
-	Planned       int                `json:"planned"`
-	Verdicts      map[string]int     `json:"verdicts"`
-	HarnessErrors int                `json:"harness_errors"`
-	Errors        []soakError        `json:"errors"`
+	Runs          int            `json:"runs"`
+	Planned       int            `json:"planned"`
+	Verdicts      map[string]int `json:"verdicts"`
+	HarnessErrors int            `json:"harness_errors"`
+	Errors        []soakError    `json:"errors"`
+	NotPassed     []struct {
+		Run     int    `json:"run"`
+		Verdict string `json:"verdict"`
+		Line    string `json:"line"`
+	} `json:"not_passed"`
 	Wall          map[string]float64 `json:"wall_s"`
 	LeftoverProcs int                `json:"leftover_process_runs"`
 	LeftoverFiles int                `json:"leftover_file_runs"`
@@ -132,6 +137,20 @@ func TestSoakCountsHarnessErrors(t *testing.T) {
 	}
 	if s.LeftoverProcs != 1 || s.LeftoverFiles != 1 {
 		t.Errorf("leftovers: processes in %d runs, files in %d, want 1 and 1", s.LeftoverProcs, s.LeftoverFiles)
+	}
+	// Run 7's own FAIL is listed with its report's first line, and its
+	// report kept without its run directory.
+	if len(s.NotPassed) != 1 || s.NotPassed[0].Run != 7 || s.NotPassed[0].Line != "FAIL run: assertion failed" {
+		t.Errorf("not passed: %+v, want run 7, FAIL run: assertion failed", s.NotPassed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run-7", "stdout")); err != nil {
+		t.Errorf("run 7's report was not kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run-7", "tmp")); err == nil {
+		t.Errorf("run 7's run directory was kept")
+	}
+	if !strings.Contains(out, "verdicts other than pass or skip: 1 ") || !strings.Contains(out, "  run 7: FAIL run: assertion failed (evidence ") {
+		t.Errorf("the summary does not list run 7's FAIL:\n%s", out)
 	}
 	// The process left over by run 3 was killed.
 	b, err := os.ReadFile(filepath.Join(dir, "run-3", "leftover-processes"))
