@@ -31,7 +31,7 @@ var hostileMaxRSS = map[string]int64{ // MiB
 }
 
 // hostileMaxWall bounds one hostile run from ktstr-run's start to its
-// end (measured 4.3-19.0 s); the run is killed at hostileKill, so a hang
+// end (measured 4.3-23.4 s); the run is killed at hostileKill, so a hang
 // fails the test instead of stalling it.
 const (
 	hostileMaxWall = 120 * time.Second
