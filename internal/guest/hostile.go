@@ -273,7 +273,7 @@ func (h *hostile) header() {
 }
 
 func (h *hostile) flood() {
-	korq, _ := payload.MarshalKernelOpRequest(&payload.KernelOpRequest{RequestID: 1, Mode: "hot", Direction: "write", Tag: "flood",
+	korq, _ := payload.MarshalKernelOpRequest(&payload.KernelOpRequest{RequestID: 1, Mode: "hot", Direction: "read", Tag: "flood",
 		Entries: []payload.KernelOpEntry{{Target: payload.Target{Kind: "symbol", Symbol: "jiffies"}, Value: payload.Value{Kind: "u64", U: 1}}}})
 	for i := range HostileFlood {
 		h.a.send(wire.TypeSnapshotRequest, wire.AppendSnapshotRequest(nil, wire.SnapshotRequest{RequestID: uint32(i + 1), Kind: wire.SnapshotCapture, Tag: "flood"}))
