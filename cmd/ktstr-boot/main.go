@@ -62,6 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
 		&ucli.BoolFlag{Name: "allow-software-kvm", Usage: "let --vmm own run on a software KVM (PVM) that cannot boot a stock kernel, for a guest program"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
+		&ucli.StringFlag{Name: "hostile", Usage: "test mode: the agent is a hostile guest that runs these `attacks` instead of the scenario (all, or some of " + strings.Join(guest.HostileAttacks(), ",") + ")"},
 	}
 	app.Before = cli.NoArgs
 	app.Action = func(c *ucli.Context) error {
@@ -127,6 +128,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Guest.Topology, cfg.Guest.MemoryMB = &cfg.Topology, cfg.MemoryMB
 		}
 		cfg.Guest.AttachTimeoutMS = int(c.Duration("attach-timeout").Milliseconds())
+		if c.IsSet("hostile") {
+			if cfg.Guest.Hostile, err = guest.ParseHostile(c.String("hostile")); err != nil {
+				return cli.Usagef("--hostile: %v", err)
+			}
+		}
 		// Every file takes a name of its own in the initramfs: a clash is
 		// refused here, not resolved by skipping a file.
 		layout := boot.NewLayout()

@@ -63,7 +63,7 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 	defer prod.Process.Kill()
 
 	nonce := regionNonce(t, region)
-	trailer := drain.Trailer(nonce, 0, 0, shm.End{Reason: uint32(wire.EndPoweroff), Elapsed: time.Second}, true)
+	trailer := drain.Trailer(nonce, 0, 0, shm.End{Reason: uint32(wire.EndPoweroff), Elapsed: time.Second}, 0, true)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	var out bytes.Buffer
 	runs, stopped := 0, 0

@@ -31,7 +31,8 @@
 // Nothing the guest sends can block ktstr-boot or grow what it keeps: the
 // control handler keeps the latest deadline and a one-slot kill, queues at
 // most replyQueue replies (the rest are counted), and logs the first
-// deadline move and a summary; console logs are capped.
+// deadline move and the first reply the ring refused, each with a
+// summary; console logs are capped.
 //
 // Looking into the guest (inspect.go, monitor.go; package introspect
 // does the reading): each backend is a target that freezes and thaws its

@@ -40,6 +40,7 @@ type handler struct {
 
 	replies chan []byte // frames for the host-to-guest ring
 	dropped int         // replies the full queue refused (under mu)
+	failed  int         // replies the ring refused (reply writer only)
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -68,8 +69,14 @@ func (h *handler) attach(region *shm.Region) {
 			case <-h.stop:
 				return
 			case f := <-h.replies:
+				// The first failure is logged, the rest counted: the
+				// guest (a full or corrupt ring) does not decide how much
+				// ktstr-boot logs.
 				if err := rx.Write(f); err != nil {
-					h.logf("reply %v: %v", wire.Type(binary.LittleEndian.Uint32(f)), err)
+					if h.failed == 0 {
+						h.logf("reply %v: %v (further failures are counted)", wire.Type(binary.LittleEndian.Uint32(f)), err)
+					}
+					h.failed++
 				}
 			}
 		}
@@ -77,7 +84,7 @@ func (h *handler) attach(region *shm.Region) {
 }
 
 // Close stops the reply writer (after at most one ring wait) and logs
-// how many replies were dropped. The region must stay mapped until it
+// how many replies were dropped or could not be written. The region must stay mapped until it
 // returns; the control server must be closed first.
 func (h *handler) Close() {
 	select {
@@ -88,6 +95,9 @@ func (h *handler) Close() {
 	h.ins.close() // its worker's last replies go into the queue first
 	close(h.stop)
 	h.wg.Wait()
+	if h.failed > 0 {
+		h.logf("could not write %d replies to the guest: its ring was full or corrupt", h.failed)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.dropped > 0 {

@@ -1,6 +1,8 @@
 package boot
 
 import (
+	"encoding/binary"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -170,5 +172,36 @@ func TestWatchdogDeadlineMoves(t *testing.T) {
 	wantTimeout(t, h, newFakeVM(), time.Hour, "a deadline 50ms ahead did not end the run")
 	if log.count("watchdog: deadline in") != 1 {
 		t.Errorf("the first deadline is not logged: %q", log.lines)
+	}
+}
+
+// TestReplyFailuresLoggedOnce: a guest that corrupts its RX read
+// position and floods requests makes every reply fail; ktstr-boot logs
+// the first failure and one count at the end, not a line per reply (the
+// guest does not decide how much ktstr-boot logs). It used to log one
+// line per reply: 16000 lines for a hostile guest's flood.
+func TestReplyFailuresLoggedOnce(t *testing.T) {
+	region, _ := testRegion(t)
+	binary.LittleEndian.PutUint64(region.Mem()[0x200:], 1<<61) // rx_read, ktstr-shm(5)
+	var log lockedLog
+	h := newHandler("test", log.logf)
+	h.attach(region)
+	const n = 200
+	for i := range n {
+		h.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{RequestID: uint32(i + 1), Status: wire.SnapshotErr, Reason: "test"}))
+		for deadline := time.Now().Add(hangGuard); len(h.replies) > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	h.Close()
+	first := log.lines[:min(len(log.lines), 3)]
+	if k := log.count("corrupt ring positions"); k != 1 {
+		t.Errorf("%d lines name the failure, want 1; the first: %q", k, first)
+	}
+	if k := log.count(fmt.Sprintf("could not write %d replies", n)); k != 1 {
+		t.Errorf("%d summaries of %d failed replies, want 1; the first lines: %q", k, n, first)
+	}
+	if len(log.lines) > 2 {
+		t.Errorf("%d log lines for %d failed replies, want at most 2; the first: %q", len(log.lines), n, first)
 	}
 }

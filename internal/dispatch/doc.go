@@ -28,8 +28,12 @@
 //	bucket              every other known  -                                    -                           always, crc_ok as read
 //	                    non-internal type
 //	                    (HELO, LOSS, VEND too)
-//	internal            SNRP, KORP         -                                    -                           never (dropped)
+//	internal            SNRP, KORP         -                                    internal diag               never (dropped)
 //	unknown             anything else      -                                    unknown_type diag           never (dropped)
+//
+// A frame a gate refuses becomes a diagnostic named after the cause
+// (record.Refusals, the drop.CAUSE counters of the summary line), so that
+// the verdict can count what the guest sent in vain.
 //
 // Watchdog arithmetic (ktstr's, with its clamps): times are nanoseconds
 // since the run started, taken from when the frame was read. "Encoded"

@@ -190,7 +190,7 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 		// Kill and bucket only when the CRC is good: a torn SCDX must
 		// neither end the run nor become a phantom verdict entry.
 		if !f.CRCOK {
-			s.Dropped["sched_exit_bad_crc"]++
+			s.refuse(&c, "sched_exit_bad_crc")
 			return
 		}
 		s.Killed = true
@@ -208,11 +208,11 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 		// bucketed; a refused frame leaves the handle for a later one.
 		switch {
 		case !f.CRCOK:
-			s.Dropped["sys_rdy_bad_crc"]++
+			s.refuse(&c, "sys_rdy_bad_crc")
 		case len(f.Payload) != 0:
-			s.Dropped["sys_rdy_nonempty"]++
+			s.refuse(&c, "sys_rdy_nonempty")
 		case s.sysRdyTaken:
-			s.Dropped["sys_rdy_again"]++
+			s.refuse(&c, "sys_rdy_again")
 		default:
 			s.sysRdyTaken = true
 			s.SysRdy++
@@ -223,9 +223,9 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 		// A latch, not once-only: every CRC-valid empty SCSW sets it.
 		switch {
 		case !f.CRCOK:
-			s.Dropped["sched_swap_bad_crc"]++
+			s.refuse(&c, "sched_swap_bad_crc")
 		case len(f.Payload) != 0:
-			s.Dropped["sched_swap_nonempty"]++
+			s.refuse(&c, "sched_swap_nonempty")
 		default:
 			s.SchedSwap = true
 			out(c.effect(record.EffectSchedSwap))
@@ -236,12 +236,12 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 
 	case ArmSnapshotRequest:
 		if !f.CRCOK {
-			s.Dropped["snapshot_request_bad_crc"]++
+			s.refuse(&c, "snapshot_request_bad_crc")
 			return
 		}
 		req, err := wire.DecodeSnapshotRequest(f.Payload)
 		if err != nil {
-			s.Dropped["snapshot_request_undecodable"]++
+			s.refuse(&c, "snapshot_request_undecodable")
 			return
 		}
 		s.SnapshotRequests++
@@ -251,12 +251,12 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 
 	case ArmKernelOpRequest:
 		if !f.CRCOK {
-			s.Dropped["kernel_op_request_bad_crc"]++
+			s.refuse(&c, "kernel_op_request_bad_crc")
 			return
 		}
 		req, err := payload.UnmarshalKernelOpRequest(f.Payload)
 		if err != nil {
-			s.Dropped["kernel_op_request_undecodable"]++
+			s.refuse(&c, "kernel_op_request_undecodable")
 			return
 		}
 		req.Tag = wire.TruncateUTF8(req.Tag, payload.KernelOpTagMax)
@@ -327,14 +327,42 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 		c.bucket()
 
 	case ArmInternal:
-		s.Dropped["internal"]++
+		s.refuse(&c, "internal")
 
 	default: // ArmUnknown
-		s.Dropped["unknown_type"]++
-		out(&record.Record{V: record.Version, Kind: record.KindDiag, Seq: seq, AtNS: c.at, Diag: record.DiagUnknownType,
-			Tag: f.Type.String(), MsgType: uint32(f.Type), CRCOK: f.CRCOK, Length: uint32(len(f.Payload)),
-			Message: fmt.Sprintf("unknown message type %v (%d bytes, crc_ok=%t); dropping", f.Type, len(f.Payload), f.CRCOK)})
+		s.refuse(&c, record.DiagUnknownType)
 	}
+}
+
+// refusalWhy says, for people, why a gate refused a frame; the keys are
+// record.Refusals.
+var refusalWhy = map[string]string{
+	"sched_exit_bad_crc":            "a torn SCDX neither stops the VM nor becomes an entry",
+	"sys_rdy_bad_crc":               "bad CRC",
+	"sys_rdy_nonempty":              "SRDY must be empty: nothing may be smuggled in it",
+	"sys_rdy_again":                 "SRDY fires once per run",
+	"sched_swap_bad_crc":            "bad CRC",
+	"sched_swap_nonempty":           "SCSW must be empty: nothing may be smuggled in it",
+	"kern_addrs_bad_crc":            "bad CRC",
+	"kern_addrs_undecodable":        "not a 24-byte KernAddrs",
+	"kern_addrs_out_of_range":       "the KASLR offset is out of range",
+	"snapshot_request_bad_crc":      "bad CRC: not forwarded",
+	"snapshot_request_undecodable":  "not a valid SnapshotRequest: not forwarded",
+	"kernel_op_request_bad_crc":     "bad CRC: not forwarded",
+	"kernel_op_request_undecodable": "not a valid KernelOpRequest: not forwarded",
+	"internal":                      "a host-to-guest reply on the guest's stream",
+	record.DiagUnknownType:          "unknown message type",
+}
+
+// refuse drops the frame: it counts the cause and writes a diagnostic
+// named after it, so that the verdict can count what the guest sent in
+// vain.
+func (s *State) refuse(c *frameCtx, cause string) {
+	s.Dropped[cause]++
+	f := c.f
+	c.out(&record.Record{V: record.Version, Kind: record.KindDiag, Seq: c.seq, AtNS: c.at, Diag: cause,
+		Tag: f.Type.String(), MsgType: uint32(f.Type), CRCOK: f.CRCOK, Length: uint32(len(f.Payload)),
+		Message: fmt.Sprintf("%v refused: %s (%d bytes, crc_ok=%t); dropping", f.Type, refusalWhy[cause], len(f.Payload), f.CRCOK)})
 }
 
 // setDeadline stores an encoded watchdog deadline (clamped to >= 1).
@@ -350,12 +378,12 @@ func (s *State) setDeadline(c *frameCtx, d uint64) {
 // range-checked and set once, first value wins. Never bucketed.
 func (s *State) kernAddrs(c *frameCtx) {
 	if !c.f.CRCOK {
-		s.Dropped["kern_addrs_bad_crc"]++
+		s.refuse(c, "kern_addrs_bad_crc")
 		return
 	}
 	k, err := wire.DecodeKernAddrs(c.f.Payload)
 	if err != nil {
-		s.Dropped["kern_addrs_undecodable"]++
+		s.refuse(c, "kern_addrs_undecodable")
 		return
 	}
 	if k.HasPhysBase {
@@ -370,7 +398,7 @@ func (s *State) kernAddrs(c *frameCtx) {
 	}
 	rt := k.Text
 	if rt < KernelHalf || rt < link || rt-link > s.cfg.MaxKASLR {
-		s.Dropped["kern_addrs_out_of_range"]++
+		s.refuse(c, "kern_addrs_out_of_range")
 		return
 	}
 	off := rt - link

@@ -504,8 +504,9 @@ func TestSnapshotRequestDecodeGate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := feed(t, Config{}, goodFrame(wire.TypeSnapshotRequest, tt.p))
-			if len(o.recs) != 0 || o.st.SnapshotRequests != 0 || o.st.Dropped["snapshot_request_undecodable"] != 1 {
-				t.Errorf("records %d pending %d dropped %v, want 0 0 snapshot_request_undecodable", len(o.recs), o.st.SnapshotRequests, o.st.Dropped)
+			if len(o.recs) != 1 || len(o.diags) != 1 || o.st.SnapshotRequests != 0 || o.st.Dropped["snapshot_request_undecodable"] != 1 {
+				t.Errorf("records %d (diags %v) pending %d dropped %v, want only a snapshot_request_undecodable refusal",
+					len(o.recs), diagNames(o.diags), o.st.SnapshotRequests, o.st.Dropped)
 			}
 		})
 	}

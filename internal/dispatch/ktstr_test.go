@@ -117,8 +117,8 @@ func TestSchedExitValidCRCBucketsWithPayload(t *testing.T) {
 // tx_dispatch_tests.rs: snapshot_reply_on_tx_does_not_bucket
 func TestSnapshotReplyOnTXDoesNotBucket(t *testing.T) {
 	o := feed(t, Config{}, goodFrame(wire.TypeSnapshotReply, []byte("forged-reply")))
-	if len(o.recs) != 0 {
-		t.Errorf("records = %d, want 0", len(o.recs))
+	if len(o.entries)+len(o.effects) != 0 || len(o.diags) != 1 || o.diags[0].Diag != "internal" {
+		t.Errorf("entries %d effects %d diags %v, want only an internal refusal", len(o.entries), len(o.effects), diagNames(o.diags))
 	}
 	if o.st.SnapshotRequests != 0 {
 		t.Errorf("pending snapshot requests = %d, want 0", o.st.SnapshotRequests)
@@ -134,8 +134,8 @@ func TestSysRdyWithNonemptyPayloadDoesNotPromote(t *testing.T) {
 	if o.st.SysRdy != 0 || !o.st.SysRdyPending() {
 		t.Errorf("SYS_RDY counter %d pending %v, want 0 true", o.st.SysRdy, o.st.SysRdyPending())
 	}
-	if len(o.recs) != 0 {
-		t.Errorf("records = %d, want 0", len(o.recs))
+	if len(o.entries)+len(o.effects) != 0 || len(o.diags) != 1 || o.diags[0].Diag != "sys_rdy_nonempty" {
+		t.Errorf("entries %d effects %d diags %v, want only a sys_rdy_nonempty refusal", len(o.entries), len(o.effects), diagNames(o.diags))
 	}
 	// The handle is still there for a later well-formed frame.
 	s := NewStream(Config{}, func(*record.Record) {})
@@ -247,9 +247,11 @@ func TestSchedExitMixedCRCBatchFiltersTornFrame(t *testing.T) {
 func TestSchedExitWithTornCRCDoesNotPromoteKill(t *testing.T) {
 	o := feed(t, Config{}, tornFrame(wire.TypeSchedExit, []byte("exit-payload")))
 	// The assembler delivered it with its type and crc_ok false: the
-	// crc_mismatch diagnostic carries both.
-	if len(o.diags) != 1 || o.diags[0].Diag != record.DiagCRCMismatch || o.diags[0].Tag != "SCDX" {
-		t.Fatalf("diags = %+v, want one crc_mismatch about SCDX", o.diags)
+	// crc_mismatch diagnostic carries both, and the gate's refusal
+	// follows.
+	if len(o.diags) != 2 || o.diags[0].Diag != record.DiagCRCMismatch || o.diags[0].Tag != "SCDX" ||
+		o.diags[1].Diag != "sched_exit_bad_crc" || o.diags[1].Tag != "SCDX" {
+		t.Fatalf("diags = %v, want crc_mismatch and sched_exit_bad_crc about SCDX", diagNames(o.diags))
 	}
 	if o.st.Killed || o.st.KillEvents != 0 || len(o.entries) != 0 || len(o.effects) != 0 {
 		t.Errorf("kill %v events %d entries %d effects %d, want false 0 0 0", o.st.Killed, o.st.KillEvents, len(o.entries), len(o.effects))

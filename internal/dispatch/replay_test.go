@@ -180,13 +180,13 @@ func TestRecordingRecords(t *testing.T) {
 		"effect scenario_start|effect watchdog_deadline|entry SCST|effect current_step|entry STIM|entry SOUT|"+
 		"diag crc_mismatch|entry SOUT|effect sched_swap|effect watchdog_pause|entry SCPP|effect snapshot_request|"+
 		"effect kernel_op_request|effect watchdog_resume|effect watchdog_deadline|entry SCRR|diag unknown_type|"+
-		"diag pad_nonzero|entry DMSG|entry STEN|effect current_step|entry STIM|effect kern_phys_base|"+
+		"diag pad_nonzero|entry DMSG|entry STEN|effect current_step|entry STIM|diag sys_rdy_again|effect kern_phys_base|"+
 		"diag kaslr_divergence|entry TEST|effect watchdog_deadline|entry SCEN|entry EXIT|effect kill|entry SCDX|"+
 		"entry LOSS|entry VEND|diag truncated_tail", "|")
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("records (-want +got):\n%s", d)
 	}
-	if sum.Assembler.Frames != 25 || sum.Entries != 17 || sum.Effects != 16 || sum.Diags != 5 || sum.Assembler.TruncatedTail != 1 {
+	if sum.Assembler.Frames != 25 || sum.Entries != 17 || sum.Effects != 16 || sum.Diags != 6 || sum.Assembler.TruncatedTail != 1 {
 		t.Errorf("summary = %v", sum)
 	}
 	for _, k := range []string{"sys_rdy_again", "unknown_type", "kaslr_divergence"} {
@@ -194,7 +194,7 @@ func TestRecordingRecords(t *testing.T) {
 			t.Errorf("summary drop.%s = %d, want 1", k, sum.Dropped[k])
 		}
 	}
-	if s := sum.String(); !strings.HasPrefix(s, "frames=25 bytes=") || !strings.Contains(s, " entries=17 effects=16 diags=5 crc_mismatch=1 pad_nonzero=1 oversized=0 residual_overflow=0 truncated_tail=1 dropped_bytes=20 drop.kaslr_divergence=1 drop.sys_rdy_again=1 drop.unknown_type=1") {
+	if s := sum.String(); !strings.HasPrefix(s, "frames=25 bytes=") || !strings.Contains(s, " entries=17 effects=16 diags=6 crc_mismatch=1 pad_nonzero=1 oversized=0 residual_overflow=0 truncated_tail=1 dropped_bytes=20 drop.kaslr_divergence=1 drop.sys_rdy_again=1 drop.unknown_type=1") {
 		t.Errorf("summary line = %q", s)
 	}
 }

@@ -34,6 +34,9 @@
 //
 // LOSS and VEND follow the last byte of the ring, once the region is
 // closed and the ring empty (or, without Follow, once the ring is empty).
+// Ring positions no producer reaches (a hostile guest's) stop the copy;
+// with Follow the run still waits for the close and writes the trailer,
+// its VEND flagged wire.VMEndRingCorrupt, before it returns the error.
 //
 // # The region's owner
 //

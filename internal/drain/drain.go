@@ -1,6 +1,7 @@
 package drain
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,9 @@ type Stats struct {
 	Hello      bool // the HELO frame was written first
 	Trailer    bool // LOSS/VEND frames were appended
 	Stopped    bool // Stop ended the run
+	// RingCorrupt: the guest wrote ring positions no producer reaches,
+	// and copying stopped there (the VEND says so).
+	RingCorrupt bool
 }
 
 // Errors.
@@ -130,16 +134,28 @@ func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
 		maxWrite = DefaultMaxWrite
 	}
 	var emptySince, lastAlive time.Time
+	// corrupt is set once the guest wrote ring positions no producer
+	// reaches: nothing more of the ring can be trusted, so copying stops.
+	// With Follow the run still waits for the region to close and ends
+	// the stream with the real trailer, its VEND flagged, so that a
+	// reader learns what happened; the error is returned after it.
+	var corrupt error
 	for {
 		select {
 		case <-opts.Stop:
 			st.Stopped = true
-			return st, nil
+			return st, corrupt
 		default:
 		}
-		a, _, err := c.Peek()
-		if err != nil {
-			return st, fmt.Errorf("drain: %w", err)
+		var a []byte
+		if corrupt == nil {
+			var err error
+			if a, _, err = c.Peek(); err != nil {
+				corrupt, st.RingCorrupt = fmt.Errorf("drain: %w", err), true
+				if _, closed := r.Closed(); !opts.Follow && !closed {
+					return st, corrupt
+				}
+			}
 		}
 		if len(a) > 0 {
 			// The bytes after a wrap come on the next turn.
@@ -173,14 +189,16 @@ func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
 			}
 		}
 		if closed {
-			if a, _, err := c.Peek(); err != nil || len(a) > 0 {
-				continue
+			if corrupt == nil {
+				if a, _, err := c.Peek(); err != nil || len(a) > 0 {
+					continue
+				}
 			}
 			st.Closed, st.End = true, end
 			if err := hostBlock(opts.HostFrames, wire.Nonce(r.Nonce()), w); err != nil {
 				return st, err
 			}
-			return st, trailer(r, w, &st, true)
+			return st, cmp.Or(trailer(r, w, &st, true), corrupt)
 		}
 		if !opts.Follow {
 			return st, trailer(r, w, &st, false)
@@ -241,7 +259,11 @@ func hostBlock(path string, nonce wire.Nonce, w io.Writer) error {
 // anything, and VEND when the region is closed.
 func trailer(r *shm.Region, w io.Writer, st *Stats, closed bool) error {
 	st.DropFrames, st.DropBytes = r.Drops()
-	b := Trailer(wire.Nonce(r.Nonce()), st.DropFrames, st.DropBytes, st.End, closed)
+	var flags uint64
+	if st.RingCorrupt {
+		flags |= wire.VMEndRingCorrupt
+	}
+	b := Trailer(wire.Nonce(r.Nonce()), st.DropFrames, st.DropBytes, st.End, flags, closed)
 	if len(b) == 0 {
 		return nil
 	}
@@ -274,15 +296,16 @@ func Hello(nonce wire.Nonce) []byte {
 }
 
 // Trailer returns the frames Run appends, with the run's nonce: LOSS when
-// frames or bytes is non-zero, then VEND when closed.
-func Trailer(nonce wire.Nonce, frames, bytes uint64, end shm.End, closed bool) []byte {
+// frames or bytes is non-zero, then VEND (with flags, wire.VMEnd.Flags)
+// when closed.
+func Trailer(nonce wire.Nonce, frames, bytes uint64, end shm.End, flags uint64, closed bool) []byte {
 	var b []byte
 	if frames > 0 || bytes > 0 {
 		b = wire.AppendFrame(b, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: frames, Bytes: bytes, Nonce: nonce}))
 	}
 	if closed {
 		b = wire.AppendFrame(b, wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{
-			Reason: wire.EndReason(end.Reason), ExitCode: end.ExitCode, ElapsedNS: uint64(max(end.Elapsed, 0)), Nonce: nonce}))
+			Reason: wire.EndReason(end.Reason), ExitCode: end.ExitCode, ElapsedNS: uint64(max(end.Elapsed, 0)), Flags: flags, Nonce: nonce}))
 	}
 	return b
 }

@@ -321,6 +321,38 @@ func TestRunCorrupt(t *testing.T) {
 	}
 }
 
+// TestRunCorruptFollow: a guest that corrupts the ring positions after
+// some frames, in a run being followed: the drain copies the frames
+// before, stops copying, waits for ktstr-boot to close the region and
+// ends the stream with the real trailer, its VEND flagged ring_corrupt,
+// so that the verdict can say what happened; the error stays. It used to
+// return at once with no trailer: the verdict could only say "no VM end
+// record".
+func TestRunCorruptFollow(t *testing.T) {
+	r, p, _ := newRegion(t)
+	want := append(hello(r), write(t, p, frames(2, 10))...)
+	var out bytes.Buffer
+	if _, err := Run(r, &out, Options{}); err != nil { // the frames
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(r.Mem()[0x80:], 1<<40) // tx_write
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		time.Sleep(50 * time.Millisecond)
+		r.MarkClosed(poweroff)
+	}()
+	st, err := Run(r, &out, Options{Follow: true})
+	<-closed
+	if !errors.Is(err, shm.ErrCorrupt) || !st.Closed || !st.RingCorrupt {
+		t.Fatalf("Run = %+v, %v; want closed, ring corrupt and ErrCorrupt", st, err)
+	}
+	want = append(want, Trailer(wire.Nonce(r.Nonce()), 0, 0, poweroff, wire.VMEndRingCorrupt, true)...)
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("Run wrote\n%x\nwant the frames and a VEND flagged ring_corrupt\n%x", out.Bytes(), want)
+	}
+}
+
 // TestRunTruncatedFile: a region file truncated under the mapping is an
 // error, not a crash.
 func TestRunTruncatedFile(t *testing.T) {
@@ -342,7 +374,7 @@ func TestRunTruncatedFile(t *testing.T) {
 
 func ExampleTrailer() {
 	nonce := wire.Nonce{0x5e, 0xc2, 0xe7} // a region's: 16 random bytes
-	b := Trailer(nonce, 2, 8192, shm.End{Reason: uint32(wire.EndTimeout), ExitCode: 1, Elapsed: time.Second}, true)
+	b := Trailer(nonce, 2, 8192, shm.End{Reason: uint32(wire.EndTimeout), ExitCode: 1, Elapsed: time.Second}, 0, true)
 	frames, _ := wire.ParseStream(b, 0)
 	for _, f := range frames {
 		fmt.Println(f.Type, len(f.Payload))

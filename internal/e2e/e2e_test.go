@@ -90,15 +90,21 @@ func ktstrRun(t testing.TB, kernel string, env []string, args ...string) runResu
 	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel, "TMPDIR=" + t.TempDir()}, env...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	status := 0
+	return runResult{exitStatus(t, cmd.Run()), out.String(), errb.String()}
+}
+
+// exitStatus is the status of a command that ran, from its Run or Wait
+// error; an error that is not an exit status fails the test.
+func exitStatus(t testing.TB, err error) int {
+	t.Helper()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		status = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("ktstr-run: %v", err)
+		return ee.ExitCode()
 	}
-	return runResult{status, out.String(), errb.String()}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
 
 func TestPipelinePasses(t *testing.T) {

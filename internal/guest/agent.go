@@ -183,6 +183,10 @@ func (a *agent) fatal(format string, args ...any) {
 }
 
 func (a *agent) run() {
+	if len(a.cfg.Hostile) > 0 {
+		a.runHostile()
+		return
+	}
 	a.send(wire.TypeSysRdy, nil)
 	if !a.host {
 		if k, ok := kernAddrs(); ok {

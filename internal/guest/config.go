@@ -31,6 +31,9 @@ type Config struct {
 	// (nil in host mode: the host is whatever it is).
 	Topology *topology.Topology `json:"topology,omitempty"`
 	MemoryMB int                `json:"memory_mb,omitempty"`
+	// Hostile, when set, makes the agent a hostile guest that runs these
+	// attacks instead of the scenario (ParseHostile, hostile.go).
+	Hostile []string `json:"hostile,omitempty"`
 }
 
 // ReadConfig reads the run's configuration; a missing file means the

@@ -43,10 +43,12 @@
 //	splat           FAIL (or INCONCLUSIVE)  a DMSG or console line matching a splat pattern
 //	infrastructure  ERROR                   LOSS (ring drops); CRC-failed frames; truncated_tail,
 //	                                        oversized or residual_overflow diagnostics; unreadable
-//	                                        records or console files; VEND vmm_error; a VEND that
+//	                                        records or console files; VEND vmm_error, or flagged
+//	                                        ring_corrupt (ktstr-drain stopped copying); a VEND that
 //	                                        other frames follow, or a HELO, LOSS or VEND without the
-//	                                        nonce of the HELO the stream begins with (the guest forged
-//	                                        it; ignored); no VEND when Config.RequireEnd is set
+//	                                        nonce of the HELO the stream begins with, or that does not
+//	                                        decode (the guest forged it; ignored); no VEND when
+//	                                        Config.RequireEnd is set
 //	no_result       FAIL, or ERROR when     no TEST (or one that does not decode), with ktstr's
 //	                the stream is damaged   init-stage classification from LIFE
 //	inconclusive    INCONCLUSIVE            an Inconclusive outcome in TEST

@@ -76,9 +76,10 @@ type console struct {
 //
 // Verdict weighs the parts' findings against each other.
 type Folder struct {
-	cfg  Config
-	name string
-	c    Counts
+	cfg     Config
+	name    string
+	c       Counts
+	effects map[string]int64 // effects by name
 
 	result resultFold
 	sched  schedFold
@@ -96,7 +97,7 @@ func NewFolder(name string, cfg Config) *Folder {
 	if cfg.SplatStatus == "" {
 		cfg.SplatStatus = StatusFail
 	}
-	f := &Folder{cfg: cfg, name: name, result: newResultFold(), sched: newSchedFold(), splats: newSplatFold(), end: newEndFold()}
+	f := &Folder{cfg: cfg, name: name, effects: map[string]int64{}, result: newResultFold(), sched: newSchedFold(), splats: newSplatFold(), end: newEndFold()}
 	f.kernel = newLineLog("dmesg", func(l string) { f.kernelLine("dmesg", l) })
 	f.sched.out.all.onLine = func(l string) {
 		f.sched.out.line(l)
@@ -132,6 +133,7 @@ func (f *Folder) Add(r *record.Record) {
 	switch r.Kind {
 	case record.KindEffect:
 		c.Effects++
+		f.effects[r.Effect]++
 		if r.Effect == record.EffectKill {
 			c.Kills++
 			f.sched.killEffect(r)
@@ -255,6 +257,12 @@ func (f *Folder) Verdict() Verdict {
 		v.Diags = map[string]int64{}
 		for k, n := range f.end.diags {
 			v.Diags[sanitize.String(k)] += n
+		}
+	}
+	if len(f.effects) > 0 {
+		v.Effects = map[string]int64{}
+		for k, n := range f.effects {
+			v.Effects[sanitize.String(k)] += n
 		}
 	}
 	f.judge(&v)

@@ -74,27 +74,27 @@ func (e *endFold) first(t wire.Type, p []byte) bool {
 // entry notes an entry of one of the host's types.
 func (e *endFold) entry(t wire.Type, p []byte) {
 	switch t {
+	// ktstr-drain writes only host frames that decode: one that does not
+	// was forged by the guest, as is one without the run's nonce.
 	case wire.TypeHello:
-		if n, err := wire.DecodeHello(p); err == nil && !e.host(n) {
+		if n, err := wire.DecodeHello(p); err != nil || !e.host(n) {
 			e.forgedHost++ // a drain that resumed writes none; the same nonce is harmless
 		}
 	case wire.TypeLoss:
-		if l, err := wire.DecodeLoss(p); err == nil {
-			if !e.host(l.Nonce) {
-				e.forgedHost++
-				return
-			}
-			e.lostFrames = max(e.lostFrames, l.Frames)
-			e.lostBytes = max(e.lostBytes, l.Bytes)
+		l, err := wire.DecodeLoss(p)
+		if err != nil || !e.host(l.Nonce) {
+			e.forgedHost++
+			return
 		}
+		e.lostFrames = max(e.lostFrames, l.Frames)
+		e.lostBytes = max(e.lostBytes, l.Bytes)
 	case wire.TypeVMEnd:
-		if v, err := wire.DecodeVMEnd(p); err == nil {
-			if !e.host(v.Nonce) {
-				e.forgedHost++
-				return
-			}
-			e.vmEnd = &v
+		v, err := wire.DecodeVMEnd(p)
+		if err != nil || !e.host(v.Nonce) {
+			e.forgedHost++
+			return
 		}
+		e.vmEnd = &v
 	}
 }
 
@@ -111,7 +111,8 @@ func (e *endFold) report() *VMEnd {
 	if v == nil {
 		return nil
 	}
-	return &VMEnd{Reason: v.Reason.String(), ExitCode: v.ExitCode, Elapsed: math.Round(time.Duration(v.ElapsedNS).Seconds()*1e6) / 1e6}
+	return &VMEnd{Reason: v.Reason.String(), ExitCode: v.ExitCode, Elapsed: math.Round(time.Duration(v.ElapsedNS).Seconds()*1e6) / 1e6,
+		RingCorrupt: v.Flags&wire.VMEndRingCorrupt != 0}
 }
 
 // timedOut adds the timeout finding when the host's watchdog ended the
@@ -167,6 +168,9 @@ func (e *endFold) infra(badCRC int64, requireEnd bool, add func(Finding)) bool {
 	}
 	if e.forgedEnds > 0 {
 		infra("VEND", fmt.Sprintf("%s not at the end of the stream, where ktstr-drain writes it: forged by the guest and ignored", plural(e.forgedEnds, "VM end record")))
+	}
+	if v := e.vmEnd; v != nil && v.Flags&wire.VMEndRingCorrupt != 0 {
+		infra("VEND", "the guest wrote ring positions no producer reaches: ktstr-drain stopped copying there, so what the guest wrote after is missing")
 	}
 	if v := e.vmEnd; v != nil && v.Reason == wire.EndVMMError {
 		infra("VEND", fmt.Sprintf("the VMM failed or ktstr-boot died before closing the region (ktstr-boot exit %d)", v.ExitCode))

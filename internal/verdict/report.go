@@ -273,8 +273,11 @@ func writeTimeline(b *strings.Builder, v Verdict, p painter) {
 		return
 	}
 	p.section(b, "timeline")
-	if sc.Starts > 0 {
+	switch {
+	case sc.Starts == 1:
 		b.WriteString("scenario start\n")
+	case sc.Starts > 1:
+		fmt.Fprintf(b, "scenario start (%d SCST frames)\n", sc.Starts)
 	}
 	for _, s := range v.Steps {
 		label := fmt.Sprintf("step %d", s.Index)
@@ -326,7 +329,7 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 		writeScheduler(b, v.Result)
 	}
 	if e := v.VMEnd; e != nil {
-		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)\n", e.Reason, e.Elapsed, e.ExitCode)
+		fmt.Fprintf(b, "vm: %s after %.2fs (ktstr-boot exit %d)%s\n", e.Reason, e.Elapsed, e.ExitCode, pick(e.RingCorrupt, "; its ring corrupt", ""))
 	} else {
 		b.WriteString("vm: no end record (stream not from a closed region)\n")
 	}
@@ -348,6 +351,9 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(v.Diags)) {
 		fmt.Fprintf(b, "diag %s=%d\n", sanitize.String(k), v.Diags[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(v.Effects)) {
+		fmt.Fprintf(b, "effect %s=%d\n", sanitize.String(k), v.Effects[k])
 	}
 }
 

@@ -181,6 +181,8 @@ type Verdict struct {
 	Logs           Logs             `json:"logs"`
 	Counts         Counts           `json:"counts"`
 	Diags          map[string]int64 `json:"diags,omitempty"`
+	// Effects counts the effect records by name.
+	Effects map[string]int64 `json:"effects,omitempty"`
 }
 
 // VMEnd is the host's account of how the VM ended (the VEND entry).
@@ -188,6 +190,9 @@ type VMEnd struct {
 	Reason   string  `json:"reason"`
 	ExitCode int32   `json:"exit_code"` // ktstr-boot's exit status
 	Elapsed  float64 `json:"elapsed_s"` // boot start to VM end, as recorded
+	// RingCorrupt: ktstr-drain stopped copying because the guest wrote
+	// ring positions no producer reaches (wire.VMEndRingCorrupt).
+	RingCorrupt bool `json:"ring_corrupt,omitempty"`
 }
 
 // Scenario is what SCST, SCPP, SCRR and SCEN said.

@@ -60,6 +60,15 @@
 //	diag    truncated_tail      diag message tag msg_type offset length pad dropped
 //	diag    residual_overflow   diag message offset dropped
 //
+// The refusals (Refusals) are the frames a dispatcher gate refused, one
+// diagnostic each, named after the cause: sched_exit_bad_crc,
+// sys_rdy_bad_crc, sys_rdy_nonempty, sys_rdy_again, sched_swap_bad_crc,
+// sched_swap_nonempty, kern_addrs_bad_crc, kern_addrs_undecodable,
+// kern_addrs_out_of_range, snapshot_request_bad_crc,
+// snapshot_request_undecodable, kernel_op_request_bad_crc,
+// kernel_op_request_undecodable, internal (a host-to-guest reply on the
+// guest's stream) and unknown_type.
+//
 // An effect or diagnostic name this version does not know is written
 // with "effect tag msg_type", or with the keys of oversized. This table,
 // the field each key is kept in (the Record's comments) and so its type,

@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"reflect"
+	"slices"
 )
 
 // Version is the schema version written in every record's "v".
@@ -47,9 +48,25 @@ const (
 	DiagKASLRDivergence  = "kaslr_divergence"
 )
 
+// Refusals are the diagnostics of frames a dispatcher gate refused, each
+// named after its cause (ktstr-dispatch's drop.CAUSE counter), with the
+// keys of unknown_type, which is one of them.
+var Refusals = []string{
+	"sched_exit_bad_crc",
+	"sys_rdy_bad_crc", "sys_rdy_nonempty", "sys_rdy_again",
+	"sched_swap_bad_crc", "sched_swap_nonempty",
+	"kern_addrs_bad_crc", "kern_addrs_undecodable", "kern_addrs_out_of_range",
+	"snapshot_request_bad_crc", "snapshot_request_undecodable",
+	"kernel_op_request_bad_crc", "kernel_op_request_undecodable",
+	"internal", DiagUnknownType,
+}
+
+// IsRefusal reports whether name is one of Refusals.
+func IsRefusal(name string) bool { return slices.Contains(Refusals, name) }
+
 // Diags lists every diagnostic name this version writes.
-var Diags = []string{DiagUnknownType, DiagCRCMismatch, DiagPadNonzero, DiagOversized, DiagResidualOverflow,
-	DiagTruncatedTail, DiagKASLRDivergence}
+var Diags = append([]string{DiagCRCMismatch, DiagPadNonzero, DiagOversized, DiagResidualOverflow,
+	DiagTruncatedTail, DiagKASLRDivergence}, Refusals...)
 
 // Record is one record. Which fields are written depends on Kind and on
 // Effect or Diag (the table in the package comment and ktstr-records(5));

@@ -120,6 +120,10 @@ func init() {
 	for _, l := range layouts {
 		keyLists[layoutKey{l.kind, l.name}] = append(parse(common), parse(l.keys)...)
 	}
+	// Every gate refusal carries unknown_type's keys.
+	for _, name := range Refusals {
+		keyLists[layoutKey{KindDiag, name}] = keyLists[layoutKey{KindDiag, DiagUnknownType}]
+	}
 }
 
 // keyList returns the field indexes r carries, in order.

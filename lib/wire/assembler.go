@@ -207,7 +207,22 @@ func (a *Assembler) Feed(p []byte, emit func(Frame)) {
 		a.residual(int64(len(rest)))
 		return
 	}
-	a.buf = append(a.buf, rest...)
+	a.hold(rest)
+}
+
+// hold appends p to the pending buffer. When the buffer must grow, its
+// capacity doubles (never past what a pending frame may hold, twice the
+// cap plus a header, unless p needs more): append grows a large slice by
+// a quarter, and the arrays it leaves behind on the way to 32 MiB add up
+// to four times that for the garbage collector.
+func (a *Assembler) hold(p []byte) {
+	if n := len(a.buf) + len(p); n > cap(a.buf) {
+		c := max(n, min(2*cap(a.buf), 2*int(a.cap())+HeaderSize))
+		b := make([]byte, len(a.buf), c)
+		copy(b, a.buf)
+		a.buf = b
+	}
+	a.buf = append(a.buf, p...)
 }
 
 // drop discards n bytes of the stream after an oversized frame or a
@@ -224,11 +239,11 @@ func (a *Assembler) drop(n int64) {
 func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done bool) {
 	if need := HeaderSize - len(a.buf); need > 0 {
 		if len(p) < need {
-			a.buf = append(a.buf, p...)
+			a.hold(p)
 			a.checkResidual()
 			return nil, true
 		}
-		a.buf = append(a.buf, p[:need]...)
+		a.hold(p[:need])
 		p = p[need:]
 	}
 	h, _ := DecodeHeader(a.buf)
@@ -242,7 +257,7 @@ func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done b
 			a.residual(int64(n))
 			return nil, true
 		}
-		a.buf = append(a.buf, p...)
+		a.hold(p)
 		return nil, true
 	}
 	if h.Pad != 0 {
@@ -257,7 +272,7 @@ func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done b
 	switch {
 	case h.Length == 0:
 	case a.Borrow:
-		a.buf = append(a.buf, p[:take]...)
+		a.hold(p[:take])
 		payload = a.buf[HeaderSize:total:total]
 	default:
 		payload = make([]byte, h.Length)

@@ -161,7 +161,7 @@
 //	0       4     reason      u32 EndReason
 //	4       4     exit_code   i32, ktstr-boot's exit status
 //	8       8     elapsed_ns  u64, boot start to VM end
-//	16      8     flags       u64, reserved: writers set 0, readers ignore
+//	16      8     flags       u64: bit 0 ring_corrupt (VMEndRingCorrupt); others reserved, 0
 //	24      16    nonce       the run's Nonce, not all zero
 //
 // Text fields (tags, reasons) are decoded like Rust's

@@ -449,14 +449,21 @@ func (r EndReason) String() string {
 //	0      4    reason      u32 EndReason
 //	4      4    exit_code   i32, ktstr-boot's own exit status
 //	8      8    elapsed_ns  u64, boot start to VM end
-//	16     8    flags       u64, reserved (0)
+//	16     8    flags       u64: VMEndRingCorrupt; other bits reserved (0)
 //	24     16   nonce       the run's Nonce; absent (24 bytes in all) when none
 type VMEnd struct {
 	Reason    EndReason
 	ExitCode  int32
 	ElapsedNS uint64
+	Flags     uint64
 	Nonce     Nonce
 }
+
+// VMEndRingCorrupt, in VMEnd.Flags, says that ktstr-drain stopped copying
+// the guest's ring because the guest wrote positions no producer
+// reaches: what it wrote after that is missing from the stream. Readers
+// ignore the other bits.
+const VMEndRingCorrupt uint64 = 1
 
 // AppendVMEnd appends the encoding of v: 40 bytes, or 24 when v.Nonce is
 // zero.
@@ -464,7 +471,7 @@ func AppendVMEnd(b []byte, v VMEnd) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(v.Reason))
 	b = binary.LittleEndian.AppendUint32(b, uint32(v.ExitCode))
 	b = binary.LittleEndian.AppendUint64(b, v.ElapsedNS)
-	b = binary.LittleEndian.AppendUint64(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, v.Flags)
 	return appendNonce(b, v.Nonce)
 }
 
@@ -478,6 +485,7 @@ func DecodeVMEnd(p []byte) (VMEnd, error) {
 		Reason:    EndReason(binary.LittleEndian.Uint32(p)),
 		ExitCode:  int32(binary.LittleEndian.Uint32(p[4:])),
 		ElapsedNS: binary.LittleEndian.Uint64(p[8:]),
+		Flags:     binary.LittleEndian.Uint64(p[16:]),
 	}
 	copy(v.Nonce[:], p[VMEndSize:])
 	if len(p) == VMEndNonceSize && v.Nonce.IsZero() {

@@ -114,6 +114,10 @@ func TestFixedPayloadGolden(t *testing.T) {
 		{"loss", Loss{Frames: 2, Bytes: 300, Nonce: testNonce}, "0200000000000000" + "2c01000000000000" + "000102030405060708090a0b0c0d0e0f"},
 		{"vm end", VMEnd{Reason: EndPoweroff, ElapsedNS: 7, Nonce: testNonce}, "01000000" + "00000000" + "0700000000000000" + "0000000000000000" +
 			"000102030405060708090a0b0c0d0e0f"},
+		// ktstr-drain stopped copying a ring whose positions the guest
+		// corrupted: flag bit 0.
+		{"vm end", VMEnd{Reason: EndPoweroff, ElapsedNS: 7, Flags: VMEndRingCorrupt, Nonce: testNonce}, "01000000" + "00000000" + "0700000000000000" + "0100000000000000" +
+			"000102030405060708090a0b0c0d0e0f"},
 	} {
 		c := fixedCodecs[tc.name]
 		want, _ := hex.DecodeString(tc.hex)
