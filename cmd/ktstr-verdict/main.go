@@ -32,6 +32,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringSliceFlag{Name: "no-splat", Usage: "drop the built-in splat pattern `NAME` (or \"all\")"},
 		&ucli.StringFlag{Name: "splat-status", Value: "fail", Usage: "what a kernel splat makes the run: fail or inconclusive"},
 		&ucli.BoolFlag{Name: "require-end", Usage: "a stream without a VM end record (VEND) is an infrastructure error"},
+		&ucli.IntFlag{Name: "tap-version", Value: verdict.TAPVersion13, Usage: "TAP `version` of --format tap: 13 (what prove and kselftest read) or 14"},
 		&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour the text report: auto (when stdout is a terminal and NO_COLOR is unset), always or never"},
 	}
 	app.Action = func(c *ucli.Context) error {
@@ -42,6 +43,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		color, err := colorMode(c.String("color"), stdout, os.Getenv("NO_COLOR"))
 		if err != nil {
 			return err
+		}
+		tapVersion := c.Int("tap-version")
+		if tapVersion != verdict.TAPVersion13 && tapVersion != verdict.TAPVersion14 {
+			return cli.Usagef("--tap-version %d: want 13 or 14", tapVersion)
 		}
 		cfg, err := config(c)
 		if err != nil {
@@ -84,7 +89,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			repName = c.String("name")
 		}
 		rep := verdict.Aggregate(repName, runs)
-		if err := verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color}); err != nil {
+		if err := verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color, TAPVersion: tapVersion}); err != nil {
 			return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
 		}
 		if rep.ExitStatus != 0 {

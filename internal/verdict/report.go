@@ -14,11 +14,14 @@ import (
 // Formats are the report formats, the first the default.
 var Formats = []string{"text", "json", "junit", "tap"}
 
-// TextOptions tune the text report.
+// TextOptions tune the text report, and the TAP version.
 type TextOptions struct {
 	// Color adds ANSI colours (ktstr-verdict sets it only when stdout is
 	// a terminal and NO_COLOR is not set).
 	Color bool
+	// TAPVersion is the TAP version the tap format writes: 13 or 14
+	// (0: 13).
+	TAPVersion int
 }
 
 // Write writes rep in format (one of Formats).
@@ -31,7 +34,10 @@ func Write(w io.Writer, format string, rep Report, opt TextOptions) error {
 	case "junit":
 		return WriteJUnit(w, rep)
 	case "tap":
-		return WriteTAP(w, rep)
+		if opt.TAPVersion == 0 {
+			return WriteTAP(w, rep)
+		}
+		return WriteTAPVersion(w, rep, opt.TAPVersion)
 	}
 	return fmt.Errorf("verdict: unknown format %q", format)
 }
