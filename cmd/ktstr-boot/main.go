@@ -166,6 +166,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if err := boot.CheckKernel(kernel); err != nil {
 				return cli.Usagef("--kernel %s: %v", kernel, err)
 			}
+			if c.String("scheduler") != "" {
+				if err := boot.CheckSchedExt(kernel); err != nil {
+					return cli.Usagef("--kernel %s: %v", kernel, err)
+				}
+			}
 			cfg.Kernel = kernel
 		}
 		dir, temp := c.String("run-dir"), false
