@@ -31,6 +31,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringSliceFlag{Name: "splat", Usage: "add a kernel splat pattern `NAME=REGEXP` (tried before the built-in ones)"},
 		&ucli.StringSliceFlag{Name: "no-splat", Usage: "drop the built-in splat pattern `NAME` (or \"all\")"},
 		&ucli.StringFlag{Name: "splat-status", Value: "fail", Usage: "what a kernel splat makes the run: fail or inconclusive"},
+		&ucli.StringFlag{Name: "noise", Usage: "ktstr-boot's host-noise measurement of the run (noise.json in its run directory); one run only"},
+		&ucli.Float64Flag{Name: "host-contention", Value: verdict.DefaultHostContentionPct, Usage: "vCPU steal `percent` above which fairness, gap and latency failures are inconclusive (host contention); 0 turns it off"},
 		&ucli.BoolFlag{Name: "require-end", Usage: "a stream without a VM end record (VEND) is an infrastructure error"},
 		&ucli.IntFlag{Name: "tap-version", Value: verdict.TAPVersion13, Usage: "TAP `version` of --format tap: 13 (what prove and kselftest read) or 14"},
 		&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour the text report: auto (when stdout is a terminal and NO_COLOR is unset), always or never"},
@@ -69,6 +71,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if len(consoles) > 0 && len(inputs) > 1 {
 			return cli.Usagef("--console belongs to one run; %d RECORDS inputs given", len(inputs))
 		}
+		if c.IsSet("noise") && len(inputs) > 1 {
+			return cli.Usagef("--noise belongs to one run; %d RECORDS inputs given", len(inputs))
+		}
 		names := runNames(inputs)
 		single := len(inputs) == 1
 		if single && c.IsSet("name") {
@@ -76,9 +81,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		runs := make([]verdict.Verdict, len(inputs))
 		for i, in := range inputs {
-			f := foldInput(names[i], in, stdin, cfg)
+			f := verdict.FoldFile(names[i], in, stdin, cfg)
 			for _, path := range consoles {
-				addConsole(f, path)
+				f.AddConsoleFile(path)
+			}
+			if c.IsSet("noise") {
+				f.AddNoiseFile(c.String("noise"))
 			}
 			runs[i] = f.Verdict()
 		}
@@ -133,6 +141,10 @@ func config(c *ucli.Context) (verdict.Config, error) {
 		return cfg, cli.Usagef("--splat-status %q: want fail or inconclusive", c.String("splat-status"))
 	}
 	cfg.RequireEnd = c.Bool("require-end")
+	cfg.HostContentionPct = c.Float64("host-contention")
+	if p := cfg.HostContentionPct; !(p >= 0 && p <= 100) {
+		return cfg, cli.Usagef("--host-contention %v: want 0 to 100 (percent)", p)
+	}
 	return cfg, nil
 }
 
@@ -170,30 +182,4 @@ func runNames(inputs []string) []string {
 		}
 	}
 	return names
-}
-
-// foldInput reads one run's records; an input that cannot be opened is
-// that run's infrastructure error, and the other runs still count.
-func foldInput(runName, in string, stdin io.Reader, cfg verdict.Config) *verdict.Folder {
-	if in == "-" {
-		return verdict.Fold(runName, cfg, stdin)
-	}
-	fh, err := os.Open(in)
-	if err != nil {
-		f := verdict.NewFolder(runName, cfg)
-		f.ReadError(err)
-		return f
-	}
-	defer fh.Close()
-	return verdict.Fold(runName, cfg, fh)
-}
-
-func addConsole(f *verdict.Folder, path string) {
-	fh, err := os.Open(path)
-	if err != nil {
-		f.ConsoleError(filepath.Base(path), err)
-		return
-	}
-	defer fh.Close()
-	f.AddConsole(filepath.Base(path), fh)
 }

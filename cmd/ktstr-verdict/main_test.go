@@ -11,6 +11,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/ktstr-go/ktstr/internal/clitest"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
 )
 
@@ -51,7 +52,8 @@ func mkrec(args []string) int {
 }
 
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{Dir: "testdata"})
+	testscript.Run(t, testscript.Params{Dir: "testdata",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status}})
 }
 
 // TestExitStatus pins the exit status of every verdict and every kind of

@@ -29,11 +29,15 @@ type Config struct {
 	// RequireEnd makes a stream without a VEND entry an infrastructure
 	// error: without it nobody can say whether the ring dropped frames.
 	RequireEnd bool
+	// HostContentionPct is the vCPU steal (AddNoise) above which
+	// fairness, gap and latency failures are inconclusive; 0 turns it
+	// off.
+	HostContentionPct float64
 }
 
 // DefaultConfig is the configuration ktstr-verdict uses without flags.
 func DefaultConfig() Config {
-	return Config{Splats: DefaultSplats(), SplatStatus: StatusFail}
+	return Config{Splats: DefaultSplats(), SplatStatus: StatusFail, HostContentionPct: DefaultHostContentionPct}
 }
 
 // Scheduler-log markers (ktstr's), the block between them is the
@@ -225,6 +229,7 @@ type Folder struct {
 	name  string
 	c     Counts
 	diags map[string]int64
+	noise *HostNoise // AddNoise
 
 	test     []byte
 	testSeen bool
@@ -604,6 +609,8 @@ func (f *Folder) Verdict() Verdict {
 		}
 		add(Finding{Status: st, Cause: CauseNoResult, Message: msg})
 	}
+
+	f.hostContention(&v)
 
 	// Fold.
 	v.Status = StatusPass

@@ -146,6 +146,7 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 	}
 	writeTimeline(b, v, p)
 	writeDiagnostics(b, v, p)
+	writeHostNoise(b, v)
 	if l := v.Logs.Sched; l != nil {
 		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK), pick(failed, textSchedHead, 0))
 	}

@@ -94,6 +94,7 @@ var causes = []struct{ cause, label string }{
 	{CauseNotAttached, "scheduler not attached"},
 	{CauseTimeout, "timed out"},
 	{CauseAssertion, "assertion failed"},
+	{CauseHostContention, "host contention"},
 	{CauseSplat, "kernel splat"},
 	{CauseInfra, "infrastructure error"},
 	{CauseNoResult, "no test result"},
@@ -161,6 +162,9 @@ type Verdict struct {
 	GuestExit *int32                `json:"guest_exit_code,omitempty"` // last valid EXIT
 	SchedExit *int32                `json:"sched_exit_code,omitempty"` // first valid SCDX
 	VMEnd     *VMEnd                `json:"vm_end,omitempty"`
+	// HostNoise is ktstr-boot's measurement of how much the host starved
+	// the vCPUs (AddNoise).
+	HostNoise *HostNoise `json:"host_noise,omitempty"`
 
 	Scenario Scenario         `json:"scenario"`
 	Steps    []Step           `json:"steps,omitempty"`
