@@ -171,4 +171,3 @@ func after(r io.Reader, marker []byte) (io.Reader, error) {
 		}
 	}
 }
-
