@@ -9,7 +9,7 @@
 
 GO       ?= go
 BIN      := bin
-CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict
+CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 

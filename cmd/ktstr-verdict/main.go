@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ktstr-go/ktstr/internal/cli"
+	"github.com/ktstr-go/ktstr/internal/gauntlet"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 )
 
@@ -22,10 +23,11 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := cli.App(name, "fold records into a verdict; the exit status is the verdict", stdout, stderr)
-	app.UsageText = name + " [--format text|json|junit|tap] [--name NAME] [--console FILE]... [RECORDS...]"
+	app.UsageText = name + " [--format text|json|junit|tap] [--name NAME] [--console FILE]... [RECORDS...]\n" +
+		name + " [--format text|json|junit|tap|html] GAUNTLET_DIR"
 	app.DisableSliceFlagSeparator = true // file names and regexps may hold commas
 	app.Flags = []ucli.Flag{
-		&ucli.StringFlag{Name: "format", Value: "text", Usage: "report format: text, json, junit or tap"},
+		&ucli.StringFlag{Name: "format", Value: "text", Usage: "report format: text, json, junit or tap (and html for a gauntlet's directory)"},
 		&ucli.StringFlag{Name: "name", Usage: "name of the run (one input; default \"run\" for stdin, else the file name), or of the aggregate (several inputs; default \"ktstr\")"},
 		&ucli.StringSliceFlag{Name: "console", Usage: "a console log of the run (ktstr-boot's console.log for COM1, com2.log for COM2); repeat for both; one run only"},
 		&ucli.StringSliceFlag{Name: "splat", Usage: "add a kernel splat pattern `NAME=REGEXP` (tried before the built-in ones)"},
@@ -38,6 +40,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour the text report: auto (when stdout is a terminal and NO_COLOR is unset), always or never"},
 	}
 	app.Action = func(c *ucli.Context) error {
+		if dir, ok := gauntletDir(c.Args().Slice()); ok {
+			return judgeGauntlet(c, dir, stdout)
+		}
 		format := c.String("format")
 		if !contains(verdict.Formats, format) {
 			return cli.Usagef("--format %q: want one of %s", format, strings.Join(verdict.Formats, ", "))
@@ -46,9 +51,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		tapVersion := c.Int("tap-version")
-		if tapVersion != verdict.TAPVersion13 && tapVersion != verdict.TAPVersion14 {
-			return cli.Usagef("--tap-version %d: want 13 or 14", tapVersion)
+		tapVersion, err := tapVersionFlag(c)
+		if err != nil {
+			return err
 		}
 		cfg, err := config(c)
 		if err != nil {
@@ -106,6 +111,63 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+func tapVersionFlag(c *ucli.Context) (int, error) {
+	v := c.Int("tap-version")
+	if v != verdict.TAPVersion13 && v != verdict.TAPVersion14 {
+		return 0, cli.Usagef("--tap-version %d: want 13 or 14", v)
+	}
+	return v, nil
+}
+
+// gauntletDir reports whether the inputs are one gauntlet's directory
+// (it holds gauntlet.json).
+func gauntletDir(inputs []string) (string, bool) {
+	for _, in := range inputs {
+		if st, err := os.Stat(filepath.Join(in, gauntlet.ManifestFile)); err == nil && st.Mode().IsRegular() {
+			return in, len(inputs) == 1
+		}
+	}
+	return "", false
+}
+
+// judgeGauntlet folds every run of a gauntlet again from its recordings
+// and prints the aggregate; the exit status is the aggregate's.
+func judgeGauntlet(c *ucli.Context, dir string, stdout io.Writer) error {
+	if c.NArg() > 1 {
+		return cli.Usagef("a gauntlet's directory is judged alone; %d inputs given", c.NArg())
+	}
+	format := c.String("format")
+	if !contains(gauntlet.Formats, format) {
+		return cli.Usagef("--format %q: want one of %s", format, strings.Join(gauntlet.Formats, ", "))
+	}
+	if len(c.StringSlice("console")) > 0 || c.IsSet("noise") {
+		return cli.Usagef("--console and --noise belong to one run; a gauntlet's runs have theirs in their directories")
+	}
+	tapVersion, err := tapVersionFlag(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := config(c)
+	if err != nil {
+		return err
+	}
+	cfg.RequireEnd = true // every run's recording is from a closed region
+	rep, err := gauntlet.Load(dir, cfg)
+	if err != nil {
+		return cli.Exitf(verdict.ExitInfra, "%v", err)
+	}
+	if c.IsSet("name") {
+		rep.Name = c.String("name")
+	}
+	if err := gauntlet.Write(stdout, format, rep, tapVersion); err != nil {
+		return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
+	}
+	if rep.ExitStatus != 0 {
+		return cli.Silent(rep.ExitStatus)
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {
