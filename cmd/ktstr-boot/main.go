@@ -40,6 +40,9 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := cli.App(name, "boot a kernel and run a scheduler scenario in it", stdout, stderr)
 	app.UsageText = name + " [options]"
+	// Paths and scheduler arguments may hold commas: a repeated flag
+	// gives one value each time, never split.
+	app.DisableSliceFlagSeparator = true
 	app.Flags = []ucli.Flag{
 		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
 		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
