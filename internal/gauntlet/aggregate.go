@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ktstr-go/ktstr/internal/verdict"
 )
@@ -18,6 +19,7 @@ const (
 	NoiseFile   = "noise.json"   // ktstr-boot's host-noise measurement
 	VerdictFile = "verdict.json" // the run's verdict (JSON); written last
 	CommandFile = "command"      // the exact command that runs the cell again
+	StderrFile  = "stderr.log"   // the tools' diagnostics
 )
 
 // Consoles are the console logs of a run, in the order ktstr-run gives
@@ -84,8 +86,11 @@ type RunResult struct {
 	Cause  string         `json:"cause,omitempty"`
 	Reason string         `json:"reason,omitempty"`
 	// Repro is the run's self-contained re-run script, when it failed.
-	Repro   string          `json:"repro,omitempty"`
-	verdict verdict.Verdict // the whole verdict, for the TAP and JUnit reports
+	Repro string `json:"repro,omitempty"`
+	// Diagnostic is the last line the tools wrote on stderr (stderr.log)
+	// in a run that did not pass: what refused it when it never booted.
+	Diagnostic string          `json:"diagnostic,omitempty"`
+	verdict    verdict.Verdict // the whole verdict, for the TAP and JUnit reports
 }
 
 // Load folds every run of the gauntlet in dir again from its
@@ -134,7 +139,33 @@ func foldRun(dir, cell string, repeat int, rd string, cfg verdict.Config) (RunRe
 	if st, err := os.Stat(filepath.Join(run, ReproDir, ReproScript)); err == nil && st.Mode().IsRegular() {
 		rr.Repro = filepath.Join(rd, ReproDir, ReproScript)
 	}
+	if !v.Status.OK() {
+		rr.Diagnostic = lastLine(filepath.Join(run, StderrFile))
+	}
 	return rr, nil
+}
+
+// lastLine is the last non-empty line of the file's last 4 KiB, cut to
+// 300 bytes; "" when there is none.
+func lastLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(st.Size()-4096, 0)
+	b := make([]byte, st.Size()-off)
+	n, _ := f.ReadAt(b, off)
+	lines := strings.Split(strings.TrimRight(string(b[:n]), "\n"), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	if len(l) > 300 {
+		l = l[:300]
+	}
+	return strings.ToValidUTF8(l, "?")
 }
 
 // summarise fills each cell's counts and the totals, status and reason.

@@ -59,6 +59,7 @@ func fakeGauntlet(t *testing.T) string {
 		}
 		write(t, filepath.Join(d, VerdictFile), "{}\n")
 		if stream == "assertion" {
+			write(t, filepath.Join(d, StderrFile), "ktstr-boot: run directory /tmp/x\nktstr-boot: vm ended: poweroff after 3.2s\n\n")
 			if err := j.Repro(d, "/usr/local/bin/ktstr-run"); err != nil {
 				t.Fatal(err)
 			}

@@ -120,6 +120,9 @@ func WriteText(w io.Writer, rep *Report) error {
 				fmt.Fprintf(&failed, "  NOT RUN %s  %s\n", RunName(c.ID, r.Repeat), r.Dir)
 			case !r.Status.OK():
 				fmt.Fprintf(&failed, "  %s %s: %s\n    %s\n", r.Status, RunName(c.ID, r.Repeat), oneLine(r.Reason), r.Dir)
+				if r.Diagnostic != "" {
+					fmt.Fprintf(&failed, "    stderr: %s\n", oneLine(r.Diagnostic))
+				}
 				if r.Repro != "" {
 					fmt.Fprintf(&failed, "    re-run: %s\n", r.Repro)
 				}
@@ -201,7 +204,7 @@ shard {{.Rep.Shard.Index}}/{{.Rep.Shard.Count}} of {{.Rep.MatrixCells}} cells.</
 <table><tr><th>cell</th><th>status</th><th>failed / runs</th><th>failure rate</th><th>95% interval</th><th>runs</th></tr>
 {{range .Rep.Cells}}<tr id="{{.ID}}" class="{{class .}}"><td>{{.ID}}</td><td>{{.Status}}</td>{{if .Skip}}<td colspan="4">{{.Skip}}</td>{{else}}<td>{{.Failures}} / {{.Runs}}</td><td>{{pct .Rate}}</td><td>{{pct (index .Interval 0)}} .. {{pct (index .Interval 1)}}</td>
 <td>{{$id := .ID}}{{range .Results}}{{if not .Ran}}r{{.Repeat}} not run<br>{{else if .Status.OK}}<a href="{{.Dir}}/">r{{.Repeat}}</a> {{.Status}}<br>{{else}}<a href="{{.Dir}}/">r{{.Repeat}}</a> <b>{{.Status}}</b>: {{.Reason}}
-(<a href="{{.Dir}}/verdict.json">verdict</a>, <a href="{{.Dir}}/console.log">console</a>, <a href="{{.Dir}}/command">command</a>{{if .Repro}}, <a href="{{.Repro}}">re-run script</a>{{end}})<br>{{end}}{{end}}</td>{{end}}</tr>
+(<a href="{{.Dir}}/verdict.json">verdict</a>, <a href="{{.Dir}}/console.log">console</a>, <a href="{{.Dir}}/command">command</a>, <a href="{{.Dir}}/stderr.log">stderr</a>{{if .Repro}}, <a href="{{.Repro}}">re-run script</a>{{end}}){{if .Diagnostic}}<br><code>{{.Diagnostic}}</code>{{end}}<br>{{end}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
 </body></html>
 `))
