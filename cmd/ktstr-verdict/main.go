@@ -121,12 +121,12 @@ func tapVersionFlag(c *ucli.Context) (int, error) {
 	return v, nil
 }
 
-// gauntletDir reports whether the inputs are one gauntlet's directory
-// (it holds gauntlet.json).
+// gauntletDir finds a gauntlet's directory (it holds gauntlet.json)
+// among the inputs.
 func gauntletDir(inputs []string) (string, bool) {
 	for _, in := range inputs {
 		if st, err := os.Stat(filepath.Join(in, gauntlet.ManifestFile)); err == nil && st.Mode().IsRegular() {
-			return in, len(inputs) == 1
+			return in, true
 		}
 	}
 	return "", false
