@@ -62,33 +62,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d (default 512, a preset's own, or more for many vCPUs or nodes)", boot.MinMemoryMB, boot.MaxMemoryMB)},
 		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "`backend`: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
+		&ucli.BoolFlag{Name: "allow-software-kvm", Usage: "let --vmm own run on a software KVM (PVM) that cannot boot a stock kernel, for a guest program"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
 	}
 	app.Before = cli.NoArgs
 	app.Action = func(c *ucli.Context) error {
 		if c.Bool("list-scenarios") {
-			// A reader that has gone (| head -1) is a clean end: the
-			// write comes back as EPIPE instead of SIGPIPE killing us.
-			signal.Ignore(syscall.SIGPIPE)
+			var lines []string
 			for _, n := range scenario.Names() {
 				s, _, err := scenario.Load(n, guest.ValidateWork)
 				if err != nil {
 					return cli.Exitf(cli.ExitFail, "%v", err)
 				}
-				if _, err := fmt.Fprintf(stdout, "%-18s %s\n", n, s.Description); err != nil {
-					if errors.Is(err, syscall.EPIPE) {
-						return nil
-					}
-					return cli.Exitf(cli.ExitFail, "%v", err)
-				}
+				lines = append(lines, fmt.Sprintf("%-18s %s\n", n, s.Description))
 			}
-			return nil
+			return writeList(stdout, lines)
 		}
 		if c.Bool("list-topologies") {
+			var lines []string
 			for _, p := range topology.Presets() {
-				fmt.Fprintf(stdout, "%-20s %-10s %5d MiB  %s\n", p.Name, p.Topology, p.MemoryMB, p.Description)
+				lines = append(lines, fmt.Sprintf("%-20s %-10s %5d MiB  %s\n", p.Name, p.Topology, p.MemoryMB, p.Description))
 			}
-			return nil
+			return writeList(stdout, lines)
 		}
 		switch vmm := c.String("vmm"); vmm {
 		case "auto", "own", "qemu", "qemu-kvm", "host":
@@ -98,6 +93,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		shape, memory, err := machineShape(c)
 		if err != nil {
 			return err
+		}
+		if c.String("vmm") == "own" {
+			if err := boot.CheckOwnVMM(c.Bool("allow-software-kvm")); err != nil {
+				return cli.Exitf(boot.ExitVMM, "%v", err)
+			}
 		}
 		cfg := boot.Config{
 			Self:    os.Getenv("KTSTR_INIT"),
@@ -227,6 +227,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// writeList writes a listing to stdout. A reader that has gone (| head
+// -1) is a clean end: the write comes back as EPIPE instead of SIGPIPE
+// killing us.
+func writeList(stdout io.Writer, lines []string) error {
+	signal.Ignore(syscall.SIGPIPE)
+	for _, l := range lines {
+		if _, err := io.WriteString(stdout, l); err != nil {
+			if errors.Is(err, syscall.EPIPE) {
+				return nil
+			}
+			return cli.Exitf(cli.ExitFail, "%v", err)
+		}
+	}
+	return nil
 }
 
 // machineShape reads --topology (or its shorthand --cpus), --memory and

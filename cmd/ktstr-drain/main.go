@@ -1,5 +1,6 @@
 // Command ktstr-drain copies raw frames out of a ktstr region to stdout,
-// byte-exact, and appends the host trailer. See ktstr-drain(1).
+// byte-exact, between the host frames it writes itself (HELO first, the
+// LOSS and VEND trailer last). See ktstr-drain(1).
 package main
 
 import (
@@ -80,11 +81,9 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 			}
 		}()
 		growPipe(stdout)
-		pid := region.BootPID()
-		st, err := drain.Run(region, stdout, drain.Options{
-			Follow: c.Bool("follow"), Stop: stop,
-			BootAlive: func() bool { return pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH },
-		})
+		alive, release := drain.BootWatch(region.BootPID(), region.BootStart())
+		defer release()
+		st, err := drain.Run(region, stdout, drain.Options{Follow: c.Bool("follow"), Stop: stop, BootAlive: alive})
 		if st.DropFrames > 0 || st.DropBytes > 0 {
 			cli.Errorf(stderr, name, "the guest dropped %d frames (%d bytes): ring full", st.DropFrames, st.DropBytes)
 		}

@@ -62,7 +62,8 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 	go func() { prodDone <- prod.Wait() }()
 	defer prod.Process.Kill()
 
-	trailer := drain.Trailer(0, 0, shm.End{Reason: uint32(wire.EndPoweroff), Elapsed: time.Second}, true)
+	nonce := regionNonce(t, region)
+	trailer := drain.Trailer(nonce, 0, 0, shm.End{Reason: uint32(wire.EndPoweroff), Elapsed: time.Second}, true)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	var out bytes.Buffer
 	runs, stopped := 0, 0
@@ -153,7 +154,7 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = append(want, trailer...)
+	want = append(append(drain.Hello(nonce), want...), trailer...)
 	if !bytes.Equal(out.Bytes(), want) {
 		i := 0
 		for i < min(out.Len(), len(want)) && out.Bytes()[i] == want[i] {
@@ -162,7 +163,7 @@ func exactlyOnce(t *testing.T, seed uint64, frames int) {
 		t.Fatalf("after %d drains: %d bytes out, want %d; first difference at byte %d", runs, out.Len(), len(want), i)
 	}
 	t.Logf("%d frames, %d bytes through a %d-byte ring by %d drains, %d of them stopped by SIGTERM",
-		frames, len(want)-len(trailer), 64<<10, runs, stopped)
+		frames, len(want)-len(trailer)-wire.HeaderSize-wire.HelloSize, 64<<10, runs, stopped)
 }
 
 // TestSIGTERMWhileBlocked: a drain blocked writing to a reader that does
@@ -215,5 +216,23 @@ func TestSIGTERMWhileBlocked(t *testing.T) {
 	}
 	if got, _ := io.ReadAll(pr); len(got) < 64<<10-1 {
 		t.Errorf("the drain wrote %d bytes before it was killed, want at least a full pipe", len(got)+1)
+	}
+}
+
+// regionNonce waits for the region the producer creates and returns its
+// nonce, which the drains put in HELO and the trailer.
+func regionNonce(t *testing.T, path string) wire.Nonce {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := shm.Open(path)
+		if err == nil {
+			defer r.Close()
+			return wire.Nonce(r.Nonce())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("region never appeared: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -3,10 +3,13 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -102,8 +105,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			repName = c.String("name")
 		}
 		rep := verdict.Aggregate(repName, runs)
-		if err := verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color, TAPVersion: tapVersion}); err != nil {
-			return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
+		if err := writeReport(func() error {
+			return verdict.Write(stdout, format, rep, verdict.TextOptions{Color: color, TAPVersion: tapVersion})
+		}); err != nil {
+			return err
 		}
 		if rep.ExitStatus != 0 {
 			return cli.Silent(rep.ExitStatus)
@@ -111,6 +116,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// writeReport runs write. A reader that went away (| head) is no error:
+// the write comes back as EPIPE instead of SIGPIPE, and the exit status
+// is still the verdict.
+func writeReport(write func() error) error {
+	signal.Ignore(syscall.SIGPIPE)
+	if err := write(); err != nil && !errors.Is(err, syscall.EPIPE) {
+		return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
+	}
+	return nil
 }
 
 func tapVersionFlag(c *ucli.Context) (int, error) {
@@ -161,8 +177,8 @@ func judgeGauntlet(c *ucli.Context, dir string, stdout io.Writer) error {
 	if c.IsSet("name") {
 		rep.Name = c.String("name")
 	}
-	if err := gauntlet.Write(stdout, format, rep, tapVersion); err != nil {
-		return cli.Exitf(verdict.ExitInfra, "writing the report: %v", err)
+	if err := writeReport(func() error { return gauntlet.Write(stdout, format, rep, tapVersion) }); err != nil {
+		return err
 	}
 	if rep.ExitStatus != 0 {
 		return cli.Silent(rep.ExitStatus)

@@ -1,7 +1,7 @@
 // Package cli is what the four commands share: one place that maps errors
 // to exit statuses, urfave/cli configured for data streams (help on stdout
 // only when asked for, a usage error as one line on stderr and status 2),
-// and one-line diagnostics prefixed with the tool's name.
+// and one-line diagnostics prefixed with the tool's name, sanitised.
 package cli
 
 import (
@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 )
 
 // Exit statuses shared by every tool. Tools document their own codes
@@ -80,11 +82,13 @@ func Run(app *ucli.App, args []string, stderr io.Writer) int {
 	return ExitUsage
 }
 
-// Errorf writes one diagnostic line "name: message" to w; newlines in the
-// message are folded so it stays one line.
+// Errorf writes one diagnostic line "name: message" to w. Newlines in the
+// message are folded so it stays one line, and the message goes through
+// sanitize.String, since it may quote what a guest wrote: it cannot steer
+// the terminal.
 func Errorf(w io.Writer, name, format string, args ...any) {
 	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
-	fmt.Fprintf(w, "%s: %s\n", name, msg)
+	fmt.Fprintf(w, "%s: %s\n", name, sanitize.String(msg))
 }
 
 // NoArgs is a Before hook that refuses positional arguments.

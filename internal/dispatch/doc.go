@@ -27,7 +27,7 @@
 //	stimulus            STIM               CRC good, exactly 24 bytes           current_step                always
 //	bucket              every other known  -                                    -                           always, crc_ok as read
 //	                    non-internal type
-//	                    (LOSS, VEND too)
+//	                    (HELO, LOSS, VEND too)
 //	internal            SNRP, KORP         -                                    -                           never (dropped)
 //	unknown             anything else      -                                    unknown_type diag           never (dropped)
 //
@@ -47,6 +47,8 @@
 // them (the records' "seq") and turns assembler anomalies (crc_mismatch,
 // pad_nonzero, oversized, residual_overflow, truncated_tail) into
 // diagnostic records in stream order. Records depend only on the bytes
-// and on when they were read: a replay of a recording gives the same
-// records apart from times (record.Equal).
+// and on when they were read, never on how the reads were cut (after an
+// oversized frame or a residual overflow the assembler drops the rest of
+// the stream): a replay of a recording gives the same records apart from
+// times (record.Equal).
 package dispatch

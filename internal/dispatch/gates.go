@@ -53,8 +53,12 @@ type State struct {
 	DeadlineNS        uint64 // watchdog reset, ns since run start; 0 unset
 	CurrentStep       uint16 // the guest's current step
 
-	SnapshotRequests []wire.SnapshotRequest
-	KernelOpRequests []*payload.KernelOpRequest
+	// SnapshotRequests and KernelOpRequests count the requests that
+	// passed the gates (ktstr's pending lists). Only counts are kept:
+	// each request goes out as an effect record, and nothing here may
+	// grow with what the guest sends.
+	SnapshotRequests uint64
+	KernelOpRequests uint64
 
 	// Dropped counts frames the gates refused, by cause (the names
 	// after "drop." in the summary line).
@@ -136,9 +140,10 @@ func ArmOf(t wire.Type) Arm {
 		wire.TypeRawPayloadOutput, wire.TypeProfraw, wire.TypeWprofTrace, wire.TypeStdout, wire.TypeStderr,
 		wire.TypeSchedLog, wire.TypeLifecycle, wire.TypeExecExit, wire.TypeDmesg, wire.TypeProbeOutput:
 		return ArmBucket
-	case wire.TypeLoss, wire.TypeVMEnd:
-		// ktstr-go's host-origin types, appended by ktstr-drain: verdict
-		// data about the transport and the VM's end.
+	case wire.TypeHello, wire.TypeLoss, wire.TypeVMEnd:
+		// ktstr-go's host-origin types, written by ktstr-drain: verdict
+		// data about the transport and the VM's end, with the nonce that
+		// tells them from forgeries. The verdict checks the nonce.
 		return ArmBucket
 	case wire.TypeSnapshotReply, wire.TypeKernelOpReply:
 		// Host-to-guest replies stamped by the guest on its TX stream.
@@ -238,7 +243,7 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 			s.Dropped["snapshot_request_undecodable"]++
 			return
 		}
-		s.SnapshotRequests = append(s.SnapshotRequests, req)
+		s.SnapshotRequests++
 		r := c.effect(record.EffectSnapshotRequest)
 		r.RequestID, r.ReqKind, r.ReqTag = req.RequestID, req.Kind, req.Tag
 		out(r)
@@ -254,7 +259,7 @@ func (s *State) Dispatch(f wire.Frame, seq int64, now time.Duration, out func(*r
 			return
 		}
 		req.Tag = wire.TruncateUTF8(req.Tag, payload.KernelOpTagMax)
-		s.KernelOpRequests = append(s.KernelOpRequests, req)
+		s.KernelOpRequests++
 		r := c.effect(record.EffectKernelOpRequest)
 		r.RequestID, r.ReqTag, r.Request = req.RequestID, req.Tag, f.Payload
 		out(r)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -309,5 +310,49 @@ func TestBorrowedPayloadsAreWrittenIntact(t *testing.T) {
 				t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// TestReplayAfterOversized: a recording with a frame above the 16 MiB cap
+// replays to the same records however it is read. The oversized frame and
+// everything after it are dropped, so a live run (reads cut wherever the
+// ring was) and any replay agree.
+func TestReplayAfterOversized(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 16 MiB frame; skipped with -short")
+	}
+	over := wire.AppendFrame(nil, wire.TypeStdout, make([]byte, wire.MaxPayload+1))
+	rec := cat(goodFrame(wire.TypeLifecycle, []byte{1}), goodFrame(wire.TypeStdout, []byte("before")), over,
+		goodFrame(wire.TypeTestResult, []byte("after")), goodFrame(wire.TypeExit, wire.AppendExitCode(nil, 0)),
+		goodFrame(wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndPoweroff})))
+	base, baseSum := replay(t, bytes.NewReader(rec), false, clock(time.Millisecond))
+	end := bytes.Index(rec, over) + len(over)
+	for i, in := range []io.Reader{
+		// A read that ends exactly with the oversized frame: ktstr's
+		// assembler would resume with the next read.
+		io.MultiReader(bytes.NewReader(rec[:end]), bytes.NewReader(rec[end:])),
+		&chunkReader{rec, rand.New(rand.NewPCG(3, 4)), 1 << 20},
+		&chunkReader{rec, rand.New(rand.NewPCG(5, 6)), 100 << 10},
+		iotest.HalfReader(bytes.NewReader(rec)),
+	} {
+		got, sum := replay(t, in, false, clock(time.Second))
+		if len(got) != len(base) {
+			t.Fatalf("reader %d: %d records, want %d", i, len(got), len(base))
+		}
+		for j := range got {
+			if !record.Equal(got[j], base[j]) {
+				t.Errorf("reader %d: record %d:\n got %+v\nwant %+v", i, j, got[j], base[j])
+			}
+		}
+		if d := cmp.Diff(baseSum, sum); d != "" {
+			t.Errorf("reader %d: summary (-whole +chunked):\n%s", i, d)
+		}
+	}
+	var tags []string
+	for _, r := range base {
+		tags = append(tags, r.Tag+"/"+r.Diag)
+	}
+	if want := []string{"LIFE/", "SOUT/", "SOUT/oversized"}; !slices.Equal(tags, want) {
+		t.Errorf("records %v, want %v: nothing after the oversized frame", tags, want)
 	}
 }

@@ -64,8 +64,8 @@ func (s *Stream) frame(f wire.Frame) {
 var eventMessages = [...]string{
 	wire.EventCRCMismatch:      "payload does not match its CRC; the frame goes on with crc_ok=false",
 	wire.EventPadNonzero:       "non-zero reserved field in a frame header; possible hostile guest covert channel",
-	wire.EventOversized:        "frame longer than the cap; dropping it and everything buffered after it",
-	wire.EventResidualOverflow: "more than twice the frame cap pending without a complete frame; buffer cleared",
+	wire.EventOversized:        "frame longer than the cap; dropping it and the rest of the stream",
+	wire.EventResidualOverflow: "more than twice the frame cap pending without a complete frame; dropping it and the rest of the stream",
 	wire.EventTruncatedTail:    "input ended inside a frame; the partial frame is dropped",
 }
 

@@ -1,5 +1,6 @@
 // Package drain is the logic of ktstr-drain: it copies the guest-to-host
-// ring of a region to a writer, byte-exact, and appends the host trailer.
+// ring of a region to a writer, byte-exact, after a HELO frame with the
+// run's nonce, and appends the host trailer.
 //
 // # Exactly once
 //
@@ -19,14 +20,28 @@
 //     bytes again. The window is the rest of that write(2) call plus two
 //     stores; it is at most MaxWrite bytes wide. Nothing is ever lost.
 //
-// # The trailer
+// # Host frames: HELO and the trailer
 //
-// Once the region is closed and the ring empty (or, without Follow, once
-// the ring is empty), Run appends host-origin frames in the wire format:
+// Run writes host-origin frames in the wire format, each with the
+// region's nonce (shm.Region.Nonce), which the guest cannot read, so the
+// verdict can tell them from frames the guest forged:
 //
-//	frame  when                         payload
-//	LOSS   the producer dropped frames  wire.Loss: frames u64, bytes u64 (cumulative)
-//	VEND   the region is closed         wire.VMEnd: reason, exit code, elapsed ns
+//	frame  when                                    payload
+//	HELO   first, when Run starts at the ring's    wire.Nonce
+//	       first byte (a resumed drain writes none)
+//	LOSS   the producer dropped frames             wire.Loss: frames u64, bytes u64 (cumulative), nonce
+//	VEND   the region is closed                    wire.VMEnd: reason, exit code, elapsed ns, nonce
+//
+// LOSS and VEND follow the last byte of the ring, once the region is
+// closed and the ring empty (or, without Follow, once the ring is empty).
+//
+// # The region's owner
+//
+// With Follow, Run waits until ktstr-boot closes the region; if the
+// ktstr-boot that created it is gone without closing it, Run ends as if it
+// had, with reason vmm_error. BootWatch names that process by the pid and
+// start time the region records and holds it through a pidfd, so that a
+// zombie or a new process with the same pid does not pass for it.
 //
 // # Polling
 //

@@ -61,6 +61,7 @@ type Stats struct {
 	DropBytes  uint64
 	Closed     bool // the region was closed and empty (or its owner gone)
 	End        shm.End
+	Hello      bool // the HELO frame was written first
 	Trailer    bool // LOSS/VEND frames were appended
 	Stopped    bool // Stop ended the run
 }
@@ -80,9 +81,11 @@ var (
 // w accepted it: a Run that stops (Stop, an error) and a later Run over
 // the same region together write every byte once, in order.
 //
-// With Follow it returns once the region is closed and empty, after
-// appending the host trailer: a LOSS frame when the producer dropped
-// frames, then a VEND frame with how the VM ended. Without Follow it
+// It starts with a HELO frame carrying the region's nonce when it starts
+// at the ring's first byte. With Follow it returns once the region is
+// closed and empty, after appending the host trailer: a LOSS frame when
+// the producer dropped frames, then a VEND frame with how the VM ended,
+// both with the nonce. Without Follow it
 // returns when the ring is empty, appending LOSS if there were drops and
 // VEND if the region is closed. While it runs it beats the ring's
 // heartbeat, so the producer waits for space instead of dropping.
@@ -105,6 +108,13 @@ func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
 		stop := beat(c, opts.Beat)
 		defer stop()
 	}
+	// The stream starts with the run's nonce, before the ring's first
+	// byte (written with the first output, so a drain that fails first
+	// writes nothing). A drain that resumes later in the ring (perhaps
+	// mid-frame) writes none: its output continues a stream that has one.
+	nonce := wire.Nonce(r.Nonce())
+	hello := c.Position() == 0 && !nonce.IsZero()
+	w = &helloWriter{w: w, st: &st, hello: hello, nonce: nonce}
 	poll, maxPoll, maxWrite := opts.Poll, opts.MaxPoll, opts.MaxWrite
 	if poll <= 0 {
 		poll = DefaultPoll
@@ -211,7 +221,7 @@ func beat(c *shm.Consumer, d time.Duration) (stop func()) {
 // anything, and VEND when the region is closed.
 func trailer(r *shm.Region, w io.Writer, st *Stats, closed bool) error {
 	st.DropFrames, st.DropBytes = r.Drops()
-	b := Trailer(st.DropFrames, st.DropBytes, st.End, closed)
+	b := Trailer(wire.Nonce(r.Nonce()), st.DropFrames, st.DropBytes, st.End, closed)
 	if len(b) == 0 {
 		return nil
 	}
@@ -220,16 +230,39 @@ func trailer(r *shm.Region, w io.Writer, st *Stats, closed bool) error {
 	return outErr(err)
 }
 
-// Trailer returns the frames Run appends: LOSS when frames or bytes is
-// non-zero, then VEND when closed.
-func Trailer(frames, bytes uint64, end shm.End, closed bool) []byte {
+// helloWriter writes the HELO frame before the first output, once.
+type helloWriter struct {
+	w     io.Writer
+	st    *Stats
+	hello bool
+	nonce wire.Nonce
+}
+
+func (h *helloWriter) Write(p []byte) (int, error) {
+	if h.hello {
+		if _, err := h.w.Write(Hello(h.nonce)); err != nil {
+			return 0, err
+		}
+		h.hello, h.st.Hello = false, true
+	}
+	return h.w.Write(p)
+}
+
+// Hello returns the frame Run writes first: HELO with the run's nonce.
+func Hello(nonce wire.Nonce) []byte {
+	return wire.AppendFrame(nil, wire.TypeHello, wire.AppendHello(nil, nonce))
+}
+
+// Trailer returns the frames Run appends, with the run's nonce: LOSS when
+// frames or bytes is non-zero, then VEND when closed.
+func Trailer(nonce wire.Nonce, frames, bytes uint64, end shm.End, closed bool) []byte {
 	var b []byte
 	if frames > 0 || bytes > 0 {
-		b = wire.AppendFrame(b, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: frames, Bytes: bytes}))
+		b = wire.AppendFrame(b, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: frames, Bytes: bytes, Nonce: nonce}))
 	}
 	if closed {
 		b = wire.AppendFrame(b, wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{
-			Reason: wire.EndReason(end.Reason), ExitCode: end.ExitCode, ElapsedNS: uint64(max(end.Elapsed, 0))}))
+			Reason: wire.EndReason(end.Reason), ExitCode: end.ExitCode, ElapsedNS: uint64(max(end.Elapsed, 0)), Nonce: nonce}))
 	}
 	return b
 }

@@ -52,6 +52,10 @@ func write(t *testing.T, p *shm.Producer, fs [][]byte) []byte {
 	return bytes.Join(fs, nil)
 }
 
+// hello is the HELO frame a drain starting at the ring's first byte
+// writes before anything else.
+func hello(r *shm.Region) []byte { return Hello(wire.Nonce(r.Nonce())) }
+
 var poweroff = shm.End{Reason: uint32(wire.EndPoweroff), ExitCode: 0, Elapsed: 2 * time.Second}
 
 func TestRunTrailer(t *testing.T) {
@@ -70,7 +74,7 @@ func TestRunTrailer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, p, _ := newRegion(t)
-			want := write(t, p, frames(3, 100))
+			want := append(hello(r), write(t, p, frames(3, 100))...)
 			for i := 0; i < tc.drops; i++ {
 				p.Write(make([]byte, 1<<20)) // too large: counted
 			}
@@ -82,16 +86,17 @@ func TestRunTrailer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run = %v", err)
 			}
+			nonce := wire.Nonce(r.Nonce())
 			if tc.wantLoss {
-				want = wire.AppendFrame(want, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: uint64(tc.drops), Bytes: uint64(tc.drops) << 20}))
+				want = wire.AppendFrame(want, wire.TypeLoss, wire.AppendLoss(nil, wire.Loss{Frames: uint64(tc.drops), Bytes: uint64(tc.drops) << 20, Nonce: nonce}))
 			}
 			if tc.closed {
-				want = wire.AppendFrame(want, wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndPoweroff, ElapsedNS: uint64(2 * time.Second)}))
+				want = wire.AppendFrame(want, wire.TypeVMEnd, wire.AppendVMEnd(nil, wire.VMEnd{Reason: wire.EndPoweroff, ElapsedNS: uint64(2 * time.Second), Nonce: nonce}))
 			}
 			if !bytes.Equal(out.Bytes(), want) {
 				t.Errorf("Run wrote %d bytes, want %d (%x...)", out.Len(), len(want), out.Bytes()[min(out.Len(), 300):])
 			}
-			if st.Bytes != 300+3*16 || st.Closed != tc.closed || st.DropFrames != uint64(tc.drops) || st.Trailer != (tc.closed || tc.wantLoss) {
+			if st.Bytes != 300+3*16 || !st.Hello || st.Closed != tc.closed || st.DropFrames != uint64(tc.drops) || st.Trailer != (tc.closed || tc.wantLoss) {
 				t.Errorf("Stats = %+v", st)
 			}
 		})
@@ -127,14 +132,14 @@ func TestRunPartialWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, p, _ := newRegion(t)
-			want := write(t, p, frames(5, 1000))
+			want := append(hello(r), write(t, p, frames(5, 1000))...)
 			w := &shortWriter{limit: 2500, err: tc.err}
 			st, err := Run(r, w, Options{})
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Run = %v, want %v", err, tc.wantErr)
 			}
-			if st.Bytes != 2500 || w.buf.Len() != 2500 {
-				t.Fatalf("Stats.Bytes = %d, wrote %d, want 2500", st.Bytes, w.buf.Len())
+			if st.Bytes != 2500-32 || w.buf.Len() != 2500 {
+				t.Fatalf("Stats.Bytes = %d, wrote %d, want the 32-byte HELO and %d frame bytes", st.Bytes, w.buf.Len(), 2500-32)
 			}
 			var rest bytes.Buffer
 			if _, err := Run(r, &rest, Options{}); err != nil {
@@ -165,22 +170,22 @@ func TestRunWriterOvercounts(t *testing.T) {
 // nothing consumed that was not written.
 func TestRunStop(t *testing.T) {
 	r, p, _ := newRegion(t)
-	want := write(t, p, frames(4, 50))
+	want := append(hello(r), write(t, p, frames(4, 50))...)
 	stop := make(chan struct{})
-	w := &stopWriter{stop: stop, after: 1}
+	w := &stopWriter{stop: stop, after: 2}
 	st, err := Run(r, w, Options{Follow: true, Stop: stop, MaxWrite: 66})
 	if err != nil || !st.Stopped {
 		t.Fatalf("Run = %+v, %v, want Stopped", st, err)
 	}
-	if w.buf.Len() != 66 {
-		t.Fatalf("wrote %d bytes after Stop, want the one 66-byte write", w.buf.Len())
+	if w.buf.Len() != 32+66 {
+		t.Fatalf("wrote %d bytes after Stop, want the HELO and one 66-byte write", w.buf.Len())
 	}
 	r.MarkClosed(poweroff)
 	var rest bytes.Buffer
 	if _, err := Run(r, &rest, Options{Follow: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := append(w.buf.Bytes(), rest.Bytes()...); !bytes.HasPrefix(got, want) || len(got) != len(want)+wire.HeaderSize+wire.VMEndSize {
+	if got := append(w.buf.Bytes(), rest.Bytes()...); !bytes.HasPrefix(got, want) || len(got) != len(want)+wire.HeaderSize+wire.VMEndNonceSize {
 		t.Errorf("stopped and resumed runs wrote %d bytes, want %d then VEND", len(got), len(want))
 	}
 }
@@ -228,7 +233,7 @@ func TestRunFollow(t *testing.T) {
 	if err != nil || !st.Closed {
 		t.Fatalf("Run = %+v, %v", st, err)
 	}
-	if !bytes.HasPrefix(out.Bytes(), sent) || out.Len() != len(sent)+wire.HeaderSize+wire.VMEndSize {
+	if sent = append(hello(r), sent...); !bytes.HasPrefix(out.Bytes(), sent) || out.Len() != len(sent)+wire.HeaderSize+wire.VMEndNonceSize {
 		t.Errorf("Run wrote %d bytes, want the %d sent and VEND", out.Len(), len(sent))
 	}
 }
@@ -287,7 +292,7 @@ func TestRunHeartbeatWhileBlocked(t *testing.T) {
 
 func TestRunBootGone(t *testing.T) {
 	r, p, _ := newRegion(t)
-	want := write(t, p, frames(2, 10))
+	want := append(hello(r), write(t, p, frames(2, 10))...)
 	var out bytes.Buffer
 	st, err := Run(r, &out, Options{Follow: true, BootAlive: func() bool { return false }})
 	if err != nil || !st.Closed || st.End.Reason != uint32(wire.EndVMMError) || st.End.ExitCode != 4 {
@@ -336,12 +341,13 @@ func TestRunTruncatedFile(t *testing.T) {
 }
 
 func ExampleTrailer() {
-	b := Trailer(2, 8192, shm.End{Reason: uint32(wire.EndTimeout), ExitCode: 1, Elapsed: time.Second}, true)
+	nonce := wire.Nonce{0x5e, 0xc2, 0xe7} // a region's: 16 random bytes
+	b := Trailer(nonce, 2, 8192, shm.End{Reason: uint32(wire.EndTimeout), ExitCode: 1, Elapsed: time.Second}, true)
 	frames, _ := wire.ParseStream(b, 0)
 	for _, f := range frames {
 		fmt.Println(f.Type, len(f.Payload))
 	}
 	// Output:
-	// LOSS 16
-	// VEND 24
+	// LOSS 32
+	// VEND 40
 }

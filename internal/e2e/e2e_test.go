@@ -164,4 +164,9 @@ func TestRecordingReplays(t *testing.T) {
 	if a != live.stdout {
 		t.Fatalf("replay differs from the live verdict:\nlive:\n%s\nreplay:\n%s", live.stdout, a)
 	}
+	// The recording begins with ktstr-drain's HELO, so its trailer was
+	// checked against the run's nonce.
+	if !strings.Contains(a, `"host_nonce": true`) || !strings.Contains(a, `"vm_end"`) {
+		t.Errorf("the report does not show a VEND checked against the run's nonce:\n%s", a)
+	}
 }

@@ -100,22 +100,19 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 		}
 		res.Stats.Cgroups = append(res.Stats.Cgroups, st)
 
-		if r := ck.MaxCrossNodeRatio; r != nil && changes > 0 {
-			ratio := float64(st.CrossNodeMigrations) / float64(changes)
-			if ratio > *r {
-				fail(payload.KindMigration, "cgroup %s: %d of %d migrations crossed a NUMA node (%.2f), more than %.2f", name, st.CrossNodeMigrations, changes, ratio, *r)
+		crossRatio := func(check, what string, crossed uint64, limit *float64) {
+			if limit == nil || changes == 0 {
+				return
+			}
+			ratio := float64(crossed) / float64(changes)
+			if ratio > *limit {
+				fail(payload.KindMigration, "cgroup %s: %d of %d migrations crossed %s (%.2f), more than %.2f", name, crossed, changes, what, ratio, *limit)
 			} else {
-				pass("cross_node_migration", "cgroup %s: cross-node migration ratio %.2f <= %.2f", name, ratio, *r)
+				pass(check, "cgroup %s: %s ratio %.2f <= %.2f", name, check, ratio, *limit)
 			}
 		}
-		if r := ck.MaxCrossLLCRatio; r != nil && changes > 0 {
-			ratio := float64(st.CrossLLCMigrations) / float64(changes)
-			if ratio > *r {
-				fail(payload.KindMigration, "cgroup %s: %d of %d migrations crossed an LLC (%.2f), more than %.2f", name, st.CrossLLCMigrations, changes, ratio, *r)
-			} else {
-				pass("cross_llc_migration", "cgroup %s: cross-LLC migration ratio %.2f <= %.2f", name, ratio, *r)
-			}
-		}
+		crossRatio("cross_node_migration", "a NUMA node", st.CrossNodeMigrations, ck.MaxCrossNodeRatio)
+		crossRatio("cross_llc_migration", "an LLC", st.CrossLLCMigrations, ck.MaxCrossLLCRatio)
 		if m := ck.MinPageLocality; m != nil && pages > 0 {
 			if st.PageLocality < *m {
 				fail(payload.KindMigration, "cgroup %s: %.2f of its %d resident pages on the nodes it ran on, less than %.2f", name, st.PageLocality, pages, *m)

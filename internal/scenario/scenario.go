@@ -163,31 +163,22 @@ func (c Checks) Merge(o *Checks) Checks {
 	if o == nil {
 		return c
 	}
-	if o.MaxGapMS != nil {
-		c.MaxGapMS = o.MaxGapMS
-	}
-	if o.MaxSpreadPct != nil {
-		c.MaxSpreadPct = o.MaxSpreadPct
-	}
-	if o.MinIterations != nil {
-		c.MinIterations = o.MinIterations
-	}
-	if o.Isolation != nil {
-		c.Isolation = o.Isolation
-	}
-	if o.Fairness != nil {
-		c.Fairness = o.Fairness
-	}
-	if o.MaxCrossNodeRatio != nil {
-		c.MaxCrossNodeRatio = o.MaxCrossNodeRatio
-	}
-	if o.MaxCrossLLCRatio != nil {
-		c.MaxCrossLLCRatio = o.MaxCrossLLCRatio
-	}
-	if o.MinPageLocality != nil {
-		c.MinPageLocality = o.MinPageLocality
-	}
+	override(&c.MaxGapMS, o.MaxGapMS)
+	override(&c.MaxSpreadPct, o.MaxSpreadPct)
+	override(&c.MinIterations, o.MinIterations)
+	override(&c.Isolation, o.Isolation)
+	override(&c.Fairness, o.Fairness)
+	override(&c.MaxCrossNodeRatio, o.MaxCrossNodeRatio)
+	override(&c.MaxCrossLLCRatio, o.MaxCrossLLCRatio)
+	override(&c.MinPageLocality, o.MinPageLocality)
 	return c
+}
+
+// override sets *dst to src when src is set.
+func override[T any](dst **T, src *T) {
+	if src != nil {
+		*dst = src
+	}
 }
 
 // Limits on what a scenario may ask for.

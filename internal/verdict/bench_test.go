@@ -2,6 +2,7 @@ package verdict_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -42,5 +43,20 @@ func BenchmarkReports(b *testing.B) {
 		for _, f := range verdict.Formats {
 			verdict.Write(io.Discard, f, rep, verdict.TextOptions{})
 		}
+	}
+}
+
+// BenchmarkFoldDisabled folds 40,000 distinct sched_ext "disabled"
+// lines, a hostile guest's kernel log: linear time (it was quadratic).
+func BenchmarkFoldDisabled(b *testing.B) {
+	s := vt.New()
+	for i := 0; i < 40000; i++ {
+		s.Dmesg(fmt.Sprintf("sched_ext: BPF scheduler \"s%d\" disabled (runtime error)", i))
+	}
+	data := s.Finish().Bytes(false)
+	cfg := verdict.DefaultConfig()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		verdict.Fold("b", cfg, bytes.NewReader(data)).Verdict()
 	}
 }

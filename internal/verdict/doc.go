@@ -44,8 +44,9 @@
 //	infrastructure  ERROR                   LOSS (ring drops); CRC-failed frames; truncated_tail,
 //	                                        oversized or residual_overflow diagnostics; unreadable
 //	                                        records or console files; VEND vmm_error; a VEND that
-//	                                        other frames follow (the guest forged it; ignored); no VEND when
-//	                                        Config.RequireEnd is set
+//	                                        other frames follow, or a HELO, LOSS or VEND without the
+//	                                        nonce of the HELO the stream begins with (the guest forged
+//	                                        it; ignored); no VEND when Config.RequireEnd is set
 //	no_result       FAIL, or ERROR when     no TEST (or one that does not decode), with ktstr's
 //	                the stream is damaged   init-stage classification from LIFE
 //	inconclusive    INCONCLUSIVE            an Inconclusive outcome in TEST
@@ -59,6 +60,29 @@
 //
 // When several findings share the run's status, the headline cause is
 // the first in the order of the table above.
+//
+// # Bounds
+//
+// Nothing the guest sends grows the folder's memory or makes the report
+// unreadable: it keeps the first few of each kind and counts the rest
+// (the report says "and N more"), and folding is linear in the input.
+// At most 20 findings per status from the TEST outcomes, 16 distinct
+// splats (further splat lines are counted), 256 steps
+// (Verdict.StepsNotListed counts the rest), the first SCDX exit code and
+// a count, the first sched_ext "disabled" line with an error reason and a
+// count of the others, the last 400 lines of each log (200 reported);
+// guest strings in findings and log lines are cut at 4096 bytes. The text
+// report lists at most 50 cgroups, passes, notes and measurements.
+//
+// # Guest text
+//
+// Every string of a Verdict that the guest or a file name could choose
+// goes through sanitize.String when the Verdict is made (findings,
+// reasons, the result's strings, log tails), and the writers pass what
+// they print through it again, so that no report, the strings of the
+// JSON report included, can steer a terminal. Matching (splats, panics,
+// sched_ext messages) sees the text as the guest wrote it, ill-formed
+// UTF-8 replaced as ktstr-wire(5) says.
 //
 // # Determinism
 //

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/record"
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
@@ -47,9 +48,27 @@ const (
 	SchedOutputEnd   = "===SCHED_OUTPUT_END==="
 )
 
-// maxSplatFindings bounds the splat findings of one run; the rest are
-// counted in Counts.Splats and summarised in one more finding.
-const maxSplatFindings = 16
+// Bounds on what the folder keeps of what the guest sends, so that its
+// memory and the report stay bounded whatever the guest writes: the first
+// few of each kind are kept, the rest are counted and the report says "and
+// N more". Every step of the fold costs constant time.
+const (
+	// maxSplatFindings bounds the splat findings of one run; the rest
+	// are counted in Counts.Splats and summarised in one more finding.
+	maxSplatFindings = 16
+	// maxOutcomeFindings bounds the findings of each status (fail,
+	// inconclusive, skip) taken from the TEST outcomes.
+	maxOutcomeFindings = 20
+	// maxSteps bounds the timeline; further STIM frames are counted in
+	// Verdict.StepsNotListed.
+	maxSteps = 256
+	// maxDisableLines bounds the distinct sched_ext "disabled" lines
+	// remembered to recognise the same line from another source.
+	maxDisableLines = 64
+	// maxText bounds one guest string in a finding (a message, a reason,
+	// a crash report's first line), in bytes.
+	maxText = maxLine
+)
 
 type evidence struct {
 	text, source string
@@ -234,19 +253,28 @@ type Folder struct {
 	test     []byte
 	testSeen bool
 	exit     *int32
-	sched    []int32 // valid SCDX exit codes
-	schedBad int     // SCDX entries without a 4-byte code
-	kill     *int32  // exit code of the first kill effect
+	sched    *int32 // the first valid SCDX exit code
+	schedN   int64  // valid SCDX entries
+	schedBad int64  // SCDX entries without a 4-byte code
+	kill     *int32 // exit code of the first kill effect that has one
+	killed   bool   // a kill effect, with an exit code or without
 	crsh     string
 	panicMsg evidence // first "PANIC:" line
 	kpanic   evidence // first "Kernel panic - not syncing" line
 	phases   []wire.Phase
 	reasons  map[wire.Phase]string
-	steps    []Step
+	steps    []Step // the first maxSteps STIM frames
+	moreStep *Step  // the first STIM not kept: it closes the last kept step
+	stepsOut int    // STIM frames not kept
 	scen     Scenario
 	vmEnd    *wire.VMEnd
 	// forgedEnds counts VEND frames that other frames followed.
 	forgedEnds int64
+	// nonce is the run's nonce from the HELO the stream begins with
+	// (ktstr-drain writes it before any guest byte); when set, a HELO,
+	// LOSS or VEND without it was forged by the guest (forgedHost).
+	nonce      wire.Nonce
+	forgedHost int64
 
 	schedLog *schedLog // SCLG
 	outLog   *schedLog // SOUT and SERR
@@ -254,8 +282,9 @@ type Folder struct {
 	consoles []*console
 
 	splats    []splatHit
-	splatSeen map[string]bool
-	disables  []schedDisable
+	splatSeen map[string]bool // the listed splats (kind, text)
+	splatMore int64           // splat lines not listed
+	disables  disableScan
 	kscxErr   string
 	kdump     dumpScan
 	readErrs  []string
@@ -313,7 +342,8 @@ func (f *Folder) Add(r *record.Record) {
 		c.Effects++
 		if r.Effect == record.EffectKill {
 			c.Kills++
-			if f.kill == nil {
+			f.killed = true
+			if f.kill == nil && r.HasExitCode {
 				code := r.ExitCode
 				f.kill = &code
 			}
@@ -339,6 +369,12 @@ func (f *Folder) Add(r *record.Record) {
 		c.BadCRC++
 		return
 	}
+	if t := wire.Type(r.MsgType); t == wire.TypeHello && c.Entries == 1 {
+		if n, err := wire.DecodeHello(r.Payload); err == nil {
+			f.nonce = n
+			return
+		}
+	}
 	f.entry(wire.Type(r.MsgType), r.Payload)
 }
 
@@ -352,13 +388,16 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeSchedExit:
 		if code, err := wire.DecodeExitCode(t, p); err == nil {
-			f.sched = append(f.sched, code)
+			if f.sched == nil {
+				f.sched = &code
+			}
+			f.schedN++
 		} else {
 			f.schedBad++
 		}
 	case wire.TypeCrash:
 		if f.crsh == "" {
-			f.crsh = firstLine(lossyString(p))
+			f.crsh = cutText(firstLine(wire.Lossy(p[:min(len(p), 2*maxText)])))
 			if f.crsh == "" {
 				f.crsh = "(empty crash report)"
 			}
@@ -367,7 +406,7 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		if l, err := wire.DecodeLifecycle(p); err == nil {
 			if _, ok := f.reasons[l.Phase]; !ok {
 				f.phases = append(f.phases, l.Phase)
-				f.reasons[l.Phase] = l.Reason
+				f.reasons[l.Phase] = cutText(l.Reason)
 			}
 		}
 	case wire.TypeScenarioStart:
@@ -382,11 +421,22 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeStimulus:
 		if s, err := wire.DecodeStimulus(p); err == nil {
-			f.steps = append(f.steps, Step{Index: s.StepIndex, StartMS: s.ElapsedMS, Ops: s.OpCount, OpKinds: s.OpKinds,
-				Cgroups: s.CgroupCount, Workers: s.WorkerCount, StartIterations: s.TotalIterations})
+			st := Step{Index: s.StepIndex, StartMS: s.ElapsedMS, Ops: s.OpCount, OpKinds: s.OpKinds,
+				Cgroups: s.CgroupCount, Workers: s.WorkerCount, StartIterations: s.TotalIterations}
+			switch {
+			case len(f.steps) < maxSteps:
+				f.steps = append(f.steps, st)
+			case f.moreStep == nil:
+				f.moreStep = &st
+				f.stepsOut++
+			default:
+				f.stepsOut++
+			}
 		}
 	case wire.TypeStepEnd:
-		if s, err := wire.DecodeStimulus(p); err == nil {
+		// Once STIM frames are no longer kept, an STEN may belong to one
+		// that was not: it closes nothing.
+		if s, err := wire.DecodeStimulus(p); err == nil && f.stepsOut == 0 {
 			for i := len(f.steps) - 1; i >= 0; i-- {
 				st := &f.steps[i]
 				if st.Index == s.StepIndex && st.EndMS == nil {
@@ -407,16 +457,35 @@ func (f *Folder) entry(t wire.Type, p []byte) {
 		}
 	case wire.TypeStdout, wire.TypeStderr:
 		f.outLog.Write(p)
+	case wire.TypeHello:
+		if n, err := wire.DecodeHello(p); err == nil && !f.host(n) {
+			f.forgedHost++ // a drain that resumed writes none; the same nonce is harmless
+		}
 	case wire.TypeLoss:
 		if l, err := wire.DecodeLoss(p); err == nil {
+			if !f.host(l.Nonce) {
+				f.forgedHost++
+				return
+			}
 			f.c.LostFrames = max(f.c.LostFrames, l.Frames)
 			f.c.LostBytes = max(f.c.LostBytes, l.Bytes)
 		}
 	case wire.TypeVMEnd:
 		if e, err := wire.DecodeVMEnd(p); err == nil {
+			if !f.host(e.Nonce) {
+				f.forgedHost++
+				return
+			}
 			f.vmEnd = &e
 		}
 	}
+}
+
+// host reports whether a host-origin frame with nonce n may be the host's:
+// it carries the nonce of the HELO the stream began with, or the stream
+// began with none and nothing can be checked.
+func (f *Folder) host(n wire.Nonce) bool {
+	return f.nonce.IsZero() || n == f.nonce
 }
 
 // ReadError records that the record stream could not be read to its end.
@@ -489,26 +558,17 @@ func (f *Folder) scanKernel(source, l string) {
 	}
 	if kind := matchSplat(f.cfg.Splats, t); kind != "" {
 		f.c.Splats++
-		if key := kind + "\x00" + t; !f.splatSeen[key] {
+		switch key := kind + "\x00" + t; {
+		case f.splatSeen[key]: // listed already
+		case len(f.splats) < maxSplatFindings:
 			f.splatSeen[key] = true
 			f.splats = append(f.splats, splatHit{kind, t, source})
+		default:
+			f.splatMore++
 		}
 	}
-	if !strings.HasPrefix(t, "sched_ext: ") {
-		// not a sched_ext message
-	} else if m := disableRe.FindStringSubmatch(t); m != nil {
-		seen := false
-		for _, d := range f.disables {
-			seen = seen || d.line == t // the same message from another source
-		}
-		if !seen {
-			f.disables = append(f.disables, schedDisable{name: m[1], reason: m[2], line: t, source: source})
-		}
-	} else if m := schedMsg.FindStringSubmatch(t); m != nil && len(f.disables) > 0 {
-		d := &f.disables[len(f.disables)-1]
-		if d.msg == "" && d.name == m[1] && d.source == source {
-			d.msg, d.msgLine = m[2], t
-		}
+	if strings.HasPrefix(t, "sched_ext: ") {
+		f.disables.line(source, t)
 	}
 	if f.kscxErr == "" && strings.Contains(t, "scx_bpf_error") {
 		f.kscxErr = t
@@ -524,14 +584,23 @@ func (f *Folder) Verdict() Verdict {
 		f.schedLog.all.Finish()
 		f.outLog.all.Finish()
 	}
-	v := Verdict{Name: f.name, Counts: f.c, Findings: []Finding{}}
+	// Every string of the Verdict that the guest (or a file name) may
+	// have chosen goes through sanitize.String, so that no report of it,
+	// in any format, can steer a terminal.
+	v := Verdict{Name: sanitize.String(f.name), Counts: f.c, Findings: []Finding{}}
 	if len(f.diags) > 0 {
 		v.Diags = map[string]int64{}
 		for k, n := range f.diags {
-			v.Diags[k] = n
+			v.Diags[sanitize.String(k)] += n
 		}
 	}
-	add := func(fd Finding) { v.Findings = append(v.Findings, fd) }
+	add := func(fd Finding) {
+		fd.Kind, fd.Message, fd.Source = sanitize.String(fd.Kind), sanitize.String(fd.Message), sanitize.String(fd.Source)
+		for i, l := range fd.Lines {
+			fd.Lines[i] = sanitize.String(l)
+		}
+		v.Findings = append(v.Findings, fd)
+	}
 
 	// The guest's own result: the last CRC-valid TEST.
 	if f.testSeen {
@@ -539,35 +608,19 @@ func (f *Folder) Verdict() Verdict {
 		if err != nil {
 			add(Finding{Status: StatusFail, Cause: CauseNoResult, Source: "TEST", Message: fmt.Sprintf("the test result does not decode: %v", err)})
 		} else {
-			sanitize(res)
+			cleanResult(res)
 			v.Result = res
-			for _, o := range res.Outcomes {
-				switch o.Verdict {
-				case payload.Fail:
-					if o.Kind == payload.KindInfra { // the guest did not get the machine it was given
-						add(Finding{Status: StatusInfra, Cause: CauseInfra, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-						continue
-					}
-					cause := CauseAssertion
-					if o.Kind == payload.KindSchedulerDetached {
-						cause = CauseSchedDetached
-					}
-					add(Finding{Status: StatusFail, Cause: cause, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-				case payload.Inconclusive:
-					add(Finding{Status: StatusInconclusive, Cause: CauseInconclusive, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-				case payload.Skip:
-					add(Finding{Status: StatusSkip, Cause: CauseSkip, Kind: o.Kind, Message: o.Message, Source: "TEST"})
-				}
-			}
+			outcomeFindings(res.Outcomes, add)
 		}
 	}
 	v.Stage = f.stage(v.Result != nil)
 	for _, p := range f.phases {
 		v.Phases = append(v.Phases, p.String())
 	}
+	v.HostNonce = !f.nonce.IsZero()
 	v.GuestExit = f.exit
-	if len(f.sched) > 0 {
-		code := f.sched[0]
+	if f.sched != nil {
+		code := *f.sched
 		v.SchedExit = &code
 	} else if f.kill != nil {
 		code := *f.kill
@@ -636,9 +689,10 @@ func (f *Folder) Verdict() Verdict {
 	default:
 		v.Reason = "all checks passed"
 	}
-	v.BugSummary = f.bugSummary(sl)
+	v.BugSummary = sanitize.String(f.bugSummary(sl))
 
 	v.Steps = f.timeline()
+	v.StepsNotListed = f.stepsOut
 	v.Scenario = f.scen
 	if sl.seen {
 		v.Logs.Sched = sl.log(TailLines)
@@ -659,6 +713,45 @@ func (f *Folder) Verdict() Verdict {
 	return v
 }
 
+// outcomeFindings adds a finding for each Fail, Inconclusive and Skip
+// outcome, the first maxOutcomeFindings of each, and one that counts the
+// rest.
+func outcomeFindings(os []payload.Outcome, add func(Finding)) {
+	kinds := []struct {
+		v            payload.Verdict
+		status       Status
+		cause, words string
+	}{
+		{payload.Fail, StatusFail, CauseAssertion, "failed"},
+		{payload.Inconclusive, StatusInconclusive, CauseInconclusive, "inconclusive"},
+		{payload.Skip, StatusSkip, CauseSkip, "skipped"},
+	}
+	for _, k := range kinds {
+		n := 0
+		for _, o := range os {
+			if o.Verdict != k.v {
+				continue
+			}
+			if n < maxOutcomeFindings {
+				status, cause := k.status, k.cause
+				switch {
+				case k.v != payload.Fail:
+				case o.Kind == payload.KindInfra: // the guest did not get the machine it was given
+					status, cause = StatusInfra, CauseInfra
+				case o.Kind == payload.KindSchedulerDetached:
+					cause = CauseSchedDetached
+				}
+				add(Finding{Status: status, Cause: cause, Kind: cutText(o.Kind), Message: cutText(o.Message), Source: "TEST"})
+			}
+			n++
+		}
+		if more := int64(n - maxOutcomeFindings); more > 0 {
+			add(Finding{Status: k.status, Cause: k.cause, Kind: "more", Source: "TEST",
+				Message: fmt.Sprintf("and %d more %s %s not listed", more, k.words, pluralWord(more, "check"))})
+		}
+	}
+}
+
 // stage is ktstr's classify_init_stage over CRC-valid LIFE entries.
 func (f *Folder) stage(result bool) string {
 	if result {
@@ -675,13 +768,45 @@ func (f *Folder) stage(result bool) string {
 
 // errorDisable is the first sched_ext exit the kernel logged with an
 // error reason.
-func (f *Folder) errorDisable() *schedDisable {
-	for i := range f.disables {
-		if !benignDisable[f.disables[i].reason] {
-			return &f.disables[i]
+func (f *Folder) errorDisable() *schedDisable { return f.disables.first }
+
+// disableScan follows the kernel's sched_ext "disabled" lines in constant
+// memory and constant time per line. Only the first one with an error
+// reason matters to the verdict; the message line that follows a
+// "disabled" line from the same source belongs to it. The same line seen
+// again (from another source: DMSG and a console carry the same kernel
+// log) is not a new one.
+type disableScan struct {
+	seen   map[string]bool // the first maxDisableLines distinct lines
+	first  *schedDisable   // the first with an error reason
+	last   *schedDisable   // the last new line: a message line belongs to it
+	others int64           // new lines other than first
+}
+
+func (d *disableScan) line(source, t string) {
+	if m := disableRe.FindStringSubmatch(t); m != nil {
+		if d.seen[t] || d.first != nil && d.first.line == t {
+			return // the same message from another source
+		}
+		if d.seen == nil {
+			d.seen = map[string]bool{}
+		}
+		if len(d.seen) < maxDisableLines {
+			d.seen[t] = true
+		}
+		d.last = &schedDisable{name: m[1], reason: m[2], line: t, source: source}
+		if d.first == nil && !benignDisable[m[2]] {
+			d.first = d.last
+		} else {
+			d.others++
+		}
+		return
+	}
+	if m := schedMsg.FindStringSubmatch(t); m != nil && d.last != nil {
+		if l := d.last; l.msg == "" && l.name == m[1] && l.source == source {
+			l.msg, l.msgLine = m[2], t
 		}
 	}
-	return nil
 }
 
 func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
@@ -698,6 +823,9 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 			lines = append(lines, d.msgLine)
 			detail += ": " + d.msg
 		}
+		if n := f.disables.others; n > 0 {
+			lines = append(lines, fmt.Sprintf("and %d more sched_ext \"disabled\" %s", n, pluralWord(n, "line")))
+		}
 	} else if sl.exitLine != "" {
 		detail = sl.exitLine
 	} else if sl.libbpfErr != "" {
@@ -712,10 +840,10 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		return s
 	}
 	switch {
-	case len(f.sched) > 0 || f.kill != nil:
+	case f.sched != nil || f.kill != nil:
 		var code int32
-		if len(f.sched) > 0 {
-			code = f.sched[0]
+		if f.sched != nil {
+			code = *f.sched
 		} else {
 			code = *f.kill
 		}
@@ -723,12 +851,14 @@ func (f *Folder) schedulerDied(sl *schedLog, add func(Finding)) bool {
 		if name := errnoName(code); name != "" {
 			msg += " (" + name + ")"
 		}
-		if n := len(f.sched); n > 1 {
+		if n := f.schedN; n > 1 {
 			msg += fmt.Sprintf(" (%d SCDX frames)", n)
 		}
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(msg), Source: "SCDX", Lines: lines})
-	case f.schedBad > 0:
-		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with("scheduler exited (SCDX without a 4-byte exit code)"), Source: "SCDX", Lines: lines})
+	case f.schedBad > 0 || f.killed:
+		// An SCDX whose payload is not 4 bytes stops the scheduler (the
+		// kill effect has no exit_code) but carries no code.
+		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with("scheduler exited with no exit code (SCDX payload not 4 bytes)"), Source: "SCDX", Lines: lines})
 	case d != nil:
 		add(Finding{Status: StatusFail, Cause: CauseSchedulerDied, Message: with(fmt.Sprintf("the kernel disabled scheduler %q", d.name)), Source: d.source, Lines: lines})
 	default:
@@ -780,13 +910,12 @@ func (f *Folder) crash(add func(Finding)) bool {
 }
 
 func (f *Folder) splatFindings(add func(Finding)) {
-	for i, s := range f.splats {
-		if i == maxSplatFindings {
-			add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: "more",
-				Message: fmt.Sprintf("%d more distinct splats not listed", len(f.splats)-maxSplatFindings)})
-			return
-		}
+	for _, s := range f.splats {
 		add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: s.kind, Message: s.text, Source: s.source})
+	}
+	if f.splatMore > 0 {
+		add(Finding{Status: f.cfg.SplatStatus, Cause: CauseSplat, Kind: "more",
+			Message: fmt.Sprintf("and %d more splat %s not listed", f.splatMore, pluralWord(f.splatMore, "line"))})
 	}
 }
 
@@ -808,13 +937,17 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 		infra("diag", "the frame stream ended inside a frame (truncated tail)")
 	}
 	if k := f.diags[record.DiagOversized]; k > 0 {
-		infra("diag", fmt.Sprintf("%s oversized: the assembler dropped them and what followed", plural(k, "frame")))
+		infra("diag", fmt.Sprintf("%s oversized: the assembler dropped it and the rest of the stream", plural(k, "frame")))
 	}
 	if k := f.diags[record.DiagResidualOverflow]; k > 0 {
-		infra("diag", fmt.Sprintf("the assembler's pending buffer overflowed (%s) and was cleared", plural(k, "time")))
+		infra("diag", fmt.Sprintf("the assembler's pending buffer overflowed (%s): it dropped the rest of the stream", plural(k, "time")))
 	}
 	for _, e := range f.readErrs {
 		infra("records", e)
+	}
+	if f.forgedHost > 0 {
+		infra("HELO", fmt.Sprintf("%s (HELO, LOSS, VEND) without the run's nonce, which the stream's HELO gave: forged by the guest and ignored",
+			plural(f.forgedHost, "host frame")))
 	}
 	if f.forgedEnds > 0 {
 		infra("VEND", fmt.Sprintf("%s not at the end of the stream, where ktstr-drain writes it: forged by the guest and ignored", plural(f.forgedEnds, "VM end record")))
@@ -858,8 +991,12 @@ func (f *Folder) timeline() []Step {
 		s := &steps[i]
 		if s.EndMS == nil {
 			switch {
-			case i+1 < len(steps):
-				end, it := uint64(steps[i+1].StartMS), steps[i+1].StartIterations
+			case i+1 < len(steps) || f.moreStep != nil:
+				next := f.moreStep
+				if i+1 < len(steps) {
+					next = &steps[i+1]
+				}
+				end, it := uint64(next.StartMS), next.StartIterations
 				s.EndMS, s.EndIterations, s.EndFrom = &end, &it, "next_step"
 			case f.scen.EndMS != nil:
 				end, it := *f.scen.EndMS, *f.scen.TotalIterations
@@ -874,9 +1011,37 @@ func (f *Folder) timeline() []Step {
 	return steps
 }
 
-// sanitize replaces non-finite floats, which JSON cannot carry, with 0
-// and says so in the result's info notes.
-func sanitize(r *payload.AssertResult) {
+// cleanResult makes a decoded result safe to report: its strings are
+// sanitised, and non-finite floats, which JSON cannot carry, become 0
+// with a note in the result's info notes.
+func cleanResult(r *payload.AssertResult) {
+	r.Scenario = sanitize.String(r.Scenario)
+	for i := range r.Outcomes {
+		o := &r.Outcomes[i]
+		o.Kind, o.Message = sanitize.String(o.Kind), sanitize.String(o.Message)
+	}
+	for i := range r.Passes {
+		p := &r.Passes[i]
+		p.Check, p.Message = sanitize.String(p.Check), sanitize.String(p.Message)
+	}
+	for i := range r.InfoNotes {
+		r.InfoNotes[i] = sanitize.String(r.InfoNotes[i])
+	}
+	for i := range r.Stats.Cgroups {
+		r.Stats.Cgroups[i].Name = sanitize.String(r.Stats.Cgroups[i].Name)
+	}
+	if len(r.Measurements) > 0 {
+		m := make(payload.Measurements, len(r.Measurements))
+		for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
+			sk := sanitize.String(k)
+			if _, dup := m[sk]; dup {
+				r.InfoNotes = append(r.InfoNotes, "verdict: measurement "+sk+" given twice once escaped; the first is kept")
+				continue
+			}
+			m[sk] = r.Measurements[k]
+		}
+		r.Measurements = m
+	}
 	fix := func(p *float64, what string) {
 		if math.IsNaN(*p) || math.IsInf(*p, 0) {
 			r.InfoNotes = append(r.InfoNotes, fmt.Sprintf("verdict: non-finite %s (%v) shown as 0", what, *p))
@@ -917,8 +1082,20 @@ func firstLine(s string) string {
 }
 
 func plural(n int64, what string) string {
+	return fmt.Sprintf("%d %s", n, pluralWord(n, what))
+}
+
+func pluralWord(n int64, what string) string {
 	if n == 1 {
-		return "1 " + what
+		return what
 	}
-	return fmt.Sprintf("%d %ss", n, what)
+	return what + "s"
+}
+
+// cutText cuts a guest string to maxText bytes on a UTF-8 boundary.
+func cutText(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	return wire.TruncateUTF8(s, maxText) + " [cut]"
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // checkReports renders rep in every format and checks each is well
-// formed: JSON valid, JUnit well-formed XML, TAP parseable, and the text
-// report free of terminal escapes.
+// formed: JSON valid, JUnit well-formed XML, TAP parseable, and none of
+// them carrying a character that steers a terminal.
 func checkReports(t *testing.T, rep verdict.Report) {
 	t.Helper()
 	if !json.Valid(render(t, "json", rep)) {
@@ -27,10 +27,18 @@ func checkReports(t *testing.T, rep verdict.Report) {
 	if _, err := parseTAP(string(render(t, "tap", rep))); err != nil {
 		t.Fatalf("TAP report does not parse: %v", err)
 	}
-	text := render(t, "text", rep)
-	if bytes.ContainsAny(text, "\x1b\x00\r\u009b") {
-		t.Fatalf("text report carries control characters:\n%q", text)
+	for _, format := range []string{"text", "tap", "junit"} {
+		if bad := safeText(string(render(t, format, rep)), true); bad != "" {
+			t.Fatalf("%s report carries %q", format, bad)
+		}
 	}
+	var v any
+	json.Unmarshal(render(t, "json", rep), &v)
+	jsonStrings(v, func(s string) {
+		if bad := safeText(s, false); bad != "" {
+			t.Fatalf("JSON report string %q carries %q", s, bad)
+		}
+	})
 }
 
 func FuzzFold(f *testing.F) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 )
 
 // The JUnit XML report: the structure of the Jenkins junit-4 schema
@@ -155,7 +157,7 @@ func junitGroup(g JUnitGroup) junitSuite {
 		for _, f := range v.Findings {
 			details.WriteString(findingLine(f, painter{}) + "\n")
 			for _, l := range f.Lines {
-				details.WriteString("    " + clean(l) + "\n")
+				details.WriteString("    " + sanitize.String(l) + "\n")
 			}
 		}
 		switch v.Status {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
 	"github.com/ktstr-go/ktstr/lib/wire"
@@ -231,7 +232,7 @@ func TestJUnitStructure(t *testing.T) {
 				if c.Name != xmlClean(v.Name) {
 					t.Errorf("testcase %d name %q, want %q", i, c.Name, xmlClean(v.Name))
 				}
-				if want := xmlClean(fmt.Sprintf("%s %s: ", v.Status, cleanText(v.Name))); !strings.HasPrefix(c.SystemOut, want) {
+				if want := xmlClean(fmt.Sprintf("%s %s: ", v.Status, sanitize.String(v.Name))); !strings.HasPrefix(c.SystemOut, want) {
 					t.Errorf("testcase %d system-out does not start with %q:\n%s", i, want, c.SystemOut)
 				}
 				var msg, typ string
@@ -289,15 +290,5 @@ func xmlClean(s string) string {
 			return r
 		}
 		return '\uFFFD'
-	}, s)
-}
-
-// cleanText is what the text report prints for guest text.
-func cleanText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0 {
-			return '\uFFFD'
-		}
-		return r
 	}, s)
 }

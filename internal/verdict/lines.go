@@ -2,8 +2,9 @@ package verdict
 
 import (
 	"bytes"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
+	"github.com/ktstr-go/ktstr/lib/wire"
 )
 
 // Bounds on what the folder keeps of a text stream. Memory stays bounded
@@ -20,7 +21,9 @@ const (
 )
 
 // lineLog splits a byte stream into lines, hands each complete line to
-// onLine and keeps the last keepLines of them.
+// onLine and keeps the last keepLines of them. Lines are text as the
+// guest wrote it (ill-formed UTF-8 replaced, as ktstr-wire(5) says), for
+// matching; log sanitises the lines it returns.
 type lineLog struct {
 	name    string
 	ring    []string
@@ -75,7 +78,7 @@ func (l *lineLog) Finish() {
 
 func (l *lineLog) emit() {
 	b := bytes.TrimSuffix(l.partial, []byte{'\r'})
-	s := lossyString(b)
+	s := wire.Lossy(b)
 	if l.cut {
 		s += " [line cut]"
 	}
@@ -115,22 +118,22 @@ func (l *lineLog) tail(n int) []string {
 	return all
 }
 
-// log returns the Log the Verdict carries, with at most n tail lines
-// and, when the stream had more, its first lines and the count of those
-// in between.
+// log returns the Log the Verdict carries, sanitised: at most n tail
+// lines and, when the stream had more, its first lines and the count of
+// those in between.
 func (l *lineLog) log(n int) *Log {
-	lg := &Log{Name: l.name, Lines: l.total, Incomplete: l.incompl, Tail: l.tail(n)}
+	lg := &Log{Name: sanitize.String(l.name), Lines: l.total, Incomplete: l.incompl, Tail: sanitizeAll(l.tail(n))}
 	if rest := l.total - int64(len(lg.Tail)); rest > 0 && len(l.head) > 0 {
-		lg.Head = append([]string(nil), l.head[:min(int64(len(l.head)), rest)]...)
+		lg.Head = sanitizeAll(append([]string(nil), l.head[:min(int64(len(l.head)), rest)]...))
 		lg.Omitted = rest - int64(len(lg.Head))
 	}
 	return lg
 }
 
-// lossyString converts b, replacing invalid UTF-8 with U+FFFD.
-func lossyString(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+// sanitizeAll sanitises every line of lines in place and returns it.
+func sanitizeAll(lines []string) []string {
+	for i, s := range lines {
+		lines[i] = sanitize.String(s)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return lines
 }

@@ -23,7 +23,9 @@ func TestConsoleLines(t *testing.T) {
 		{"last line incomplete", "a\nb", 2, true, "b"},
 		{"crlf", "a\r\nb\r\n", 2, false, "b"},
 		{"long line cut", long + "\nz\n", 2, false, "z"},
-		{"invalid utf-8", "ok\n\xff\xfe bad\n", 2, false, "\uFFFD bad"},
+		// One U+FFFD per maximal ill-formed subpart (ktstr-wire(5)).
+		{"invalid utf-8", "ok\n\xff\xfe bad \xe2\x82!\n", 2, false, "\uFFFD\uFFFD bad \uFFFD!"},
+		{"escapes", "ok\n\x1b[2Jbad\u202e\n", 2, false, `\x1b[2Jbad\u202e`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

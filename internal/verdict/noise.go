@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ktstr-go/ktstr/internal/noise"
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -59,7 +60,7 @@ func (f *Folder) AddNoise(r io.Reader) {
 		f.noise = &HostNoise{Error: err.Error()}
 		return
 	}
-	h := &HostNoise{Backend: clean(m.Backend), WorstStealPct: round1(m.WorstSteal()), BoundPct: f.cfg.HostContentionPct}
+	h := &HostNoise{Backend: sanitize.String(m.Backend), WorstStealPct: round1(m.WorstSteal()), BoundPct: f.cfg.HostContentionPct}
 	if s, ok := m.Steal(); ok {
 		h.StealPct = round1(s)
 		h.Contended = f.cfg.HostContentionPct > 0 && s > f.cfg.HostContentionPct
@@ -117,7 +118,7 @@ func writeHostNoise(b *strings.Builder, v Verdict) {
 	case h == nil:
 		return
 	case h.Error != "":
-		fmt.Fprintf(b, "host: no measurement: %s\n", clean(h.Error))
+		fmt.Fprintf(b, "host: no measurement: %s\n", sanitize.String(h.Error))
 		return
 	}
 	fmt.Fprintf(b, "host: vCPU steal %.1f%% (worst vCPU %.1f%%)", h.StealPct, h.WorstStealPct)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -51,7 +52,17 @@ const (
 	textKernelFail  = 50
 	textOutputFail  = 50
 	textConsoleFail = 20
+	// textListMax bounds each list taken from the TEST result (cgroups,
+	// passes, info notes, measurements); the report counts the rest.
+	textListMax = 50
 )
+
+// more writes "... and N more WHAT" when n of total items were shown.
+func more(b *strings.Builder, shown, total int, what string) {
+	if n := total - shown; n > 0 {
+		fmt.Fprintf(b, "... and %d more %s\n", n, pluralWord(int64(n), what))
+	}
+}
 
 type painter struct{ on bool }
 
@@ -85,7 +96,10 @@ func (p painter) section(b *strings.Builder, title string) {
 
 // WriteText writes the human report: for each run the verdict line with
 // its cause, the findings, stats, the step timeline, diagnostics and the
-// log tails; with several runs, a summary line at the end.
+// log tails; with several runs, a summary line at the end. A Verdict's
+// strings are sanitised when it is made; the writers pass what they print
+// through sanitize.String again (it changes nothing on sanitised text),
+// so that a Report built by hand is just as safe.
 func WriteText(w io.Writer, rep Report, opt TextOptions) error {
 	p := painter{opt.Color}
 	var b strings.Builder
@@ -97,7 +111,7 @@ func WriteText(w io.Writer, rep Report, opt TextOptions) error {
 	}
 	if len(rep.Runs) != 1 {
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "%s %s: %s\n", p.status(rep.Status), clean(rep.Name), clean(rep.Reason))
+		fmt.Fprintf(&b, "%s %s: %s\n", p.status(rep.Status), sanitize.String(rep.Name), sanitize.String(rep.Reason))
 		t := rep.Totals
 		fmt.Fprintf(&b, "runs=%d pass=%d skip=%d inconclusive=%d error=%d fail=%d\n", t.Runs, t.Pass, t.Skip, t.Inconclusive, t.Error, t.Fail)
 	}
@@ -106,22 +120,22 @@ func WriteText(w io.Writer, rep Report, opt TextOptions) error {
 }
 
 func writeRun(b *strings.Builder, v Verdict, p painter) {
-	fmt.Fprintf(b, "%s %s: %s\n", p.status(v.Status), clean(v.Name), clean(v.Reason))
+	fmt.Fprintf(b, "%s %s: %s\n", p.status(v.Status), sanitize.String(v.Name), sanitize.String(v.Reason))
 	failed := !v.Status.OK()
 	if failed && v.BugSummary != "" {
-		fmt.Fprintf(b, "  BUG SUMMARY: %s\n", clean(v.BugSummary))
+		fmt.Fprintf(b, "  BUG SUMMARY: %s\n", sanitize.String(v.BugSummary))
 	}
 	for _, f := range v.Findings {
 		b.WriteString("  " + findingLine(f, p) + "\n")
 		for _, l := range f.Lines {
-			b.WriteString("      " + clean(l) + "\n")
+			b.WriteString("      " + sanitize.String(l) + "\n")
 		}
 	}
 	if r := v.Result; r != nil {
 		p.section(b, "stats")
 		if m := r.Machine; m != nil {
-			fmt.Fprintf(b, "machine %s: %d cpus, LLCs %s, nodes %s, smt=%v\n", clean(orDash(m.Shape)), m.CPUs,
-				clean(strings.Join(m.LLCs, " | ")), clean(strings.Join(m.Nodes, " | ")), m.SMT)
+			fmt.Fprintf(b, "machine %s: %d cpus, LLCs %s, nodes %s, smt=%v\n", sanitize.String(cutText(orDash(m.Shape))), m.CPUs,
+				guestList(m.LLCs), guestList(m.Nodes), m.SMT)
 		}
 		if d := schedDetached(r); d != nil {
 			fmt.Fprintf(b, "until the scheduler was lost (%.0f ms into the scenario):\n", d.AtMS)
@@ -131,17 +145,21 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 			b.WriteString("after the scheduler was lost, until the workers stopped (not judged):\n")
 			writeStats(b, *a)
 		}
-		for _, ps := range r.Passes {
-			fmt.Fprintf(b, "pass %s: %s\n", clean(ps.Check), clean(ps.Message))
+		for _, ps := range r.Passes[:min(len(r.Passes), textListMax)] {
+			fmt.Fprintf(b, "pass %s: %s\n", sanitize.String(cutText(ps.Check)), sanitize.String(cutText(ps.Message)))
 		}
+		more(b, textListMax, len(r.Passes), "passed check")
 		if len(r.InfoNotes) > 0 || len(r.Measurements) > 0 {
 			p.section(b, "info")
-			for _, n := range r.InfoNotes {
-				b.WriteString(clean(n) + "\n")
+			for _, n := range r.InfoNotes[:min(len(r.InfoNotes), textListMax)] {
+				b.WriteString(sanitize.String(cutText(n)) + "\n")
 			}
-			for _, k := range slices.Sorted(maps.Keys(r.Measurements)) {
-				fmt.Fprintf(b, "%s=%g\n", clean(k), r.Measurements[k])
+			more(b, textListMax, len(r.InfoNotes), "note")
+			keys := slices.Sorted(maps.Keys(r.Measurements))
+			for _, k := range keys[:min(len(keys), textListMax)] {
+				fmt.Fprintf(b, "%s=%g\n", sanitize.String(cutText(k)), r.Measurements[k])
 			}
+			more(b, textListMax, len(keys), "measurement")
 		}
 	}
 	writeTimeline(b, v, p)
@@ -176,10 +194,10 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 func writeStats(b *strings.Builder, s payload.ScenarioStats) {
 	fmt.Fprintf(b, "%d workers, %d cpus, %d migrations, worst_spread=%.1f%%, worst_gap=%.1fms, iterations=%d\n",
 		s.Workers, s.CPUs, s.Migrations, s.WorstSpreadPct, s.WorstGapMS, s.TotalIterations)
-	for i, cg := range s.Cgroups {
+	for i, cg := range s.Cgroups[:min(len(s.Cgroups), textListMax)] {
 		label := fmt.Sprintf("cg%d", i)
 		if cg.Name != "" && cg.Name != label {
-			label += " (" + clean(cg.Name) + ")"
+			label += " (" + sanitize.String(cg.Name) + ")"
 		}
 		fmt.Fprintf(b, "%s: workers=%d cpus=%d iterations=%d migrations=%d spread=%.1f%% max_gap=%.1fms run=%.3fs wait=%.3fs\n",
 			label, cg.Workers, cg.CPUs, cg.Iterations, cg.Migrations, cg.SpreadPct, cg.MaxGapMS,
@@ -188,6 +206,7 @@ func writeStats(b *strings.Builder, s payload.ScenarioStats) {
 			fmt.Fprintf(b, "%s: cross_llc=%d cross_node=%d page_locality=%.2f\n", label, cg.CrossLLCMigrations, cg.CrossNodeMigrations, cg.PageLocality)
 		}
 	}
+	more(b, textListMax, len(s.Cgroups), "cgroup")
 }
 
 func schedDetached(r *payload.AssertResult) *payload.SchedDetach {
@@ -208,12 +227,12 @@ func writeScheduler(b *strings.Builder, r *payload.AssertResult) {
 		sum = sum[:16] + "..."
 	}
 	fmt.Fprintf(b, "scheduler: %s (sha256 %s), sched_ext ops %q, enable_seq %d, attached %.1f ms after it started\n",
-		clean(si.Binary), clean(sum), clean(si.Ops), si.EnableSeq, si.AttachMS)
+		sanitize.String(si.Binary), sanitize.String(sum), sanitize.String(si.Ops), si.EnableSeq, si.AttachMS)
 	if d := si.Detached; d != nil {
 		fmt.Fprintf(b, "scheduler lost: %s at %.1f ms into the scenario (state %q, ops %q, enable_seq %d; process %s), the scenario ran %.1f ms more\n",
-			clean(d.How), d.AtMS, clean(d.State), clean(d.Ops), d.EnableSeq, pick(d.Alive, "alive", "gone"), d.ForMS)
+			sanitize.String(d.How), d.AtMS, sanitize.String(d.State), sanitize.String(d.Ops), d.EnableSeq, pick(d.Alive, "alive", "gone"), d.ForMS)
 		if d.Kernel != "" {
-			fmt.Fprintf(b, "kernel at %.6fs: %s\n", d.KernelS, clean(d.Kernel))
+			fmt.Fprintf(b, "kernel at %.6fs: %s\n", d.KernelS, sanitize.String(d.Kernel))
 		}
 		if d.ReattachedMS != 0 {
 			fmt.Fprintf(b, "attached again at %.1f ms\n", d.ReattachedMS)
@@ -238,7 +257,7 @@ func findingLine(f Finding, p painter) string {
 		src = " (" + f.Source + ")"
 	}
 	st := strings.ToLower(string(f.Status))
-	return fmt.Sprintf("%s %s: %s%s", p.paint(statusColor(f.Status), st), kind, clean(f.Message), clean(src))
+	return fmt.Sprintf("%s %s: %s%s", p.paint(statusColor(f.Status), st), kind, sanitize.String(f.Message), sanitize.String(src))
 }
 
 func statusColor(s Status) string {
@@ -285,6 +304,9 @@ func writeTimeline(b *strings.Builder, v Verdict, p painter) {
 		}
 		b.WriteString("\n")
 	}
+	if v.StepsNotListed > 0 {
+		fmt.Fprintf(b, "... and %d more %s\n", v.StepsNotListed, pluralWord(int64(v.StepsNotListed), "step"))
+	}
 	if sc.Pauses > 0 || sc.Resumes > 0 {
 		fmt.Fprintf(b, "paused %d times, resumed %d times\n", sc.Pauses, sc.Resumes)
 	}
@@ -322,7 +344,7 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 		fmt.Fprintf(b, "records of unknown kind: %d\n", c.UnknownKinds)
 	}
 	for _, k := range slices.Sorted(maps.Keys(v.Diags)) {
-		fmt.Fprintf(b, "diag %s=%d\n", clean(k), v.Diags[k])
+		fmt.Fprintf(b, "diag %s=%d\n", sanitize.String(k), v.Diags[k])
 	}
 }
 
@@ -342,7 +364,7 @@ func writeLog(b *strings.Builder, p painter, title string, l *Log, n, nHead int)
 	}
 	head := l.Head[:min(len(l.Head), nHead)]
 	between := l.Lines - int64(len(head)) - int64(len(tail))
-	title = fmt.Sprintf("%s: %s, %s", title, clean(l.Name), plural(l.Lines, "line"))
+	title = fmt.Sprintf("%s: %s, %s", title, sanitize.String(l.Name), plural(l.Lines, "line"))
 	switch {
 	case len(head) > 0:
 		title += fmt.Sprintf(", first %d and last %d", len(head), len(tail))
@@ -357,37 +379,16 @@ func writeLog(b *strings.Builder, p painter, title string, l *Log, n, nHead int)
 	}
 	p.section(b, title)
 	for _, s := range head {
-		b.WriteString(clean(s))
+		b.WriteString(sanitize.String(s))
 		b.WriteString("\n")
 	}
 	if len(head) > 0 && between > 0 {
 		fmt.Fprintf(b, "[... %s not shown ...]\n", plural(between, "line"))
 	}
 	for _, s := range tail {
-		b.WriteString(clean(s))
+		b.WriteString(sanitize.String(s))
 		b.WriteString("\n")
 	}
-}
-
-// clean makes guest text safe for a terminal: control characters other
-// than tab become U+FFFD, so a guest cannot move the cursor or recolour
-// the report.
-func clean(s string) string {
-	for _, r := range s {
-		if unsafeRune(r) {
-			return strings.Map(func(r rune) rune {
-				if unsafeRune(r) {
-					return '\uFFFD'
-				}
-				return r
-			}, s)
-		}
-	}
-	return s
-}
-
-func unsafeRune(r rune) bool {
-	return r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0
 }
 
 // WriteJSON writes rep as one indented JSON object. The output depends
@@ -398,6 +399,20 @@ func WriteJSON(w io.Writer, rep Report) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
+}
+
+// guestList joins guest-given CPU lists, at most textListMax of them,
+// each sanitised and cut.
+func guestList(items []string) string {
+	parts := make([]string, 0, min(len(items), textListMax))
+	for _, it := range items[:min(len(items), textListMax)] {
+		parts = append(parts, sanitize.String(cutText(it)))
+	}
+	out := strings.Join(parts, " | ")
+	if n := len(items) - textListMax; n > 0 {
+		out += fmt.Sprintf(" | and %d more", n)
+	}
+	return out
 }
 
 func orDash(s string) string {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ktstr-go/ktstr/internal/sanitize"
 )
 
 // TAP versions WriteTAPVersion writes: 13 (the default: what kselftest
@@ -28,7 +30,8 @@ func WriteTAP(w io.Writer, rep Report) error {
 //
 // Before a run's test point, its checks are a subtest, indented four
 // spaces after a "# Subtest: NAME" comment: one point per check that
-// passed ("ok N - CHECK: MESSAGE") and one per finding ("not ok N -
+// passed ("ok N - CHECK: MESSAGE"; the first 50, then a comment that
+// counts the rest) and one per finding ("not ok N -
 // status cause/kind: MESSAGE", "ok N - ... # SKIP" for a skip), so that a
 // CI shows which check failed. TAP 14 defines subtests this way; a TAP 13
 // reader that does not know them (TAP::Harness) passes over the indented
@@ -88,8 +91,12 @@ func writeTAPSubtest(b *strings.Builder, v Verdict) {
 		desc, skip string
 	}
 	var pts []point
+	passes := 0
 	if v.Result != nil {
-		for _, p := range v.Result.Passes {
+		// The guest decides how many passes it lists: the subtest shows
+		// as many as the text report and counts the rest.
+		passes = len(v.Result.Passes)
+		for _, p := range v.Result.Passes[:min(passes, textListMax)] {
 			pts = append(pts, point{ok: true, desc: p.Check + ": " + p.Message})
 		}
 	}
@@ -116,6 +123,9 @@ func writeTAPSubtest(b *strings.Builder, v Verdict) {
 		}
 		b.WriteString("\n")
 	}
+	if n := passes - textListMax; n > 0 {
+		fmt.Fprintf(b, "    # ... and %d more %s\n", n, pluralWord(int64(n), "passed check"))
+	}
 }
 
 // tapDesc escapes a test point description: "\" and "#" are escaped and
@@ -127,7 +137,7 @@ func tapDesc(s string) string {
 }
 
 func oneLine(s string) string {
-	return clean(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
+	return sanitize.String(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }
 
 // yamlString writes s as a double-quoted scalar (JSON's escaping is a

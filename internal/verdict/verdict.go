@@ -3,6 +3,8 @@ package verdict
 import (
 	"fmt"
 
+	"github.com/ktstr-go/ktstr/internal/sanitize"
+
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -162,15 +164,21 @@ type Verdict struct {
 	GuestExit *int32                `json:"guest_exit_code,omitempty"` // last valid EXIT
 	SchedExit *int32                `json:"sched_exit_code,omitempty"` // first valid SCDX
 	VMEnd     *VMEnd                `json:"vm_end,omitempty"`
+	// HostNonce says the stream began with ktstr-drain's HELO, so its
+	// LOSS and VEND were checked against the run's nonce.
+	HostNonce bool `json:"host_nonce,omitempty"`
 	// HostNoise is ktstr-boot's measurement of how much the host starved
 	// the vCPUs (AddNoise).
 	HostNoise *HostNoise `json:"host_noise,omitempty"`
 
-	Scenario Scenario         `json:"scenario"`
-	Steps    []Step           `json:"steps,omitempty"`
-	Logs     Logs             `json:"logs"`
-	Counts   Counts           `json:"counts"`
-	Diags    map[string]int64 `json:"diags,omitempty"`
+	Scenario Scenario `json:"scenario"`
+	Steps    []Step   `json:"steps,omitempty"`
+	// StepsNotListed counts STIM frames past the first 256, which Steps
+	// leaves out.
+	StepsNotListed int              `json:"steps_not_listed,omitempty"`
+	Logs           Logs             `json:"logs"`
+	Counts         Counts           `json:"counts"`
+	Diags          map[string]int64 `json:"diags,omitempty"`
 }
 
 // VMEnd is the host's account of how the VM ended (the VEND entry).
@@ -270,7 +278,7 @@ const ReportSchema = 1
 // run's: every run must pass, and no run is ever dropped or replaced by a
 // later attempt of the same test (no retry-until-green).
 func Aggregate(name string, runs []Verdict) Report {
-	rep := Report{Schema: ReportSchema, Name: name, Runs: runs}
+	rep := Report{Schema: ReportSchema, Name: sanitize.String(name), Runs: runs}
 	if rep.Runs == nil {
 		rep.Runs = []Verdict{}
 	}

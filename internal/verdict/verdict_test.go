@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ktstr-go/ktstr/internal/dispatch"
 	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
@@ -127,7 +128,7 @@ func TestCauses(t *testing.T) {
 		{name: "scheduler died: torn SCDX ignored", stream: vt.Base().BadEntry(wire.TypeSchedExit, wire.AppendExitCode(nil, 1)).Outcomes(vt.Pass()).Finish(),
 			status: verdict.StatusInfra, cause: verdict.CauseInfra, absent: []string{verdict.CauseSchedulerDied}},
 		{name: "scheduler died: SCDX of the wrong size", stream: vt.New().Boot().Entry(wire.TypeSchedExit, []byte{1, 2}).End(wire.EndKilled, 1, 1),
-			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied, findings: []want{{cause: verdict.CauseSchedulerDied, message: "without a 4-byte exit code"}}},
+			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied, findings: []want{{cause: verdict.CauseSchedulerDied, message: "no exit code"}}},
 		{name: "scheduler died: kernel error exit without SCDX", stream: vt.Base().
 			Dmesg("<3>[    3.1] sched_ext: BPF scheduler \"demo\" disabled (runtime error)").Outcomes(vt.Pass()).Finish(),
 			status: verdict.StatusFail, cause: verdict.CauseSchedulerDied,
@@ -525,5 +526,35 @@ func TestSchedDetached(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestSchedExitWithoutCode: an SCDX whose payload is not 4 bytes stops
+// the scheduler (dispatch writes a kill effect without exit_code) but
+// carries no exit code; the verdict must not invent "code 0".
+func TestSchedExitWithoutCode(t *testing.T) {
+	for _, p := range [][]byte{nil, {7, 0}, {1, 0, 0, 0, 0}} {
+		s := vt.Base().Entry(wire.TypeSchedExit, p).Outcomes(vt.Pass()).Finish()
+		rec := frames(s, nil)
+		var recs bytes.Buffer
+		if _, err := dispatch.Run(bytes.NewReader(rec), record.NewWriter(&recs, false), dispatch.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		v := verdict.Fold("scdx", verdict.DefaultConfig(), &recs).Verdict()
+		if v.Status != verdict.StatusFail || v.Cause != verdict.CauseSchedulerDied {
+			t.Errorf("SCDX %x: %s %s, want FAIL scheduler_died", p, v.Status, v.Cause)
+		}
+		if v.SchedExit != nil || strings.Contains(v.Reason, "code 0") || !strings.Contains(v.Reason, "no exit code") {
+			t.Errorf("SCDX %x: sched_exit_code %v, reason %q, want none and \"no exit code\"", p, v.SchedExit, v.Reason)
+		}
+	}
+}
+
+// TestResultNotUTF8: a TEST whose strings are not UTF-8 does not decode
+// (ktstr's postcard refuses it), so the run has no usable result.
+func TestResultNotUTF8(t *testing.T) {
+	v := fold(vt.Base().Outcomes(vt.Pass(), vt.Fail(payload.KindOther, "bad \xff\xfe bytes")).Finish(), verdict.DefaultConfig())
+	if v.Status != verdict.StatusFail || v.Cause != verdict.CauseNoResult || v.Result != nil || !strings.Contains(v.Reason, "not UTF-8") {
+		t.Errorf("%s %s %q (result %v), want FAIL no_result: the result does not decode (not UTF-8)", v.Status, v.Cause, v.Reason, v.Result != nil)
 	}
 }

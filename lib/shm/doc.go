@@ -80,6 +80,11 @@
 //	0x48    4     exit_code   ktstr-boot's exit status (i32)
 //	0x50    8     elapsed_ns  boot start to VM end
 //	0x58    4     boot_pid    the creator's pid
+//	0x60    8     boot_start  the creator's start time, clock ticks since boot
+//	                          (/proc/PID/stat field 22); 0 unknown
+//	0x68    16    nonce       random, per region: ktstr-drain puts it in the
+//	                          frames it writes (HELO, LOSS, VEND); the guest
+//	                          cannot read it, so it cannot forge them
 //	0x80    8     tx_read     the TX consumer position, authoritative copy
 //
 // # The rings

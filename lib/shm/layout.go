@@ -78,20 +78,22 @@ const (
 
 // Offsets in the host-only trailer page (after the guest-visible part).
 const (
-	hostMagic    = 0x00 // u32
-	hostVersion  = 0x04 // u32
-	hostSize     = 0x08 // u64 guest-visible size, then the ring offsets and capacities
-	hostTxOff    = 0x10
-	hostTxCap    = 0x18
-	hostRxOff    = 0x20
-	hostRxCap    = 0x28
-	hostClosed   = 0x40 // u32: 1 once ktstr-boot is done with the VM
-	hostReason   = 0x44 // u32 wire.EndReason
-	hostExitCode = 0x48 // i32 ktstr-boot's exit status
-	hostElapsed  = 0x50 // u64 ns from boot start to VM end
-	hostBootPID  = 0x58 // u32
-	hostTxRead   = 0x80 // u64: the TX consumer position, authoritative copy
-	hostUsed     = 0x88
+	hostMagic     = 0x00 // u32
+	hostVersion   = 0x04 // u32
+	hostSize      = 0x08 // u64 guest-visible size, then the ring offsets and capacities
+	hostTxOff     = 0x10
+	hostTxCap     = 0x18
+	hostRxOff     = 0x20
+	hostRxCap     = 0x28
+	hostClosed    = 0x40 // u32: 1 once ktstr-boot is done with the VM
+	hostReason    = 0x44 // u32 wire.EndReason
+	hostExitCode  = 0x48 // i32 ktstr-boot's exit status
+	hostElapsed   = 0x50 // u64 ns from boot start to VM end
+	hostBootPID   = 0x58 // u32
+	hostBootStart = 0x60 // u64: the creator's start time (ProcessStart); 0 unknown
+	hostNonce     = 0x68 // 16 bytes: the run's nonce (Region.Nonce)
+	hostTxRead    = 0x80 // u64: the TX consumer position, authoritative copy
+	hostUsed      = 0x88
 )
 
 // Errors.

@@ -60,6 +60,7 @@ func TestOffsets(t *testing.T) {
 		{"host_tx_off", hostTxOff, 8, ""}, {"host_tx_cap", hostTxCap, 8, ""}, {"host_rx_off", hostRxOff, 8, ""},
 		{"host_rx_cap", hostRxCap, 8, ""}, {"closed", hostClosed, 4, ""}, {"reason", hostReason, 4, ""},
 		{"exit_code", hostExitCode, 4, ""}, {"elapsed", hostElapsed, 8, ""}, {"boot_pid", hostBootPID, 4, ""},
+		{"boot_start", hostBootStart, 8, ""}, {"nonce", hostNonce, 8, ""}, {"nonce+8", hostNonce + 8, 8, ""},
 		{"host_tx_read", hostTxRead, 8, ""},
 	} {
 		if f.off%f.size != 0 || f.off+f.size > hostUsed || hostUsed > HostSize {

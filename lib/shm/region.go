@@ -1,9 +1,13 @@
 package shm
 
 import (
+	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,13 +88,39 @@ func InitGuestHeader(mem []byte, l Layout) {
 
 // InitHostPage writes a fresh host-only trailer page for l into page (at
 // least HostSize bytes, 8-byte aligned): version, layout, the creator's
-// pid, not closed, consumer position zero. The magic is stored last.
+// pid and start time (ProcessStart; 0 when it cannot be read), a new
+// random nonce, not closed, consumer position zero. The magic is stored
+// last.
 func InitHostPage(page []byte, l Layout, pid int) {
 	clear(page[:HostSize])
 	le.PutUint32(page[hostVersion:], Version)
 	putLayout(page[hostSize:], l)
 	store32(page, hostBootPID, uint32(pid))
+	start, _ := ProcessStart(pid)
+	store64(page, hostBootStart, start)
+	rand.Read(page[hostNonce : hostNonce+NonceSize]) // never fails (crypto/rand)
 	store32(page, hostMagic, HostMagic)
+}
+
+// ProcessStart returns when process pid started, in clock ticks since the
+// system booted (field 22 of /proc/PID/stat). A pid and its start time
+// name one process: a later process that reuses the pid starts later.
+func ProcessStart(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces
+	// and parentheses itself: the fields after it follow the last ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("shm: /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("shm: /proc/%d/stat: %d fields after the name, want at least 20", pid, len(f))
+	}
+	return strconv.ParseUint(f[19], 10, 64) // field 22: fields 3, 4, ... are f[0], f[1], ...
 }
 
 // Open maps an existing region file read-write (host side).
@@ -238,6 +268,32 @@ func (r *Region) BootPID() int {
 		return 0
 	}
 	return int(load32(r.host, hostBootPID))
+}
+
+// BootStart returns the creator's start time (ProcessStart) recorded at
+// creation: with BootPID it names the process, whatever later reuses its
+// pid. 0 when unknown, and in the guest.
+func (r *Region) BootStart() uint64 {
+	if r.host == nil {
+		return 0
+	}
+	return load64(r.host, hostBootStart)
+}
+
+// NonceSize is the size of a region's nonce.
+const NonceSize = 16
+
+// Nonce returns the run's nonce: 16 random bytes written at creation into
+// the host trailer page, which the guest can neither read nor write.
+// ktstr-drain puts it in the frames it writes itself (HELO, LOSS, VEND)
+// so that the verdict can tell them from frames the guest forged. All
+// zero in the guest, and for a region made before there was a nonce.
+func (r *Region) Nonce() [NonceSize]byte {
+	var n [NonceSize]byte
+	if r.host != nil {
+		copy(n[:], r.host[hostNonce:])
+	}
+	return n
 }
 
 // Drops returns the guest producer's drop counters (frames, bytes). The

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -253,5 +254,42 @@ func TestControl(t *testing.T) {
 	store32(g.mem, offControl+4*CtlSignal1, 0xFFFFFF02)
 	if got := h.Control(CtlSignal1); got != 2 {
 		t.Errorf("Control(CtlSignal1) = %#x, want 2", got)
+	}
+}
+
+// TestNonceHostOnly: every region gets its own random nonce, which lives
+// only in the host trailer page: the guest-visible memory does not hold
+// it, and a guest mapping reports none. The creator's pid and start time
+// are recorded next to it.
+func TestNonceHostOnly(t *testing.T) {
+	l, _ := DefaultLayout(64 << 10)
+	var nonces [][NonceSize]byte
+	for i := range 2 {
+		r, err := Create(filepath.Join(t.TempDir(), "region"), l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		n := r.Nonce()
+		if n == ([NonceSize]byte{}) {
+			t.Fatalf("region %d: zero nonce", i)
+		}
+		if bytes.Contains(r.Mem(), n[:]) {
+			t.Errorf("region %d: the nonce is in guest-visible memory", i)
+		}
+		g, err := OpenGuest(r.Mem())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Nonce() != ([NonceSize]byte{}) {
+			t.Errorf("region %d: a guest mapping reports a nonce", i)
+		}
+		if start, err := ProcessStart(os.Getpid()); err != nil || r.BootPID() != os.Getpid() || r.BootStart() != start {
+			t.Errorf("region %d: boot pid %d start %d, want %d %d (%v)", i, r.BootPID(), r.BootStart(), os.Getpid(), start, err)
+		}
+		nonces = append(nonces, n)
+	}
+	if nonces[0] == nonces[1] {
+		t.Error("two regions have the same nonce")
 	}
 }

@@ -16,11 +16,10 @@ const (
 	// ("possible hostile guest covert channel"). The frame is delivered.
 	EventPadNonzero
 	// EventOversized: a frame announcing more than the cap. The assembler
-	// clears its whole buffer (the frame and everything after it); the
-	// one-shot parser stops.
+	// drops it and the rest of the stream; the one-shot parser stops.
 	EventOversized
 	// EventResidualOverflow: more than twice the cap was pending without a
-	// complete frame; the buffer was cleared.
+	// complete frame; the assembler drops it and the rest of the stream.
 	EventResidualOverflow
 	// EventTruncatedTail: the stream ended inside a frame.
 	EventTruncatedTail
@@ -56,7 +55,10 @@ type Event struct {
 	Type   Type
 	Length uint32
 	Pad    uint32
-	// Dropped is how many buffered bytes the event discarded.
+	// Dropped is how many bytes the event discarded: the truncated tail;
+	// the oversized frame (header included); the first 2 × cap + 1 bytes
+	// of the frame that overflowed. The assembler's Stats also count the
+	// bytes dropped after an oversized frame or an overflow.
 	Dropped int64
 }
 
@@ -86,13 +88,29 @@ type Stats struct {
 //     the CRC;
 //   - the cap is checked only once a frame is complete, so a large
 //     legitimate frame may arrive header first;
-//   - a complete frame above the cap clears the whole buffer, the frame and
-//     everything after it in the same Feed (its length cannot be trusted to
-//     find the next header); frames completed earlier in the same Feed are
-//     still delivered;
-//   - more than 2 × Cap bytes pending after a Feed clears the buffer;
-//     exactly 2 × Cap is kept;
+//   - a complete frame above the cap is dropped with everything after it
+//     (its length cannot be trusted to find the next header); frames
+//     completed before it are still delivered;
+//   - more than 2 × Cap bytes pending without a complete frame are dropped
+//     with everything after them; exactly 2 × Cap is kept. A frame above
+//     the cap and longer than 2 × Cap in all (header included) is such an
+//     overflow once 2 × Cap + 1 of its bytes have arrived, even when all
+//     of it came in one Feed, since in pieces it could never be held
+//     whole (ktstr's host reads at most 256 KiB at a time, so there it
+//     always is one);
 //   - a CRC mismatch or a non-zero pad is reported and the frame delivered.
+//
+// After an oversized frame or a residual overflow the assembler drops the
+// rest of the stream: every later Feed is counted in Stats.DroppedBytes
+// and delivers nothing. ktstr's HostAssembler drops the rest of the read
+// it is in and resumes with the next one, so what survives there depends
+// on where the reads were cut; here frames and events depend only on the
+// bytes, so a replay of a recording gives exactly what the live run gave
+// (for any Cap of at least 16 bytes, the real one 16 MiB; below that a
+// frame within the cap can be longer than 2 × Cap). For every input that ktstr's own tests pin (one feed
+// holding the oversized frame and what follows it) the two agree, and the
+// one-shot parser, which stops at an oversized header, returns no frame
+// after it either.
 //
 // Memory grows only with bytes actually fed: a header announcing 4 GiB
 // allocates nothing until the bytes arrive, and the pending buffer never
@@ -118,6 +136,9 @@ type Assembler struct {
 	buf   []byte // pending bytes of one incomplete frame; buf[0] is at stream offset off
 	off   int64
 	stats Stats
+	// dropAll: an oversized frame or a residual overflow was met, and
+	// the rest of the stream is dropped.
+	dropAll bool
 }
 
 func (a *Assembler) cap() uint32 {
@@ -165,6 +186,10 @@ func (a *Assembler) event(e Event) {
 // by the end of p are copied into the pending buffer.
 func (a *Assembler) Feed(p []byte, emit func(Frame)) {
 	a.stats.Bytes += int64(len(p))
+	if a.dropAll {
+		a.drop(int64(len(p)))
+		return
+	}
 	if len(a.buf) > 0 {
 		var done bool
 		if p, done = a.feedPending(p, emit); done {
@@ -185,6 +210,13 @@ func (a *Assembler) Feed(p []byte, emit func(Frame)) {
 	a.buf = append(a.buf, rest...)
 }
 
+// drop discards n bytes of the stream after an oversized frame or a
+// residual overflow, counting them.
+func (a *Assembler) drop(n int64) {
+	a.stats.DroppedBytes += n
+	a.off += n
+}
+
 // feedPending completes the pending frame with the bytes of p it needs.
 // It returns the rest of p, and done when nothing is left to parse.
 // It behaves exactly as if p had been appended to the buffer and the
@@ -202,7 +234,10 @@ func (a *Assembler) feedPending(p []byte, emit func(Frame)) (rest []byte, done b
 	h, _ := DecodeHeader(a.buf)
 	have := uint64(len(a.buf)) // header plus the payload bytes held
 	total := HeaderSize + uint64(h.Length)
-	if have+uint64(len(p)) < total { // still incomplete: keep all of p
+	// Still incomplete, or above the cap and longer than 2 × cap in all,
+	// which overflows before it can complete: keep all of p, up to the
+	// overflow.
+	if have+uint64(len(p)) < total || overflows(h.Length, a.cap()) {
 		if n := have + uint64(len(p)); n > 2*uint64(a.cap()) {
 			a.residual(int64(n))
 			return nil, true
@@ -249,17 +284,20 @@ func (a *Assembler) deliver(h Header, payload []byte, off int64, emit func(Frame
 }
 
 // oversized reports the oversized frame at the start of data, whose header
-// is at the current offset, and clears the buffer and the dropped bytes.
-func (a *Assembler) oversized(data []byte, dropped int64) {
+// is at the current offset, and drops n bytes (the frame and the rest of
+// the feed) and the rest of the stream.
+func (a *Assembler) oversized(data []byte, n int64) {
 	h, _ := DecodeHeader(data)
-	a.oversizedHeader(h, dropped)
+	a.oversizedHeader(h, n)
 }
 
-func (a *Assembler) oversizedHeader(h Header, dropped int64) {
+func (a *Assembler) oversizedHeader(h Header, n int64) {
+	frame := int64(HeaderSize) + int64(h.Length)
 	a.event(Event{Kind: EventOversized, Offset: a.off, Seq: a.stats.Frames,
-		Type: h.Type, Length: h.Length, Pad: h.Pad, Dropped: dropped})
-	a.off += dropped
-	a.buf = nil
+		Type: h.Type, Length: h.Length, Pad: h.Pad, Dropped: frame})
+	a.buf, a.dropAll = nil, true
+	a.off += frame
+	a.drop(n - frame)
 }
 
 // checkResidual clears the buffer when more than 2 × cap is pending.
@@ -269,12 +307,25 @@ func (a *Assembler) checkResidual() {
 	}
 }
 
-// residual reports and drops n pending bytes starting at the current
-// offset (those in the buffer and, possibly, the rest of the feed).
+// residual reports the incomplete frame at the current offset that has
+// more than 2 × cap bytes pending, and drops n bytes (those in the buffer
+// and the rest of the feed) and the rest of the stream. The event counts
+// the first 2 × cap + 1 bytes, where the overflow is, wherever the feed
+// ended.
 func (a *Assembler) residual(n int64) {
-	a.event(Event{Kind: EventResidualOverflow, Offset: a.off, Seq: a.stats.Frames, Dropped: n})
-	a.off += n
-	a.buf = nil
+	over := 2*int64(a.cap()) + 1
+	a.event(Event{Kind: EventResidualOverflow, Offset: a.off, Seq: a.stats.Frames, Dropped: over})
+	a.buf, a.dropAll = nil, true
+	a.off += over
+	a.drop(n - over)
+}
+
+// overflows reports whether a frame announcing length bytes, above the cap
+// and longer than 2 × cap in all, is a residual overflow rather than an
+// oversized frame: in pieces it could never be held whole, so it is one
+// however it comes.
+func overflows(length, limit uint32) bool {
+	return length > limit && HeaderSize+uint64(length) > 2*uint64(limit)
 }
 
 // walk delivers the complete frames at the start of data and returns how
@@ -286,8 +337,12 @@ func (a *Assembler) walk(data []byte, emit func(Frame)) (int, bool) {
 	for len(data)-pos >= HeaderSize {
 		b := data[pos:]
 		length := binary.LittleEndian.Uint32(b[4:])
-		if uint64(len(b)-HeaderSize) < uint64(length) {
-			break // incomplete: wait, and do not judge the length yet
+		if uint64(len(b)-HeaderSize) < uint64(length) || overflows(length, limit) {
+			// Incomplete: wait, and do not judge the length yet. A
+			// frame that overflows is never complete: Feed drops it once
+			// more than 2 × cap of it are pending, in whatever pieces it
+			// came.
+			break
 		}
 		h := Header{
 			Type:   Type(binary.LittleEndian.Uint32(b[0:])),

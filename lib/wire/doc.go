@@ -68,17 +68,21 @@
 //	DMSG  0x444D5347  47 53 4D 44  G>H  no        kernel log text
 //	PROB  0x50524F42  42 4F 52 50  G>H  no        probe JSON text
 //	KADR  0x4B414452  52 44 41 4B  G>H  n/a       KernAddrs, 24 bytes
-//	LOSS  0x4C4F5353  53 53 4F 4C  host no        Loss, 16 bytes
-//	VEND  0x56454E44  44 4E 45 56  host no        VMEnd, 24 bytes
+//	HELO  0x48454C4F  4F 4C 45 48  host no        Nonce, 16 bytes
+//	LOSS  0x4C4F5353  53 53 4F 4C  host no        Loss, 32 bytes (16 without a nonce)
+//	VEND  0x56454E44  44 4E 45 56  host no        VMEnd, 40 bytes (24 without a nonce)
 //
 // Lookup knows every type of Types and reports anything else as unknown,
 // including KADR and 0, exactly as ktstr's MsgType::from_wire: KADR is a
 // raw constant that dispatchers match by value. "internal" is ktstr's
 // is_coordinator_internal: the frame drives host state and is never a
-// verdict entry. LOSS and VEND are a ktstr-go extension: ktstr-drain
-// appends them to the stream it copies out of the region (how many frames
-// the guest could not write, how the VM ended), so a recording carries
-// what the host saw.
+// verdict entry. HELO, LOSS and VEND are a ktstr-go extension:
+// ktstr-drain writes them into the stream it copies out of the region
+// (HELO before the first byte of the ring, then how many frames the guest
+// could not write and how the VM ended after the last), so a recording
+// carries what the host saw. Each carries the region's Nonce, which the
+// guest cannot read: a LOSS or VEND whose nonce is not the stream's
+// HELO's was forged by the guest.
 //
 // # Fixed payloads
 //
@@ -131,19 +135,24 @@
 // 3 scheduler died, 4 scheduler not attached; anything else is rejected),
 // then an optional UTF-8 reason to the end of the payload.
 //
-// Loss (LOSS, host origin), exactly 16 bytes:
+// Hello (HELO, host origin), exactly 16 bytes: the run's Nonce, not all
+// zero.
+//
+// Loss (LOSS, host origin), exactly 32 bytes, or 16 without a nonce:
 //
 //	offset  size  field
 //	0       8     frames  u64, frames the guest could not write
 //	8       8     bytes   u64, their bytes
+//	16      16    nonce   the run's Nonce, not all zero
 //
-// VMEnd (VEND, host origin), exactly 24 bytes:
+// VMEnd (VEND, host origin), exactly 40 bytes, or 24 without a nonce:
 //
 //	offset  size  field
 //	0       4     reason      u32 EndReason
 //	4       4     exit_code   i32, ktstr-boot's exit status
 //	8       8     elapsed_ns  u64, boot start to VM end
 //	16      8     flags       u64, reserved: writers set 0, readers ignore
+//	24      16    nonce       the run's Nonce, not all zero
 //
 // Text fields (tags, reasons) are decoded like Rust's
 // String::from_utf8_lossy (see Lossy). Every decoder returns a
@@ -156,9 +165,12 @@
 //
 //   - Assembler is ktstr's HostAssembler, for live streams cut into pieces
 //     of any size. It waits for a frame to be complete before judging it
-//     (pad, then cap, then CRC), clears its whole buffer at a complete
-//     oversized frame, clears it when more than 2 × Cap bytes are pending,
-//     and reports a partial frame left at Close as a truncated tail. Its
+//     (pad, then cap, then CRC), drops a complete oversized frame, or more
+//     than 2 × Cap bytes pending without a complete frame, with the rest of
+//     the stream, and reports a partial frame left at Close as a truncated
+//     tail. Its frames and events depend only on the bytes, not on how
+//     they were cut into pieces (ktstr's resumes with the next piece, so
+//     there what survives depends on the cuts). Its
 //     memory grows only with bytes received. Each payload is a fresh
 //     allocation, or, with Borrow set, a view of the input that is valid
 //     until the callback returns (no copy, no allocation).

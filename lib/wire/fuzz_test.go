@@ -35,12 +35,17 @@ func fuzzSeeds() [][]byte {
 
 // replay checks an assembler log against the stream it came from: every
 // delivered frame re-encodes, with its CRC field and pad, to the bytes at
-// its offset; every event is at the current offset; dropped bytes and
-// frames together cover the stream exactly once.
+// its offset; every event is at the current offset; nothing follows an
+// oversized frame or a residual overflow, which drop the rest of the
+// stream; dropped bytes (the events' and, after such an event, the rest)
+// and frames together cover the stream exactly once.
 func replay(t *testing.T, data []byte, items []item) {
 	t.Helper()
 	off := int64(0)
 	for i, it := range items {
+		if i > 0 && isResync(items[i-1]) {
+			t.Fatalf("item %d: %v after %v, which drops the rest of the stream", i, it, items[i-1])
+		}
 		if it.Event != nil {
 			e := it.Event
 			if e.Offset != off {
@@ -62,6 +67,9 @@ func replay(t *testing.T, data []byte, items []item) {
 		}
 		off += int64(len(enc))
 	}
+	if n := len(items); n > 0 && isResync(items[n-1]) && off <= int64(len(data)) {
+		off = int64(len(data)) // the rest of the stream is dropped
+	}
 	if off != int64(len(data)) {
 		t.Fatalf("frames and dropped bytes cover %d bytes of %d", off, len(data))
 	}
@@ -72,10 +80,12 @@ func isResync(it item) bool {
 }
 
 // FuzzAssembler: never panics; any chunking of the same bytes gives the
-// same frames and events as one feed (up to the first resync, after which
-// ktstr's rules depend on where the feeds were cut); every frame
-// re-encodes to its bytes; pending memory stays within 2 × cap. When the
-// selector's top bit is set the chunked assembler borrows its payloads.
+// same frames, events and stats as one feed (for a cap below 16 bytes,
+// only up to the first resync: a frame within such a cap can be longer
+// than 2 × cap);
+// every frame re-encodes to its bytes; pending memory stays within 2 ×
+// cap. When the selector's top bit is set the chunked assembler borrows
+// its payloads.
 func FuzzAssembler(f *testing.F) {
 	for i, s := range fuzzSeeds() {
 		f.Add(s, []byte{1, 5, 16, 0, 3}, uint8(i))
@@ -111,6 +121,14 @@ func FuzzAssembler(f *testing.F) {
 		many.a.Close()
 		replay(t, data, many.items)
 
+		if capv >= 16 {
+			if diff := cmp.Diff(one.items, many.items); diff != "" {
+				t.Fatalf("%d feeds differ from one feed (-one +many):\n%s", chunks, diff)
+			}
+			if a, b := one.a.Stats(), many.a.Stats(); a != b {
+				t.Fatalf("%d feeds: stats %+v, one feed %+v", chunks, b, a)
+			}
+		}
 		// Identical up to the first resync in either log.
 		n := len(one.items)
 		for i, it := range one.items {
@@ -136,9 +154,15 @@ func FuzzAssembler(f *testing.F) {
 		}
 
 		st := one.a.Stats()
-		var dropped int64
+		var dropped, framed int64
 		for _, e := range one.events() {
 			dropped += e.Dropped
+		}
+		for _, f := range one.frames() {
+			framed += HeaderSize + int64(len(f.Payload))
+		}
+		if n := len(one.items); n > 0 && isResync(one.items[n-1]) {
+			dropped = int64(len(data)) - framed // the event's bytes and the rest of the stream
 		}
 		if st.Bytes != int64(len(data)) || st.Frames != int64(len(one.frames())) || st.DroppedBytes != dropped {
 			t.Fatalf("Stats() = %+v, want %d bytes, %d frames, %d dropped", st, len(data), len(one.frames()), dropped)
@@ -177,18 +201,25 @@ func FuzzParseStream(f *testing.F) {
 		if k := len(events) - 1; k >= 0 && (events[k].Kind == EventTruncatedTail || events[k].Kind == EventOversized) {
 			last := events[k]
 			complete := int64(len(data))-last.Offset >= HeaderSize+int64(last.Length)
-			if last.Kind == EventTruncatedTail || !complete {
+			// A frame above the cap and longer than 2 × cap in all
+			// overflows the assembler before it is complete.
+			if last.Kind == EventTruncatedTail || !complete || overflows(last.Length, capv) {
 				want = append([]Event(nil), events[:k]...)
 				if n := len(want); n > 0 && want[n-1].Kind == EventPadNonzero && want[n-1].Offset == last.Offset {
 					want = want[:n-1] // the assembler judges the pad of complete frames only
 				}
 				tail := Event{Kind: EventTruncatedTail, Offset: last.Offset, Seq: last.Seq, Dropped: last.Dropped}
 				if last.Dropped > 2*int64(capv) {
-					tail.Kind = EventResidualOverflow
+					tail.Kind, tail.Dropped = EventResidualOverflow, 2*int64(capv)+1
 				} else if last.Dropped >= HeaderSize {
 					tail.Type, tail.Length, tail.Pad = last.Type, last.Length, last.Pad
 				}
 				want = append(want, tail)
+			} else {
+				// A complete oversized frame: the assembler counts its
+				// own bytes and drops the rest with it.
+				want = append([]Event(nil), events...)
+				want[k].Dropped = HeaderSize + int64(last.Length)
 			}
 		}
 		if diff := cmp.Diff(want, r.events()); diff != "" {

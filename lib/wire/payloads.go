@@ -44,6 +44,11 @@ func badSize(t Type, p []byte, want int) error {
 	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf("want exactly %d bytes", want), Err: ErrPayloadSize}
 }
 
+// badSizes is badSize for a layout with a short and a long form.
+func badSizes(t Type, p []byte, short, long int) error {
+	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf("want %d or %d bytes", short, long), Err: ErrPayloadSize}
+}
+
 func badValue(t Type, p []byte, format string, args ...any) error {
 	return &PayloadError{Type: t, Length: len(p), Reason: fmt.Sprintf(format, args...), Err: ErrPayloadValue}
 }
@@ -58,9 +63,46 @@ const (
 	SnapshotRequestSize = 8 + SnapshotTagMax
 	SnapshotReasonMax   = 512
 	SnapshotReplySize   = 8 + SnapshotReasonMax
+	NonceSize           = 16
+	HelloSize           = NonceSize
 	LossSize            = 16
+	LossNonceSize       = LossSize + NonceSize
 	VMEndSize           = 24
+	VMEndNonceSize      = VMEndSize + NonceSize
 )
+
+// Nonce is a run's nonce: random bytes that ktstr-boot keeps where the
+// guest cannot read them (the region's host trailer page) and that
+// ktstr-drain puts in the host-origin frames, HELO first of all. A frame
+// whose nonce is not the stream's HELO's was not written by the host. The
+// zero Nonce means none.
+type Nonce [NonceSize]byte
+
+// IsZero reports whether n is the zero Nonce (none).
+func (n Nonce) IsZero() bool { return n == Nonce{} }
+
+// AppendHello appends a HELO body: the nonce.
+func AppendHello(b []byte, n Nonce) []byte { return append(b, n[:]...) }
+
+// DecodeHello decodes a HELO body: exactly 16 bytes, not all zero.
+func DecodeHello(p []byte) (Nonce, error) {
+	if len(p) != HelloSize {
+		return Nonce{}, badSize(TypeHello, p, HelloSize)
+	}
+	n := Nonce(p)
+	if n.IsZero() {
+		return Nonce{}, badValue(TypeHello, p, "zero nonce")
+	}
+	return n, nil
+}
+
+// appendNonce appends n unless it is zero (the short form).
+func appendNonce(b []byte, n Nonce) []byte {
+	if n.IsZero() {
+		return b
+	}
+	return append(b, n[:]...)
+}
 
 // Stimulus is the body of STIM (step start) and STEN (step end).
 //
@@ -325,23 +367,37 @@ func DecodeLifecycle(p []byte) (Lifecycle, error) {
 
 // Loss is the LOSS body (host origin): what the guest's producer could not
 // put into the ring. Counters are totals since the region was created.
+//
+//	offset size field
+//	0      8    frames  u64
+//	8      8    bytes   u64
+//	16     16   nonce   the run's Nonce; absent (16 bytes in all) when none
 type Loss struct {
 	Frames uint64
 	Bytes  uint64
+	Nonce  Nonce
 }
 
-// AppendLoss appends the 16-byte encoding of l.
+// AppendLoss appends the encoding of l: 32 bytes, or 16 when l.Nonce is
+// zero.
 func AppendLoss(b []byte, l Loss) []byte {
 	b = binary.LittleEndian.AppendUint64(b, l.Frames)
-	return binary.LittleEndian.AppendUint64(b, l.Bytes)
+	b = binary.LittleEndian.AppendUint64(b, l.Bytes)
+	return appendNonce(b, l.Nonce)
 }
 
-// DecodeLoss decodes a LOSS body: exactly 16 bytes.
+// DecodeLoss decodes a LOSS body: exactly 32 bytes (the nonce not all
+// zero), or 16 without a nonce.
 func DecodeLoss(p []byte) (Loss, error) {
-	if len(p) != LossSize {
-		return Loss{}, badSize(TypeLoss, p, LossSize)
+	if len(p) != LossSize && len(p) != LossNonceSize {
+		return Loss{}, badSizes(TypeLoss, p, LossSize, LossNonceSize)
 	}
-	return Loss{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])}, nil
+	l := Loss{Frames: binary.LittleEndian.Uint64(p), Bytes: binary.LittleEndian.Uint64(p[8:])}
+	copy(l.Nonce[:], p[LossSize:])
+	if len(p) == LossNonceSize && l.Nonce.IsZero() {
+		return Loss{}, badValue(TypeLoss, p, "zero nonce")
+	}
+	return l, nil
 }
 
 // EndReason says how a VM ended, as ktstr-boot recorded it in the region.
@@ -382,30 +438,40 @@ func (r EndReason) String() string {
 //	4      4    exit_code   i32, ktstr-boot's own exit status
 //	8      8    elapsed_ns  u64, boot start to VM end
 //	16     8    flags       u64, reserved (0)
+//	24     16   nonce       the run's Nonce; absent (24 bytes in all) when none
 type VMEnd struct {
 	Reason    EndReason
 	ExitCode  int32
 	ElapsedNS uint64
+	Nonce     Nonce
 }
 
-// AppendVMEnd appends the 24-byte encoding of v.
+// AppendVMEnd appends the encoding of v: 40 bytes, or 24 when v.Nonce is
+// zero.
 func AppendVMEnd(b []byte, v VMEnd) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(v.Reason))
 	b = binary.LittleEndian.AppendUint32(b, uint32(v.ExitCode))
 	b = binary.LittleEndian.AppendUint64(b, v.ElapsedNS)
-	return binary.LittleEndian.AppendUint64(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, 0)
+	return appendNonce(b, v.Nonce)
 }
 
-// DecodeVMEnd decodes a VEND body: exactly 24 bytes.
+// DecodeVMEnd decodes a VEND body: exactly 40 bytes (the nonce not all
+// zero), or 24 without a nonce.
 func DecodeVMEnd(p []byte) (VMEnd, error) {
-	if len(p) != VMEndSize {
-		return VMEnd{}, badSize(TypeVMEnd, p, VMEndSize)
+	if len(p) != VMEndSize && len(p) != VMEndNonceSize {
+		return VMEnd{}, badSizes(TypeVMEnd, p, VMEndSize, VMEndNonceSize)
 	}
-	return VMEnd{
+	v := VMEnd{
 		Reason:    EndReason(binary.LittleEndian.Uint32(p)),
 		ExitCode:  int32(binary.LittleEndian.Uint32(p[4:])),
 		ElapsedNS: binary.LittleEndian.Uint64(p[8:]),
-	}, nil
+	}
+	copy(v.Nonce[:], p[VMEndSize:])
+	if len(p) == VMEndNonceSize && v.Nonce.IsZero() {
+		return VMEnd{}, badValue(TypeVMEnd, p, "zero nonce")
+	}
+	return v, nil
 }
 
 // appendPadded appends s cut to at most n bytes on a UTF-8 boundary and

@@ -40,17 +40,20 @@ var fixedCodecs = map[string]fixedCodec{
 	"lifecycle": {TypeLifecycle, func(n int) bool { return n >= 1 },
 		func(p []byte) (any, error) { return DecodeLifecycle(p) },
 		func(v any) []byte { return AppendLifecycle(nil, v.(Lifecycle)) }},
-	"loss": {TypeLoss, exactly(LossSize),
+	"hello": {TypeHello, exactly(HelloSize),
+		func(p []byte) (any, error) { return DecodeHello(p) },
+		func(v any) []byte { return AppendHello(nil, v.(Nonce)) }},
+	"loss": {TypeLoss, func(n int) bool { return n == LossSize || n == LossNonceSize },
 		func(p []byte) (any, error) { return DecodeLoss(p) },
 		func(v any) []byte { return AppendLoss(nil, v.(Loss)) }},
-	"vm end": {TypeVMEnd, exactly(VMEndSize),
+	"vm end": {TypeVMEnd, func(n int) bool { return n == VMEndSize || n == VMEndNonceSize },
 		func(p []byte) (any, error) { return DecodeVMEnd(p) },
 		func(v any) []byte { return AppendVMEnd(nil, v.(VMEnd)) }},
 }
 
 // fixedNames fixes an order for the fuzz target's selector.
 var fixedNames = []string{"stimulus", "scenario end", "exit code", "kern addrs", "snapshot request",
-	"snapshot reply", "lifecycle", "loss", "vm end"}
+	"snapshot reply", "lifecycle", "loss", "vm end", "hello"}
 
 func exactly(n int) func(int) bool { return func(m int) bool { return m == n } }
 
@@ -106,6 +109,11 @@ func TestFixedPayloadGolden(t *testing.T) {
 		{"lifecycle", Lifecycle{Phase: PhaseInitStarted}, "01"},
 		{"loss", Loss{Frames: 2, Bytes: 300}, "0200000000000000" + "2c01000000000000"},
 		{"vm end", VMEnd{Reason: EndTimeout, ExitCode: 1, ElapsedNS: 7}, "02000000" + "01000000" + "0700000000000000" + "0000000000000000"},
+		// With the run's nonce (what ktstr-drain writes).
+		{"hello", testNonce, "000102030405060708090a0b0c0d0e0f"},
+		{"loss", Loss{Frames: 2, Bytes: 300, Nonce: testNonce}, "0200000000000000" + "2c01000000000000" + "000102030405060708090a0b0c0d0e0f"},
+		{"vm end", VMEnd{Reason: EndPoweroff, ElapsedNS: 7, Nonce: testNonce}, "01000000" + "00000000" + "0700000000000000" + "0000000000000000" +
+			"000102030405060708090a0b0c0d0e0f"},
 	} {
 		c := fixedCodecs[tc.name]
 		want, _ := hex.DecodeString(tc.hex)
@@ -140,6 +148,9 @@ func TestFixedPayloadBadValues(t *testing.T) {
 		{"lifecycle", []byte{0}},
 		{"lifecycle", []byte{5, 'x'}},
 		{"lifecycle", []byte{0xff}},
+		{"hello", make([]byte, HelloSize)},
+		{"loss", make([]byte, LossNonceSize)},
+		{"vm end", make([]byte, VMEndNonceSize)},
 	} {
 		_, err := fixedCodecs[tc.name].decode(tc.in)
 		var pe *PayloadError
@@ -245,3 +256,5 @@ func TestStringers(t *testing.T) {
 		}
 	}
 }
+
+var testNonce = Nonce{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}

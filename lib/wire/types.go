@@ -43,11 +43,14 @@ const (
 	// MsgType::from_wire does, and dispatchers match it by value.
 	TypeKernAddrs Type = 0x4B414452
 
-	// Host-originated types, a ktstr-go extension. ktstr-drain appends them
-	// to the frame stream it copies out of the region so that a recording
-	// carries what the host saw. They are not ktstr message types.
-	TypeLoss  Type = 0x4C4F5353 // LOSS: 16-byte Loss (ring drops)
-	TypeVMEnd Type = 0x56454E44 // VEND: 24-byte VMEnd (how the VM ended)
+	// Host-originated types, a ktstr-go extension. ktstr-drain writes them
+	// into the frame stream it copies out of the region so that a
+	// recording carries what the host saw. They are not ktstr message
+	// types. Each carries the region's nonce, which the guest cannot read,
+	// so a reader can tell them from frames the guest forged.
+	TypeHello Type = 0x48454C4F // HELO: 16-byte Nonce, first in the stream
+	TypeLoss  Type = 0x4C4F5353 // LOSS: Loss, 32 bytes (16 without a nonce): ring drops
+	TypeVMEnd Type = 0x56454E44 // VEND: VMEnd, 40 bytes (24 without a nonce): how the VM ended
 )
 
 // Direction says which side of the channel sends a message type.
@@ -56,7 +59,7 @@ type Direction uint8
 const (
 	GuestToHost Direction = iota + 1
 	HostToGuest
-	HostOrigin // appended on the host by ktstr-drain (LOSS, VEND)
+	HostOrigin // written on the host by ktstr-drain (HELO, LOSS, VEND)
 )
 
 func (d Direction) String() string {
@@ -114,6 +117,7 @@ var Types = []Info{
 	{TypeExecExit, "ExecExit", GuestToHost, false, false},
 	{TypeDmesg, "Dmesg", GuestToHost, false, false},
 	{TypeProbeOutput, "ProbeOutput", GuestToHost, false, false},
+	{TypeHello, "Hello", HostOrigin, false, true},
 	{TypeLoss, "Loss", HostOrigin, false, true},
 	{TypeVMEnd, "VMEnd", HostOrigin, false, true},
 }

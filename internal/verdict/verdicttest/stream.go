@@ -86,7 +86,7 @@ func (s *Stream) Exit(code int32) *Stream {
 // SchedExit appends an SCDX entry and its kill effect, as dispatch does.
 func (s *Stream) SchedExit(code int32) *Stream {
 	s.add(&record.Record{Kind: record.KindEffect, Effect: record.EffectKill, Tag: wire.TypeSchedExit.String(),
-		MsgType: uint32(wire.TypeSchedExit), Count: 1, ExitCode: code})
+		MsgType: uint32(wire.TypeSchedExit), Count: 1, ExitCode: code, HasExitCode: true})
 	return s.Entry(wire.TypeSchedExit, wire.AppendExitCode(nil, code))
 }
 

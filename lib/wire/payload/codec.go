@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"github.com/vmihailenco/msgpack/v5"
@@ -83,6 +84,20 @@ func marshal(v any) ([]byte, error) {
 
 // unmarshal decodes p, which must be exactly one msgpack map, into the
 // struct v points to, and checks that every key of required is present.
+// Every string, and every key of a map, must be valid UTF-8, as postcard
+// requires of ktstr's String fields.
+func unmarshal(t wire.Type, p []byte, v any, required ...string) error {
+	return (&decoder{typ: t, p: p}).decode(v, required)
+}
+
+// unmarshalLossy is unmarshal for payloads whose strings may hold
+// ill-formed UTF-8 (RAWO's captured output): strings are taken as they
+// are and the caller makes them valid.
+func unmarshalLossy(t wire.Type, p []byte, v any, required ...string) error {
+	return (&decoder{typ: t, p: p, lossy: true}).decode(v, required)
+}
+
+// decode is unmarshal's body.
 //
 // The decoder is strict where the wire is hostile and lenient where a
 // newer writer may add things: unknown keys are skipped (but must be
@@ -93,8 +108,8 @@ func marshal(v any) ([]byte, error) {
 // MaxElems entries in one map or array, any length that is longer than
 // the bytes left, and trailing bytes. It never allocates more than the
 // payload's entries can describe.
-func unmarshal(t wire.Type, p []byte, v any, required ...string) error {
-	d := &decoder{typ: t, p: p}
+func (d *decoder) decode(v any, required []string) error {
+	p := d.p
 	rv := reflect.ValueOf(v).Elem()
 	if len(p) == 0 {
 		return d.fail(wire.ErrPayloadSize, "empty payload")
@@ -123,6 +138,15 @@ type decoder struct {
 	depth   int
 	path    []string
 	topSeen map[string]bool
+	lossy   bool // strings need not be UTF-8 (unmarshalLossy)
+}
+
+// text checks that b, a string's bytes, is UTF-8.
+func (d *decoder) text(b []byte) error {
+	if !d.lossy && !utf8.Valid(b) {
+		return d.failf("not UTF-8")
+	}
+	return nil
 }
 
 func (d *decoder) fail(kind error, reason string) error {
@@ -293,6 +317,9 @@ func (d *decoder) value(v reflect.Value) error {
 		}
 		b, err := d.take(uint64(n))
 		if err != nil {
+			return err
+		}
+		if err := d.text(b); err != nil {
 			return err
 		}
 		v.SetString(string(b))
@@ -496,6 +523,9 @@ func (d *decoder) mapValue(c byte, v reflect.Value) error {
 	for range n {
 		key, err := d.key()
 		if err != nil {
+			return err
+		}
+		if err := d.text([]byte(key)); err != nil {
 			return err
 		}
 		k := reflect.ValueOf(key).Convert(v.Type().Key())

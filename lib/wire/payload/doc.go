@@ -19,7 +19,9 @@
 // the zero value and accept any integer width, an integer for a float and
 // bin for a string. They reject anything that does not fit: an integer
 // out of its field's range, a float for an integer, a duplicate key, a
-// missing required key, nesting deeper than MaxDepth, more than MaxElems
+// missing required key, a string or map key that is not UTF-8 (postcard
+// refuses such a String in ktstr; only RAWO's stdout, stderr and hint are
+// made valid instead), nesting deeper than MaxDepth, more than MaxElems
 // entries in one map or array, a length longer than the bytes left, and
 // trailing bytes. They never allocate more than the payload's own entries
 // can describe, whatever a length says. Every error is a *DecodeError

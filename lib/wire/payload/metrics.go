@@ -67,9 +67,6 @@ func UnmarshalPayloadMetrics(p []byte) (*PayloadMetrics, error) {
 	if err := unmarshal(t, p, &m, "exit_code"); err != nil {
 		return nil, err
 	}
-	if !utf8.ValidString(m.Payload) {
-		return nil, invalid(t, "payload", "name is not UTF-8")
-	}
 	for i, x := range m.Metrics {
 		path := fmt.Sprintf("metrics[%d]", i)
 		if err := checkName(t, path+".name", x.Name, false); err != nil {
@@ -130,7 +127,7 @@ func MarshalRawPayloadOutput(r *RawPayloadOutput) ([]byte, error) { return marsh
 func UnmarshalRawPayloadOutput(p []byte) (*RawPayloadOutput, error) {
 	const t = wire.TypeRawPayloadOutput
 	var r RawPayloadOutput
-	if err := unmarshal(t, p, &r, "exit_code"); err != nil {
+	if err := unmarshalLossy(t, p, &r, "exit_code"); err != nil {
 		return nil, err
 	}
 	if err := checkName(t, "payload", r.Payload, true); err != nil {

@@ -209,6 +209,16 @@ func TestRejects(t *testing.T) {
 		{"exit code out of range", "PMET", mp("81", "'exit_code", "ce80000000"), false, "exit_code", "out of range"},
 		{"missing exit code", "RAWO", mp("81", "'stdout", "'x"), false, "", `missing key "exit_code"`},
 		{"bad UTF-8 payload name", "RAWO", mp("82", "'exit_code", "00", "'payload", "a1ff"), false, "payload", "not UTF-8"},
+		// Strings that are not UTF-8 are refused, as postcard refuses
+		// them for ktstr's String fields (only RAWO's output is lossy).
+		{"bad UTF-8 outcome message", "TEST", mp("81", "'outcomes", "91", "82", "'verdict", "'fail", "'message", "a3", "61ff62"), false, "outcomes[0].message", "not UTF-8"},
+		{"bad UTF-8 scenario as bin", "TEST", mp("81", "'scenario", "c401", "9b"), false, "scenario", "not UTF-8"},
+		{"bad UTF-8 measurement name", "TEST", mp("82", "'outcomes", "c0", "'measurements", "81", "a2", "c328", "01"), false, "measurements", "not UTF-8"},
+		{"bad UTF-8 info note", "TEST", mp("82", "'outcomes", "c0", "'info_notes", "91", "a1", "80"), false, "info_notes[0]", "not UTF-8"},
+		{"bad UTF-8 tag", "KORQ", mp("84", "'request_id", "01", "'mode", "'hot", "'direction", "'read", "'tag", "a2", "ed", "a0"), false, "tag", "not UTF-8"},
+		{"bad UTF-8 symbol", "KORQ", mp("84", "'request_id", "01", "'mode", "'hot", "'direction", "'read", "'entries", "91", "82", "'target", "82", "'kind", "'symbol", "'symbol", "a1", "ff", "'value", "81", "'kind", "'u32"),
+			false, "entries[0].target.symbol", "not UTF-8"},
+		{"bad UTF-8 reason", "KORP", mp("83", "'request_id", "01", "'success", "c2", "'reason", "a1", "c0"), false, "reason", "not UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := codecs[tc.codec]
