@@ -46,19 +46,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if dir, ok := gauntletDir(c.Args().Slice()); ok {
 			return judgeGauntlet(c, dir, stdout)
 		}
-		format := c.String("format")
-		if !contains(verdict.Formats, format) {
-			return cli.Usagef("--format %q: want one of %s", format, strings.Join(verdict.Formats, ", "))
+		format, tapVersion, cfg, err := reportFlags(c, verdict.Formats)
+		if err != nil {
+			return err
 		}
 		color, err := colorMode(c.String("color"), stdout, os.Getenv("NO_COLOR"))
-		if err != nil {
-			return err
-		}
-		tapVersion, err := tapVersionFlag(c)
-		if err != nil {
-			return err
-		}
-		cfg, err := config(c)
 		if err != nil {
 			return err
 		}
@@ -129,12 +121,19 @@ func writeReport(write func() error) error {
 	return nil
 }
 
-func tapVersionFlag(c *ucli.Context) (int, error) {
-	v := c.Int("tap-version")
-	if v != verdict.TAPVersion13 && v != verdict.TAPVersion14 {
-		return 0, cli.Usagef("--tap-version %d: want 13 or 14", v)
+// reportFlags reads --format (one of formats), --tap-version and the
+// verdict's configuration.
+func reportFlags(c *ucli.Context, formats []string) (format string, tapVersion int, cfg verdict.Config, err error) {
+	format = c.String("format")
+	if !contains(formats, format) {
+		return "", 0, cfg, cli.Usagef("--format %q: want one of %s", format, strings.Join(formats, ", "))
 	}
-	return v, nil
+	tapVersion = c.Int("tap-version")
+	if tapVersion != verdict.TAPVersion13 && tapVersion != verdict.TAPVersion14 {
+		return "", 0, cfg, cli.Usagef("--tap-version %d: want 13 or 14", tapVersion)
+	}
+	cfg, err = config(c)
+	return format, tapVersion, cfg, err
 }
 
 // gauntletDir finds a gauntlet's directory (it holds gauntlet.json)
@@ -154,20 +153,12 @@ func judgeGauntlet(c *ucli.Context, dir string, stdout io.Writer) error {
 	if c.NArg() > 1 {
 		return cli.Usagef("a gauntlet's directory is judged alone; %d inputs given", c.NArg())
 	}
-	format := c.String("format")
-	if !contains(gauntlet.Formats, format) {
-		return cli.Usagef("--format %q: want one of %s", format, strings.Join(gauntlet.Formats, ", "))
+	format, tapVersion, cfg, err := reportFlags(c, gauntlet.Formats)
+	if err != nil {
+		return err
 	}
 	if len(c.StringSlice("console")) > 0 || c.IsSet("noise") {
 		return cli.Usagef("--console and --noise belong to one run; a gauntlet's runs have theirs in their directories")
-	}
-	tapVersion, err := tapVersionFlag(c)
-	if err != nil {
-		return err
-	}
-	cfg, err := config(c)
-	if err != nil {
-		return err
 	}
 	cfg.RequireEnd = true // every run's recording is from a closed region
 	rep, err := gauntlet.Load(dir, cfg)

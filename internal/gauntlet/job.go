@@ -62,22 +62,10 @@ func (j Job) Args() []string {
 // once before any runs twice, so a gauntlet stopped early has covered
 // the most cells.
 func (m *Manifest) Runs() []Job {
-	kern := map[string]Kernel{}
-	for _, k := range m.Kernels {
-		kern[k.Name] = k
-	}
-	sched := map[string]Scheduler{}
-	for _, s := range m.Schedulers {
-		sched[s.Name] = s
-	}
-	scen := map[string]Scenario{}
-	for _, s := range m.Scenarios {
-		scen[s.Name] = s
-	}
-	topo := map[string]Topology{}
-	for _, t := range m.Topologies {
-		topo[t.Name] = t
-	}
+	kern := byName(m.Kernels, func(k Kernel) string { return k.Name })
+	sched := byName(m.Schedulers, func(s Scheduler) string { return s.Name })
+	scen := byName(m.Scenarios, func(s Scenario) string { return s.Name })
+	topo := byName(m.Topologies, func(t Topology) string { return t.Name })
 	var jobs []Job
 	for r := 1; r <= m.Repeat; r++ {
 		for _, c := range m.Cells {
@@ -101,6 +89,15 @@ func (m *Manifest) Runs() []Job {
 		}
 	}
 	return jobs
+}
+
+// byName indexes an axis's values by their names.
+func byName[T any](xs []T, name func(T) string) map[string]T {
+	m := make(map[string]T, len(xs))
+	for _, x := range xs {
+		m[name(x)] = x
+	}
+	return m
 }
 
 // Write makes the gauntlet's directory dir (which must not exist, or be
