@@ -141,7 +141,7 @@ func TestRecordingReplays(t *testing.T) {
 		t.Fatalf("live run: status %d, want 1\n%s\n%s", live.status, live.stdout, live.stderr)
 	}
 	replay := func() (string, int) {
-		cmd := exec.Command("sh", "-c", `"$B/ktstr-dispatch" --quiet < "$R" | "$B/ktstr-verdict" --require-end --console "$R.consoles/console.log" --console "$R.consoles/com2.log" --format json`)
+		cmd := exec.Command("sh", "-c", `"$B/ktstr-dispatch" --quiet < "$R" | "$B/ktstr-verdict" --require-end --console "$R.consoles/console.log" --console "$R.consoles/com2.log" --noise "$R.consoles/noise.json" --format json`)
 		cmd.Env = append(os.Environ(), "B="+binDir, "R="+rec)
 		out, err := cmd.Output()
 		var ee *exec.ExitError
