@@ -104,7 +104,11 @@ func ktstrRun(t *testing.T, kernel string, env []string, args ...string) runResu
 func TestPipelinePasses(t *testing.T) {
 	k := needVM(t)
 	r := ktstrRun(t, k, nil, "--scenario", "steady")
-	if r.status != 0 || !strings.HasPrefix(r.stdout, "PASS ") {
+	contended := r.status == 3 && strings.HasPrefix(r.stdout, "INCONCLUSIVE run: host contention: ") // a host too loaded to judge timing
+	if contended {
+		t.Logf("inconclusive, host contention:\n%s", r.stdout)
+	}
+	if !contended && (r.status != 0 || !strings.HasPrefix(r.stdout, "PASS ")) {
 		t.Fatalf("steady: status %d, want 0 and PASS\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"vm: poweroff", "exit_code=0", "step 1:"} {
