@@ -45,6 +45,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app.DisableSliceFlagSeparator = true
 	app.Flags = []ucli.Flag{
 		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
+		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's `vmlinux` (ELF symbols and BTF) for snapshots, kernel ops, failure dumps and the monitor (default: vmlinux next to the kernel, if there is one; none: none)"},
 		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler `binary` to test (packed with its shared libraries); default: the kernel's own"},
@@ -113,12 +114,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.
 		sc := c.String("scenario")
-		if _, b, err := scenario.Load(sc, guest.ValidateWork); err != nil {
+		parsed, b, err := scenario.Load(sc, guest.ValidateWork)
+		if err != nil {
 			return cli.Usagef("--scenario: %v", err)
 		} else if strings.ContainsRune(sc, '/') || strings.HasSuffix(sc, ".json") {
 			cfg.Guest.ScenarioJSON = b
 		} else {
 			cfg.Guest.Scenario = sc
+		}
+		if parsed.Monitor != nil {
+			th := parsed.Monitor.Thresholds()
+			cfg.Monitor = &th
 		}
 		if cfg.VMM != "host" {
 			cfg.Guest.Topology, cfg.Guest.MemoryMB = &cfg.Topology, cfg.MemoryMB
@@ -175,6 +181,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				}
 			}
 			cfg.Kernel = kernel
+			switch v := c.String("vmlinux"); v {
+			case "":
+				cfg.Vmlinux = boot.DefaultVmlinux(kernel)
+			case "none":
+			default:
+				if _, err := os.Stat(v); err != nil {
+					return cli.Usagef("--vmlinux %s: %v", v, err)
+				}
+				cfg.Vmlinux = v
+			}
 		}
 		dir, temp := c.String("run-dir"), false
 		if dir != "" {

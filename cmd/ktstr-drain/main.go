@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -41,6 +42,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 	app.Action = func(c *ucli.Context) error {
 		fd := c.Int("fd")
 		var open func() (*shm.Region, error)
+		var hostFrames string
 		switch {
 		case fd < -1:
 			return cli.Usagef("--fd %d: want a descriptor number", fd)
@@ -53,6 +55,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 		case c.NArg() == 1:
 			path := c.Args().First()
 			open = func() (*shm.Region, error) { return shm.Open(path) }
+			hostFrames = filepath.Join(filepath.Dir(path), drain.HostFramesFile)
 		case c.NArg() == 0:
 			return cli.Usagef("need a REGION path or --fd N")
 		default:
@@ -83,7 +86,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer, stderr io.Writer) int
 		growPipe(stdout)
 		alive, release := drain.BootWatch(region.BootPID(), region.BootStart())
 		defer release()
-		st, err := drain.Run(region, stdout, drain.Options{Follow: c.Bool("follow"), Stop: stop, BootAlive: alive})
+		st, err := drain.Run(region, stdout, drain.Options{Follow: c.Bool("follow"), Stop: stop, BootAlive: alive, HostFrames: hostFrames})
 		if st.DropFrames > 0 || st.DropBytes > 0 {
 			cli.Errorf(stderr, name, "the guest dropped %d frames (%d bytes): ring full", st.DropFrames, st.DropBytes)
 		}

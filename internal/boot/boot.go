@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/control"
+	"github.com/ktstr-go/ktstr/internal/drain"
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/internal/topology"
@@ -18,11 +19,19 @@ import (
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // Config is one run.
 type Config struct {
 	Kernel string
+	// Vmlinux is the kernel's vmlinux (ELF symbols and BTF) for
+	// snapshots, kernel ops, failure dumps and the monitor; "" answers
+	// what needs names ERR "no vmlinux".
+	Vmlinux string
+	// Monitor, when set, runs the host-side monitor with these checks
+	// (the scenario opted in).
+	Monitor *payload.MonitorThresholds
 	// Guest is what the agent runs (scenario, scheduler), written into the
 	// initramfs as /ktstr/config.json.
 	Guest guest.Config
@@ -172,11 +181,13 @@ func Run(cfg Config) (Result, error) {
 		}
 	}
 
-	// no_timer_check: the kernel's check that the timer interrupt arrives
-	// through the I/O APIC in time panics ("IO-APIC + timer doesn't
-	// work!") when a loaded host starves an emulated vCPU (seen at load 20
-	// on 2 cores); the VMMs' timer routing is known good.
-	cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init KTSTR_GUEST=1 no_timer_check"
+	// nokaslr: the kernel sits where vmlinux says, so the host can read
+	// it before any vCPU's CR3 is known (introspect finds the page tables
+	// either way). no_timer_check: the kernel's check that the timer
+	// interrupt arrives through the I/O APIC in time panics ("IO-APIC +
+	// timer doesn't work!") when a loaded host starves an emulated vCPU
+	// (seen at load 20 on 2 cores); the VMMs' timer routing is known good.
+	cmdline := "console=ttyS0 reboot=t panic=-1 nokaslr rdinit=/init KTSTR_GUEST=1 no_timer_check"
 	if !cfg.Verbose {
 		cmdline += " quiet loglevel=1"
 	}
@@ -188,6 +199,7 @@ func Run(cfg Config) (Result, error) {
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
 		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
 		Region: regionPath, RegionSize: layout.Size, Stderr: os.Stderr,
+		Introspect: true,
 	}
 	backend := "qemu"
 	switch cfg.VMM {
@@ -222,6 +234,17 @@ func Run(cfg Config) (Result, error) {
 	// for the region can connect at once; replies wait in the handler's
 	// queue until the region exists.
 	h := newHandler(backend, logf)
+	hf, err := rd.create(drain.HostFramesFile)
+	if err != nil {
+		return Result{}, fmt.Errorf("host frames: %w", err)
+	}
+	host := &hostFrames{f: hf}
+	defer func() {
+		if err := host.close(); err != nil {
+			logf("%v", err)
+		}
+	}()
+	h.ins.configure(rd.path, cfg.Vmlinux, host)
 	srv, err := control.Listen(rd.join(ControlSock), h.handle)
 	if err != nil {
 		return Result{}, fmt.Errorf("control socket: %w", err)
@@ -255,11 +278,20 @@ func Run(cfg Config) (Result, error) {
 	switch backend {
 	case "host":
 		vm, err = startHost(cfg.Guest, region, regionPath, con, com)
+		h.ins.attach(backend, nil)
 	case "own-vmm":
-		vm, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com)
+		var o *ownVM
+		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com); err == nil {
+			vm = o
+			h.ins.attach(backend, ownTarget{o.vm})
+		}
 	default:
 		qc.Console, qc.COM2 = con, com
-		vm, err = qemu.Start(qc)
+		var q *qemu.VM
+		if q, err = qemu.Start(qc); err == nil {
+			vm = q
+			h.ins.attach(backend, qemuTarget{q})
+		}
 	}
 	if err != nil {
 		res := Result{Reason: wire.EndVMMError, Detail: err.Error(), Elapsed: time.Since(start)}
@@ -268,7 +300,11 @@ func Run(cfg Config) (Result, error) {
 	}
 
 	sampler := startNoise(backend, vm)
+	if cfg.Monitor != nil {
+		h.ins.startMonitor(*cfg.Monitor, start)
+	}
 	res := h.watch(vm, start, cfg.Timeout)
+	h.ins.stopMonitor() // its last samples go out before the region closes
 	res.Elapsed = time.Since(start)
 	// The guest has stopped writing (an abandoned host-mode agent's
 	// later lines are dropped): the logs get their tails before they are

@@ -27,3 +27,18 @@ func DefaultKernel() (string, error) {
 	}
 	return "", errors.New("no kernel: pass --kernel, set KTSTR_KERNEL, or run make kernel or scripts/fetch-kernel")
 }
+
+// DefaultVmlinux is the vmlinux next to kernel (after following symbolic
+// links: scripts/build-kernel keeps one beside each bzImage it builds), or
+// "" when there is none.
+func DefaultVmlinux(kernel string) string {
+	real, err := filepath.EvalSymlinks(kernel)
+	if err != nil {
+		return ""
+	}
+	v := filepath.Join(filepath.Dir(real), "vmlinux")
+	if st, err := os.Stat(v); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return v
+}

@@ -18,7 +18,7 @@ type ownVM struct {
 func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64, con, com io.Writer) (*ownVM, error) {
 	vm, err := vmm.Start(vmm.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		CPUs: max(cfg.Topology.CPUs(), 1), MemoryMB: max(cfg.MemoryMB, 128),
+		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
 		RegionPath: regionPath, RegionSize: regionSize,
 		Console: con, COM2: com,
 	})

@@ -12,7 +12,6 @@ import (
 	"github.com/ktstr-go/ktstr/internal/record"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
-	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 // replyQueue bounds the replies waiting for the host-to-guest ring; a
@@ -31,6 +30,7 @@ type handler struct {
 	backend string
 	logf    func(string, ...any)
 	region  *shm.Region
+	ins     *inspector    // snapshots, kernel ops, failure dumps, monitor
 	kill    chan string   // one slot: why the VM is to be stopped
 	moved   chan struct{} // one slot: a new deadline is waiting in next
 
@@ -47,11 +47,13 @@ type handler struct {
 // newHandler returns a handler. Replies wait in its queue until attach
 // gives it the region; Close stops its reply writer.
 func newHandler(backend string, logf func(string, ...any)) *handler {
-	return &handler{
+	h := &handler{
 		backend: backend, logf: logf,
 		kill: make(chan string, 1), moved: make(chan struct{}, 1),
 		replies: make(chan []byte, replyQueue), stop: make(chan struct{}),
 	}
+	h.ins = newInspector(backend, logf, h.reply)
+	return h
 }
 
 // attach starts writing replies into region's host-to-guest ring.
@@ -83,6 +85,7 @@ func (h *handler) Close() {
 		return
 	default:
 	}
+	h.ins.close() // its worker's last replies go into the queue first
 	close(h.stop)
 	h.wg.Wait()
 	h.mu.Lock()
@@ -116,15 +119,9 @@ func (h *handler) handle(r *record.Record) {
 		default:
 		}
 	case record.EffectSnapshotRequest:
-		h.reply(wire.TypeSnapshotReply, wire.AppendSnapshotReply(nil, wire.SnapshotReply{
-			RequestID: r.RequestID, Status: wire.SnapshotErr,
-			Reason: "snapshot capture is not supported by the " + h.backend + " backend"}))
+		h.ins.snapshot(r)
 	case record.EffectKernelOpRequest:
-		p, err := payload.MarshalKernelOpReply(&payload.KernelOpReply{RequestID: r.RequestID,
-			Reason: "kernel ops are not supported by the " + h.backend + " backend", ReadValues: []payload.Value{}})
-		if err == nil {
-			h.reply(wire.TypeKernelOpReply, p)
-		}
+		h.ins.kernelOp(r)
 	}
 }
 
@@ -201,9 +198,10 @@ func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Resu
 			stop()
 			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("ktstr-boot interrupted by %v", sig)}
 		case why := <-h.kill:
+			dump := h.ins.failureDump(why)
 			t0 := time.Now()
 			stop()
-			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request", why, time.Since(t0).Round(time.Microsecond))}
+			return Result{Reason: wire.EndKilled, Detail: fmt.Sprintf("%s; VM stopped %v after the kill request%s", why, time.Since(t0).Round(time.Microsecond), dump)}
 		case <-h.moved:
 			at, n := h.deadline()
 			if at.After(ceiling) {
@@ -218,8 +216,10 @@ func (h *handler) watch(vm machine, start time.Time, timeout time.Duration) Resu
 		case <-soft.C:
 			h.region.SetControl(shm.CtlShutdown, 0xD3)
 		case <-hard.C:
+			why := fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))
+			dump := h.ins.failureDump(why)
 			stop()
-			return Result{Reason: wire.EndTimeout, Detail: fmt.Sprintf("watchdog deadline passed after %v", time.Since(start).Round(time.Millisecond))}
+			return Result{Reason: wire.EndTimeout, Detail: why + dump}
 		}
 	}
 }

@@ -140,10 +140,11 @@ func ArmOf(t wire.Type) Arm {
 		wire.TypeRawPayloadOutput, wire.TypeProfraw, wire.TypeWprofTrace, wire.TypeStdout, wire.TypeStderr,
 		wire.TypeSchedLog, wire.TypeLifecycle, wire.TypeExecExit, wire.TypeDmesg, wire.TypeProbeOutput:
 		return ArmBucket
-	case wire.TypeHello, wire.TypeLoss, wire.TypeVMEnd:
+	case wire.TypeHello, wire.TypeLoss, wire.TypeVMEnd, wire.TypeHostBlock, wire.TypeHostDump, wire.TypeMonitor:
 		// ktstr-go's host-origin types, written by ktstr-drain: verdict
-		// data about the transport and the VM's end, with the nonce that
-		// tells them from forgeries. The verdict checks the nonce.
+		// data about the transport, the VM's end and what ktstr-boot saw,
+		// with the nonce that tells them from forgeries (HBLK carries it
+		// for the HDMP and HMON after it). The verdict checks the nonce.
 		return ArmBucket
 	case wire.TypeSnapshotReply, wire.TypeKernelOpReply:
 		// Host-to-guest replies stamped by the guest on its TX stream.

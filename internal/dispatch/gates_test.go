@@ -50,6 +50,9 @@ var wantArms = map[wire.Type]Arm{
 	wire.TypeHello:            ArmBucket,
 	wire.TypeLoss:             ArmBucket,
 	wire.TypeVMEnd:            ArmBucket,
+	wire.TypeHostBlock:        ArmBucket,
+	wire.TypeHostDump:         ArmBucket,
+	wire.TypeMonitor:          ArmBucket,
 }
 
 func TestEveryKnownTypeHasAnArm(t *testing.T) {

@@ -51,6 +51,9 @@ type Options struct {
 	// Beat is the heartbeat period (default shm.BeatInterval); negative:
 	// no heartbeat, so a producer does not wait for this consumer.
 	Beat time.Duration
+	// HostFrames is ktstr-boot's host frames file (HostBlock); once the
+	// region is closed its block goes before LOSS and VEND. "": none.
+	HostFrames string
 }
 
 // Stats is what Run copied.
@@ -83,9 +86,10 @@ var (
 //
 // It starts with a HELO frame carrying the region's nonce when it starts
 // at the ring's first byte. With Follow it returns once the region is
-// closed and empty, after appending the host trailer: a LOSS frame when
-// the producer dropped frames, then a VEND frame with how the VM ended,
-// both with the nonce. Without Follow it
+// closed and empty, after appending the host trailer: ktstr-boot's host
+// block (HostFrames, after an HBLK with the nonce), a LOSS frame when the
+// producer dropped frames, then a VEND frame with how the VM ended, both
+// with the nonce. Without Follow it
 // returns when the ring is empty, appending LOSS if there were drops and
 // VEND if the region is closed. While it runs it beats the ring's
 // heartbeat, so the producer waits for space instead of dropping.
@@ -173,6 +177,9 @@ func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
 				continue
 			}
 			st.Closed, st.End = true, end
+			if err := hostBlock(opts.HostFrames, wire.Nonce(r.Nonce()), w); err != nil {
+				return st, err
+			}
 			return st, trailer(r, w, &st, true)
 		}
 		if !opts.Follow {
@@ -215,6 +222,19 @@ func beat(c *shm.Consumer, d time.Duration) (stop func()) {
 	// stop waits for the goroutine: the caller may unmap the region next,
 	// and a late Beat would then write to unmapped memory.
 	return func() { close(done); <-exited }
+}
+
+// hostBlock writes ktstr-boot's block of host frames, if there is one.
+func hostBlock(path string, nonce wire.Nonce, w io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	b, err := HostBlock(path, nonce)
+	if err != nil || len(b) == 0 {
+		return err
+	}
+	_, err = w.Write(b)
+	return outErr(err)
 }
 
 // trailer appends the host-origin frames: LOSS if the producer dropped

@@ -351,3 +351,31 @@ func ExampleTrailer() {
 	// LOSS 32
 	// VEND 40
 }
+
+// TestHostBlock: only CRC-good HDMP and HMON frames of ktstr-boot's file
+// are copied, after an HBLK; a missing file gives no block.
+func TestHostBlock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, HostFramesFile)
+	nonce := wire.Nonce{1, 2, 3}
+	if b, err := HostBlock(path, nonce); b != nil || err != nil {
+		t.Fatalf("missing file: %q, %v; want nil, nil", b, err)
+	}
+	dump := wire.AppendFrame(nil, wire.TypeHostDump, []byte("d"))
+	mon := wire.AppendFrame(nil, wire.TypeMonitor, []byte("m"))
+	badCRC := wire.AppendFrame(nil, wire.TypeMonitor, []byte("x"))
+	badCRC[len(badCRC)-1] = 'y'
+	other := wire.AppendFrame(nil, wire.TypeExit, []byte{0, 0, 0, 0})
+	var file []byte
+	for _, f := range [][]byte{dump, other, badCRC, mon, mon[:10]} {
+		file = append(file, f...)
+	}
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := HostBlock(path, nonce)
+	want := append(append(wire.AppendFrame(nil, wire.TypeHostBlock, nonce[:]), dump...), mon...)
+	if err != nil || !bytes.Equal(b, want) {
+		t.Errorf("HostBlock = %x, %v; want %x", b, err, want)
+	}
+}

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // repoRoot is the module root, two levels above this package.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
@@ -42,7 +42,7 @@ var built bool
 // buildTools builds the four binaries once, statically (the guest runs
 // ktstr-boot as /init with no libc), and the tests' scheduler wrapper
 // (testdata/schedwrap).
-func buildTools(t *testing.T) {
+func buildTools(t testing.TB) {
 	t.Helper()
 	if built {
 		return
@@ -59,7 +59,7 @@ func buildTools(t *testing.T) {
 
 // needVM skips unless QEMU and a kernel are available, and returns the
 // kernel.
-func needVM(t *testing.T) string {
+func needVM(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real VM test: skipped with -short")
@@ -84,7 +84,7 @@ type runResult struct {
 // ktstrRun runs scripts/ktstr-run with the given ktstr-boot arguments.
 // Its run directory goes under the test's own TMPDIR (env may set
 // another), so one a failed run keeps is removed with the test.
-func ktstrRun(t *testing.T, kernel string, env []string, args ...string) runResult {
+func ktstrRun(t testing.TB, kernel string, env []string, args ...string) runResult {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "ktstr-run"), args...)
 	cmd.Env = append(os.Environ(), append([]string{"KTSTR_BIN=" + binDir, "KTSTR_KERNEL=" + kernel, "TMPDIR=" + t.TempDir()}, env...)...)

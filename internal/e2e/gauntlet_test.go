@@ -72,7 +72,7 @@ func testdata(t *testing.T, name string) string {
 	return filepath.Join(repoRoot(t), "internal", "e2e", "testdata", name)
 }
 
-func readReport(t *testing.T, dir string) gauntlet.Report {
+func readGauntletReport(t *testing.T, dir string) gauntlet.Report {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
@@ -134,7 +134,7 @@ func TestGauntletMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := readReport(t, r.out)
+	rep := readGauntletReport(t, r.out)
 	if rep.Status != "PASS" || rep.Totals.Cells != 12 || rep.Totals.Skipped != 2 || rep.Totals.Runs != 10 || rep.Totals.Pass != 10 {
 		t.Fatalf("report %s %+v, want PASS, 12 cells, 2 skipped, 10 runs passed\n%s", rep.Status, rep.Totals, r.stdout)
 	}
@@ -240,7 +240,7 @@ func TestGauntletRepeat(t *testing.T) {
 	if r.status != 1 {
 		t.Fatalf("gauntlet: status %d, want 1\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
 	}
-	rep := readReport(t, r.out)
+	rep := readGauntletReport(t, r.out)
 	c := rep.Cells[0]
 	if c.Status != "FAIL" || c.Runs != 3 || c.Failures != 1 || c.Rate != 0.3333 || c.Interval != [2]float64{0.0615, 0.7923} {
 		t.Fatalf("cell %+v: want FAIL, 1 of 3, 33.33%%, [6.15%%, 79.23%%]", c)
@@ -336,7 +336,7 @@ func TestGauntletInterrupt(t *testing.T) {
 	if left := leftovers(t, r); len(left) > 0 {
 		t.Errorf("the gauntlet left behind:\n%s", strings.Join(left, "\n"))
 	}
-	rep := readReport(t, r.out)
+	rep := readGauntletReport(t, r.out)
 	if rep.Status != "ERROR" || rep.Totals.NotRun != 2 || rep.Totals.Runs != 2 || !strings.Contains(rep.Reason, "2 of 2 runs did not run") {
 		t.Errorf("partial report %s %+v %q: want ERROR with 2 of 2 runs not run", rep.Status, rep.Totals, rep.Reason)
 	}
@@ -451,7 +451,7 @@ func TestGauntletSSH(t *testing.T) {
 	if r.status != 0 {
 		t.Fatalf("gauntlet over ssh: status %d, want 0\nstdout:\n%s\nstderr:\n%s\nsshd:\n%s", r.status, r.stdout, r.stderr, mustRead(t, log))
 	}
-	rep := readReport(t, r.out)
+	rep := readGauntletReport(t, r.out)
 	if rep.Totals.Runs != 2 || rep.Totals.Pass != 2 {
 		t.Fatalf("report %+v: want 2 runs passed", rep.Totals)
 	}

@@ -29,6 +29,10 @@ type verdictJSON struct {
 		VMEnd *struct {
 			Reason string `json:"reason"`
 		} `json:"vm_end"`
+		FailureDump *payload.HostDump `json:"failure_dump"`
+		Monitor     *struct {
+			Samples int `json:"samples"`
+		} `json:"monitor"`
 	} `json:"runs"`
 }
 
@@ -206,14 +210,21 @@ func TestVMWatchdogSoftDeadline(t *testing.T) {
 }
 
 // TestVMWatchdogTimeout: a budget of 5 s or less has no soft deadline; the
-// watchdog kills the VM and the verdict says timeout.
+// watchdog kills the VM and the verdict says timeout. The guest sends
+// nothing meanwhile (it holds for a minute), so the diagnosis comes from
+// the host: ktstr-boot dumps the frozen guest before it stops the VM, and
+// the verdict shows that dump.
 func TestVMWatchdogTimeout(t *testing.T) {
 	k := needVM(t)
-	r := ktstrRun(t, k, jsonVerdict, "--timeout", "5s", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/long-hold.json"))
+	r := ktstrRun(t, k, jsonVerdict, "--vmm", "qemu", "--timeout", "5s", "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/long-hold.json"))
 	v := parseVerdict(t, r.stdout)
 	if r.status != 1 || v.Runs[0].Cause != "timeout" || v.Runs[0].VMEnd == nil || v.Runs[0].VMEnd.Reason != "timeout" {
 		t.Fatalf("hard deadline: status %d cause %q vm_end %+v, want 1, timeout, timeout\n%s\nstderr:\n%s",
 			r.status, v.Runs[0].Cause, v.Runs[0].VMEnd, r.stdout, r.stderr)
+	}
+	d := v.Runs[0].FailureDump
+	if d == nil || !strings.HasPrefix(d.Reason, "watchdog deadline passed") || !strings.HasSuffix(d.Path, "/failure-dump.json") || len(d.Summary) == 0 {
+		t.Errorf("failure dump %+v, want the watchdog's, with a summary\n%s\nstderr:\n%s", d, r.stdout, r.stderr)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 // needSched skips unless the project's sched_ext kernel (make kernel) and
 // the example schedulers (make schedulers) are built, and returns the
 // kernel and the schedulers' directory.
-func needSched(t *testing.T) (kernel, dir string) {
+func needSched(t testing.TB) (kernel, dir string) {
 	t.Helper()
 	needVM(t)
 	c, err := cache.Dir()

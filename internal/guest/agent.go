@@ -300,14 +300,18 @@ func (a *agent) run() {
 	}
 	rep := newReplies(a.region, a.logf)
 	env.snapshot = func(tag string) (string, error) {
+		t0 := time.Now()
 		r, err := rep.snapshot(a.send, wire.SnapshotCapture, tag, 10*time.Second)
 		if err != nil {
 			return "", err
 		}
 		if r.Status == wire.SnapshotOK {
-			return "captured", nil
+			return fmt.Sprintf("captured in %v", time.Since(t0).Round(time.Microsecond)), nil
 		}
 		return "host answered ERR: " + r.Reason, nil
+	}
+	env.kernelOp = func(req *payload.KernelOpRequest) (*payload.KernelOpReply, error) {
+		return rep.kernelOp(a.send, req, kernelOpTimeout)
 	}
 	res := runScenario(sc, env)
 	res.Machine = machineOf(topo)

@@ -68,6 +68,9 @@ type runEnv struct {
 	// snapshot asks the host for a snapshot and returns its answer (nil:
 	// no channel to the host).
 	snapshot func(tag string) (string, error)
+	// kernelOp sends a kernel op to the host and returns its reply (nil:
+	// no channel to the host).
+	kernelOp func(*payload.KernelOpRequest) (*payload.KernelOpReply, error)
 }
 
 type liveCgroup struct {
@@ -215,6 +218,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
+	saved := map[string]uint64{} // values read_kernel kept
 	for i, st := range sc.Steps {
 		if stopped != "" {
 			break
@@ -231,6 +235,14 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 					failSetup("step %d: snapshot %q: %v", i+1, op.Tag, err)
 				} else {
 					notes = append(notes, fmt.Sprintf("snapshot %q: %s", op.Tag, answer))
+				}
+				continue
+			}
+			if op.Op == scenario.OpReadKernel || op.Op == scenario.OpWriteKernel {
+				if note, err := env.runKernelOp(op, saved); err != nil {
+					failSetup("step %d: %s: %v", i+1, op.Op, err)
+				} else {
+					notes = append(notes, note)
 				}
 				continue
 			}
@@ -332,6 +344,8 @@ func opBit(op string) uint32 {
 		return 16
 	case scenario.OpSnapshot:
 		return 32
+	case scenario.OpReadKernel, scenario.OpWriteKernel:
+		return 64
 	}
 	return 0
 }

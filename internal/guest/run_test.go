@@ -322,3 +322,58 @@ func TestPlacement(t *testing.T) {
 		t.Errorf("NodeOf (-want +got):\n%s", d)
 	}
 }
+
+// TestRunScenarioKernelOps: read_kernel and write_kernel go to the host
+// as KORQ; values read are saved and checked; an ERR answer or a failed
+// check fails the run with a message naming the step and what failed.
+func TestRunScenarioKernelOps(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],"steps":[
+		{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u64","save":"j0"}}]},
+		{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u64","expect":{"greater_than":"j0"}}},
+			{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"panic_print"},"value":"u64","write":5,"cold":true}},
+			{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"nosuch"},"value":"u32"}},
+			{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u64","expect":{"max":1}}}]}]}`)
+	env := testEnv(&recorder{})
+	jiffies := uint64(1000)
+	var reqs []*payload.KernelOpRequest
+	env.kernelOp = func(req *payload.KernelOpRequest) (*payload.KernelOpReply, error) {
+		reqs = append(reqs, req)
+		e := req.Entries[0]
+		if e.Target.Symbol == "nosuch" {
+			return &payload.KernelOpReply{Reason: "entry 0 (symbol nosuch): introspect: unknown symbol nosuch"}, nil
+		}
+		if req.Direction == payload.DirWrite {
+			return &payload.KernelOpReply{Success: true}, nil
+		}
+		jiffies += 10
+		return &payload.KernelOpReply{Success: true, ReadValues: []payload.Value{{Kind: e.Value.Kind, U: jiffies}}}, nil
+	}
+	res := runScenario(sc, env)
+	if len(reqs) != 5 || reqs[2].Direction != payload.DirWrite || reqs[2].Mode != payload.ModeCold || reqs[2].Entries[0].Value.U != 5 {
+		t.Fatalf("requests %+v", reqs)
+	}
+	var fails []string
+	for _, o := range res.Outcomes {
+		if o.Verdict == payload.Fail {
+			fails = append(fails, o.Message)
+		}
+	}
+	want := []string{
+		"step 2: read_kernel: host answered ERR: entry 0 (symbol nosuch): introspect: unknown symbol nosuch",
+		"step 2: read_kernel: jiffies is 1030, want at most 1",
+	}
+	if d := cmp.Diff(want, fails); d != "" {
+		t.Errorf("failures (-want +got):\n%s", d)
+	}
+	notes := strings.Join(res.InfoNotes, "\n")
+	for _, w := range []string{"read_kernel jiffies: 1010 (hot, answered in", "read_kernel jiffies: 1020 (hot", "write_kernel panic_print: wrote 5 (cold"} {
+		if !strings.Contains(notes, w) {
+			t.Errorf("notes lack %q:\n%s", w, notes)
+		}
+	}
+	env.kernelOp = nil
+	res = runScenario(sc, env)
+	if len(res.Outcomes) == 0 || !strings.Contains(res.Outcomes[len(res.Outcomes)-1].Message, "no channel to the host") {
+		t.Errorf("without a host channel: %+v", res.Outcomes)
+	}
+}

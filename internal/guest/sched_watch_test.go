@@ -125,7 +125,9 @@ func TestSchedWatchRuns(t *testing.T) {
 	w := newSchedWatch(fs, base, nil, make(chan struct{}), func(why string) { stopped <- why })
 	w.every = time.Millisecond
 	w.start()
-	writeSCX(t, fs, "disabled", "", "4")
+	// Only the state changes: the watch reads the files one by one, so a
+	// change of several could be seen half made.
+	writeSCX(t, fs, "disabled", "simple", "4")
 	why := <-stopped
 	loss := w.stop()
 	if loss == nil || loss.how != "detached" || !strings.Contains(why, "sched_ext state disabled") {

@@ -22,7 +22,11 @@ func fakeSCX(t *testing.T, state, ops, seq string) scxFS {
 func writeSCX(t *testing.T, d scxFS, state, ops, seq string) {
 	t.Helper()
 	os.MkdirAll(filepath.Join(string(d), "root"), 0o755)
-	for name, v := range map[string]string{"state": state, "root/ops": ops, "enable_seq": seq} {
+	// In a fixed order, state first, so a watcher polling meanwhile sees
+	// the state change before the rest (a map's random order made the
+	// loss read as "ops gone" now and then).
+	for _, f := range []struct{ name, v string }{{"state", state}, {"root/ops", ops}, {"enable_seq", seq}} {
+		name, v := f.name, f.v
 		p := filepath.Join(string(d), name)
 		if v == "" {
 			os.Remove(p)

@@ -35,6 +35,7 @@ const (
 	sizeofMSREntry    = 16
 	sizeofIRQLevel    = 8
 	sizeofMPState     = 4
+	sizeofXCRs        = 392
 )
 
 // Request numbers.
@@ -62,6 +63,8 @@ var (
 	reqSetLAPIC            = ioc(iocWrite, 0x8f, sizeofLAPIC)
 	reqSetCPUID2           = ioc(iocWrite, 0x90, sizeofCPUIDHeader)
 	reqGetMPState          = ioc(iocRead, 0x98, sizeofMPState)
+	reqGetXCRs             = ioc(iocRead, 0xa6, sizeofXCRs)
+	reqSetXCRs             = ioc(iocWrite, 0xa7, sizeofXCRs)
 )
 
 // Exit reasons (kvm_run.exit_reason) the VMM handles or reports.
@@ -141,7 +144,9 @@ const (
 	CapNrVCPUs       = 9
 	CapNrMemslots    = 10
 	CapPIT2          = 33
+	CapXCRs          = 56
 	CapMaxVCPUs      = 66
+	CapMaxVCPUID     = 128
 	CapImmediateExit = 136
 )
 
@@ -266,6 +271,24 @@ type FPU struct {
 	XMM        [16][16]byte
 	MXCSR      uint32
 	_          uint32
+}
+
+// XCR is struct kvm_xcr: one extended control register (XCR0 is 0).
+type XCR struct {
+	XCR   uint32
+	_     uint32
+	Value uint64
+}
+
+// maxXCRs is the kernel's KVM_MAX_XCRS.
+const maxXCRs = 16
+
+// xcrs is struct kvm_xcrs.
+type xcrs struct {
+	NXCRs uint32
+	Flags uint32
+	XCRs  [maxXCRs]XCR
+	_     [16]uint64
 }
 
 // MSREntry is struct kvm_msr_entry.

@@ -45,6 +45,8 @@ var requests = []struct {
 	{"KVM_SET_LAPIC", reqSetLAPIC, 0x4400ae8f},
 	{"KVM_SET_CPUID2", reqSetCPUID2, 0x4008ae90},
 	{"KVM_GET_MP_STATE", reqGetMPState, 0x8004ae98},
+	{"KVM_GET_XCRS", reqGetXCRs, 0x8188aea6},
+	{"KVM_SET_XCRS", reqSetXCRs, 0x4188aea7},
 }
 
 func TestRequestNumbers(t *testing.T) {
@@ -89,7 +91,7 @@ func TestAgainstKernelHeaders(t *testing.T) {
 		{"kvm_cpuid_entry2", sizeofCPUIDEntry}, {"kvm_cpuid2", sizeofCPUIDHeader},
 		{"kvm_lapic_state", sizeofLAPIC}, {"kvm_pit_config", sizeofPITConfig}, {"kvm_fpu", sizeofFPU},
 		{"kvm_msrs", sizeofMSRsHeader}, {"kvm_msr_entry", sizeofMSREntry}, {"kvm_irq_level", sizeofIRQLevel},
-		{"kvm_mp_state", sizeofMPState},
+		{"kvm_mp_state", sizeofMPState}, {"kvm_xcrs", sizeofXCRs},
 	} {
 		add("sizeof "+s.c, "sizeof(struct "+s.c+")", s.v)
 	}
@@ -115,7 +117,7 @@ func TestAgainstKernelHeaders(t *testing.T) {
 		{"KVM_SYSTEM_EVENT_SHUTDOWN", SystemEventShutdown}, {"KVM_SYSTEM_EVENT_RESET", SystemEventReset},
 		{"KVM_SYSTEM_EVENT_CRASH", SystemEventCrash}, {"KVM_PIT_SPEAKER_DUMMY", PITSpeakerDummy},
 		{"KVM_CPUID_FLAG_SIGNIFCANT_INDEX", CPUIDFlagSignificantIndx}, {"KVM_CAP_IMMEDIATE_EXIT", CapImmediateExit},
-		{"KVM_CAP_MAX_VCPUS", CapMaxVCPUs}, {"KVM_CAP_NR_MEMSLOTS", CapNrMemslots}, {"KVM_CAP_PIT2", CapPIT2},
+		{"KVM_CAP_MAX_VCPUS", CapMaxVCPUs}, {"KVM_CAP_MAX_VCPU_ID", CapMaxVCPUID}, {"KVM_CAP_XCRS", CapXCRs}, {"KVM_CAP_NR_MEMSLOTS", CapNrMemslots}, {"KVM_CAP_PIT2", CapPIT2},
 		{"KVM_INTERNAL_ERROR_EMULATION", InternalErrorEmulation}, {"KVM_MP_STATE_HALTED", MPStateHalted},
 	} {
 		add(c.name, c.name, c.v)

@@ -25,6 +25,8 @@ func TestStructLayout(t *testing.T) {
 		{"kvm_msr_entry", unsafe.Sizeof(MSREntry{}), sizeofMSREntry},
 		{"kvm_msrs", unsafe.Sizeof(msrs{}), sizeofMSRsHeader + maxMSRs*sizeofMSREntry},
 		{"kvm_irq_level", unsafe.Sizeof(irqLevel{}), sizeofIRQLevel},
+		{"kvm_xcrs", unsafe.Sizeof(xcrs{}), sizeofXCRs},
+		{"kvm_xcr", unsafe.Sizeof(XCR{}), 16},
 	}
 	for _, s := range sizes {
 		t.Run(s.name, func(t *testing.T) {

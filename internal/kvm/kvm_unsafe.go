@@ -209,6 +209,33 @@ func (c *VCPU) SetFPU(f *FPU) error {
 	return nil
 }
 
+// GetXCRs reads the extended control registers (XCR0).
+func (c *VCPU) GetXCRs() ([]XCR, error) {
+	x := new(xcrs)
+	_, err := ioctl(c.fd.n, reqGetXCRs, unsafe.Pointer(x))
+	runtime.KeepAlive(x)
+	if err != nil {
+		return nil, fmt.Errorf("kvm: KVM_GET_XCRS vcpu %d: %w", c.ID, err)
+	}
+	return append([]XCR(nil), x.XCRs[:min(x.NXCRs, maxXCRs)]...), nil
+}
+
+// SetXCRs writes extended control registers; KVM refuses an XCR0 the
+// vCPU's CPUID (leaf 0xD) does not allow.
+func (c *VCPU) SetXCRs(regs []XCR) error {
+	if len(regs) > maxXCRs {
+		return fmt.Errorf("kvm: KVM_SET_XCRS: %d registers, at most %d", len(regs), maxXCRs)
+	}
+	x := new(xcrs)
+	x.NXCRs = uint32(copy(x.XCRs[:], regs))
+	_, err := ioctl(c.fd.n, reqSetXCRs, unsafe.Pointer(x))
+	runtime.KeepAlive(x)
+	if err != nil {
+		return fmt.Errorf("kvm: KVM_SET_XCRS vcpu %d: %w", c.ID, err)
+	}
+	return nil
+}
+
 // GetMPState reads the vCPU's multiprocessing state (MPState*).
 func (c *VCPU) GetMPState() (uint32, error) {
 	var s uint32

@@ -42,6 +42,14 @@
 // they ran on. A cgroup's "cpuset_enforce": false makes its cpuset an
 // expectation only (checked, not written to the cgroup): the isolation
 // check's own test, and hosts without the cpuset controller.
+//
+// Looking into the guest kernel from the host: a step's op "snapshot"
+// ({"op": "snapshot", "tag": "mid-run"}) has ktstr-boot freeze the guest
+// and write a report (ktstr-snapshot(5)); "read_kernel" and
+// "write_kernel" read or write kernel state through the host (KernelOp:
+// a symbol, an address, a per-CPU or task field through BTF), and a
+// read's value can be saved and checked. "monitor": {} turns on the
+// host-side monitor with ktstr's thresholds (Monitor).
 package scenario
 
 import (
@@ -71,6 +79,8 @@ type Scenario struct {
 	// FailOnPurpose adds a failing outcome: the harness's own check that a
 	// failing guest gives a failing verdict end to end.
 	FailOnPurpose bool `json:"fail_on_purpose,omitempty"`
+	// Monitor opts into ktstr-boot's host-side monitor (nil: off).
+	Monitor *Monitor `json:"monitor,omitempty"`
 }
 
 // Cgroup is one cgroup and its workers.
@@ -120,6 +130,12 @@ const (
 	// waits for its reply (SNRP); the answer becomes an info note. A
 	// host that does not answer fails the run.
 	OpSnapshot = "snapshot"
+	// OpReadKernel and OpWriteKernel read or write guest kernel state
+	// through the host (KORQ/KORP): Kernel says what. A read's value can
+	// be kept under a name and checked (KernelOp.Expect); a host that
+	// answers ERR, or a check that does not hold, fails the run.
+	OpReadKernel  = "read_kernel"
+	OpWriteKernel = "write_kernel"
 )
 
 // Op changes the scenario at the start of a step.
@@ -131,6 +147,8 @@ type Op struct {
 	Count  int    `json:"count,omitempty"`
 	Signal int    `json:"signal,omitempty"`
 	Tag    string `json:"tag,omitempty"`
+	// Kernel is what read_kernel and write_kernel read or write.
+	Kernel *KernelOp `json:"kernel,omitempty"`
 }
 
 // Checks are the thresholds; a nil field inherits (defaults, then the
@@ -301,6 +319,7 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 	if len(s.Steps) == 0 || len(s.Steps) > MaxSteps {
 		return bad("steps", "want 1..%d steps, have %d", MaxSteps, len(s.Steps))
 	}
+	saves := map[string]bool{} // values kept by read_kernel so far
 	for i, st := range s.Steps {
 		f := fmt.Sprintf("steps[%d]", i)
 		if st.HoldMS <= 0 || st.HoldMS > MaxHoldMS {
@@ -311,6 +330,23 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 			if op.Op == OpSnapshot {
 				if op.Cgroup != "" || op.Tag == "" || len(op.Tag) > 64 {
 					return bad(g, "snapshot takes only a tag of 1..64 bytes")
+				}
+				continue
+			}
+			if op.Op == OpReadKernel || op.Op == OpWriteKernel {
+				if op.Cgroup != "" {
+					return bad(g+".cgroup", "%s names no cgroup", op.Op)
+				}
+				if err := op.Kernel.validate(op.Op == OpWriteKernel); err != nil {
+					return bad(g+".kernel", "%v", err)
+				}
+				for _, ref := range op.Kernel.Expect.refs() {
+					if !saves[ref] {
+						return bad(g+".kernel.expect", "no earlier read saves %q", ref)
+					}
+				}
+				if op.Kernel.Save != "" {
+					saves[op.Kernel.Save] = true
 				}
 				continue
 			}
@@ -340,12 +376,15 @@ func (s *Scenario) Validate(validWork WorkValidator) error {
 					return bad(g+".count", "%d out of range 1..%d", op.Count, MaxWorkers)
 				}
 			default:
-				return bad(g+".op", "unknown op %q (want %s, %s, %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers, OpKillScheduler, OpSnapshot)
+				return bad(g+".op", "unknown op %q (want %s, %s, %s, %s, %s, %s, %s or %s)", op.Op, OpSetCpuset, OpSetWeight, OpAddWorkers, OpStopWorkers, OpKillScheduler, OpSnapshot, OpReadKernel, OpWriteKernel)
 			}
 		}
 	}
 	if err := s.Checks.validate(); err != nil {
 		return bad("checks", "%v", err)
+	}
+	if err := s.Monitor.validate(); err != nil {
+		return bad("monitor", "%v", err)
 	}
 	return nil
 }

@@ -59,6 +59,15 @@ func TestParseErrors(t *testing.T) {
 		{"kill op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler","cgroup":"a"}]}]}`, "takes only a signal"},
 		{"op count", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a"}]}]}`, "count: 0 out of range"},
 		{"checks", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}],"checks":{"max_spread_pct":101}}`, "within 0..100"},
+		{"kernel op without kernel", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel"}]}]}`, "kernel: missing"},
+		{"kernel op target", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"nope"},"value":"u32"}}]}]}`, `target.kind "nope"`},
+		{"kernel op value", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u16"}}]}]}`, `value "u16"`},
+		{"kernel op symbol", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol"},"value":"u32"}}]}]}`, "target.symbol missing"},
+		{"kernel write too wide", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","write":4294967296}}]}]}`, "does not fit u32"},
+		{"kernel write with expect", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","expect":{"min":1}}}]}]}`, "save and expect are for reads"},
+		{"kernel expect before save", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"j"},"value":"u64","expect":{"greater_than":"j0"}}},{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"j"},"value":"u64","save":"j0"}}]}]}`, `no earlier read saves "j0"`},
+		{"kernel bytes too long", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"kva","addr":1},"value":"bytes","len":5000}}]}]}`, "bytes of at most 4096"},
+		{"kernel op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","cgroup":"a","kernel":{"target":{"kind":"kva"},"value":"u32"}}]}]}`, "names no cgroup"},
 		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

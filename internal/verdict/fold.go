@@ -275,6 +275,7 @@ type Folder struct {
 	// LOSS or VEND without it was forged by the guest (forgedHost).
 	nonce      wire.Nonce
 	forgedHost int64
+	hostBlk    hostBlock // ktstr-boot's frames (HBLK, HDMP, HMON)
 
 	schedLog *schedLog // SCLG
 	outLog   *schedLog // SOUT and SERR
@@ -365,6 +366,7 @@ func (f *Folder) Add(r *record.Record) {
 		f.vmEnd = nil
 		f.forgedEnds++
 	}
+	f.hostBlk.see(wire.Type(r.MsgType), r.CRCOK, r.Payload, f.host)
 	if !r.CRCOK {
 		c.BadCRC++
 		return
@@ -648,6 +650,12 @@ func (f *Folder) Verdict() Verdict {
 		add(Finding{Status: StatusFail, Cause: CauseTimeout, Message: msg, Source: "VEND"})
 	}
 	f.splatFindings(add)
+	if f.vmEnd != nil && f.hostBlk.open {
+		if n := len(f.hostBlk.dumps); n > 0 {
+			v.FailureDump = f.hostBlk.dumps[n-1]
+		}
+		v.Monitor = monitorFindings(f.hostBlk.mons, add)
+	}
 
 	infra := f.infraFindings(add)
 	if v.Result == nil && !f.testSeen && !timedOut && !crashed && !died {
@@ -944,6 +952,9 @@ func (f *Folder) infraFindings(add func(Finding)) bool {
 	}
 	for _, e := range f.readErrs {
 		infra("records", e)
+	}
+	if f.hostBlk.forged > 0 {
+		infra("HBLK", fmt.Sprintf("%s outside ktstr-drain's host block: forged by the guest and ignored", plural(f.hostBlk.forged, "host frame")))
 	}
 	if f.forgedHost > 0 {
 		infra("HELO", fmt.Sprintf("%s (HELO, LOSS, VEND) without the run's nonce, which the stream's HELO gave: forged by the guest and ignored",

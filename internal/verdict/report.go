@@ -337,6 +337,16 @@ func writeDiagnostics(b *strings.Builder, v Verdict, p painter) {
 	} else {
 		b.WriteString("vm: no end record (stream not from a closed region)\n")
 	}
+	if d := v.FailureDump; d != nil {
+		fmt.Fprintf(b, "failure dump: %s (%s)\n", sanitize.String(d.Path), sanitize.String(d.Reason))
+		for _, l := range d.Summary {
+			fmt.Fprintf(b, "  %s\n", sanitize.String(l))
+		}
+	}
+	if m := v.Monitor; m != nil {
+		fmt.Fprintf(b, "monitor: %d samples every %d ms, worst imbalance %.1f (max %.1f), deepest local DSQ %d (max %d)\n",
+			m.Samples, m.IntervalMS, m.WorstImbalance, m.Thresholds.MaxImbalanceRatio, m.MaxLocalDSQDepth, m.Thresholds.MaxLocalDSQDepth)
+	}
 	c := v.Counts
 	fmt.Fprintf(b, "records=%d entries=%d bad_crc=%d effects=%d kills=%d diags=%d lost_frames=%d lost_bytes=%d splats=%d\n",
 		c.Records, c.Entries, c.BadCRC, c.Effects, c.Kills, c.Diags, c.LostFrames, c.LostBytes, c.Splats)

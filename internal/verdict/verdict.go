@@ -98,6 +98,7 @@ var causes = []struct{ cause, label string }{
 	{CauseAssertion, "assertion failed"},
 	{CauseHostContention, "host contention"},
 	{CauseSplat, "kernel splat"},
+	{CauseMonitor, "runqueue monitor"},
 	{CauseInfra, "infrastructure error"},
 	{CauseNoResult, "no test result"},
 	{CauseInconclusive, "inconclusive"},
@@ -164,6 +165,11 @@ type Verdict struct {
 	GuestExit *int32                `json:"guest_exit_code,omitempty"` // last valid EXIT
 	SchedExit *int32                `json:"sched_exit_code,omitempty"` // first valid SCDX
 	VMEnd     *VMEnd                `json:"vm_end,omitempty"`
+	// FailureDump is the summary of the snapshot ktstr-boot took on its
+	// own before stopping the VM (HDMP); Monitor what the host-side
+	// monitor's samples showed (HMON).
+	FailureDump *payload.HostDump `json:"failure_dump,omitempty"`
+	Monitor     *Monitor          `json:"monitor,omitempty"`
 	// HostNonce says the stream began with ktstr-drain's HELO, so its
 	// LOSS and VEND were checked against the run's nonce.
 	HostNonce bool `json:"host_nonce,omitempty"`

@@ -36,7 +36,7 @@ func BenchmarkStart(b *testing.B) {
 	a.out(portPOST).reset()
 	var setup, first time.Duration
 	for range b.N {
-		vm, err := Start(Config{Program: a.b, MemoryMB: 256, CPUs: 2})
+		vm, err := Start(Config{Program: a.b, MemoryMB: 256, Topology: cores(2)})
 		if err != nil {
 			b.Fatal(err)
 		}

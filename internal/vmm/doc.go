@@ -24,7 +24,7 @@
 //	0x0000_B000             4 KiB × n     page directories, 2 MiB pages: the first 4 GiB, the region's GiB blocks, RAM above 4 GiB (up to 16 directories in all)
 //	0x0002_0000             up to 64 KiB  kernel command line, NUL-terminated
 //	0x0009_FC00             1 KiB         EBDA (E820 reserved, empty)
-//	0x000E_0000             128 KiB       BIOS area (E820 reserved): RSDP, XSDT, RSDT, FADT, DSDT, MADT
+//	0x000E_0000             128 KiB       BIOS area (E820 reserved): RSDP, XSDT, RSDT, FADT, DSDT, MADT [, SRAT, SLIT]
 //	0x0010_0000             image         protected-mode kernel (bzImage from (setup_sects+1)×512), or Program
 //	high in low RAM         initrd        page-aligned, as high as initrd_addr_max and RAM allow
 //	up to 3 GiB             —             end of low RAM
@@ -42,6 +42,10 @@
 //
 // The E820 table lists RAM [0, 0x9FC00) and [1 MiB, end of low RAM) (and
 // RAM above 4 GiB), the EBDA and BIOS area as reserved, and nothing else.
+// With more than one NUMA node each node owns a contiguous run of RAM in
+// RAM order (low RAM first, then above 4 GiB: a node may have a range on
+// each side of the hole), and the RAM entries are split where one node's
+// run ends.
 //
 // # Boot sequence
 //
@@ -58,24 +62,67 @@
 //     copied; type_of_loader 0xFF, LOADED_HIGH|CAN_USE_HEAP, cmd_line_ptr,
 //     ramdisk_image/size, E820 at 0x2d0, acpi_rsdp_addr at 0x070), the GDT
 //     and TSS, and the identity page tables.
-//  5. Per vCPU: KVM_CREATE_VCPU, map kvm_run, KVM_SET_CPUID2 from
-//     KVM_GET_SUPPORTED_CPUID with the APIC id and topology set (leaf 1
-//     EBX, leaves 4, 0xB, 0x1F, 0x80000008, 0x8000001D/1E: n cores of one
-//     thread in one package), LAPIC LINT0 ExtINT and LINT1 NMI,
-//     MSR_IA32_MISC_ENABLE fast strings, MTRRs on with write-back default,
-//     FPU control words. The boot vCPU gets long mode (CR0 PE|ET|NE|PG,
-//     CR4 PAE, EFER LME|LMA, CS 0x10, data 0x18, TR 0x20), RIP = 1 MiB +
-//     0x200 (a Program: 1 MiB), RSI = the zero page, RFLAGS = 2; the others
-//     wait in the in-kernel LAPIC for the guest's INIT/SIPI.
+//  5. Check KVM_CAP_MAX_VCPUS and KVM_CAP_MAX_VCPU_ID against the
+//     topology. Per vCPU, in CPU order: KVM_CREATE_VCPU with the APIC id
+//     as the vCPU id, map kvm_run, KVM_SET_CPUID2 from
+//     KVM_GET_SUPPORTED_CPUID with the topology set (see Topology), LAPIC
+//     LINT0 ExtINT and LINT1 NMI, MSR_IA32_MISC_ENABLE fast strings,
+//     MTRRs on with write-back default, FPU control words, XCR0 =
+//     every feature CPUID leaf 0xD allows (KVM_SET_XCRS), and, when an
+//     APIC id exceeds 254, IA32_APIC_BASE in x2APIC mode. The boot vCPU
+//     (CPU 0, APIC id 0) gets long mode (CR0 PE|ET|NE|PG, CR4 PAE, EFER
+//     LME|LMA, CS 0x10, data 0x18, TR 0x20), RIP = 1 MiB + 0x200 (a
+//     Program: 1 MiB), RSI = the zero page, RFLAGS = 2; the others wait in
+//     the in-kernel LAPIC for the guest's INIT/SIPI.
 //  6. One goroutine per vCPU, each on its own locked OS thread, runs
 //     KVM_RUN in a loop.
 //
 // Start undoes every step that succeeded when a later one fails.
 //
+// XCR0 is preset because Linux sets the same value with XSETBV anyway,
+// and because under QEMU 7.2's emulated SVM (make test-nested) the
+// guest's XSETBV never reaches the nested KVM: KVM then kept XCR0 = 1,
+// restored it at every VM entry and reported 576 bytes of XSAVE state in
+// CPUID 0xD, and Linux warned in fpu__init_system_xstate.
+//
+// # Topology
+//
+// Config.Topology is the machine shape (internal/topology): N nodes, L
+// LLCs, C cores per LLC, T threads per core, CPUs numbered thread first.
+// CPU i's APIC id is topology.APICID: llc << (coreBits+threadBits) |
+// core << threadBits | thread. One package holds every LLC; the cache
+// leaves carve the LLCs out of it. CPUID per vCPU (cpuidFor):
+//
+//	leaf 1               initial APIC id, addressable ids, HTT, hypervisor
+//	leaf 4 (Intel)       L1/L2 shared by a core's threads, L3 by the LLC (an L3 added where the host has none)
+//	leaves 0xB, 0x1F     SMT level (thread bits), core level spanning the package, terminator
+//	0x80000008 ECX       CPUs - 1, APIC id bits of the package
+//	AMD                  TopologyExtensions; 0x8000001D made up (L1d, L1i, L2 per core, L3 per
+//	                     LLC); 0x80000006 to match; 0x8000001E: extended APIC id, package-wide
+//	                     core id, threads - 1, node id: the NUMA node, or the LLC before family
+//	                     0x17 (Linux takes those families' LLC from it); 0x80000026 dropped
+//	0x40000001 EAX       KVM_FEATURE_MSI_EXT_DEST_ID when an APIC id exceeds 254
+//
+// Linux reads the LLC groups (cache/index3/shared_cpu_list), SMT siblings
+// and packages back from these as the topology says. On AMD family 0x17
+// models up to 0x1F (Zen 1) Linux fixes the LLC at APIC id bits 3 and up,
+// which this layout does not follow: a guest there sees other LLCs.
+//
+// APIC ids above 254 (max-cpu's reach 433) cannot be reached in xAPIC
+// mode, and Linux drops MADT x2APIC entries above 254 unless firmware left
+// x2APIC on: those machines start every vCPU in x2APIC mode, advertise
+// KVM_FEATURE_MSI_EXT_DEST_ID (without it Linux brings up no CPU above
+// 255) and put irqaffinity= on the command line, listing the CPUs with ids
+// up to 254: KVM's in-kernel I/O APIC delivers to 8-bit destinations
+// only, so device interrupts (the serial ports, the timer) must stay on
+// them. The vCPUs' IPIs go through the x2APIC and reach every CPU.
+//
 // # ACPI
 //
 // The tables (see acpi.go) let Linux find every vCPU (MADT: one Local
-// APIC per vCPU, APIC ids 0..n-1, one I/O APIC), declare a hardware-reduced
+// APIC per vCPU in CPU order, a Local x2APIC for ids above 254, one I/O
+// APIC), its NUMA node and each node's memory and distances (SRAT, SLIT,
+// with more than one node), declare a hardware-reduced
 // platform (FADT: no PM timer, SCI or PIC; no CMOS RTC, VGA or MSI), name
 // the reset register (port 0xCF9) and the sleep control and status
 // registers (ports 0x600 and 0x601), and give \_S5 and the two serial

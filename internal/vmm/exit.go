@@ -64,7 +64,7 @@ func (r ExitReason) String() string {
 
 // RunError describes why a vCPU could not go on.
 type RunError struct {
-	VCPU     int
+	VCPU     int      // the CPU number (not the APIC id)
 	Exit     uint32   // KVM exit reason; 0 when Err is set
 	Suberror uint32   // KVM_EXIT_INTERNAL_ERROR's suberror
 	Data     []uint64 // KVM_EXIT_INTERNAL_ERROR's or KVM_EXIT_SYSTEM_EVENT's data words

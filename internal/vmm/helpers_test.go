@@ -5,10 +5,17 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ktstr-go/ktstr/internal/cache"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 )
+
+// cores is the topology of n one-thread cores on one LLC and node.
+func cores(n int) topology.Topology {
+	return topology.Topology{Nodes: 1, LLCs: 1, Cores: n, Threads: 1}
+}
 
 // asm assembles the few x86-64 instructions the test guests use, by hand.
 type asm struct{ b []byte }
@@ -101,6 +108,39 @@ func testKernel(t testing.TB) string {
 	return k
 }
 
+// runProgram runs the program build makes on machine t, with a one-page
+// scratch region at the guest-physical address build is given, and
+// returns that page after the VM ended (the program's stores there) and
+// how it ended.
+func runProgram(tb testing.TB, t topology.Topology, build func(scratch uint64) *asm) ([]byte, ExitReason, error) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "scratch")
+	if err := os.WriteFile(path, make([]byte, 2*pageSize), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	const memMB = 64
+	mm, err := PlanMemory(memMB*mib, pageSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vm, err := Start(Config{Program: build(mm.RegionBase).b, MemoryMB: memMB, Topology: t, RegionPath: path, RegionSize: pageSize})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case <-vm.Done():
+	case <-time.After(time.Minute):
+		vm.Kill()
+		tb.Errorf("program still running after a minute: killed")
+	}
+	reason, runErr := vm.Exit()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b[:pageSize], reason, runErr
+}
+
 // newRegion creates a 1 MiB region file in a test directory; the test's
 // cleanup unmaps it.
 func newRegion(t testing.TB) (*shm.Region, string) {
@@ -117,3 +157,16 @@ func newRegion(t testing.TB) (*shm.Region, string) {
 	t.Cleanup(func() { r.Close() })
 	return r, path
 }
+
+func (a *asm) enableOSXSAVE() *asm { // mov rax, cr4; or eax, 1<<18; mov cr4, rax
+	return a.emit(0x0f, 0x20, 0xe0, 0x0d).imm32(1<<18).emit(0x0f, 0x22, 0xe0)
+}
+func (a *asm) movEAX(v uint32) *asm { return a.emit(0xb8).imm32(v) } // mov eax, imm32
+func (a *asm) xorECX() *asm         { return a.emit(0x31, 0xc9) }    // xor ecx, ecx
+func (a *asm) cpuid() *asm          { return a.emit(0x0f, 0xa2) }    // cpuid
+func (a *asm) xgetbv() *asm         { return a.emit(0x0f, 0x01, 0xd0) }
+func (a *asm) xsetbv() *asm         { return a.emit(0x0f, 0x01, 0xd1) }
+func (a *asm) rdmsr() *asm          { return a.emit(0x0f, 0x32) }
+func (a *asm) storeEAXNext() *asm   { return a.emit(0x89, 0x07, 0x48, 0x83, 0xc7, 0x04) } // mov [rdi], eax; add rdi, 4
+func (a *asm) storeEBXNext() *asm   { return a.emit(0x89, 0x1f, 0x48, 0x83, 0xc7, 0x04) } // mov [rdi], ebx; add rdi, 4
+func (a *asm) storeECXNext() *asm   { return a.emit(0x89, 0x0f, 0x48, 0x83, 0xc7, 0x04) } // mov [rdi], ecx; add rdi, 4

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ktstr-go/ktstr/internal/initramfs"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 	"golang.org/x/sys/unix"
@@ -27,6 +29,8 @@ func TestMain(m *testing.M) {
 const (
 	bootMarker   = "KTSTR-VMM-BOOT-OK"
 	actionParam  = "ktstr_vmm_test.action"
+	topoParam    = "ktstr_vmm_test.topology" // N,L,C,T the guest checks it got
+	memParam     = "ktstr_vmm_test.memory"   // MiB
 	bootPayload  = "frame from the guest kernel"
 	bootTimeout  = 10 * time.Minute // a hang, not a speed limit: nested emulation is slow
 	bootMemoryMB = 256
@@ -34,8 +38,10 @@ const (
 
 // guestInit is /init in the test guest: it mounts what it needs, writes a
 // frame into the region through /dev/mem, prints the marker with the
-// online CPUs on the console and reboots or powers off as the command
-// line says.
+// online CPUs, whether the machine shape sysfs shows is the one asked
+// for, and how many kernel warnings and firmware-bug messages the log
+// holds (each such line follows on its own), and reboots or powers off
+// as the command line says.
 func guestInit() {
 	con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
 	if err != nil {
@@ -58,7 +64,15 @@ func guestInit() {
 		say("region: %v", err)
 	}
 	online, _ := os.ReadFile("/sys/devices/system/cpu/online")
-	say("%s cpus=%s", bootMarker, strings.TrimSpace(string(online)))
+	shape := "ok"
+	if err := guestCheckShape(args[topoParam], args[memParam]); err != nil {
+		shape = strings.ReplaceAll(err.Error(), " ", "_")
+	}
+	bad := guestKernelComplaints()
+	say("%s cpus=%s shape=%s complaints=%d", bootMarker, strings.TrimSpace(string(online)), shape, len(bad))
+	for _, l := range bad {
+		say("complaint: %s", l)
+	}
 	// Wait until the tty has sent everything: console output from user
 	// space goes out in the UART's THR-empty interrupts, and the reboot
 	// would otherwise drop what is still queued.
@@ -72,6 +86,40 @@ func guestInit() {
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// guestCheckShape compares the machine sysfs shows with topology ts.
+func guestCheckShape(ts, memMB string) error {
+	t, err := topology.Parse(ts)
+	if err != nil {
+		return err
+	}
+	mem, err := strconv.Atoi(memMB)
+	if err != nil {
+		return err
+	}
+	o, err := topology.Read("/")
+	if err != nil {
+		return err
+	}
+	return o.Check(t, mem)
+}
+
+// guestKernelComplaints returns the kernel log's warnings, firmware-bug
+// messages and ignored MADT entries.
+func guestKernelComplaints() []string {
+	buf := make([]byte, 1<<20)
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return []string{"klogctl: " + err.Error()}
+	}
+	var out []string
+	for _, l := range strings.Split(string(buf[:n]), "\n") {
+		if strings.Contains(l, "WARNING:") || strings.Contains(l, "[Firmware Bug]") || strings.Contains(l, "entry ignored") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func guestWriteFrame(base, size string) error {
@@ -130,47 +178,66 @@ func bootInitramfs(t *testing.T) string {
 	return path
 }
 
-// TestBootLinux boots a real kernel with this binary as /init and checks
-// the marker on COM1, the frame in the region, the CPU count the guest
-// saw, and how the VM ended. It needs hardware KVM and a kernel image.
+// TestBootLinux boots a real kernel with this binary as /init on a few
+// machine shapes and checks the marker on COM1 (the online CPUs, the
+// shape sysfs reports, no kernel warnings or firmware-bug messages), the
+// frame in the region, and how the VM ended. It needs hardware KVM and a
+// kernel image; KTSTR_VMM_BOOT_TOPOLOGIES (semicolon-separated N,L,C,T)
+// replaces the shapes of the multi-CPU cases.
 func TestBootLinux(t *testing.T) {
 	requireHardwareKVM(t)
 	kernel := testKernel(t)
 	initrd := bootInitramfs(t)
-	for _, c := range []struct {
-		name   string
-		cpus   int
+	type bootCase struct {
+		topo   string
 		action string
 		want   ExitReason
-		online string
-	}{
-		{"reboot 2 cpus", 2, "reboot", ExitShutdown, "0-1"},
-		{"poweroff 1 cpu", 1, "poweroff", ExitPoweroff, "0"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	}
+	cases := []bootCase{
+		{"1,1,1,1", "poweroff", ExitPoweroff},
+		{"2,2,2,1", "reboot", ExitShutdown},   // two NUMA nodes of 128 MiB, an LLC each
+		{"1,2,2,2", "poweroff", ExitPoweroff}, // 8 vCPUs: SMT pairs, two LLCs
+	}
+	if env := os.Getenv("KTSTR_VMM_BOOT_TOPOLOGIES"); env != "" {
+		cases = cases[:1]
+		for _, ts := range strings.Split(env, ";") {
+			cases = append(cases, bootCase{ts, "poweroff", ExitPoweroff})
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.topo+" "+c.action, func(t *testing.T) {
+			topo, err := topology.Parse(c.topo)
+			if err != nil {
+				t.Fatal(err)
+			}
 			r, path := newRegion(t)
 			layout := r.Layout()
 			var console syncBuffer
-			cmdline := "console=ttyS0 reboot=t panic=-1 rdinit=/init " + actionParam + "=" + c.action
+			cmdline := fmt.Sprintf("console=ttyS0 reboot=t panic=-1 rdinit=/init %s=%s %s=%s %s=%d",
+				actionParam, c.action, topoParam, c.topo, memParam, bootMemoryMB)
 			if os.Getenv("KTSTR_VMM_VERBOSE") == "" {
 				cmdline += " quiet"
 			}
 			start := time.Now()
-			vm, err := Start(Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, CPUs: c.cpus,
+			vm, err := Start(Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Topology: topo,
 				MemoryMB: bootMemoryMB, RegionPath: path, RegionSize: layout.Size, Console: &console})
 			if err != nil {
 				t.Fatal(err)
 			}
 			reason, err := waitExit(t, vm, bootTimeout)
 			st := vm.Stats()
-			t.Logf("%s: %v in %v; setup %v, first exit at %v, %d exits (%d IO, %d MMIO, %d unknown ports)",
-				vm.KernelVersion(), reason, time.Since(start).Round(time.Millisecond), st.Setup, st.FirstExit,
+			t.Logf("%s on %s: %v in %v; setup %v, first exit at %v, %d exits (%d IO, %d MMIO, %d unknown ports)",
+				vm.KernelVersion(), c.topo, reason, time.Since(start).Round(time.Millisecond), st.Setup, st.FirstExit,
 				st.Exits, st.IOExits, st.MMIOExits, st.UnknownPorts)
 			out := console.String()
 			if reason != c.want || err != nil {
 				t.Errorf("Exit() = %v, %v; want %v, nil", reason, err, c.want)
 			}
-			if want := bootMarker + " cpus=" + c.online; !strings.Contains(out, want) {
+			online := "0"
+			if n := topo.CPUs(); n > 1 {
+				online = fmt.Sprintf("0-%d", n-1)
+			}
+			if want := bootMarker + " cpus=" + online + " shape=ok complaints=0"; !strings.Contains(out, want) {
 				t.Errorf("console lacks %q", want)
 			}
 			if t.Failed() {

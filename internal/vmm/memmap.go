@@ -68,6 +68,67 @@ type MemoryMap struct {
 	HighRAM    uint64 // RAM at [4 GiB, 4 GiB+HighRAM)
 	RegionBase uint64 // guest-physical base of the region (0 when RegionSize is 0)
 	RegionSize uint64
+	// Nodes is the RAM of each NUMA node in bytes, adding up to
+	// LowRAM+HighRAM; nil for one node. Node k owns the k-th run of RAM
+	// in RAM order: low RAM first, then RAM above 4 GiB.
+	Nodes []uint64
+}
+
+// MemRange is the guest-physical range [Start, End).
+type MemRange struct{ Start, End uint64 }
+
+// ram is the map's RAM in RAM order.
+func (m MemoryMap) ram() []MemRange {
+	r := []MemRange{{0, m.LowRAM}}
+	if m.HighRAM > 0 {
+		r = append(r, MemRange{highRAMStart, highRAMStart + m.HighRAM})
+	}
+	return r
+}
+
+// SplitNodes sets Nodes to mb MiB per node (one entry per node). They
+// must add up to the map's RAM.
+func (m *MemoryMap) SplitNodes(mb []int) error {
+	var sum uint64
+	nodes := make([]uint64, len(mb))
+	for i, v := range mb {
+		if v <= 0 {
+			return fmt.Errorf("%w: node %d has %d MiB", ErrMemory, i, v)
+		}
+		nodes[i] = uint64(v) * mib
+		sum += nodes[i]
+	}
+	if sum != m.LowRAM+m.HighRAM {
+		return fmt.Errorf("%w: node memory adds up to %d MiB, RAM is %d MiB", ErrMemory, sum/mib, (m.LowRAM+m.HighRAM)/mib)
+	}
+	m.Nodes = nodes
+	return nil
+}
+
+// NodeRAM returns each node's guest-physical RAM ranges: one range, or
+// two when the node's run crosses the 32-bit hole. With one node it is
+// all RAM.
+func (m MemoryMap) NodeRAM() [][]MemRange {
+	sizes := m.Nodes
+	if len(sizes) == 0 {
+		sizes = []uint64{m.LowRAM + m.HighRAM}
+	}
+	ram := m.ram()
+	out := make([][]MemRange, len(sizes))
+	i, at := 0, ram[0].Start // the RAM range and the address the next node starts at
+	for k, size := range sizes {
+		for size > 0 && i < len(ram) {
+			n := min(size, ram[i].End-at)
+			out[k] = append(out[k], MemRange{at, at + n})
+			size -= n
+			at += n
+			if at == ram[i].End && i+1 < len(ram) {
+				i++
+				at = ram[i].Start
+			}
+		}
+	}
+	return out
 }
 
 // ErrMemory reports a memory size or region that does not fit the map.
@@ -107,8 +168,10 @@ func (m MemoryMap) RAMEnd() uint64 {
 
 // E820 is the memory map the guest is told: usable RAM below the EBDA,
 // the EBDA and BIOS area reserved (the ACPI tables live there), RAM from
-// 1 MiB, RAM above 4 GiB. The region is not in it: the guest kernel does
-// not use it as RAM, and the agent maps it through /dev/mem.
+// 1 MiB, RAM above 4 GiB; RAM entries are split where one NUMA node's
+// memory ends and the next one's begins. The region is not in it: the
+// guest kernel does not use it as RAM, and the agent maps it through
+// /dev/mem.
 func (m MemoryMap) E820() []E820Entry {
 	e := []E820Entry{
 		{0, ebdaAddr, E820RAM},
@@ -119,7 +182,21 @@ func (m MemoryMap) E820() []E820Entry {
 	if m.HighRAM > 0 {
 		e = append(e, E820Entry{highRAMStart, m.HighRAM, E820RAM})
 	}
-	return e
+	var cuts []uint64 // where a node's RAM starts, after node 0
+	for _, rs := range m.NodeRAM()[1:] {
+		cuts = append(cuts, rs[0].Start)
+	}
+	var out []E820Entry
+	for _, x := range e {
+		for _, c := range cuts {
+			if x.Type == E820RAM && c > x.Addr && c < x.Addr+x.Size {
+				out = append(out, E820Entry{x.Addr, c - x.Addr, x.Type})
+				x = E820Entry{c, x.Addr + x.Size - c, x.Type}
+			}
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // identityBlocks returns the GiB blocks (indexes into the PDPT) mapped

@@ -101,6 +101,62 @@ func TestE820(t *testing.T) {
 	}
 }
 
+// TestNodeRAM checks each NUMA node's RAM: a contiguous run of RAM in
+// RAM order, split in two where it crosses the 32-bit hole, and the E820
+// entries split where one node's RAM ends.
+func TestNodeRAM(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		ram   uint64
+		nodes []int
+		want  [][]MemRange
+		e820  []E820Entry // RAM entries only
+	}{
+		{"one node", 256 * mib, nil, [][]MemRange{{{0, 256 * mib}}},
+			[]E820Entry{{0, ebdaAddr, E820RAM}, {biosEnd, 255 * mib, E820RAM}}},
+		{"two nodes below the hole", 512 * mib, []int{256, 256}, [][]MemRange{{{0, 256 * mib}}, {{256 * mib, 512 * mib}}},
+			[]E820Entry{{0, ebdaAddr, E820RAM}, {biosEnd, 255 * mib, E820RAM}, {256 * mib, 256 * mib, E820RAM}}},
+		{"a node across the hole", 4500 * mib, []int{1500, 1500, 1500},
+			[][]MemRange{{{0, 1500 * mib}}, {{1500 * mib, 3000 * mib}}, {{3000 * mib, holeStart}, {highRAMStart, highRAMStart + 1428*mib}}},
+			[]E820Entry{{0, ebdaAddr, E820RAM}, {biosEnd, 1499 * mib, E820RAM}, {1500 * mib, 1500 * mib, E820RAM},
+				{3000 * mib, holeStart - 3000*mib, E820RAM}, {highRAMStart, 1428 * mib, E820RAM}}},
+		{"a node starting at 4 GiB", 4096 * mib, []int{1024, 1024, 1024, 1024},
+			[][]MemRange{{{0, gib}}, {{gib, 2 * gib}}, {{2 * gib, 3 * gib}}, {{highRAMStart, highRAMStart + gib}}},
+			[]E820Entry{{0, ebdaAddr, E820RAM}, {biosEnd, gib - biosEnd, E820RAM}, {gib, gib, E820RAM}, {2 * gib, gib, E820RAM},
+				{highRAMStart, gib, E820RAM}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := PlanMemory(c.ram, 16*mib)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.nodes != nil {
+				if err := m.SplitNodes(c.nodes); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := cmp.Diff(c.want, m.NodeRAM()); d != "" {
+				t.Errorf("NodeRAM (-want +got):\n%s", d)
+			}
+			var ram []E820Entry
+			for _, x := range m.E820() {
+				if x.Type == E820RAM {
+					ram = append(ram, x)
+				}
+			}
+			if d := cmp.Diff(c.e820, ram); d != "" {
+				t.Errorf("E820 RAM entries (-want +got):\n%s", d)
+			}
+		})
+	}
+	m, _ := PlanMemory(512*mib, 0)
+	for _, nodes := range [][]int{{256, 128}, {512, 0}} {
+		if err := m.SplitNodes(nodes); !errors.Is(err, ErrMemory) {
+			t.Errorf("SplitNodes(%v) of 512 MiB = %v, want ErrMemory", nodes, err)
+		}
+	}
+}
+
 func TestGuestMemorySlice(t *testing.T) {
 	g := guestMemory{low: make([]byte, 2*mib), high: make([]byte, 2*mib)}
 	for _, c := range []struct {

@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ktstr-go/ktstr/internal/cpulist"
 	"github.com/ktstr-go/ktstr/internal/kvm"
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,12 +30,16 @@ type Config struct {
 	Program []byte
 	// Initrd is the path of an initramfs (optional).
 	Initrd string
-	// Cmdline is the kernel command line. Start appends
+	// Cmdline is the kernel command line. Start appends " irqaffinity=..."
+	// when an APIC id exceeds 254 (see the package documentation) and
 	// " KTSTR_SHM_BASE=0x... KTSTR_SHM_SIZE=0x..." when there is a region.
 	Cmdline string
-	// CPUs is the number of vCPUs, 1 to MaxCPUs (0: 1).
-	CPUs int
-	// MemoryMB is the guest's RAM in MiB (0: DefaultMemoryMB).
+	// Topology is the machine shape the guest gets: its vCPUs with their
+	// APIC ids and CPUID topology, the ACPI MADT, and with more than one
+	// NUMA node the SRAT and SLIT (the zero value: one vCPU).
+	Topology topology.Topology
+	// MemoryMB is the guest's RAM in MiB (0: DefaultMemoryMB), split over
+	// the topology's nodes (Topology.NodeMemory).
 	MemoryMB int
 	// Region is the shared-region file: RegionSize guest-visible bytes
 	// followed by the host-only trailer page, which is never mapped into
@@ -84,7 +90,16 @@ type VM struct {
 	bus    *bus
 
 	stopping atomic.Bool
+	stopped  chan struct{} // closed when stopping is set
 	endOnce  sync.Once
+	kickMu   sync.Mutex // orders immediate_exit changes of end, Freeze and Thaw, and release
+	released bool       // under kickMu: the vCPUs' run structures are unmapped
+
+	// Freezing (freeze.go): the round in progress, and memMu, which
+	// readers of guest RAM hold so release cannot unmap it under them.
+	freezeMu sync.Mutex
+	round    atomic.Pointer[freezeRound]
+	memMu    sync.RWMutex
 	reason   ExitReason
 	err      error
 	wg       sync.WaitGroup
@@ -97,9 +112,10 @@ type VM struct {
 
 // vcpu is one vCPU and the OS thread that runs it.
 type vcpu struct {
-	cpu *kvm.VCPU
-	mu  sync.Mutex
-	tid int // the running thread, 0 when none
+	cpu   *kvm.VCPU // KVM's vCPU id is the APIC id
+	index int       // the CPU number: the guest's, and the topology's
+	mu    sync.Mutex
+	tid   int // the running thread, 0 when none
 }
 
 // Start creates the VM, loads the kernel (or program), initrd, command
@@ -111,17 +127,20 @@ func Start(cfg Config) (*VM, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if cfg.CPUs == 0 {
-		cfg.CPUs = 1
-	}
-	if cfg.MemoryMB == 0 {
-		cfg.MemoryMB = DefaultMemoryMB
-	}
 	mem, err := PlanMemory(uint64(cfg.MemoryMB)*mib, cfg.RegionSize)
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, mem: mem, t0: t0, done: make(chan struct{})}
+	if cfg.Topology.Nodes > 1 {
+		nodes, err := cfg.Topology.NodeMemory(cfg.MemoryMB)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if err := mem.SplitNodes(nodes); err != nil {
+			return nil, err
+		}
+	}
+	v := &VM{cfg: cfg, mem: mem, t0: t0, done: make(chan struct{}), stopped: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -154,15 +173,23 @@ func Start(cfg Config) (*VM, error) {
 	return v, nil
 }
 
+// check validates c and fills in the defaults.
 func (c *Config) check() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
 	}
+	if t := c.Topology; t.Nodes == 0 && t.LLCs == 0 && t.Cores == 0 && t.Threads == 0 {
+		c.Topology = topology.Topology{Nodes: 1, LLCs: 1, Cores: 1, Threads: 1}
+	}
+	if c.MemoryMB == 0 {
+		c.MemoryMB = DefaultMemoryMB
+	}
+	if err := CheckTopology(c.Topology); err != nil {
+		return bad("%v", err)
+	}
 	switch {
 	case (c.Kernel == "") == (len(c.Program) == 0):
 		return bad("set exactly one of Kernel and Program")
-	case c.CPUs < 0 || c.CPUs > MaxCPUs:
-		return bad("%d vCPUs: want 1 to %d", c.CPUs, MaxCPUs)
 	case c.MemoryMB < 0:
 		return bad("negative memory")
 	case c.Region != nil && c.RegionPath != "":
@@ -284,10 +311,13 @@ func (v *VM) load() (entry, stack uint64, err error) {
 	}
 
 	v.cmdline = strings.TrimSpace(v.cfg.Cmdline)
+	if a := irqAffinity(v.cfg.Topology); a != "" {
+		v.cmdline += " irqaffinity=" + a
+	}
 	if v.mem.RegionSize > 0 {
 		v.cmdline += fmt.Sprintf(" KTSTR_SHM_BASE=%#x KTSTR_SHM_SIZE=%#x", v.mem.RegionBase, v.mem.RegionSize)
-		v.cmdline = strings.TrimSpace(v.cmdline)
 	}
+	v.cmdline = strings.TrimSpace(v.cmdline)
 	if uint64(len(v.cmdline)) > cmdMax {
 		return 0, 0, fmt.Errorf("%w: command line of %d bytes, the kernel takes at most %d", ErrConfig, len(v.cmdline), cmdMax)
 	}
@@ -301,7 +331,7 @@ func (v *VM) load() (entry, stack uint64, err error) {
 			return 0, 0, err
 		}
 	}
-	tables, rsdp, err := acpiTables(acpiAddr, v.cfg.CPUs)
+	tables, rsdp, err := acpiTables(acpiAddr, v.cfg.Topology, v.mem.NodeRAM())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -395,10 +425,17 @@ func (v *VM) loadInitrd(lowest, limit uint64) (uint64, uint64, error) {
 	return addr, size, nil
 }
 
-// createVCPUs creates every vCPU with its CPUID, LAPIC, MSRs and FPU, and
-// puts the boot vCPU at entry in long mode. The others wait for the
-// guest's INIT/SIPI in the in-kernel LAPIC.
+// createVCPUs creates every vCPU with its APIC id, CPUID, LAPIC, MSRs,
+// FPU and XCR0, and puts the boot vCPU (CPU 0, APIC id 0) at entry in
+// long mode. The others wait for the guest's INIT/SIPI in the in-kernel
+// LAPIC. When an APIC id exceeds 254 every vCPU starts in x2APIC mode,
+// as firmware leaves such a machine: Linux ignores the MADT's x2APIC
+// entries otherwise.
 func (v *VM) createVCPUs(entry, stack uint64) error {
+	t := v.cfg.Topology
+	if err := v.checkKVMLimits(t); err != nil {
+		return err
+	}
 	size, err := v.sys.VCPUMmapSize()
 	if err != nil {
 		return err
@@ -407,13 +444,16 @@ func (v *VM) createVCPUs(entry, stack uint64) error {
 	if err != nil {
 		return err
 	}
-	for i := range v.cfg.CPUs {
-		c, err := v.vm.CreateVCPU(i, size)
+	xcrs, _ := v.sys.CheckExtension(kvm.CapXCRs)
+	x2apic := t.MaxAPICID() > maxXAPICID
+	for i := range t.CPUs() {
+		c, err := v.vm.CreateVCPU(int(t.APICID(i)), size)
 		if err != nil {
 			return err
 		}
-		v.vcpus = append(v.vcpus, &vcpu{cpu: c})
-		if err := c.SetCPUID2(cpuidFor(base, i, v.cfg.CPUs)); err != nil {
+		v.vcpus = append(v.vcpus, &vcpu{cpu: c, index: i})
+		table := cpuidFor(base, t, i)
+		if err := c.SetCPUID2(table); err != nil {
 			return err
 		}
 		l, err := c.GetLAPIC()
@@ -431,16 +471,29 @@ func (v *VM) createVCPUs(entry, stack uint64) error {
 		if err := c.SetFPU(bootFPU()); err != nil {
 			return err
 		}
-		if i != 0 {
+		if mask, ok := xcr0(table); ok && xcrs > 0 {
+			if err := c.SetXCRs([]kvm.XCR{{XCR: 0, Value: mask}}); err != nil {
+				return err
+			}
+		}
+		if i != 0 && !x2apic {
 			continue
 		}
 		s, err := c.GetSregs()
 		if err != nil {
 			return err
 		}
-		longModeSregs(&s, pml4Addr)
+		if x2apic {
+			s.APICBase |= apicBaseEnable | apicBaseX2APIC
+		}
+		if i == 0 {
+			longModeSregs(&s, pml4Addr)
+		}
 		if err := c.SetSregs(s); err != nil {
 			return err
+		}
+		if i != 0 {
+			continue
 		}
 		if err := c.SetRegs(kvm.Regs{RIP: entry, RSI: ZeroPageAddr, RSP: stack, RFLAGS: rflagsRsv}); err != nil {
 			return err
@@ -449,13 +502,76 @@ func (v *VM) createVCPUs(entry, stack uint64) error {
 	return nil
 }
 
+// checkKVMLimits checks that KVM takes t's vCPUs and APIC ids (vCPU ids).
+func (v *VM) checkKVMLimits(t topology.Topology) error {
+	maxVCPUs, err := v.sys.CheckExtension(kvm.CapMaxVCPUs)
+	if err != nil {
+		return err
+	}
+	maxID, err := v.sys.CheckExtension(kvm.CapMaxVCPUID)
+	if err != nil {
+		return err
+	}
+	if maxID == 0 {
+		maxID = maxVCPUs // KVM before KVM_CAP_MAX_VCPU_ID: ids below the vCPU limit
+	}
+	switch {
+	case maxVCPUs > 0 && t.CPUs() > maxVCPUs:
+		return fmt.Errorf("%w: %s is %d vCPUs; this host's KVM takes at most %d (KVM_CAP_MAX_VCPUS)", ErrConfig, t, t.CPUs(), maxVCPUs)
+	case maxID > 0 && int(t.MaxAPICID()) >= maxID:
+		return fmt.Errorf("%w: %s needs APIC ids up to %d; this host's KVM takes vCPU ids below %d (KVM_CAP_MAX_VCPU_ID)", ErrConfig, t, t.MaxAPICID(), maxID)
+	}
+	return nil
+}
+
+// xcr0 is the XCR0 the guest's CPUID table allows (leaf 0xD subleaf 0),
+// when it has XSAVE. The VMM sets it as the vCPU's XCR0 before the guest
+// runs: it is what Linux writes there with XSETBV, and it keeps KVM's
+// view right where the guest's XSETBV never reaches KVM (QEMU 7.2's
+// emulated SVM does not intercept XSETBV, so a nested KVM would keep
+// XCR0 = 1, restore it at every VM entry, and report the XSAVE size of
+// x87 state alone in CPUID 0xD).
+func xcr0(table []kvm.CPUIDEntry) (uint64, bool) {
+	hasXSAVE := false
+	var mask uint64
+	for _, e := range table {
+		switch {
+		case e.Function == 1:
+			hasXSAVE = e.ECX&cpuid1ECXXSAVE != 0
+		case e.Function == 0xd && e.Index == 0:
+			mask = uint64(e.EDX)<<32 | uint64(e.EAX)
+		}
+	}
+	return mask, hasXSAVE && mask&xfeatureFP != 0
+}
+
+// irqAffinity is the kernel's irqaffinity= for t: the CPUs whose APIC id
+// is at most 254, when some exceed it ("" otherwise). KVM's in-kernel
+// I/O APIC addresses 8-bit destinations only, so interrupts from the
+// serial ports and the timer must stay on those CPUs.
+func irqAffinity(t topology.Topology) string {
+	if t.MaxAPICID() <= maxXAPICID {
+		return ""
+	}
+	var cpus []int
+	for i := range t.CPUs() {
+		if t.APICID(i) <= maxXAPICID {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpulist.Format(cpus)
+}
+
 // release closes every resource Start set up, in reverse order. It runs
 // once, after the vCPU threads have stopped or when Start fails.
 func (v *VM) release() {
 	v.relOnce.Do(func() {
+		v.kickMu.Lock()
+		v.released = true
 		for _, c := range v.vcpus {
 			c.cpu.Close()
 		}
+		v.kickMu.Unlock()
 		if v.vm != nil {
 			v.vm.Close()
 		}
@@ -463,6 +579,8 @@ func (v *VM) release() {
 			unix.Munmap(v.region)
 			v.region = nil
 		}
+		v.memMu.Lock()
+		defer v.memMu.Unlock()
 		if v.ram != nil {
 			unix.Munmap(v.ram)
 			v.ram, v.guest = nil, guestMemory{}
@@ -490,28 +608,32 @@ func (v *VM) run(c *vcpu) {
 	for !v.stopping.Load() {
 		err := c.cpu.Run()
 		if err == unix.EINTR || err == unix.EAGAIN {
-			continue // a signal, Kill's immediate_exit, or the Go runtime's preemption
+			// A signal, immediate_exit (Kill, Freeze), or the Go
+			// runtime's preemption.
+			v.park(c)
+			continue
 		}
 		if err != nil {
-			v.end(ExitError, &RunError{VCPU: c.cpu.ID, Err: fmt.Errorf("KVM_RUN: %w", err)})
+			v.end(ExitError, &RunError{VCPU: c.index, Err: fmt.Errorf("KVM_RUN: %w", err)})
 			return
 		}
 		v.exits.Add(1)
-		if c.cpu.ID == 0 && v.firstExit.Load() == 0 {
+		if c.index == 0 && v.firstExit.Load() == 0 {
 			v.firstExit.Store(int64(time.Since(v.t0)))
 		}
-		v.handle(c.cpu)
+		v.handle(c)
 	}
 }
 
 // handle acts on one exit. Anything that ends the VM goes through end.
-func (v *VM) handle(c *kvm.VCPU) {
+func (v *VM) handle(vc *vcpu) {
+	c := vc.cpu
 	switch r := c.ExitReason(); r {
 	case kvm.ExitIO:
 		v.ioExits.Add(1)
 		io, err := c.IO()
 		if err != nil {
-			v.fail(c, r, err)
+			v.fail(vc, r, err)
 			return
 		}
 		sz := int(io.Size)
@@ -529,7 +651,7 @@ func (v *VM) handle(c *kvm.VCPU) {
 		v.mmioExits.Add(1)
 		m, err := c.MMIO()
 		if err != nil {
-			v.fail(c, r, err)
+			v.fail(vc, r, err)
 			return
 		}
 		if !m.IsWrite {
@@ -537,7 +659,7 @@ func (v *VM) handle(c *kvm.VCPU) {
 		}
 	case kvm.ExitHLT:
 		regs, err := c.GetRegs()
-		if err == nil && c.ID == 0 && regs.RFLAGS&rflagsIF == 0 {
+		if err == nil && vc.index == 0 && regs.RFLAGS&rflagsIF == 0 {
 			v.end(ExitHalt, nil)
 		}
 	case kvm.ExitShutdown:
@@ -552,32 +674,32 @@ func (v *VM) handle(c *kvm.VCPU) {
 		case kvm.SystemEventCrash:
 			v.end(ExitCrash, nil)
 		default:
-			v.fail(c, r, nil)
+			v.fail(vc, r, nil)
 		}
 	case kvm.ExitIntr:
 	case kvm.ExitInternalError:
 		ie := c.InternalError()
-		e := v.exitError(c, r)
+		e := v.exitError(vc, r)
 		e.Suberror, e.Data = ie.Suberror, ie.Data
 		v.end(ExitError, e)
 	case kvm.ExitFailEntry:
-		e := v.exitError(c, r)
+		e := v.exitError(vc, r)
 		e.Hardware = c.FailEntry().HardwareReason
 		v.end(ExitError, e)
 	default:
-		v.fail(c, r, nil)
+		v.fail(vc, r, nil)
 	}
 }
 
-func (v *VM) exitError(c *kvm.VCPU, r uint32) *RunError {
-	e := &RunError{VCPU: c.ID, Exit: r}
-	if regs, err := c.GetRegs(); err == nil {
+func (v *VM) exitError(c *vcpu, r uint32) *RunError {
+	e := &RunError{VCPU: c.index, Exit: r}
+	if regs, err := c.cpu.GetRegs(); err == nil {
 		e.RIP, e.HaveRIP = regs.RIP, true
 	}
 	return e
 }
 
-func (v *VM) fail(c *kvm.VCPU, r uint32, err error) {
+func (v *VM) fail(c *vcpu, r uint32, err error) {
 	e := v.exitError(c, r)
 	if err != nil {
 		e.Err = fmt.Errorf("%s: %w", kvm.ExitName(r), err)
@@ -586,9 +708,7 @@ func (v *VM) fail(c *kvm.VCPU, r uint32, err error) {
 }
 
 // end records how the VM ended (the first call wins) and stops every
-// vCPU: immediate_exit makes its next KVM_RUN return at once, and a
-// signal (SIGURG, which the Go runtime already expects and ignores)
-// interrupts the KVM_RUN it may be in.
+// vCPU (kick).
 func (v *VM) end(r ExitReason, err error) {
 	v.endOnce.Do(func() {
 		v.reason = r
@@ -596,17 +716,30 @@ func (v *VM) end(r ExitReason, err error) {
 			v.err = err
 		}
 		v.stopping.Store(true)
-		self := unix.Gettid()
-		pid := unix.Getpid()
-		for _, c := range v.vcpus {
-			c.cpu.SetImmediateExit(true)
-			c.mu.Lock()
-			if c.tid != 0 && c.tid != self {
-				_ = unix.Tgkill(pid, c.tid, unix.SIGURG)
-			}
-			c.mu.Unlock()
-		}
+		close(v.stopped)
+		v.kick()
 	})
+}
+
+// kick sets immediate_exit on every vCPU, so its next KVM_RUN returns at
+// once, and interrupts the KVM_RUN it may be in with a signal (SIGURG,
+// which the Go runtime already expects and ignores).
+func (v *VM) kick() {
+	v.kickMu.Lock()
+	defer v.kickMu.Unlock()
+	if v.released {
+		return
+	}
+	self := unix.Gettid()
+	pid := unix.Getpid()
+	for _, c := range v.vcpus {
+		c.cpu.SetImmediateExit(true)
+		c.mu.Lock()
+		if c.tid != 0 && c.tid != self {
+			_ = unix.Tgkill(pid, c.tid, unix.SIGURG)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // Done is closed when the VM has ended and its resources are released.
@@ -634,8 +767,8 @@ func (v *VM) Close() error {
 // Memory returns the guest's physical memory map.
 func (v *VM) Memory() MemoryMap { return v.mem }
 
-// Cmdline returns the command line the guest was given, region
-// parameters included.
+// Cmdline returns the command line the guest was given, irqaffinity=
+// and region parameters included.
 func (v *VM) Cmdline() string { return v.cmdline }
 
 // KernelVersion returns the kernel's version string from its setup

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ktstr-go/ktstr/internal/topology"
 	"github.com/ktstr-go/ktstr/lib/shm"
 	"github.com/ktstr-go/ktstr/lib/wire"
 )
@@ -174,7 +175,7 @@ func TestProgramKill(t *testing.T) {
 	requireKVM(t)
 	var a asm
 	a.jmpSelf()
-	vm, err := Start(Config{Program: a.b, MemoryMB: 32, CPUs: 2})
+	vm, err := Start(Config{Program: a.b, MemoryMB: 32, Topology: cores(2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +265,10 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"neither kernel nor program", Config{}},
 		{"both kernel and program", Config{Kernel: "k", Program: []byte{1}}},
-		{"too many cpus", Config{Program: []byte{1}, CPUs: MaxCPUs + 1}},
+		{"too many cpus", Config{Program: []byte{1}, Topology: cores(MaxCPUs + 1)}},
+		{"zero threads", Config{Program: []byte{1}, Topology: topology.Topology{Nodes: 1, LLCs: 1, Cores: 1}}},
+		{"node memory not adding up", Config{Program: []byte{1}, MemoryMB: 256,
+			Topology: topology.Topology{Nodes: 2, LLCs: 2, Cores: 1, Threads: 1, NodeMemoryMB: []int{64, 64}}}},
 		{"region without size", Config{Program: []byte{1}, RegionPath: "r"}},
 		{"size without region", Config{Program: []byte{1}, RegionSize: pageSize}},
 		{"two regions", Config{Program: []byte{1}, RegionPath: "r", Region: os.Stdin, RegionSize: pageSize}},
@@ -276,5 +280,88 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("Start(%+v) error = %v, want ErrConfig", c.cfg, err)
 			}
 		})
+	}
+}
+
+// TestProgramXCR0 checks the guest's XSAVE state: at entry XCR0 already
+// holds every feature leaf 0xD allows (what Linux writes with XSETBV),
+// and after the guest sets XCR0 itself and exits to KVM (CPUID), XCR0 is
+// still that and CPUID 0xD's size of the enabled state (EBX) is the size
+// of all of it (ECX). Under QEMU 7.2's emulated SVM the guest's XSETBV
+// never reaches a nested KVM, which then restored XCR0 = 1 at every entry
+// and reported 576 bytes in EBX: Linux warned in
+// fpu__init_system_xstate.
+func TestProgramXCR0(t *testing.T) {
+	requireHardwareKVM(t)
+	b, reason, err := runProgram(t, cores(1), func(at uint64) *asm {
+		var a asm
+		a.enableOSXSAVE().movRDI(at)
+		a.xorECX().xgetbv().storeEAXNext()                           // XCR0 at entry
+		a.movEAX(0xd).xorECX().cpuid().storeEAXNext().storeECXNext() // the allowed mask (low half), the size of all of it
+		a.movEAX(0xd).xorECX().cpuid().xorECX().xsetbv()             // XCR0 = the allowed mask, as Linux does
+		a.movEAX(0xd).xorECX().cpuid().storeEBXNext()                // an exit to KVM; the size of what is enabled
+		a.xorECX().xgetbv().storeEAXNext()                           // XCR0 after the exit
+		return a.reset()
+	})
+	if reason != ExitReset || err != nil {
+		t.Fatalf("Exit() = %v, %v; want reset", reason, err)
+	}
+	atEntry, mask, all, size, after := le.Uint32(b), le.Uint32(b[4:]), le.Uint32(b[8:]), le.Uint32(b[12:]), le.Uint32(b[16:])
+	t.Logf("XCR0 at entry %#x; CPUID 0xD: mask %#x, %d bytes for all; after XSETBV and an exit: %d bytes enabled, XCR0 %#x", atEntry, mask, all, size, after)
+	if atEntry != mask || after != mask || size != all {
+		t.Errorf("XCR0 %#x at entry and %#x after the guest set %#x; %d bytes enabled, want %d", atEntry, after, mask, size, all)
+	}
+}
+
+// TestProgramX2APIC checks the vCPUs' APIC mode: xAPIC for a machine
+// whose APIC ids fit 8 bits, x2APIC from the start for max-cpu (ids up to
+// 433, 252 vCPUs with those ids created), where the boot vCPU reads its
+// x2APIC id 0 from MSR 0x802.
+func TestProgramX2APIC(t *testing.T) {
+	requireHardwareKVM(t)
+	maxCPU, _ := topology.Preset("max-cpu")
+	for _, c := range []struct {
+		topo   topology.Topology
+		x2apic bool
+	}{{topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 2}, false}, {maxCPU.Topology, true}} {
+		t.Run(c.topo.String(), func(t *testing.T) {
+			b, reason, err := runProgram(t, c.topo, func(at uint64) *asm {
+				var a asm
+				a.movRDI(at).movECX(0x1b).rdmsr().storeEAXNext() // IA32_APIC_BASE
+				if c.x2apic {
+					a.movECX(0x802).rdmsr().storeEAXNext() // x2APIC id
+				}
+				return a.reset()
+			})
+			if reason != ExitReset || err != nil {
+				t.Fatalf("Exit() = %v, %v; want reset", reason, err)
+			}
+			base := le.Uint32(b)
+			if on := base&apicBaseX2APIC != 0; on != c.x2apic || base&apicBaseEnable == 0 {
+				t.Errorf("IA32_APIC_BASE = %#x: want the APIC enabled, x2APIC mode %v", base, c.x2apic)
+			}
+			if c.x2apic && le.Uint32(b[4:]) != 0 {
+				t.Errorf("x2APIC id of the boot vCPU = %d, want 0", le.Uint32(b[4:]))
+			}
+		})
+	}
+}
+
+// TestIRQAffinity checks the CPUs device interrupts are kept on when APIC
+// ids exceed 254: those whose ids the 8-bit I/O APIC reaches.
+func TestIRQAffinity(t *testing.T) {
+	maxCPU, _ := topology.Preset("max-cpu")
+	for _, c := range []struct {
+		topo topology.Topology
+		want string
+	}{
+		{topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 2}, ""},
+		{maxCPU.Topology, "0-143"},                                             // LLCs 0-7: ids up to 7<<5 | 8<<1 | 1 = 241
+		{topology.Topology{Nodes: 1, LLCs: 2, Cores: 127, Threads: 1}, ""},     // LLC 1: ids 128-254, all in reach
+		{topology.Topology{Nodes: 1, LLCs: 3, Cores: 65, Threads: 1}, "0-129"}, // LLC 2: ids 256-320
+	} {
+		if got := irqAffinity(c.topo); got != c.want {
+			t.Errorf("irqAffinity(%s) = %q, want %q", c.topo, got, c.want)
+		}
 	}
 }

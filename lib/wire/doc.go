@@ -71,6 +71,9 @@
 //	HELO  0x48454C4F  4F 4C 45 48  host no        Nonce, 16 bytes
 //	LOSS  0x4C4F5353  53 53 4F 4C  host no        Loss, 32 bytes (16 without a nonce)
 //	VEND  0x56454E44  44 4E 45 56  host no        VMEnd, 40 bytes (24 without a nonce)
+//	HBLK  0x48424C4B  4B 4C 42 48  host no        Nonce, 16 bytes (none: empty): ktstr-boot's frames follow
+//	HDMP  0x48444D50  50 4D 44 48  host no        payload.HostDump (msgpack)
+//	HMON  0x484D4F4E  4E 4F 4D 48  host no        payload.Monitor (msgpack)
 //
 // Lookup knows every type of Types and reports anything else as unknown,
 // including KADR and 0, exactly as ktstr's MsgType::from_wire: KADR is a
@@ -83,6 +86,13 @@
 // carries what the host saw. Each carries the region's Nonce, which the
 // guest cannot read: a LOSS or VEND whose nonce is not the stream's
 // HELO's was forged by the guest.
+// HBLK, HDMP and HMON are what ktstr-boot itself saw (failure dumps,
+// host-side monitor samples): it writes HDMP and HMON to the file
+// host.frames next to the region, and ktstr-drain copies that file as one
+// block after the guest's frames, before LOSS and VEND, led by an HBLK
+// with the nonce. Readers take the HDMP and HMON frames of a block whose
+// HBLK carries the run's nonce and that nothing but host frames follows
+// to VEND; the same types written by the guest are ignored.
 //
 // # Fixed payloads
 //

@@ -96,6 +96,18 @@ func DecodeHello(p []byte) (Nonce, error) {
 	return n, nil
 }
 
+// AppendHostBlock appends an HBLK body: the nonce, or nothing without one.
+func AppendHostBlock(b []byte, n Nonce) []byte { return appendNonce(b, n) }
+
+// DecodeHostBlock decodes an HBLK body: the nonce (16 bytes, not all
+// zero), or empty for a region without one (the zero Nonce).
+func DecodeHostBlock(p []byte) (Nonce, error) {
+	if len(p) == 0 {
+		return Nonce{}, nil
+	}
+	return DecodeHello(p)
+}
+
 // appendNonce appends n unless it is zero (the short form).
 func appendNonce(b []byte, n Nonce) []byte {
 	if n.IsZero() {

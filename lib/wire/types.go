@@ -51,6 +51,13 @@ const (
 	TypeHello Type = 0x48454C4F // HELO: 16-byte Nonce, first in the stream
 	TypeLoss  Type = 0x4C4F5353 // LOSS: Loss, 32 bytes (16 without a nonce): ring drops
 	TypeVMEnd Type = 0x56454E44 // VEND: VMEnd, 40 bytes (24 without a nonce): how the VM ended
+	// What ktstr-boot itself saw, from its host.frames file next to the
+	// region: ktstr-drain copies it after the guest's frames as one block,
+	// HBLK first with the nonce, so that a guest cannot pass its own
+	// frames off as the host's.
+	TypeHostBlock Type = 0x48424C4B // HBLK: 16-byte Nonce (none: empty); ktstr-boot's frames follow
+	TypeHostDump  Type = 0x48444D50 // HDMP: payload.HostDump (msgpack), a failure dump's summary
+	TypeMonitor   Type = 0x484D4F4E // HMON: payload.Monitor (msgpack), host-side monitor samples
 )
 
 // Direction says which side of the channel sends a message type.
@@ -59,7 +66,7 @@ type Direction uint8
 const (
 	GuestToHost Direction = iota + 1
 	HostToGuest
-	HostOrigin // written on the host by ktstr-drain (HELO, LOSS, VEND)
+	HostOrigin // written on the host by ktstr-drain (HELO, LOSS, VEND, HBLK, HDMP, HMON)
 )
 
 func (d Direction) String() string {
@@ -120,6 +127,9 @@ var Types = []Info{
 	{TypeHello, "Hello", HostOrigin, false, true},
 	{TypeLoss, "Loss", HostOrigin, false, true},
 	{TypeVMEnd, "VMEnd", HostOrigin, false, true},
+	{TypeHostBlock, "HostBlock", HostOrigin, false, true},
+	{TypeHostDump, "HostDump", HostOrigin, false, true},
+	{TypeMonitor, "Monitor", HostOrigin, false, true},
 }
 
 // Lookup returns the description of a type read from the wire. ok is false

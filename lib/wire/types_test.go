@@ -61,9 +61,9 @@ func TestTypeWireBytes(t *testing.T) {
 func TestTypesTable(t *testing.T) {
 	want := []string{"STIM", "STEN", "SCST", "SCEN", "SCPP", "SCRR", "EXIT", "TEST", "SCDX", "CRSH",
 		"PMET", "RAWO", "PRAW", "WPRF", "SNRQ", "SNRP", "KORQ", "KORP", "SRDY", "SCSW",
-		"SOUT", "SERR", "SCLG", "LIFE", "EXCX", "DMSG", "PROB", "HELO", "LOSS", "VEND"}
+		"SOUT", "SERR", "SCLG", "LIFE", "EXCX", "DMSG", "PROB", "HELO", "LOSS", "VEND", "HBLK", "HDMP", "HMON"}
 	if len(Types) != len(want) {
-		t.Fatalf("len(Types) = %d, want %d (27 ktstr V-A types + HELO, LOSS, VEND)", len(Types), len(want))
+		t.Fatalf("len(Types) = %d, want %d (27 ktstr V-A types + HELO, LOSS, VEND, HBLK, HDMP, HMON)", len(Types), len(want))
 	}
 	seen := map[Type]bool{}
 	for i, info := range Types {
@@ -77,7 +77,7 @@ func TestTypesTable(t *testing.T) {
 		if got, ok := Lookup(info.Type); !ok || got != info {
 			t.Errorf("Lookup(%v) = %+v, %v, want %+v, true", info.Type, got, ok, info)
 		}
-		if host := info.Type == TypeHello || info.Type == TypeLoss || info.Type == TypeVMEnd; info.Host != host || (info.Dir == HostOrigin) != host {
+		if host := i >= 27; info.Host != host || (info.Dir == HostOrigin) != host {
 			t.Errorf("%v: Host = %v, Dir = %v", info.Type, info.Host, info.Dir)
 		}
 	}
@@ -148,7 +148,7 @@ func TestInternal(t *testing.T) {
 		switch info.Type {
 		case TypeSnapshotReply, TypeKernelOpReply:
 			dir = HostToGuest
-		case TypeHello, TypeLoss, TypeVMEnd:
+		case TypeHello, TypeLoss, TypeVMEnd, TypeHostBlock, TypeHostDump, TypeMonitor:
 			dir = HostOrigin
 		}
 		if info.Dir != dir {

@@ -5,9 +5,16 @@
 // this package reads into the caller's writers (QEMU opens its inherited
 // ends as /proc/self/fd/3 and 4), so the caller decides what reaches the
 // disk and QEMU never opens a path in the run directory.
+//
+// For looking into the guest (package introspect), its RAM can be memory
+// the host maps too: one memfd per RAM backend (one per NUMA node), which
+// QEMU opens as memory-backend-file,share=on through /proc/self/fd. A QMP
+// client on an inherited socketpair stops and resumes the vCPUs and reads
+// their registers. Neither needs a file anywhere.
 package qemu
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ktstr-go/ktstr/internal/introspect"
 	"github.com/ktstr-go/ktstr/internal/topology"
+	"golang.org/x/sys/unix"
 )
 
 // Config describes one VM.
@@ -39,13 +48,22 @@ type Config struct {
 	Console    io.Writer // receives COM1's output (nil discards)
 	COM2       io.Writer // receives COM2's output (nil discards)
 	Stderr     *os.File
+	// Introspect backs the guest's RAM with memfds this package maps
+	// (WithRAM) and drives QEMU over QMP (Freeze, Thaw, Registers).
+	Introspect bool
 }
 
-// The descriptors QEMU inherits for the serial ports' pipes.
+// The descriptors QEMU inherits: the serial ports' pipes, the QMP socket
+// and, from fdRAM on, one memfd per RAM backend.
 const (
 	fdCOM1 = 3
 	fdCOM2 = 4
+	fdQMP  = 5
+	fdRAM  = 6
 )
+
+// QMPTimeout bounds QEMU's greeting on the QMP socket at start.
+const QMPTimeout = 10 * time.Second
 
 // Args returns QEMU's command line for c (without the binary).
 func (c Config) Args() []string {
@@ -53,14 +71,24 @@ func (c Config) Args() []string {
 	if c.KVM {
 		accel, cpu = "kvm", "host"
 	}
+	machine := "pc"
+	if c.Introspect && c.nodes() == 1 {
+		machine += ",memory-backend=ram"
+	}
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
-		"-accel", accel, "-M", "pc", "-cpu", cpu,
+		"-accel", accel, "-M", machine, "-cpu", cpu,
 		// vCPU threads named "CPU N/TCG" or "CPU N/KVM", which ktstr-boot's
 		// host-noise measurement looks for (internal/noise).
 		"-name", "ktstr,debug-threads=on",
 	}
 	args = append(args, c.shape()...)
+	if c.Introspect {
+		args = append(args, "-chardev", fmt.Sprintf("socket,id=qmp,fd=%d", fdQMP), "-mon", "chardev=qmp,mode=control")
+		if c.nodes() == 1 {
+			args = append(args, "-object", fmt.Sprintf("memory-backend-file,id=ram,mem-path=/proc/self/fd/%d,share=on,size=%dM", fdRAM, c.MemoryMB))
+		}
+	}
 	return append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
 		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
@@ -106,8 +134,12 @@ func (c Config) shape() []string {
 	}
 	for n := range t.Nodes {
 		cpus := t.NodeCPUs(n)
+		backend := fmt.Sprintf("memory-backend-ram,id=node%d,size=%dM", n, mem[n])
+		if c.Introspect {
+			backend = fmt.Sprintf("memory-backend-file,id=node%d,mem-path=/proc/self/fd/%d,share=on,size=%dM", n, fdRAM+n, mem[n])
+		}
 		args = append(args,
-			"-object", fmt.Sprintf("memory-backend-ram,id=node%d,size=%dM", n, mem[n]),
+			"-object", backend,
 			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%d-%d,memdev=node%d", n, cpus[0], cpus[len(cpus)-1], n))
 	}
 	for i := range t.Nodes {
@@ -120,6 +152,29 @@ func (c Config) shape() []string {
 	return args
 }
 
+// nodes is the number of NUMA nodes, each with its own RAM backend.
+func (c Config) nodes() int { return max(c.Topology.Nodes, 1) }
+
+// ramSizes are the RAM backends' sizes in MiB, in node order: the order
+// in which QEMU lays them out in guest-physical memory.
+func (c Config) ramSizes() ([]int, error) {
+	if c.nodes() == 1 {
+		return []int{c.MemoryMB}, nil
+	}
+	return c.Topology.NodeMemory(c.MemoryMB)
+}
+
+// PCLayout is where QEMU's pc machine puts ram bytes of RAM: all below
+// 4 GiB when it is under 3.5 GiB, else the first 3 GiB there and the rest
+// from 4 GiB (gigabyte-aligned, pc-i440fx 1.7 and later). The backends'
+// bytes, concatenated in node order, fill those two ranges in order.
+func PCLayout(ram uint64) (low, high uint64) {
+	if ram < 0xe0000000 {
+		return ram, 0
+	}
+	return 0xc0000000, ram - 0xc0000000
+}
+
 // optValue escapes s for a value in a QEMU option list
 // ("key=value,key=value"), where a comma is written twice. The values of
 // -kernel, -initrd and -append are taken whole and need no escaping.
@@ -130,7 +185,16 @@ type VM struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+
+	qmp    *QMP
+	qmpErr error // why qmp is nil when Introspect asked for it
+	memMu  sync.RWMutex
+	ram    [][]byte           // the RAM backends' mappings, nil once released
+	ranges []introspect.Range // their bytes at their guest-physical addresses
 }
+
+// ErrReleased: QEMU has exited; the guest's memory is gone.
+var ErrReleased = errors.New("qemu: the VM has ended; its memory is released")
 
 // drainWait bounds how long Done waits, after QEMU exited, for the serial
 // pipes to reach EOF (only a process that inherited their write ends
@@ -155,10 +219,19 @@ func Start(c Config) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %s not found (install Debian's qemu-system-x86): %w", bin, err)
 	}
+	vm := &VM{done: make(chan struct{})}
+	var inherit []*os.File // QEMU's fdQMP and fdRAM...; ours are closed after the start
+	var qconn *os.File
+	if c.Introspect {
+		if inherit, qconn, err = vm.prepare(c); err != nil {
+			return nil, err
+		}
+	}
 	var rs, ws [2]*os.File
 	for i := range rs {
 		if rs[i], ws[i], err = os.Pipe(); err != nil {
-			closeAll(rs[:i], ws[:i])
+			closeAll(rs[:i], ws[:i], inherit)
+			vm.release()
 			return nil, fmt.Errorf("qemu: %w", err)
 		}
 	}
@@ -166,14 +239,19 @@ func Start(c Config) (*VM, error) {
 	cmd.Stdin = nil
 	cmd.Stdout = c.Stderr // QEMU prints nothing on stdout in this mode; keep ours clean
 	cmd.Stderr = c.Stderr
-	cmd.ExtraFiles = ws[:] // fdCOM1, fdCOM2
+	cmd.ExtraFiles = append(ws[:], inherit...) // fdCOM1, fdCOM2, fdQMP, fdRAM...
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
-	closeAll(ws[:]) // QEMU holds the write ends now
+	closeAll(ws[:], inherit) // QEMU holds the write ends, its QMP end and the memfds now
 	if err != nil {
 		closeAll(rs[:])
+		if qconn != nil {
+			qconn.Close()
+		}
+		vm.release()
 		return nil, fmt.Errorf("qemu: start: %w", err)
 	}
+	vm.cmd = cmd
 	var copies sync.WaitGroup
 	for i, w := range []io.Writer{c.Console, c.COM2} {
 		if w == nil {
@@ -185,7 +263,13 @@ func Start(c Config) (*VM, error) {
 			io.Copy(w, rs[i])
 		}()
 	}
-	vm := &VM{cmd: cmd, done: make(chan struct{})}
+	if qconn != nil {
+		// Before the waiter starts (it closes vm.qmp). A QEMU that does
+		// not speak QMP still runs; looking into it answers why not.
+		if vm.qmp, err = newQMP(qconn, QMPTimeout); err != nil {
+			vm.qmpErr = err
+		}
+	}
 	go func() {
 		vm.err = cmd.Wait()
 		copied := make(chan struct{})
@@ -196,9 +280,146 @@ func Start(c Config) (*VM, error) {
 		}
 		closeAll(rs[:]) // ends a copy still waiting
 		<-copied
+		vm.release()
 		close(vm.done)
 	}()
 	return vm, nil
+}
+
+// prepare creates and maps one memfd per RAM backend and the QMP
+// socketpair; it returns the files QEMU inherits (its QMP end, then the
+// memfds) and this side's QMP connection.
+func (vm *VM) prepare(c Config) (inherit []*os.File, conn *os.File, err error) {
+	sizes, err := c.ramSizes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("qemu: %w", err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("qemu: QMP socketpair: %w", err)
+	}
+	inherit = []*os.File{os.NewFile(uintptr(fds[1]), "qmp-qemu")}
+	// Non-blocking, so the runtime's poller serves it and deadlines work.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		closeAll(inherit)
+		return nil, nil, fmt.Errorf("qemu: QMP socket: %w", err)
+	}
+	conn = os.NewFile(uintptr(fds[0]), "qmp")
+	var total uint64
+	for i, mb := range sizes {
+		f, m, err := memfd(fmt.Sprintf("ktstr-ram%d", i), uint64(mb)<<20)
+		if err != nil {
+			closeAll(inherit)
+			conn.Close()
+			vm.release()
+			return nil, nil, err
+		}
+		inherit = append(inherit, f)
+		vm.ram = append(vm.ram, m)
+		total += uint64(len(m))
+	}
+	// The backends fill [0, low) and then [4 GiB, 4 GiB+high), in order.
+	low, _ := PCLayout(total)
+	var off uint64
+	for _, m := range vm.ram {
+		for len(m) > 0 {
+			gpa, room := off, low-off
+			if off >= low {
+				gpa, room = 1<<32+off-low, uint64(len(m))
+			}
+			n := min(room, uint64(len(m)))
+			vm.ranges = append(vm.ranges, introspect.Range{GPA: gpa, Mem: m[:n:n]})
+			m, off = m[n:], off+n
+		}
+	}
+	return inherit, conn, nil
+}
+
+// memfd creates an anonymous memory file of size bytes and maps it
+// shared.
+func memfd(name string, size uint64) (*os.File, []byte, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("qemu: memfd for guest RAM: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if err := f.Truncate(int64(size)); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("qemu: guest RAM of %d MiB: %w", size>>20, err)
+	}
+	m, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("qemu: map guest RAM: %w", err)
+	}
+	return f, m, nil
+}
+
+// release unmaps the RAM once no WithRAM call holds it, and closes QMP.
+func (vm *VM) release() {
+	vm.memMu.Lock()
+	defer vm.memMu.Unlock()
+	for _, m := range vm.ram {
+		unix.Munmap(m)
+	}
+	vm.ram, vm.ranges = nil, nil
+	if vm.qmp != nil {
+		vm.qmp.Close()
+	}
+}
+
+// WithRAM calls fn with the guest's RAM, as guest-physical ranges, while
+// it stays mapped. Without Introspect, or after QEMU exited, it returns an
+// error without calling fn.
+func (vm *VM) WithRAM(fn func([]introspect.Range) error) error {
+	vm.memMu.RLock()
+	defer vm.memMu.RUnlock()
+	if vm.ranges == nil {
+		return ErrReleased
+	}
+	return fn(vm.ranges)
+}
+
+// ErrNoQMP: the VM was started without Introspect.
+var ErrNoQMP = errors.New("qemu: no QMP connection")
+
+// noQMP says why there is no QMP connection.
+func (vm *VM) noQMP() error {
+	if vm.qmpErr != nil {
+		return vm.qmpErr
+	}
+	return ErrNoQMP
+}
+
+// Freeze stops every vCPU ("stop", which returns once they have all
+// paused) and returns their registers. Call Thaw afterwards, whatever
+// Freeze returned.
+func (vm *VM) Freeze(timeout time.Duration) ([]introspect.Regs, error) {
+	if vm.qmp == nil {
+		return nil, vm.noQMP()
+	}
+	if _, err := vm.qmp.Execute("stop", nil, timeout); err != nil {
+		return nil, err
+	}
+	return vm.qmp.Registers(timeout)
+}
+
+// Thaw resumes the vCPUs ("cont").
+func (vm *VM) Thaw(timeout time.Duration) error {
+	if vm.qmp == nil {
+		return vm.noQMP()
+	}
+	_, err := vm.qmp.Execute("cont", nil, timeout)
+	return err
+}
+
+// Registers reads the vCPUs' registers without stopping the guest.
+func (vm *VM) Registers(timeout time.Duration) ([]introspect.Regs, error) {
+	if vm.qmp == nil {
+		return nil, vm.noQMP()
+	}
+	return vm.qmp.Registers(timeout)
 }
 
 func closeAll(fs ...[]*os.File) {

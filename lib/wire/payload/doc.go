@@ -1,7 +1,8 @@
 // Package payload encodes the structured frame payloads that ktstr writes
 // with a Rust-only format (postcard): TEST (AssertResult), PMET
 // (PayloadMetrics), RAWO (RawPayloadOutput), KORQ (KernelOpRequest) and
-// KORP (KernelOpReply). ktstr-go carries them as msgpack maps with string
+// KORP (KernelOpReply); and ktstr-go's own host-origin HDMP (HostDump) and
+// HMON (Monitor). ktstr-go carries them as msgpack maps with string
 // keys, so that a guest agent or a filter in any language can read and
 // write them. ktstr-wire(5) lists the same keys.
 //
@@ -125,4 +126,24 @@
 //
 // A KORP payload may be at most KernelOpReplyMax (1 MiB); the size is
 // checked before anything is decoded.
+//
+// # HDMP: HostDump (host origin, ktstr-boot's failure dump)
+//
+//	key        type             required  meaning
+//	path       string           yes       the dump's file (ktstr-snapshot(5))
+//	reason     string           yes       why ktstr-boot took it
+//	summary    array of string  no        what each CPU ran, sched_ext state
+//	stuck_cpu  int              no        CPU of the longest-waiting runnable task; -1 none
+//
+// # HMON: Monitor (host origin, host-side monitor samples)
+//
+//	key          type                       required  meaning
+//	interval_ms  u64                        no        sampling period
+//	thresholds   MonitorThresholds          yes       the checks
+//	samples      array of MonitorSample     yes
+//
+//	MonitorThresholds: max_imbalance_ratio (float), max_local_dsq_depth
+//	(u64), fail_on_rq_clock_stuck (bool), sustained_samples (u64).
+//	MonitorSample: t_ms (u64, since the VM started), cpus (array per CPU of
+//	[nr_running, local_dsq_depth, rq_clock_ns]; empty when unreadable).
 package payload
