@@ -6,10 +6,11 @@
 #   make bench    benchmarks
 #   make man      lint the man pages
 #   make kernel   build the project's sched_ext kernel into the cache
+#                 (KSRC=/path/to/linux: from your own kernel tree)
 
 GO       ?= go
 BIN      := bin
-CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict
+CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 
@@ -56,8 +57,15 @@ bench: build
 man:
 	scripts/lint-man
 
+# KSRC=/path/to/linux builds the fragment from your own tree (cached by
+# its commit and a hash of its uncommitted changes) and prints the
+# bzImage's path.
 kernel:
+ifdef KSRC
+	KSRC="$(KSRC)" scripts/build-kernel
+else
 	scripts/build-kernel >/dev/null
+endif
 
 schedulers:
 	scripts/build-schedulers >/dev/null

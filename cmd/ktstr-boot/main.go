@@ -40,6 +40,9 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := cli.App(name, "boot a kernel and run a scheduler scenario in it", stdout, stderr)
 	app.UsageText = name + " [options]"
+	// Paths and scheduler arguments may hold commas: a repeated flag
+	// gives one value each time, never split.
+	app.DisableSliceFlagSeparator = true
 	app.Flags = []ucli.Flag{
 		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
 		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's `vmlinux` (ELF symbols and BTF) for snapshots, kernel ops, failure dumps and the monitor (default: vmlinux next to the kernel, if there is one; none: none)"},
@@ -177,6 +180,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			if err := boot.CheckKernel(kernel); err != nil {
 				return cli.Usagef("--kernel %s: %v", kernel, err)
+			}
+			if c.String("scheduler") != "" {
+				if err := boot.CheckSchedExt(kernel); err != nil {
+					return cli.Usagef("--kernel %s: %v", kernel, err)
+				}
 			}
 			cfg.Kernel = kernel
 			switch v := c.String("vmlinux"); v {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/ktstr-go/ktstr/internal/cache"
 	"github.com/ktstr-go/ktstr/internal/clitest"
 )
 
@@ -40,4 +43,28 @@ func TestScripts(t *testing.T) {
 		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status, "closedstdout": clitest.ClosedStdout},
 		Condition:           clitest.Condition,
 	})
+}
+
+// TestSchedulerNeedsSchedExt: a --scheduler with a kernel built without
+// sched_ext (Debian's cloud kernel, whose config-VERSION file says so) is
+// a usage error naming the missing option, before anything boots.
+func TestSchedulerNeedsSchedExt(t *testing.T) {
+	c, err := cache.Dir()
+	if err != nil {
+		t.Skipf("no cache directory: %v", err)
+	}
+	k := filepath.Join(c, "debian", "vmlinuz")
+	if _, err := os.Stat(k); err != nil {
+		t.Skip("no Debian kernel cached (scripts/fetch-kernel)")
+	}
+	var stdout, stderr bytes.Buffer
+	dir := filepath.Join(t.TempDir(), "r")
+	code := run([]string{"ktstr-boot", "--kernel", k, "--scheduler", "/bin/true", "--run-dir", dir, "--timeout", "5s"}, nil, &stdout, &stderr)
+	if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "CONFIG_SCHED_CLASS_EXT is not set") ||
+		strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("status %d, stdout %q, stderr %q; want 2 and one line naming CONFIG_SCHED_CLASS_EXT", code, stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Error("the run directory was made")
+	}
 }

@@ -53,7 +53,7 @@ func mkrec(args []string) int {
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{Dir: "testdata",
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"closedstdout": clitest.ClosedStdout}})
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": clitest.Status, "closedstdout": clitest.ClosedStdout}})
 }
 
 // TestExitStatus pins the exit status of every verdict and every kind of

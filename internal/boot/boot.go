@@ -299,6 +299,7 @@ func Run(cfg Config) (Result, error) {
 		return res, err
 	}
 
+	sampler := startNoise(backend, vm)
 	if cfg.Monitor != nil {
 		h.ins.startMonitor(*cfg.Monitor, start)
 	}
@@ -315,6 +316,13 @@ func Run(cfg Config) (Result, error) {
 	}
 	if res.Reason == 0 {
 		res.Reason, res.Detail = classify(vm.Err(), region.GuestState(), console)
+	}
+	if sampler != nil {
+		// Written before the region closes, so that whoever waits for the
+		// close finds it.
+		if err := writeNoise(rd, sampler.Stop()); err != nil {
+			logf("host noise: %v", err)
+		}
 	}
 	region.MarkClosed(shm.End{Reason: uint32(res.Reason), ExitCode: int32(res.ExitCode()), Elapsed: res.Elapsed})
 	logf("vm ended: %v%s after %v", res.Reason, detail(res.Detail), res.Elapsed.Round(time.Millisecond))

@@ -1,6 +1,8 @@
 package boot
 
 import (
+	"github.com/ktstr-go/ktstr/internal/noise"
+
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +18,7 @@ const (
 	InitrdFile  = "initramfs.cpio"
 	ConsoleFile = "console.log"
 	COM2File    = "com2.log"
+	NoiseFile   = noise.File // the host-noise measurement (internal/noise)
 )
 
 // maxSockPath is the longest path a Unix socket can be bound to

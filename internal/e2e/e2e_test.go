@@ -48,7 +48,7 @@ func buildTools(t testing.TB) {
 		return
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", binDir+"/",
-		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict", "./internal/e2e/testdata/schedwrap")
+		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict", "./cmd/ktstr-matrix", "./internal/e2e/testdata/schedwrap")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -110,7 +110,11 @@ func exitStatus(t testing.TB, err error) int {
 func TestPipelinePasses(t *testing.T) {
 	k := needVM(t)
 	r := ktstrRun(t, k, nil, "--scenario", "steady")
-	if r.status != 0 || !strings.HasPrefix(r.stdout, "PASS ") {
+	contended := r.status == 3 && strings.HasPrefix(r.stdout, "INCONCLUSIVE run: host contention: ") // a host too loaded to judge timing
+	if contended {
+		t.Logf("inconclusive, host contention:\n%s", r.stdout)
+	}
+	if !contended && (r.status != 0 || !strings.HasPrefix(r.stdout, "PASS ")) {
 		t.Fatalf("steady: status %d, want 0 and PASS\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"vm: poweroff", "exit_code=0", "step 1:"} {
@@ -147,7 +151,7 @@ func TestRecordingReplays(t *testing.T) {
 		t.Fatalf("live run: status %d, want 1\n%s\n%s", live.status, live.stdout, live.stderr)
 	}
 	replay := func() (string, int) {
-		cmd := exec.Command("sh", "-c", `"$B/ktstr-dispatch" --quiet < "$R" | "$B/ktstr-verdict" --require-end --console "$R.consoles/console.log" --console "$R.consoles/com2.log" --format json`)
+		cmd := exec.Command("sh", "-c", `"$B/ktstr-dispatch" --quiet < "$R" | "$B/ktstr-verdict" --require-end --console "$R.consoles/console.log" --console "$R.consoles/com2.log" --noise "$R.consoles/noise.json" --format json`)
 		cmd.Env = append(os.Environ(), "B="+binDir, "R="+rec)
 		out, err := cmd.Output()
 		var ee *exec.ExitError

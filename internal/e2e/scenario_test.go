@@ -36,6 +36,21 @@ type verdictJSON struct {
 	} `json:"runs"`
 }
 
+// passes reports whether a run that must pass did: PASS (exit 0), or,
+// on a host too loaded to judge timing, INCONCLUSIVE with the cause
+// host_contention (exit 3): a timing check failed while the host starved
+// the vCPUs past the bound, which the verdict names instead of failing
+// the scheduler (logged). On a quiet host only PASS passes.
+func passes(t *testing.T, status int, v verdictJSON) bool {
+	t.Helper()
+	r := v.Runs[0]
+	if status == 3 && r.Status == "INCONCLUSIVE" && r.Cause == "host_contention" {
+		t.Logf("inconclusive, host contention: %s", r.Reason)
+		return true
+	}
+	return status == 0 && r.Status == "PASS"
+}
+
 func parseVerdict(t *testing.T, out string) verdictJSON {
 	t.Helper()
 	var v verdictJSON
@@ -173,7 +188,7 @@ func TestVMCannedScenarios(t *testing.T) {
 			if name == "fail" {
 				want, wantStatus = 1, "FAIL"
 			}
-			if r.status != want || v.Runs[0].Status != wantStatus {
+			if name == "fail" && (r.status != want || v.Runs[0].Status != wantStatus) || name != "fail" && !passes(t, r.status, v) {
 				t.Fatalf("%s: status %d %s (%s: %s), want %d %s\nstderr:\n%s", name, r.status, v.Runs[0].Status,
 					v.Runs[0].Cause, v.Runs[0].Reason, want, wantStatus, r.stderr)
 			}

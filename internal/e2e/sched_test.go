@@ -35,7 +35,7 @@ func TestSchedSimplePassesSteady(t *testing.T) {
 	k, dir := needSched(t)
 	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_simple"), "--scenario", "steady")
 	v := parseVerdict(t, r.stdout)
-	if r.status != 0 || v.Runs[0].Status != "PASS" {
+	if !passes(t, r.status, v) {
 		t.Fatalf("scx_simple steady: status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
 	if !strings.Contains(r.stdout, `BPF scheduler \"simple\" enabled`) {
@@ -163,7 +163,7 @@ func TestSchedKconfig(t *testing.T) {
 	r := ktstrRun(t, k, jsonVerdict, append(wrapped(t, sched, []string{"-require-boot-config"}),
 		"--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/sched-short.json"))...)
 	v := parseVerdict(t, r.stdout)
-	if r.status != 0 || v.Runs[0].Status != "PASS" {
+	if !passes(t, r.status, v) {
 		t.Fatalf("scx_kconfig: status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"stdout: schedwrap: /boot/config-", "stdout: kconfig: CONFIG_NR_CPUS="} {
@@ -198,7 +198,7 @@ func TestSchedSimpleSteadyLLC(t *testing.T) {
 	k, dir := needSched(t)
 	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_simple"), "--topology", "1,2,2,2", "--scenario", "steady-llc")
 	v := parseVerdict(t, r.stdout)
-	if r.status != 0 || v.Runs[0].Status != "PASS" {
+	if !passes(t, r.status, v) {
 		t.Fatalf("scx_simple steady-llc on 1,2,2,2: status %d %s (%s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
 	if m := v.Runs[0].Result.Machine; m == nil || m.Shape != "1,2,2,2" {

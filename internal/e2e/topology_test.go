@@ -33,7 +33,7 @@ func TestVMTopologyLLCGroups(t *testing.T) {
 	k := needVM(t)
 	r := ktstrRun(t, k, jsonVerdict, "--topology", "1,2,2,2", "--scenario", "smt-siblings")
 	v := parseVerdict(t, r.stdout)
-	if r.status != 0 || v.Runs[0].Status != "PASS" {
+	if !passes(t, r.status, v) {
 		t.Fatalf("smt-siblings on 1,2,2,2: status %d %s (%s)\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stderr)
 	}
 	m := v.Runs[0].Result.Machine

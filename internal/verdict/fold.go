@@ -24,11 +24,15 @@ type Config struct {
 	// RequireEnd makes a stream without a VEND entry an infrastructure
 	// error: without it nobody can say whether the ring dropped frames.
 	RequireEnd bool
+	// HostContentionPct is the vCPU steal (AddNoise) above which
+	// fairness, gap and latency failures are inconclusive; 0 turns it
+	// off.
+	HostContentionPct float64
 }
 
 // DefaultConfig is the configuration ktstr-verdict uses without flags.
 func DefaultConfig() Config {
-	return Config{Splats: DefaultSplats(), SplatStatus: StatusFail}
+	return Config{Splats: DefaultSplats(), SplatStatus: StatusFail, HostContentionPct: DefaultHostContentionPct}
 }
 
 // Bounds on what the folder keeps of what the guest sends, so that its
@@ -80,6 +84,7 @@ type Folder struct {
 	name    string
 	c       Counts
 	effects map[string]int64 // effects by name
+	noise   *HostNoise       // AddNoise
 
 	result resultFold
 	sched  schedFold
@@ -311,6 +316,8 @@ func (f *Folder) judge(v *Verdict) {
 		}
 		add(Finding{Status: st, Cause: CauseNoResult, Message: msg})
 	}
+
+	f.hostContention(v)
 
 	v.Status = StatusPass
 	if v.Result != nil && len(v.Result.Outcomes) > 0 && v.Result.Verdict() == payload.Skip {

@@ -24,7 +24,7 @@ func checkReports(t *testing.T, rep verdict.Report) {
 	if err := xml.Unmarshal(render(t, "junit", rep), &n); err != nil {
 		t.Fatalf("JUnit report is not well-formed: %v", err)
 	}
-	if _, err := parseTAP14(string(render(t, "tap", rep))); err != nil {
+	if _, err := parseTAP(string(render(t, "tap", rep))); err != nil {
 		t.Fatalf("TAP report does not parse: %v", err)
 	}
 	for _, format := range []string{"text", "tap", "junit"} {

@@ -100,12 +100,58 @@ func junitTime(v Verdict) float64 {
 // WriteJUnit writes rep as JUnit XML: one testsuite named after the
 // report, one testcase per run.
 func WriteJUnit(w io.Writer, rep Report) error {
-	s := junitSuite{Name: rep.Name, Tests: len(rep.Runs)}
+	return WriteJUnitGroups(w, rep, []JUnitGroup{{Name: rep.Name, Runs: rep.Runs}})
+}
+
+// JUnitGroup is a testsuite of WriteJUnitGroups: a name and its runs.
+type JUnitGroup struct {
+	Name string
+	Runs []Verdict
+}
+
+// WriteJUnitGroups writes one testsuite per group, one testcase per run
+// (its classname the group's name), under a testsuites element that
+// carries rep's name and the totals. Each testsuite's properties give
+// rep's status, exit status and reason.
+func WriteJUnitGroups(w io.Writer, rep Report, groups []JUnitGroup) error {
+	doc := junitSuites{Name: rep.Name}
 	total := 0.0
-	for _, v := range rep.Runs {
+	for _, g := range groups {
+		s := junitGroup(g)
+		s.Properties.Props = []junitProperty{
+			{"ktstr.status", string(rep.Status)},
+			{"ktstr.exit_status", fmt.Sprint(rep.ExitStatus)},
+			{"ktstr.reason", rep.Reason},
+		}
+		doc.Tests += s.Tests
+		doc.Failures += s.Failures
+		doc.Errors += s.Errors
+		doc.Skipped += s.Skipped
+		for _, v := range g.Runs {
+			total += junitTime(v)
+		}
+		doc.Suites = append(doc.Suites, s)
+	}
+	doc.Time = fmt.Sprintf("%.3f", total)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func junitGroup(g JUnitGroup) junitSuite {
+	s := junitSuite{Name: g.Name, Tests: len(g.Runs)}
+	total := 0.0
+	for _, v := range g.Runs {
 		var out strings.Builder
 		writeRun(&out, v, painter{})
-		c := junitCase{Name: v.Name, Classname: rep.Name, Time: fmt.Sprintf("%.3f", junitTime(v)), SystemOut: junitText{xmlText(out.String())}}
+		c := junitCase{Name: v.Name, Classname: g.Name, Time: fmt.Sprintf("%.3f", junitTime(v)), SystemOut: junitText{xmlText(out.String())}}
 		total += junitTime(v)
 		var details strings.Builder
 		for _, f := range v.Findings {
@@ -132,20 +178,5 @@ func WriteJUnit(w io.Writer, rep Report) error {
 		s.Cases = append(s.Cases, c)
 	}
 	s.Time = fmt.Sprintf("%.3f", total)
-	s.Properties.Props = []junitProperty{
-		{"ktstr.status", string(rep.Status)},
-		{"ktstr.exit_status", fmt.Sprint(rep.ExitStatus)},
-		{"ktstr.reason", rep.Reason},
-	}
-	doc := junitSuites{Name: rep.Name, Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Skipped: s.Skipped, Time: s.Time, Suites: []junitSuite{s}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return s
 }

@@ -15,11 +15,14 @@ import (
 // Formats are the report formats, the first the default.
 var Formats = []string{"text", "json", "junit", "tap"}
 
-// TextOptions tune the text report.
+// TextOptions tune the text report, and the TAP version.
 type TextOptions struct {
 	// Color adds ANSI colours (ktstr-verdict sets it only when stdout is
 	// a terminal and NO_COLOR is not set).
 	Color bool
+	// TAPVersion is the TAP version the tap format writes: 13 or 14
+	// (0: 13).
+	TAPVersion int
 }
 
 // Write writes rep in format (one of Formats).
@@ -32,7 +35,10 @@ func Write(w io.Writer, format string, rep Report, opt TextOptions) error {
 	case "junit":
 		return WriteJUnit(w, rep)
 	case "tap":
-		return WriteTAP(w, rep)
+		if opt.TAPVersion == 0 {
+			return WriteTAP(w, rep)
+		}
+		return WriteTAPVersion(w, rep, opt.TAPVersion)
 	}
 	return fmt.Errorf("verdict: unknown format %q", format)
 }
@@ -158,6 +164,7 @@ func writeRun(b *strings.Builder, v Verdict, p painter) {
 	}
 	writeTimeline(b, v, p)
 	writeDiagnostics(b, v, p)
+	writeHostNoise(b, v)
 	if l := v.Logs.Sched; l != nil {
 		writeLog(b, p, "scheduler log", l, pick(failed, textSchedFail, textSchedOK), pick(failed, textSchedHead, 0))
 	}

@@ -2,7 +2,11 @@ package verdict_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,8 +27,12 @@ type tapPoint struct {
 }
 
 type tapDoc struct {
-	plan   int
-	points []tapPoint
+	version int
+	plan    int
+	points  []tapPoint
+	// subtests are the subtest documents, by the number of the test
+	// point they belong to.
+	subtests map[int]*tapDoc
 }
 
 var (
@@ -34,23 +42,57 @@ var (
 	yamlItemRe = regexp.MustCompile(`^    - (.*)$`)
 )
 
-// parseTAP14 is a small TAP version 14 parser, strict about what
-// ktstr-verdict writes: the version line, one plan, test points numbered
-// 1..N, escaped descriptions, SKIP/TODO directives, comments, and YAML
+// parseTAP is a small TAP parser, strict about what ktstr-verdict
+// writes: the version line (13 or 14), one plan, test points numbered
+// 1..N, escaped descriptions, SKIP/TODO directives, comments, YAML
 // diagnostic blocks ("  ---" ... "  ...") right after a test point whose
-// values are JSON scalars or lists of them.
-func parseTAP14(text string) (*tapDoc, error) {
+// values are JSON scalars or lists of them, and subtests: a "# Subtest:
+// NAME" comment, a document indented four spaces (no version line), then
+// the test point NAME.
+func parseTAP(text string) (*tapDoc, error) {
 	if !strings.HasSuffix(text, "\n") {
 		return nil, fmt.Errorf("does not end with a newline")
 	}
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if len(lines) == 0 || lines[0] != "TAP version 14" {
-		return nil, fmt.Errorf("line 1: want %q", "TAP version 14")
+	v := 0
+	switch lines[0] {
+	case "TAP version 13":
+		v = 13
+	case "TAP version 14":
+		v = 14
+	default:
+		return nil, fmt.Errorf("line 1: want TAP version 13 or 14, got %q", lines[0])
 	}
-	doc := &tapDoc{plan: -1}
-	for i := 1; i < len(lines); i++ {
+	doc, err := parseTAPBody(lines[1:])
+	if err != nil {
+		return nil, err
+	}
+	doc.version = v
+	return doc, nil
+}
+
+func parseTAPBody(lines []string) (*tapDoc, error) {
+	doc := &tapDoc{plan: -1, subtests: map[int]*tapDoc{}}
+	var pending *tapDoc // a subtest waiting for its test point
+	pendingName := ""
+	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		switch {
+		case strings.HasPrefix(l, "# Subtest: "):
+			if pending != nil {
+				return nil, fmt.Errorf("line %d: subtest without its test point", i+1)
+			}
+			j := i + 1
+			var body []string
+			for ; j < len(lines) && strings.HasPrefix(lines[j], "    "); j++ {
+				body = append(body, strings.TrimPrefix(lines[j], "    "))
+			}
+			sub, err := parseTAPBody(body)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: subtest: %v", i+2, err)
+			}
+			pending, pendingName = sub, strings.TrimPrefix(l, "# Subtest: ")
+			i = j - 1
 		case strings.HasPrefix(l, "#"):
 			continue // comment
 		case tapPlanRe.MatchString(l):
@@ -76,6 +118,13 @@ func parseTAP14(text string) (*tapDoc, error) {
 				return nil, fmt.Errorf("line %d: %v", i+1, err)
 			}
 			p.desc, p.directive, p.reason = desc, dir, reason
+			if pending != nil {
+				if pendingName != p.desc {
+					return nil, fmt.Errorf("line %d: subtest %q before test point %q", i+1, pendingName, p.desc)
+				}
+				doc.subtests[p.num] = pending
+				pending = nil
+			}
 			if i+1 < len(lines) && lines[i+1] == "  ---" {
 				end := -1
 				for j := i + 2; j < len(lines); j++ {
@@ -100,6 +149,9 @@ func parseTAP14(text string) (*tapDoc, error) {
 		default:
 			return nil, fmt.Errorf("line %d: not TAP: %q", i+1, l)
 		}
+	}
+	if pending != nil {
+		return nil, fmt.Errorf("subtest %q without its test point", pendingName)
 	}
 	if doc.plan < 0 {
 		return nil, fmt.Errorf("no plan")
@@ -182,61 +234,176 @@ func parseYAML(lines []string) (map[string]any, error) {
 
 func TestTAPParserRejects(t *testing.T) {
 	bad := map[string]string{
-		"no version":      "1..1\nok 1 - a\n",
-		"plan mismatch":   "TAP version 14\n1..2\nok 1 - a\n",
-		"out of sequence": "TAP version 14\n1..2\nok 2 - a\nok 1 - b\n",
-		"unescaped hash":  "TAP version 14\n1..1\nok 1 - a # b\n",
-		"open yaml":       "TAP version 14\n1..1\nnot ok 1 - a\n  ---\n  x: 1\n",
-		"bad yaml":        "TAP version 14\n1..1\nnot ok 1 - a\n  ---\n  x: unquoted words\n  ...\n",
-		"two plans":       "TAP version 14\n1..1\nok 1 - a\n1..1\n",
+		"no version":        "1..1\nok 1 - a\n",
+		"version 12":        "TAP version 12\n1..1\nok 1 - a\n",
+		"plan mismatch":     "TAP version 13\n1..2\nok 1 - a\n",
+		"out of sequence":   "TAP version 13\n1..2\nok 2 - a\nok 1 - b\n",
+		"unescaped hash":    "TAP version 13\n1..1\nok 1 - a # b\n",
+		"open yaml":         "TAP version 13\n1..1\nnot ok 1 - a\n  ---\n  x: 1\n",
+		"bad yaml":          "TAP version 13\n1..1\nnot ok 1 - a\n  ---\n  x: unquoted words\n  ...\n",
+		"two plans":         "TAP version 13\n1..1\nok 1 - a\n1..1\n",
+		"orphan subtest":    "TAP version 13\n1..0\n# Subtest: a\n    1..1\n    ok 1 - c\n",
+		"subtest mismatch":  "TAP version 13\n1..1\n# Subtest: a\n    1..1\n    ok 1 - c\nok 1 - b\n",
+		"bad subtest plan":  "TAP version 13\n1..1\n# Subtest: a\n    1..2\n    ok 1 - c\nok 1 - a\n",
+		"subtest unescaped": "TAP version 13\n1..1\n# Subtest: a\n    1..1\n    ok 1 - c # d\nok 1 - a\n",
 	}
 	for name, text := range bad {
-		if _, err := parseTAP14(text); err == nil {
-			t.Errorf("%s: parseTAP14 accepted %q", name, text)
+		if _, err := parseTAP(text); err == nil {
+			t.Errorf("%s: parseTAP accepted %q", name, text)
 		}
 	}
-	if _, err := parseTAP14("TAP version 14\n1..1\nok 1 - a \\# b # SKIP why\n# end\n"); err != nil {
-		t.Errorf("parseTAP14 rejected valid TAP: %v", err)
+	for _, text := range []string{
+		"TAP version 14\n1..1\nok 1 - a \\# b # SKIP why\n# end\n",
+		"TAP version 13\n1..1\n# Subtest: a\n    1..1\n    not ok 1 - c\nnot ok 1 - a\n",
+	} {
+		if _, err := parseTAP(text); err != nil {
+			t.Errorf("parseTAP rejected valid TAP %q: %v", text, err)
+		}
 	}
 }
 
 func TestTAP(t *testing.T) {
 	reps := goldenReports(t)
 	reps["hostile"] = hostileReport(t)
+	for _, version := range []int{0, 13, 14} {
+		for name, rep := range reps {
+			t.Run(fmt.Sprintf("%s/v%d", name, version), func(t *testing.T) {
+				var b strings.Builder
+				if err := verdict.Write(&b, "tap", rep, verdict.TextOptions{TAPVersion: version}); err != nil {
+					t.Fatal(err)
+				}
+				out := b.String()
+				doc, err := parseTAP(out)
+				if err != nil {
+					t.Fatalf("parseTAP: %v\n%s", err, out)
+				}
+				if want := max(version, 13); doc.version != want {
+					t.Errorf("TAP version %d, want %d", doc.version, want)
+				}
+				checkTAP(t, doc, rep)
+			})
+		}
+	}
+}
+
+func TestTAPVersionRefused(t *testing.T) {
+	for _, v := range []int{-1, 12, 15} {
+		if err := verdict.WriteTAPVersion(&strings.Builder{}, verdict.Report{}, v); err == nil {
+			t.Errorf("WriteTAPVersion(%d) = nil, want an error", v)
+		}
+	}
+}
+
+// checkTAP checks doc against rep: a point per run, ok as the status
+// says, the YAML block of a failed run, and the run's checks as a
+// subtest: every pass and every finding, not ok for each finding that is
+// not OK.
+func checkTAP(t *testing.T, doc *tapDoc, rep verdict.Report) {
+	t.Helper()
+	if len(doc.points) != len(rep.Runs) {
+		t.Fatalf("%d test points, want %d", len(doc.points), len(rep.Runs))
+	}
+	for i, p := range doc.points {
+		v := rep.Runs[i]
+		if p.ok != v.Status.OK() {
+			t.Errorf("point %d ok=%v for %s", i+1, p.ok, v.Status)
+		}
+		if want := oneLineText(v.Name); p.desc != want {
+			t.Errorf("point %d description %q, want %q", i+1, p.desc, want)
+		}
+		if (p.directive == "SKIP") != (v.Status == verdict.StatusSkip) || p.directive == "TODO" {
+			t.Errorf("point %d directive %q for %s", i+1, p.directive, v.Status)
+		}
+		var passes, failing int
+		if v.Result != nil {
+			passes = min(len(v.Result.Passes), 50) // the subtest lists the first 50
+		}
+		for _, f := range v.Findings {
+			if !f.Status.OK() {
+				failing++
+			}
+		}
+		sub := doc.subtests[i+1]
+		switch {
+		case sub == nil && passes+len(v.Findings) > 0:
+			t.Errorf("point %d: no subtest for %d passes and %d findings", i+1, passes, len(v.Findings))
+		case sub != nil:
+			notOK := 0
+			for _, sp := range sub.points {
+				if !sp.ok {
+					notOK++
+				}
+			}
+			if len(sub.points) != passes+len(v.Findings) || notOK != failing {
+				t.Errorf("point %d: subtest has %d points (%d not ok), want %d (%d)", i+1, len(sub.points), notOK, passes+len(v.Findings), failing)
+			}
+			if v.Result != nil {
+				for k, ps := range v.Result.Passes[:passes] {
+					if want := oneLineText(ps.Check + ": " + ps.Message); sub.points[k].desc != want || !sub.points[k].ok {
+						t.Errorf("point %d subtest %d: %q ok=%v, want %q ok", i+1, k+1, sub.points[k].desc, sub.points[k].ok, want)
+					}
+				}
+			}
+		}
+		if v.Status.OK() {
+			continue
+		}
+		if p.yaml == nil {
+			t.Fatalf("point %d: no YAML block for %s", i+1, v.Status)
+		}
+		if p.yaml["status"] != string(v.Status) || p.yaml["cause"] != v.Cause || p.yaml["message"] != v.Reason ||
+			p.yaml["exit_status"] != float64(v.ExitStatus) {
+			t.Errorf("point %d YAML %v does not match the verdict %s %s %q", i+1, p.yaml, v.Status, v.Cause, v.Reason)
+		}
+		if fs, _ := p.yaml["findings"].(*[]any); fs == nil || len(*fs) != len(v.Findings) {
+			t.Errorf("point %d YAML findings %v, want %d", i+1, p.yaml["findings"], len(v.Findings))
+		}
+	}
+}
+
+// TestTAPProve feeds the reports to Perl's TAP::Harness (prove), the TAP
+// consumer Debian ships: it must parse every report without a parse
+// error, and pass exactly when every run passed. Debian 12's prove
+// (TAP::Harness 3.44) knows no TAP version above 13.
+func TestTAPProve(t *testing.T) {
+	prove, err := exec.LookPath("prove")
+	if err != nil {
+		t.Skip("prove not installed (Debian's perl package has it)")
+	}
+	reps := goldenReports(t)
+	reps["hostile"] = hostileReport(t)
+	dir := t.TempDir()
 	for name, rep := range reps {
 		t.Run(name, func(t *testing.T) {
-			out := string(render(t, "tap", rep))
-			doc, err := parseTAP14(out)
-			if err != nil {
-				t.Fatalf("parseTAP14: %v\n%s", err, out)
+			path := filepath.Join(dir, name+".tap")
+			if err := os.WriteFile(path, render(t, "tap", rep), 0o644); err != nil {
+				t.Fatal(err)
 			}
-			if len(doc.points) != len(rep.Runs) {
-				t.Fatalf("%d test points, want %d", len(doc.points), len(rep.Runs))
+			cmd := exec.Command(prove, "--exec", "cat", path)
+			out, err := cmd.CombinedOutput()
+			passed := err == nil
+			if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
+				t.Fatal(err)
 			}
-			for i, p := range doc.points {
-				v := rep.Runs[i]
-				if p.ok != v.Status.OK() {
-					t.Errorf("point %d ok=%v for %s", i+1, p.ok, v.Status)
+			if strings.Contains(string(out), "Parse errors") {
+				t.Errorf("prove found parse errors:\n%s", out)
+			}
+			want := rep.Status.OK()
+			if passed != want || !strings.Contains(string(out), map[bool]string{true: "Result: PASS", false: "Result: FAIL"}[want]) {
+				t.Errorf("prove passed=%v, want %v (report %s)\n%s", passed, want, rep.Status, out)
+			}
+			failed := 0
+			for _, v := range rep.Runs {
+				if !v.Status.OK() {
+					failed++
 				}
-				if want := oneLineText(v.Name); p.desc != want {
-					t.Errorf("point %d description %q, want %q", i+1, p.desc, want)
-				}
-				if (p.directive == "SKIP") != (v.Status == verdict.StatusSkip) || p.directive == "TODO" {
-					t.Errorf("point %d directive %q for %s", i+1, p.directive, v.Status)
-				}
-				if v.Status.OK() {
-					continue
-				}
-				if p.yaml == nil {
-					t.Fatalf("point %d: no YAML block for %s", i+1, v.Status)
-				}
-				if p.yaml["status"] != string(v.Status) || p.yaml["cause"] != v.Cause || p.yaml["message"] != v.Reason ||
-					p.yaml["exit_status"] != float64(v.ExitStatus) {
-					t.Errorf("point %d YAML %v does not match the verdict %s %s %q", i+1, p.yaml, v.Status, v.Cause, v.Reason)
-				}
-				if fs, _ := p.yaml["findings"].(*[]any); fs == nil || len(*fs) != len(v.Findings) {
-					t.Errorf("point %d YAML findings %v, want %d", i+1, p.yaml["findings"], len(v.Findings))
-				}
+			}
+			m := regexp.MustCompile(`Tests: (\d+) Failed: (\d+)\)`).FindStringSubmatch(string(out))
+			switch {
+			case failed == 0 && m != nil:
+				t.Errorf("prove counts failures in a report without any:\n%s", out)
+			case failed > 0 && (m == nil || m[1] != strconv.Itoa(len(rep.Runs)) || m[2] != strconv.Itoa(failed)):
+				t.Errorf("prove does not count %d of %d runs failed:\n%s", failed, len(rep.Runs), out)
 			}
 		})
 	}

@@ -96,6 +96,7 @@ var causes = []struct{ cause, label string }{
 	{CauseNotAttached, "scheduler not attached"},
 	{CauseTimeout, "timed out"},
 	{CauseAssertion, "assertion failed"},
+	{CauseHostContention, "host contention"},
 	{CauseSplat, "kernel splat"},
 	{CauseMonitor, "runqueue monitor"},
 	{CauseInfra, "infrastructure error"},
@@ -172,6 +173,9 @@ type Verdict struct {
 	// HostNonce says the stream began with ktstr-drain's HELO, so its
 	// LOSS and VEND were checked against the run's nonce.
 	HostNonce bool `json:"host_nonce,omitempty"`
+	// HostNoise is ktstr-boot's measurement of how much the host starved
+	// the vCPUs (AddNoise).
+	HostNoise *HostNoise `json:"host_noise,omitempty"`
 
 	Scenario Scenario `json:"scenario"`
 	Steps    []Step   `json:"steps,omitempty"`

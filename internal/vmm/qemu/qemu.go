@@ -78,6 +78,9 @@ func (c Config) Args() []string {
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
 		"-accel", accel, "-M", machine, "-cpu", cpu,
+		// vCPU threads named "CPU N/TCG" or "CPU N/KVM", which ktstr-boot's
+		// host-noise measurement looks for (internal/noise).
+		"-name", "ktstr,debug-threads=on",
 	}
 	args = append(args, c.shape()...)
 	if c.Introspect {
@@ -432,6 +435,9 @@ func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Err is QEMU's exit error once Done is closed (nil for status 0).
 func (vm *VM) Err() error { return vm.err }
+
+// Pid is the QEMU process's id (for measuring its vCPU threads).
+func (vm *VM) Pid() int { return vm.cmd.Process.Pid }
 
 // Kill stops QEMU at once.
 func (vm *VM) Kill() {

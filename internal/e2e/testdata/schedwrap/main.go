@@ -1,14 +1,16 @@
 // Command schedwrap runs a sched_ext scheduler the way the e2e tests need
 // it to misbehave, or checks the guest first:
 //
-//	schedwrap [-require-boot-config] [-sleep D] [-detach-after D] SCHEDULER [ARG...]
+//	schedwrap [-require-boot-config] [-sleep D] [-detach-after D] [-fail-if A=B] SCHEDULER [ARG...]
 //
 // -require-boot-config fails unless /boot/config-$(uname -r) exists;
 // -sleep waits D before it execs the scheduler (a slow attach);
 // -detach-after starts the scheduler as a child, makes it unregister
 // cleanly (SIGINT) D after sched_ext reports it attached, and stays alive
 // until it gets SIGINT or SIGTERM itself (a scheduler that detaches
-// mid-run while its process lives). It is built statically by the e2e
+// mid-run while its process lives); -fail-if exits 1 at once, before the
+// scheduler starts, when A equals B (a gauntlet's scheduler option
+// -fail-if={repeat}=2 fails every second repeat on purpose). It is built statically by the e2e
 // tests and runs in the guest.
 package main
 
@@ -29,7 +31,12 @@ func main() {
 	requireConfig := flag.Bool("require-boot-config", false, "fail unless /boot/config-$(uname -r) exists")
 	sleep := flag.Duration("sleep", 0, "wait this long before starting the scheduler")
 	detach := flag.Duration("detach-after", 0, "make the scheduler unregister after this long, and stay alive")
+	failIf := flag.String("fail-if", "", "exit 1 before starting the scheduler when A=B has A equal to B")
 	flag.Parse()
+	if a, b, ok := strings.Cut(*failIf, "="); ok && a == b {
+		fmt.Fprintf(os.Stderr, "schedwrap: failing on purpose (-fail-if %s)\n", *failIf)
+		os.Exit(1)
+	}
 	if flag.NArg() < 1 {
 		fmt.Fprintln(os.Stderr, "schedwrap: no scheduler")
 		os.Exit(2)
