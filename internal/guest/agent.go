@@ -222,6 +222,10 @@ func (a *agent) run() {
 	var info *payload.SchedulerInfo
 	var base scxSnap
 	if a.cfg.Scheduler != "" {
+		before, rerr := scxFS(scxDir).read() // enable_seq before it starts
+		if rerr != nil {
+			before.Seq = -1
+		}
 		t0 := time.Now()
 		sched, err = startScheduler(a.send, a.cfg.Scheduler, a.cfg.SchedArgs)
 		if err != nil {
@@ -229,6 +233,7 @@ func (a *agent) run() {
 			a.fatal("%v", err)
 			return
 		}
+		sched.seqBefore = before.Seq
 		timeout := time.Duration(a.cfg.AttachTimeoutMS) * time.Millisecond
 		if timeout <= 0 {
 			var why string

@@ -24,6 +24,11 @@ type scheduler struct {
 	died chan struct{} // closed when the process has exited
 	code int32         // exit status, or 128+signal; valid once died is closed
 	out  *schedOutput  // its output; out.done is closed when fully forwarded
+	// seqBefore is sched_ext's enable_seq read before the process
+	// started (-1: not known, or the kernel has none): waitAttached takes
+	// an attach for this scheduler's only once enable_seq has moved past
+	// it.
+	seqBefore int64
 }
 
 // outputGrace bounds the wait for a scheduler's output to end after the
@@ -58,7 +63,7 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 		errR.Close()
 		return nil, fmt.Errorf("start scheduler %s: %w", bin, err)
 	}
-	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), out: newSchedOutput(send, nil)}
+	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), out: newSchedOutput(send, nil), seqBefore: -1}
 	if ptyErr != nil {
 		s.out.note("stdout is a pipe, not a terminal (%v): stdio may hold its lines back until it flushes", ptyErr)
 	}
@@ -147,13 +152,23 @@ func (s *scheduler) waitAttached(fs scxFS, timeout time.Duration) (scxSnap, erro
 			}
 		}
 		if snap.attached() {
-			// The kernel bumps enable_seq just after the state turns
-			// enabled: read again one poll later for this attach's number.
-			time.Sleep(pollEvery)
-			if again, _ := fs.read(); again.attached() && again.Ops == snap.Ops {
-				return again, nil
+			switch {
+			case s.seqBefore >= 0 && snap.Seq >= 0:
+				// The kernel bumps enable_seq last, after the state turned
+				// enabled and the "enabled" line was logged: under
+				// emulation that can be tens of milliseconds later. The
+				// attach is this scheduler's once the number moved.
+				if snap.Seq > s.seqBefore {
+					return snap, nil
+				}
+			default:
+				// No number to wait for: read again one poll later.
+				time.Sleep(pollEvery)
+				if again, _ := fs.read(); again.attached() && again.Ops == snap.Ops {
+					return again, nil
+				}
+				continue
 			}
-			continue
 		}
 		if time.Now().After(deadline) {
 			return scxSnap{}, &notAttachedError{name: s.name, timeout: timeout, state: snap.State, last: s.out.recentOutput()}

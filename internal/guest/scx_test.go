@@ -80,6 +80,33 @@ func TestWaitAttached(t *testing.T) {
 	}
 }
 
+// TestWaitAttachedWaitsForEnableSeq: the kernel turns the state
+// "enabled" before it bumps enable_seq (last, in scx_ops_enable); an
+// attach read in between has the previous attach's number, and a watch
+// based on it would report a detach at the bump. waitAttached waits for
+// the number to move past the one read before the scheduler started.
+func TestWaitAttachedWaitsForEnableSeq(t *testing.T) {
+	s, err := startScheduler((&sclg{}).send, "/bin/sh", []string{"-c", "exec sleep 60"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop(time.Second, "test over")
+	s.seqBefore = 3
+	fs := fakeSCX(t, "enabled", "simple", "3")
+	var na *notAttachedError
+	if _, err := s.waitAttached(fs, 100*time.Millisecond); !errors.As(err, &na) {
+		t.Fatalf("waitAttached with enable_seq not yet bumped = %v, want a *notAttachedError", err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		os.WriteFile(filepath.Join(string(fs), "enable_seq"), []byte("4\n"), 0o644)
+	}()
+	snap, err := s.waitAttached(fs, time.Minute)
+	if d := cmp.Diff(scxSnap{State: "enabled", Ops: "simple", Seq: 4}, snap); err != nil || d != "" {
+		t.Errorf("waitAttached after the bump: %v (-want +got):\n%s", err, d)
+	}
+}
+
 func TestWaitAttachedDied(t *testing.T) {
 	s, err := startScheduler((&sclg{}).send, "/bin/sh", []string{"-c", "echo 'libbpf: failed to open system Kconfig' >&2; exit 1"})
 	if err != nil {

@@ -73,7 +73,7 @@ func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, err
 			CrossLLC: s.CrossLLC, CrossNode: s.CrossNode, Pages: s.Pages, LocalPages: s.LocalPages,
 		}
 		if !s.OK() {
-			r.Died = describe(s)
+			r.Died, r.StopTimedOut = describe(s), s.TimedOut
 		}
 		out = append(out, r)
 	}

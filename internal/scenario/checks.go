@@ -18,6 +18,11 @@ type WorkerResult struct {
 	Migrations uint64
 	CPUs       []int  // CPUs the worker ran on
 	Died       string // non-empty when the worker died abnormally
+	// StopTimedOut: the worker did not stop within its grace after the
+	// stop request and was killed (Died says so too). It is a stuck
+	// worker, a timing failure, not a crash: a host that starved the
+	// vCPUs can cause it as well as a scheduler that never runs it.
+	StopTimedOut bool
 	// CrossLLC and CrossNode count the worker's CPU changes across an LLC
 	// or a NUMA node; Pages and LocalPages its resident pages and those on
 	// the nodes it ran on.
@@ -77,7 +82,10 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 				pct := float64(w.RunNS) / float64(w.WallNS) * 100
 				minPct, maxPct = min(minPct, pct), max(maxPct, pct)
 			}
-			if w.Died != "" {
+			switch {
+			case w.StopTimedOut:
+				fail(payload.KindStuck, "cgroup %s worker %d did not stop when asked: %s", name, i, w.Died)
+			case w.Died != "":
 				fail(payload.KindOther, "cgroup %s worker %d died: %s", name, i, w.Died)
 			}
 			if w.Iterations < *ck.MinIterations {

@@ -181,6 +181,8 @@ func TestEvaluateChecks(t *testing.T) {
 			[]string{"skip:skip"}},
 		{"died", []CgroupResult{{Spec: cg, Workers: []WorkerResult{{Iterations: 3, WallNS: 10, CPUs: []int{0}, Died: "killed by signal 9"}}}},
 			[]string{"fail:other"}},
+		{"did not stop", []CgroupResult{{Spec: cg, Workers: []WorkerResult{{Iterations: 3, WallNS: 10, CPUs: []int{0}, Died: "did not stop in time and was killed", StopTimedOut: true}}}},
+			[]string{"fail:stuck"}},
 		{"gap override", []CgroupResult{{Spec: Cgroup{Name: "a", Checks: &Checks{MaxGapMS: ptr(5000.0)}}, Workers: []WorkerResult{worker(10, 500*ms, 1000*ms, 2500*ms, 0)}}},
 			nil},
 	} {

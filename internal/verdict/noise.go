@@ -26,7 +26,8 @@ const CauseHostContention = "host_contention"
 const DefaultHostContentionPct = 10
 
 // hostSensitive are the check kinds that host contention can fail on its
-// own: fairness (unfair), gap (stuck) and latency (benchmark).
+// own: fairness (unfair), gap and workers that did not stop when asked
+// (stuck) and latency (benchmark).
 var hostSensitive = []string{payload.KindUnfair, payload.KindStuck, payload.KindBenchmark}
 
 // HostNoise is ktstr-boot's measurement of the host (noise.json), as the
