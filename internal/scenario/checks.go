@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/ktstr-go/ktstr/internal/cpulist"
+	"github.com/ktstr-go/ktstr/internal/hist"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -23,6 +24,12 @@ type WorkerResult struct {
 	// the nodes it ran on.
 	CrossLLC, CrossNode uint64
 	Pages, LocalPages   uint64
+	// RateCV is the coefficient of variation of the worker's iterations
+	// per 100 ms slice; Latency its latency histogram (nil: none) and
+	// LatencyKind which ("wake", "timer").
+	RateCV      float64
+	Latency     *hist.Hist
+	LatencyKind string
 }
 
 // CgroupResult is one cgroup's workers and what the checks compare them to.
@@ -51,6 +58,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 	}
 	base := Defaults().Merge(&s.Checks)
 	allCPUs := map[int]bool{}
+	var wakeAll, timerAll hist.Hist
 	for _, g := range groups {
 		ck := base.Merge(g.Spec.Checks)
 		name := g.Spec.Name
@@ -91,6 +99,10 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 			}
 		}
 		st.CPUs = len(cpus)
+		wake, timer := perfOf(&st, g.Workers)
+		wakeAll.Merge(wake)
+		timerAll.Merge(timer)
+		checkPerf(ck.PerfChecks, &st, func(_, format string, args ...any) { fail(payload.KindBenchmark, format, args...) }, pass)
 		if maxPct >= 0 {
 			st.SpreadPct = maxPct - minPct
 		}
@@ -143,6 +155,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 		}
 	}
 	s.total(res, allCPUs)
+	totalPerf(&res.Stats, &wakeAll, &timerAll)
 	if s.FailOnPurpose {
 		fail(payload.KindOther, "scenario %q fails on purpose", s.Name)
 	}

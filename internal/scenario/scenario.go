@@ -165,6 +165,8 @@ type Checks struct {
 	MaxCrossNodeRatio *float64 `json:"max_cross_node_migration_ratio,omitempty"`
 	MaxCrossLLCRatio  *float64 `json:"max_cross_llc_migration_ratio,omitempty"`
 	MinPageLocality   *float64 `json:"min_page_locality,omitempty"`
+	// Performance thresholds (perf.go).
+	PerfChecks
 }
 
 // Defaults are ktstr's release-build defaults: a 2000 ms gap, a 15%
@@ -189,6 +191,7 @@ func (c Checks) Merge(o *Checks) Checks {
 	override(&c.MaxCrossNodeRatio, o.MaxCrossNodeRatio)
 	override(&c.MaxCrossLLCRatio, o.MaxCrossLLCRatio)
 	override(&c.MinPageLocality, o.MinPageLocality)
+	c.PerfChecks = c.PerfChecks.merge(o.PerfChecks)
 	return c
 }
 
@@ -407,7 +410,7 @@ func (c *Checks) validate() error {
 			return fmt.Errorf("%s must be within 0..1", r.name)
 		}
 	}
-	return nil
+	return c.PerfChecks.validate()
 }
 
 func validName(s string) bool {
