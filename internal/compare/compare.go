@@ -41,8 +41,8 @@ package compare
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
