@@ -10,7 +10,7 @@
 
 GO       ?= go
 BIN      := bin
-CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix
+CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix ktstr-compare
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 
