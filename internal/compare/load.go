@@ -27,7 +27,9 @@ const maxReport = 256 << 20
 // (ktstr-verdict --format json: every run in it), a record stream
 // (ktstr-dispatch's output, msgpack or JSON lines: one run, folded as
 // ktstr-verdict would with its default configuration), or a directory
-// ktstr-run's KTSTR_SAVE made (its "records" file).
+// ktstr-run's KTSTR_SAVE made (folded as ktstr-run's replay does: its
+// records with its consoles and host-noise measurement, the VM's end
+// required, so that a run the host starved is inconclusive, not failed).
 func Load(path string) ([]Run, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -38,7 +40,7 @@ func Load(path string) ([]Run, error) {
 		if _, err := os.Stat(rec); err != nil {
 			return nil, fmt.Errorf("%s: a directory without a records file (KTSTR_SAVE's layout)", path)
 		}
-		return foldRecords(filepath.Base(path), rec)
+		return foldSaved(path, rec)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -93,4 +95,28 @@ func parseReport(path string, b []byte) ([]Run, error) {
 func foldRecords(name, path string) ([]Run, error) {
 	v := verdict.FoldFile(name, path, nil, verdict.DefaultConfig()).Verdict()
 	return []Run{{Name: name, Source: path, Status: v.Status, Result: v.Result}}, nil
+}
+
+// foldSaved folds a KTSTR_SAVE directory as ktstr-run's replay does. The
+// run is named after the directory and its parent ("a/3").
+func foldSaved(dir, rec string) ([]Run, error) {
+	cfg := verdict.DefaultConfig()
+	cfg.RequireEnd = true
+	name := filepath.Join(filepath.Base(filepath.Dir(filepath.Clean(dir))), filepath.Base(dir))
+	f := verdict.FoldFile(name, rec, nil, cfg)
+	for _, c := range []string{"console.log", "com2.log"} {
+		if p := filepath.Join(dir, c); exists(p) {
+			f.AddConsoleFile(p)
+		}
+	}
+	if p := filepath.Join(dir, "noise.json"); exists(p) {
+		f.AddNoiseFile(p)
+	}
+	v := f.Verdict()
+	return []Run{{Name: name, Source: dir, Status: v.Status, Result: v.Result}}, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
