@@ -53,6 +53,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringFlag{Name: "label-a", Usage: "side A's `name` (default: the scheduler its runs ran)"},
 		&ucli.StringFlag{Name: "label-b", Usage: "side B's `name`"},
 		&ucli.BoolFlag{Name: "include-failed", Usage: "use the results of runs that did not pass"},
+		&ucli.StringFlag{Name: "gate", Value: compare.DefaultGate.String(), Usage: "the metrics (SCOPE/NAME `regexp`) that can fail the comparison, their p-values Holm-adjusted together"},
 	}
 	app.Action = func(c *ucli.Context) error {
 		aPaths := c.Args().Slice()
@@ -77,11 +78,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			opt.Thresholds[k] = pct
 		}
+		var err error
 		if re := c.String("metrics"); re != "" {
-			var err error
 			if opt.Metrics, err = regexp.Compile(re); err != nil {
 				return cli.Usagef("--metrics: %v", err)
 			}
+		}
+		if opt.Gate, err = regexp.Compile(c.String("gate")); err != nil {
+			return cli.Usagef("--gate: %v", err)
 		}
 		if !(opt.Alpha > 0 && opt.Alpha < 1) || !(opt.Confidence > 0 && opt.Confidence < 1) {
 			return cli.Usagef("--alpha and --confidence must be within (0, 1)")

@@ -17,25 +17,33 @@
 // # Verdicts
 //
 // A metric is "better" or "worse" when the rank test rejects "same
-// distribution" at Options.Alpha and the medians differ by at least the
-// metric's threshold (percent of A's median, in the metric's bad or good
-// direction); "~" when the test does not reject; "~ (< threshold)" when
-// it does but the change is smaller than the threshold. A worse metric is
-// a regression. Fewer than two usable runs on a side give
-// ErrNotEnoughRuns; runs of different scenarios, or of different machine
-// shapes, give ErrMismatch: nothing is compared.
+// distribution" and the medians differ by at least the metric's threshold
+// (percent of A's median, in the metric's bad or good direction); "~"
+// when the test does not reject; "~ (< threshold)" when it does but the
+// change is smaller than the threshold.
+//
+// Only the gated metrics (Options.Gate; by default DefaultGate: the whole
+// scenario's throughput, wake-up latency p50 and p99, and timer latency
+// p99) can fail the comparison: their p-values are adjusted together
+// (Holm-Bonferroni), so that an A/A comparison fails with probability at
+// most Alpha however many metrics are gated, and a gated metric that is
+// worse by the adjusted p-value is a regression. The other metrics are
+// judged by their own p-value, for information. Fewer than two usable
+// runs on a side give ErrNotEnoughRuns; runs of different scenarios (by
+// name), or of different machine shapes, give ErrMismatch: nothing is
+// compared.
 //
 // # Noise
 //
 // Under the null hypothesis (A/A: the same scheduler on both sides) each
 // metric is called significant with probability at most Alpha, and the
-// threshold lowers that further. With several metrics the chance that
-// some metric is called significant grows with their number; the tool's
-// man page gives the A/A false-positive counts measured on this kind of
-// machine. With n runs per side the smallest p-value the rank test can
-// give is 2/C(2n, n): 0.333 for 2, 0.1 for 3, 0.029 for 4, 0.0079 for
-// 5; below 4 runs per side nothing can be significant at 0.05, which the
-// comparison says.
+// comparison fails with probability at most Alpha (Holm over the gated
+// metrics). With n runs per side the smallest p-value the rank test can
+// give is 2/C(2n, n): 0.333 for 2, 0.1 for 3, 0.029 for 4, 0.0079 for 5,
+// 0.0022 for 6; with m gated metrics Holm needs the smallest below
+// Alpha/m, so 5 runs per side can gate at most 6 metrics at 0.05 (and
+// only on a complete separation of the two sides). The comparison says
+// when nothing can be significant.
 package compare
 
 import (
@@ -70,7 +78,13 @@ type Options struct {
 	// IncludeFailed uses the results of runs that did not pass (by
 	// default only passing runs count).
 	IncludeFailed bool
+	// Gate selects, by scoped name, the metrics that can fail the
+	// comparison (nil: DefaultGate).
+	Gate *regexp.Regexp
 }
+
+// DefaultGate are the metrics that fail a comparison by default.
+var DefaultGate = regexp.MustCompile(`^all/(iteration_rate|wake_p50_ns|wake_p99_ns|timer_p99_ns)$`)
 
 // Errors that refuse a comparison.
 var (
@@ -110,8 +124,14 @@ type Metric struct {
 	DeltaPct   float64  `json:"delta_pct"` // of MedianA
 	DeltaPctCI Interval `json:"delta_pct_ci"`
 	P          float64  `json:"p"`
+	// Gated says the metric can fail the comparison; PHolm is then its
+	// Holm-Bonferroni adjusted p-value over the gated metrics, which its
+	// verdict uses.
+	Gated bool    `json:"gated"`
+	PHolm float64 `json:"p_holm,omitempty"`
 
-	// Verdict is "better", "worse", "~" or "~ (< threshold)".
+	// Verdict is "better", "worse", "~" or "~ (< threshold)";
+	// Regression is true for a gated metric that is worse.
 	Verdict    string   `json:"verdict"`
 	Regression bool     `json:"regression"`
 	Warnings   []string `json:"warnings,omitempty"`
@@ -153,9 +173,11 @@ type Result struct {
 	Alpha      float64  `json:"alpha"`
 	Confidence float64  `json:"confidence"`
 	Metrics    []Metric `json:"metrics"`
-	// Regressions counts the metrics that got significantly worse beyond
-	// their threshold; the tool's exit status is 1 when it is not zero.
+	// Regressions counts the gated metrics that got significantly worse
+	// beyond their threshold; the tool's exit status is 1 when it is not
+	// zero. Gate is the gate's expression.
 	Regressions int      `json:"regressions"`
+	Gate        string   `json:"gate"`
 	Notes       []string `json:"notes,omitempty"`
 }
 
@@ -167,10 +189,13 @@ func Compare(a, b []Run, opt Options) (*Result, error) {
 	if opt.Confidence == 0 {
 		opt.Confidence = 0.95
 	}
+	if opt.Gate == nil {
+		opt.Gate = DefaultGate
+	}
 	if !(opt.Alpha > 0 && opt.Alpha < 1) || !(opt.Confidence > 0 && opt.Confidence < 1) {
 		return nil, fmt.Errorf("alpha %v and confidence %v must be within (0, 1)", opt.Alpha, opt.Confidence)
 	}
-	res := &Result{Alpha: opt.Alpha, Confidence: opt.Confidence}
+	res := &Result{Alpha: opt.Alpha, Confidence: opt.Confidence, Gate: opt.Gate.String()}
 	ua, sa := usable(a, opt.IncludeFailed)
 	ub, sb := usable(b, opt.IncludeFailed)
 	res.A = Side{Label: label(opt.LabelA, ua, "A"), Runs: names(ua), Skipped: sa}
@@ -197,22 +222,35 @@ func Compare(a, b []Run, opt Options) (*Result, error) {
 			continue
 		}
 		m := compareOne(k, d, va, vb, opt)
-		if m.Regression {
-			res.Regressions++
-		}
+		m.Gated = opt.Gate.MatchString(m.Scoped())
 		res.Metrics = append(res.Metrics, m)
 	}
 	if len(res.Metrics) == 0 {
 		return res, fmt.Errorf("%w: no metric was measured on both sides", ErrNotEnoughRuns)
+	}
+	gated := holm(res.Metrics)
+	for i := range res.Metrics {
+		m := &res.Metrics[i]
+		p := m.P
+		if m.Gated {
+			p = m.PHolm
+		}
+		m.Verdict = judge(m, p, opt.Alpha)
+		if m.Gated && m.Verdict == Worse {
+			m.Regression = true
+			res.Regressions++
+		}
+	}
+	if gated == 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("no metric matches the gate %s: nothing can fail the comparison", opt.Gate))
+	} else if p := float64(gated) * minP(len(ua), len(ub)); p >= opt.Alpha {
+		res.Notes = append(res.Notes, fmt.Sprintf("with %d and %d runs and %d gated metrics the smallest Holm-adjusted p-value is %.3g, not below alpha %g: no regression can be found; run more", len(ua), len(ub), gated, p, opt.Alpha))
 	}
 	for _, m := range res.Metrics {
 		if math.IsInf(m.CIA[0], 0) || math.IsInf(m.CIB[0], 0) || math.IsInf(m.CIA[1], 0) || math.IsInf(m.CIB[1], 0) {
 			res.Notes = append(res.Notes, fmt.Sprintf("±∞: too few runs for a %g%% interval of a median (6 or more at 95%%); the difference's bootstrap interval stands", opt.Confidence*100))
 			break
 		}
-	}
-	if p := minP(len(ua), len(ub)); p >= opt.Alpha {
-		res.Notes = append(res.Notes, fmt.Sprintf("with %d and %d runs the rank test's smallest p-value is %.3g, not below alpha %g: no change can be called significant; run more", len(ua), len(ub), p, opt.Alpha))
 	}
 	return res, nil
 }
@@ -236,18 +274,49 @@ func compareOne(k key, d Def, va, vb []float64, opt Options) Metric {
 			m.Warnings = append(m.Warnings, w.Error())
 		}
 	}
-	worse := (d.Dir == LowerIsBetter) == (m.Delta > 0)
-	switch {
-	case m.P >= opt.Alpha || m.Delta == 0:
-		m.Verdict = Same
-	case abs(m.DeltaPct) < d.Threshold:
-		m.Verdict = Small
-	case worse:
-		m.Verdict, m.Regression = Worse, true
-	default:
-		m.Verdict = Better
-	}
 	return m
+}
+
+// judge is m's verdict with p-value p.
+func judge(m *Metric, p, alpha float64) string {
+	worse := (m.Better == LowerIsBetter.String()) == (m.Delta > 0)
+	switch {
+	case p >= alpha || m.Delta == 0:
+		return Same
+	case abs(m.DeltaPct) < m.Threshold:
+		return Small
+	case worse:
+		return Worse
+	}
+	return Better
+}
+
+// holm sets PHolm of the gated metrics, the Holm-Bonferroni adjusted
+// p-values over them, and returns how many are gated.
+func holm(ms []Metric) int {
+	var idx []int
+	for i := range ms {
+		if ms[i].Gated {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmpFloat(ms[a].P, ms[b].P) })
+	run := 0.0
+	for j, i := range idx {
+		run = max(run, min(1, float64(len(idx)-j)*ms[i].P))
+		ms[i].PHolm = run
+	}
+	return len(idx)
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func abs(x float64) float64 {

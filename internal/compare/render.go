@@ -46,7 +46,8 @@ func header(r *Result) []string {
 	}
 	l = append(l, fmt.Sprintf("A: %s (%d runs)   B: %s (%d runs)", r.A.Label, len(r.A.Runs), r.B.Label, len(r.B.Runs)),
 		fmt.Sprintf("medians with %.0f%% intervals; delta = B - A with a bootstrap %.0f%% interval; p: Mann-Whitney U, alpha %g",
-			r.Confidence*100, r.Confidence*100, r.Alpha))
+			r.Confidence*100, r.Confidence*100, r.Alpha),
+		fmt.Sprintf("gated (can fail the comparison, Holm-adjusted together): %s", r.Gate))
 	return l
 }
 
@@ -54,7 +55,7 @@ func header(r *Result) []string {
 func footer(r *Result) []string {
 	var l []string
 	if r.Regressions == 0 {
-		l = append(l, fmt.Sprintf("no regression beyond its threshold (%d metrics)", len(r.Metrics)))
+		l = append(l, fmt.Sprintf("no regression of a gated metric beyond its threshold (%d metrics, %d gated)", len(r.Metrics), gatedCount(r)))
 	} else {
 		var names []string
 		for _, m := range r.Metrics {
@@ -62,13 +63,23 @@ func footer(r *Result) []string {
 				names = append(names, fmt.Sprintf("%s %+.1f%%", m.Scoped(), m.DeltaPct))
 			}
 		}
-		l = append(l, fmt.Sprintf("%d regression(s) beyond threshold: %s", r.Regressions, strings.Join(names, ", ")))
+		l = append(l, fmt.Sprintf("%d regression(s) of gated metrics beyond threshold: %s", r.Regressions, strings.Join(names, ", ")))
 	}
 	for _, s := range append(r.A.Skipped, r.B.Skipped...) {
 		l = append(l, "left out: "+s)
 	}
 	l = append(l, r.Notes...)
 	return l
+}
+
+func gatedCount(r *Result) int {
+	n := 0
+	for _, m := range r.Metrics {
+		if m.Gated {
+			n++
+		}
+	}
+	return n
 }
 
 // row is one metric's cells, the same in text and Markdown.
@@ -79,8 +90,16 @@ func row(m *Metric) []string {
 		fmtVal(m.MedianB, m.Unit) + " " + fmtCI(m.CIB, m.MedianB),
 		fmt.Sprintf("%+.1f%% [%+.1f%%, %+.1f%%]", m.DeltaPct, m.DeltaPctCI[0], m.DeltaPctCI[1]),
 		fmtP(m.P),
+		holmCell(m),
 		verdictCell(m),
 	}
+}
+
+func holmCell(m *Metric) string {
+	if !m.Gated {
+		return "-"
+	}
+	return fmtP(m.PHolm)
 }
 
 func verdictCell(m *Metric) string {
@@ -88,11 +107,14 @@ func verdictCell(m *Metric) string {
 	if v == Better || v == Worse {
 		v += fmt.Sprintf(" (>%g%%)", m.Threshold)
 	}
+	if m.Regression {
+		v += ": REGRESSION"
+	}
 	return v
 }
 
 func columns(r *Result) []string {
-	return []string{"metric", r.A.Label + " median [CI]", r.B.Label + " median [CI]", "delta [CI]", "p", "verdict"}
+	return []string{"metric", r.A.Label + " median [CI]", r.B.Label + " median [CI]", "delta [CI]", "p", "gate p (Holm)", "verdict"}
 }
 
 // WriteText writes a benchstat-like table.
@@ -128,11 +150,11 @@ func WriteMarkdown(w io.Writer, r *Result) error {
 		b.WriteString(md(l) + "  \n")
 	}
 	b.WriteString("\n| " + strings.Join(mdAll(columns(r)), " | ") + " |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---|\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---|\n")
 	for i := range r.Metrics {
 		cells := mdAll(row(&r.Metrics[i]))
 		if r.Metrics[i].Regression {
-			cells[5] = "**" + cells[5] + "**"
+			cells[6] = "**" + cells[6] + "**"
 		}
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
