@@ -45,3 +45,23 @@ func TestLatencyKind(t *testing.T) {
 		t.Errorf("timer_latency defaults %+v", w)
 	}
 }
+
+// BenchmarkRateSlicesDone is the cost the rate-slice bookkeeping adds to
+// every iteration of every worker (compare with one spin iteration,
+// BenchmarkSpinIteration).
+func BenchmarkRateSlicesDone(b *testing.B) {
+	var r rateSlices
+	t0 := time.Now()
+	r.begin(t0)
+	for i := 0; i < b.N; i++ {
+		r.done(t0.Add(time.Duration(i) * time.Microsecond))
+	}
+}
+
+// BenchmarkSpinIteration is one spin iteration at the default loops.
+func BenchmarkSpinIteration(b *testing.B) {
+	w := &worker{work: Work{Type: Spin}.WithDefaults(), x: initialSeed}
+	for i := 0; i < b.N; i++ {
+		w.spin()
+	}
+}
