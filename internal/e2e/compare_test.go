@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -110,8 +111,18 @@ func TestCompareRecordedRuns(t *testing.T) {
 		t.Errorf("A/A: status %d, want 0\n%s%s", st, out, errs)
 	}
 	st, out, errs := compare(a, "--", slow)
-	if st != 1 || !strings.Contains(out, "regression(s) beyond threshold") || !strings.Contains(out, "all/wake_p50_ns") {
-		t.Errorf("A vs slower B: status %d, want 1 with wake_p50_ns among the regressions\n%s%s", st, out, errs)
+	if st != 1 || !strings.Contains(out, "regression(s) of gated metrics beyond threshold") || !regexp.MustCompile(`(?m)^all/wake_p99_ns .*: REGRESSION$`).MatchString(out) {
+		t.Errorf("A vs slower B: status %d, want 1 with wake_p99_ns among the regressions\n%s%s", st, out, errs)
 	}
 	t.Logf("A vs slower B:\n%s", out)
+	// The same runs under another scenario's name are refused.
+	b, err := os.ReadFile(a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "steady.json")
+	os.WriteFile(other, bytes.ReplaceAll(b, []byte(`"scenario": "wake-latency"`), []byte(`"scenario": "steady"`)), 0o644)
+	if st, _, errs := compare(a, "--", other); st != 3 || !strings.Contains(errs, "refusing to compare different scenarios") {
+		t.Errorf("A vs another scenario: status %d, want 3 and a refusal\n%s", st, errs)
+	}
 }
