@@ -160,4 +160,3 @@ func metricNames() []string {
 	}
 	return out
 }
-
