@@ -281,12 +281,20 @@ func WriteSVG(w io.Writer, r *Result) error {
 		}
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgLabelW+svgPlotW+20, y+24, color,
 			esc(fmt.Sprintf("%+.1f%% [%+.1f%%, %+.1f%%]", m.DeltaPct, m.DeltaPctCI[0], m.DeltaPctCI[1])))
-		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgLabelW+svgPlotW+20, y+40, color, esc(fmtP(m.P)+"  "+verdictCell(m)))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgLabelW+svgPlotW+20, y+40, color, esc(svgP(m)+"  "+verdictCell(m)))
 		b.WriteString("</g>\n")
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// svgP is the p-value line: the gate's adjusted p too, for a gated metric.
+func svgP(m *Metric) string {
+	if m.Gated {
+		return fmtP(m.P) + ", gated: Holm " + fmtP(m.PHolm)
+	}
+	return fmtP(m.P)
 }
 
 const (
