@@ -73,7 +73,7 @@ func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, err
 			MaxGapNS: s.MaxGapNS, Migrations: s.Migrations, CPUs: s.CPUs,
 			CrossLLC: s.CrossLLC, CrossNode: s.CrossNode, Pages: s.Pages, LocalPages: s.LocalPages,
 		}
-		r.RateCV, r.LatencyKind = s.RateCV, s.LatencyKind
+		r.RateCV, r.LatencyKind, r.Timeslices = s.RateCV, s.LatencyKind, s.Timeslices
 		if s.Latency != nil {
 			h, err := hist.FromSparse(s.Latency)
 			if err != nil {

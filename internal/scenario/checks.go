@@ -30,6 +30,8 @@ type WorkerResult struct {
 	RateCV      float64
 	Latency     *hist.Hist
 	LatencyKind string
+	// Timeslices is the times the worker was put on a CPU (schedstat).
+	Timeslices uint64
 }
 
 // CgroupResult is one cgroup's workers and what the checks compare them to.

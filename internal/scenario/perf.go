@@ -55,13 +55,18 @@ func (c PerfChecks) validate() error {
 // returns its merged latency histograms (wake, timer) for the total.
 func perfOf(st *payload.CgroupStats, workers []WorkerResult) (wake, timer *hist.Hist) {
 	wake, timer = &hist.Hist{}, &hist.Hist{}
+	var sched [2]struct{ wait, slices uint64 }
 	first := true
 	for _, w := range workers {
-		switch w.LatencyKind {
-		case "wake":
+		switch {
+		case w.LatencyKind == "wake" && w.Latency != nil && w.Latency.Count() > 0:
 			wake.Merge(w.Latency)
-		case "timer":
+			sched[0].wait += w.WaitNS
+			sched[0].slices += w.Timeslices
+		case w.LatencyKind == "timer" && w.Latency != nil:
 			timer.Merge(w.Latency)
+			sched[1].wait += w.WaitNS
+			sched[1].slices += w.Timeslices
 		}
 		if w.WallNS == 0 {
 			continue
@@ -75,6 +80,11 @@ func perfOf(st *payload.CgroupStats, workers []WorkerResult) (wake, timer *hist.
 		st.ThroughputCV = max(st.ThroughputCV, w.RateCV)
 	}
 	st.WakeLatency, st.TimerLatency = latencyOf(wake), latencyOf(timer)
+	for i, l := range []*payload.Latency{st.WakeLatency, st.TimerLatency} {
+		if l != nil {
+			l.SchedWaitNS, l.SchedSlices = sched[i].wait, sched[i].slices
+		}
+	}
 	return wake, timer
 }
 
@@ -144,4 +154,12 @@ func totalPerf(t *payload.ScenarioStats, wake, timer *hist.Hist) {
 		t.ThroughputCV = max(t.ThroughputCV, c.ThroughputCV)
 	}
 	t.WakeLatency, t.TimerLatency = latencyOf(wake), latencyOf(timer)
+	for _, c := range t.Cgroups {
+		for _, p := range []struct{ from, to *payload.Latency }{{c.WakeLatency, t.WakeLatency}, {c.TimerLatency, t.TimerLatency}} {
+			if p.from != nil && p.to != nil {
+				p.to.SchedWaitNS += p.from.SchedWaitNS
+				p.to.SchedSlices += p.from.SchedSlices
+			}
+		}
+	}
 }

@@ -18,6 +18,7 @@ func latWorker(iters uint64, cv float64, lats ...uint64) WorkerResult {
 	}
 	w := worker(iters, 500e6, 1e9, 1e6, 0)
 	w.Latency, w.LatencyKind, w.RateCV = h, "wake", cv
+	w.WaitNS, w.Timeslices = 1000, 10
 	return w
 }
 
@@ -37,14 +38,16 @@ func TestEvaluatePerf(t *testing.T) {
 	if a.IterationRate != 400 || a.WorkRate != 100 || a.ThroughputCV != 0.3 {
 		t.Errorf("cgroup a: rate %v, work rate %v, cv %v; want 400, 100, 0.3", a.IterationRate, a.WorkRate, a.ThroughputCV)
 	}
-	wantLat := &payload.Latency{Count: 100, MeanNS: 50.5, P50NS: 50, P90NS: 90, P99NS: 99, P999NS: 100, MaxNS: 100, CV: a.WakeLatency.CV}
+	wantLat := &payload.Latency{Count: 100, MeanNS: 50.5, P50NS: 50, P90NS: 90, P99NS: 99, P999NS: 100, MaxNS: 100, CV: a.WakeLatency.CV,
+		SchedWaitNS: 2000, SchedSlices: 20}
 	if d := cmp.Diff(wantLat, a.WakeLatency); d != "" {
 		t.Errorf("cgroup a wake latency (-want +got):\n%s", d)
 	}
 	if b.WakeLatency != nil || b.IterationRate != 100 || b.WorkRate != 100 {
 		t.Errorf("cgroup b: %+v", b)
 	}
-	if all.IterationRate != 500 || all.WorkRate != 100 || all.ThroughputCV != 0.3 || all.WakeLatency == nil || all.WakeLatency.P99NS != 99 || all.TimerLatency != nil {
+	if all.IterationRate != 500 || all.WorkRate != 100 || all.ThroughputCV != 0.3 || all.WakeLatency == nil || all.WakeLatency.P99NS != 99 || all.TimerLatency != nil ||
+		all.WakeLatency.SchedWaitNS != 2000 || all.WakeLatency.SchedSlices != 20 {
 		t.Errorf("total: rate %v work %v cv %v wake %+v timer %+v", all.IterationRate, all.WorkRate, all.ThroughputCV, all.WakeLatency, all.TimerLatency)
 	}
 }

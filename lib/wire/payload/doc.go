@@ -73,7 +73,9 @@
 //	               p999_ns, max_ns (u64: percentiles of a log-bucketed
 //	               histogram, exact below 128 ns, at most 1/64 above the
 //	               true value; max exact), cv (float: standard deviation
-//	               over mean)
+//	               over mean); optional: sched_wait_ns and sched_slices
+//	               (u64: the recording workers' schedstat run-queue wait
+//	               and times on a CPU, a cross-check of mean_ns)
 //	SchedulerInfo: binary (string), sha256 (string), ops (string),
 //	               enable_seq (i64), attach_ms (float), detached
 //	               (SchedDetach, optional)

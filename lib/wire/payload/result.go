@@ -124,6 +124,13 @@ type Latency struct {
 	MaxNS  uint64  `msgpack:"max_ns" json:"max_ns"`
 	// CV is the coefficient of variation (standard deviation over mean).
 	CV float64 `msgpack:"cv" json:"cv"`
+	// SchedWaitNS and SchedSlices are the kernel's view of the recording
+	// workers (schedstat): their time runnable but waiting, and the times
+	// they were put on a CPU. SchedWaitNS/SchedSlices, the wait per time
+	// on a CPU, cross-checks MeanNS: each wake-up starts a time on a CPU,
+	// and its latency includes the wait before it.
+	SchedWaitNS uint64 `msgpack:"sched_wait_ns,omitempty" json:"sched_wait_ns,omitempty"`
+	SchedSlices uint64 `msgpack:"sched_slices,omitempty" json:"sched_slices,omitempty"`
 }
 
 // ScenarioStats summarise a scenario run.
