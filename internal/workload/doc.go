@@ -36,11 +36,18 @@
 //	|                | worker records now less the stamp (wake-up latency), loops LCG steps, acks    |                                                |              |
 //	| timer_latency  | cyclictest's: clock_nanosleep(TIMER_ABSTIME) to the next period of sleep_us,  | sleep_us (1000: the period), loops (0)         | independent  |
 //	|                | record how late it woke (timer latency), then loops LCG steps                 |                                                |              |
+//	| open_loop      | a generator (the first of a group) issues requests at fixed times, one every  | sleep_us (200: the period), loops (20000),     | group_size   |
+//	|                | sleep_us, whether or not the servers keep up; a server takes the next one,    | group_size (3)                                 |              |
+//	|                | serves it (loops LCG steps) and records arrival to done (request latency)     |                                                |              |
 //
 // The latency types record each wake-up's latency, measured by the woken
 // task itself from CLOCK_MONOTONIC, in a bounded log-bucketed histogram
 // (internal/hist: exact below 128 ns, within 1/64 above, fixed memory);
-// the message thread of wake_latency records none. Its wake-up latency
+// the message thread of wake_latency and the generator of open_loop
+// record none. open_loop's latency runs from a request's scheduled
+// arrival, not from when it was sent, so a late generator or a queue
+// shows in it (no coordinated omission); its servers' iterations are the
+// requests served. Its wake-up latency
 // includes the run-queue wait that schedstat's wait_ns counts, and the
 // wake-up path before it.
 //

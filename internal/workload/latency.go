@@ -11,12 +11,18 @@ const (
 	DefaultWakeLoops      = 10000 // wake_latency: LCG steps a worker runs per wake-up
 	DefaultWakeSleepUS    = 100   // wake_latency: the message thread's pause between rounds
 	DefaultTimerIntervalU = 1000  // timer_latency: period in µs
+	DefaultOpenGroup      = 3     // open_loop: 1 generator + 2 servers
+	DefaultOpenPeriodUS   = 200   // open_loop: one request every 200 µs (5000/s offered)
+	DefaultOpenLoops      = 20000 // open_loop: LCG steps of service per request
 )
 
 // Latency kinds: what a worker's Stats.Latency measured.
 const (
 	LatencyWake  = "wake"  // wake-up to running
 	LatencyTimer = "timer" // timer expiry to running
+	// LatencyRequest is open_loop's: a request's scheduled arrival to
+	// the end of its service (queueing included).
+	LatencyRequest = "request"
 )
 
 // LatencyKind is the kind of latency the type records, "" for types that
@@ -27,6 +33,8 @@ func (t Type) LatencyKind() string {
 		return LatencyWake
 	case TimerLatency:
 		return LatencyTimer
+	case OpenLoop:
+		return LatencyRequest
 	}
 	return ""
 }
@@ -45,6 +53,10 @@ func (w Work) latencyDefaults() Work {
 		def(&w.SleepUS, DefaultWakeSleepUS)
 	case TimerLatency:
 		def(&w.SleepUS, DefaultTimerIntervalU)
+	case OpenLoop:
+		def(&w.GroupSize, DefaultOpenGroup)
+		def(&w.SleepUS, DefaultOpenPeriodUS)
+		def(&w.Loops, DefaultOpenLoops)
 	}
 	return w
 }

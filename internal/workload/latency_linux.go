@@ -32,8 +32,75 @@ func (w *worker) setupLatency() error {
 		}
 	case TimerLatency:
 		w.step = w.timerStep
+	case OpenLoop:
+		if w.shm == nil {
+			return errors.New("open_loop: no shared memory")
+		}
+		// Word A: requests issued; word B: requests taken; the 64-bit
+		// word: the generator's start, request k's arrival being
+		// start + k*period.
+		w.lat.ts = w.counter
+		if w.cfg.Role == 0 {
+			w.step = w.openGenerate
+		} else {
+			w.step = w.openServe
+		}
 	}
 	return nil
+}
+
+// openGenerate is the generator's step: sleep until the next request's
+// arrival time (absolute), then issue every request due by now, however
+// late it woke (open loop: arrivals never wait for the servers), and wake
+// as many servers.
+func (w *worker) openGenerate() bool {
+	period := uint64(w.work.SleepUS) * 1000
+	if w.lat.next == 0 {
+		w.lat.next = monoNow()
+		atomic.StoreUint64(w.lat.ts, w.lat.next)
+	}
+	start := atomic.LoadUint64(w.lat.ts)
+	issued := uint64(atomic.LoadUint32(w.a))
+	ts := unix.NsecToTimespec(int64(start + (issued+1)*period))
+	for {
+		err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR {
+			w.fail(fmt.Errorf("open_loop: clock_nanosleep: %w", err))
+			return false
+		}
+	}
+	due := (monoNow() - start) / period
+	if due > issued {
+		atomic.StoreUint32(w.a, uint32(due))
+		futexWake(w.a, int(min(due-issued, 1<<20)))
+	}
+	return true
+}
+
+// openServe is a server's step: take the next issued request (or wait
+// for one), serve it (loops LCG steps) and record its latency from its
+// scheduled arrival: the queueing a slow scheduler causes shows.
+func (w *worker) openServe() bool {
+	for {
+		taken, issued := atomic.LoadUint32(w.b), atomic.LoadUint32(w.a)
+		if taken < issued {
+			if !atomic.CompareAndSwapUint32(w.b, taken, taken+1) {
+				continue
+			}
+			arrival := atomic.LoadUint64(w.lat.ts) + uint64(taken+1)*uint64(w.work.SleepUS)*1000
+			w.burn(w.work.Loops)
+			now := monoNow()
+			w.lat.h.Record(now - min(now, arrival))
+			return true
+		}
+		if w.stopping() {
+			return false
+		}
+		futexWait(w.a, issued, wakeWait)
+	}
 }
 
 // wakeMessage is one round of the message thread (schbench's): pause,

@@ -27,12 +27,13 @@ const (
 	// latency in a histogram.
 	WakeLatency  Type = "wake_latency"
 	TimerLatency Type = "timer_latency"
+	OpenLoop     Type = "open_loop"
 )
 
 // Types returns every work type, in the order of the doc.go table.
 func Types() []Type {
 	return []Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex,
-		WakeLatency, TimerLatency}
+		WakeLatency, TimerLatency, OpenLoop}
 }
 
 // Defaults of the parameters, used where a parameter is zero.
@@ -129,6 +130,7 @@ var uses = map[Type][]string{
 	Mutex:         {"loops", "hold_loops", "group_size"},
 	WakeLatency:   {"loops", "sleep_us", "group_size"},
 	TimerLatency:  {"loops", "sleep_us"},
+	OpenLoop:      {"loops", "sleep_us", "group_size"},
 }
 
 // Validate reports the first problem with w: an unknown type, a negative or
@@ -163,7 +165,7 @@ func (w Work) Validate() error {
 			}
 		}
 	}
-	if (w.Type == FutexFanout || w.Type == WakeLatency) && w.GroupSize == 1 {
+	if (w.Type == FutexFanout || w.Type == WakeLatency || w.Type == OpenLoop) && w.GroupSize == 1 {
 		return fmt.Errorf("%w: %s group_size = 1, want 0 (default %d) or 2..%d", ErrBadParam, w.Type, DefaultFanoutGroup, MaxGroupSize)
 	}
 	return nil
@@ -212,7 +214,7 @@ func (w Work) groupSize(count int) int {
 	switch w.Type {
 	case Pipe, FutexPingPong:
 		return 2
-	case FutexFanout, WakeLatency:
+	case FutexFanout, WakeLatency, OpenLoop:
 		return w.WithDefaults().GroupSize
 	case Mutex:
 		if w.GroupSize == 0 {
@@ -226,7 +228,7 @@ func (w Work) groupSize(count int) int {
 // sharedMemory reports whether the type's workers share a memfd mapping.
 func (w Work) sharedMemory() bool {
 	switch w.Type {
-	case FutexPingPong, FutexFanout, Mutex, WakeLatency:
+	case FutexPingPong, FutexFanout, Mutex, WakeLatency, OpenLoop:
 		return true
 	}
 	return false

@@ -280,7 +280,7 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		}
 	case Mutex:
 		w.step = w.mutex
-	case WakeLatency, TimerLatency:
+	case WakeLatency, TimerLatency, OpenLoop:
 		if err := w.setupLatency(); err != nil {
 			return nil, err
 		}

@@ -249,6 +249,21 @@ func TestWorkTypes(t *testing.T) {
 				checkLatency(t, s, LatencyWake)
 			}
 		}},
+		{work: Work{Type: OpenLoop, SleepUS: 500, Loops: 1000}, count: 3, check: func(t *testing.T, stats []Stats) {
+			if h := stats[0].Latency; h == nil || h.Count != 0 || stats[0].Iterations == 0 {
+				t.Errorf("open_loop generator: %d iterations, latency %+v; want some and an empty histogram", stats[0].Iterations, h)
+			}
+			served := uint64(0)
+			for _, s := range stats[1:] {
+				checkLatency(t, s, LatencyRequest)
+				served += s.Iterations
+			}
+			// Never more served than issued: one request per 500 µs of
+			// the generator's window at most.
+			if offered := stats[0].WallNS/500000 + 1; served > offered {
+				t.Errorf("open_loop: %d requests served, at most %d offered", served, offered)
+			}
+		}},
 		{work: Work{Type: TimerLatency, SleepUS: 500}, count: 2, check: func(t *testing.T, stats []Stats) {
 			for _, s := range stats {
 				checkLatency(t, s, LatencyTimer)
