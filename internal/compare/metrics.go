@@ -46,6 +46,9 @@ var Defs = []Def{
 	{"timer_p50_ns", "ns", LowerIsBetter, 10},
 	{"timer_p99_ns", "ns", LowerIsBetter, 15},
 	{"timer_max_ns", "ns", LowerIsBetter, 50},
+	{"request_p50_ns", "ns", LowerIsBetter, 10},
+	{"request_p99_ns", "ns", LowerIsBetter, 15},
+	{"request_max_ns", "ns", LowerIsBetter, 50},
 	{"max_gap_ms", "ms", LowerIsBetter, 25},
 }
 
@@ -67,7 +70,7 @@ const Overall = "all"
 // not measured (no latency workers, a zero rate) is absent.
 func metricsOf(r *payload.AssertResult, cgroups bool) map[key]float64 {
 	m := map[key]float64{}
-	add := func(scope string, rate, work, cv, gapMS float64, wake, timer *payload.Latency) {
+	add := func(scope string, rate, work, cv, gapMS float64, wake, timer, request *payload.Latency) {
 		put := func(name string, v float64) {
 			if v > 0 {
 				m[key{scope, name}] = v
@@ -89,13 +92,18 @@ func metricsOf(r *payload.AssertResult, cgroups bool) map[key]float64 {
 			put("timer_p99_ns", float64(timer.P99NS))
 			put("timer_max_ns", float64(timer.MaxNS))
 		}
+		if request != nil && request.Count > 0 {
+			put("request_p50_ns", float64(request.P50NS))
+			put("request_p99_ns", float64(request.P99NS))
+			put("request_max_ns", float64(request.MaxNS))
+		}
 		put("max_gap_ms", gapMS)
 	}
 	s := &r.Stats
-	add(Overall, s.IterationRate, s.WorkRate, s.ThroughputCV, s.WorstGapMS, s.WakeLatency, s.TimerLatency)
+	add(Overall, s.IterationRate, s.WorkRate, s.ThroughputCV, s.WorstGapMS, s.WakeLatency, s.TimerLatency, s.RequestLatency)
 	if cgroups {
 		for _, c := range s.Cgroups {
-			add("cg:"+strings.ToValidUTF8(c.Name, "?"), c.IterationRate, c.WorkRate, c.ThroughputCV, c.MaxGapMS, c.WakeLatency, c.TimerLatency)
+			add("cg:"+strings.ToValidUTF8(c.Name, "?"), c.IterationRate, c.WorkRate, c.ThroughputCV, c.MaxGapMS, c.WakeLatency, c.TimerLatency, c.RequestLatency)
 		}
 	}
 	return m

@@ -60,7 +60,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 	}
 	base := Defaults().Merge(&s.Checks)
 	allCPUs := map[int]bool{}
-	var wakeAll, timerAll hist.Hist
+	var all hists
 	for _, g := range groups {
 		ck := base.Merge(g.Spec.Checks)
 		name := g.Spec.Name
@@ -101,9 +101,9 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 			}
 		}
 		st.CPUs = len(cpus)
-		wake, timer := perfOf(&st, g.Workers)
-		wakeAll.Merge(wake)
-		timerAll.Merge(timer)
+		for i, h := range perfOf(&st, g.Workers) {
+			all[i].Merge(&h)
+		}
 		checkPerf(ck.PerfChecks, &st, func(_, format string, args ...any) { fail(payload.KindBenchmark, format, args...) }, pass)
 		if maxPct >= 0 {
 			st.SpreadPct = maxPct - minPct
@@ -157,7 +157,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 		}
 	}
 	s.total(res, allCPUs)
-	totalPerf(&res.Stats, &wakeAll, &timerAll)
+	totalPerf(&res.Stats, &all)
 	if s.FailOnPurpose {
 		fail(payload.KindOther, "scenario %q fails on purpose", s.Name)
 	}

@@ -51,22 +51,34 @@ func (c PerfChecks) validate() error {
 	return nil
 }
 
+// latencyKinds are the latency kinds the workers record ("wake",
+// "timer", "request"), in the order of the histograms perfOf returns.
+var latencyKinds = [...]string{"wake", "timer", "request"}
+
+// hists are a cgroup's or the scenario's merged latency histograms, by
+// latencyKinds.
+type hists [len(latencyKinds)]hist.Hist
+
+// latencies are the summaries' places in the stats, by latencyKinds.
+func latencies(wake, timer, request **payload.Latency) [len(latencyKinds)]**payload.Latency {
+	return [...]**payload.Latency{wake, timer, request}
+}
+
 // perfOf fills a cgroup's performance figures from its workers and
-// returns its merged latency histograms (wake, timer) for the total.
-func perfOf(st *payload.CgroupStats, workers []WorkerResult) (wake, timer *hist.Hist) {
-	wake, timer = &hist.Hist{}, &hist.Hist{}
-	var sched [2]struct{ wait, slices uint64 }
+// returns its merged latency histograms for the total. A latency
+// worker's schedstat wait and times on a CPU count only when it recorded
+// (not wake_latency's message thread nor open_loop's generator).
+func perfOf(st *payload.CgroupStats, workers []WorkerResult) *hists {
+	var hs hists
+	var sched [len(latencyKinds)]struct{ wait, slices uint64 }
 	first := true
 	for _, w := range workers {
-		switch {
-		case w.LatencyKind == "wake" && w.Latency != nil && w.Latency.Count() > 0:
-			wake.Merge(w.Latency)
-			sched[0].wait += w.WaitNS
-			sched[0].slices += w.Timeslices
-		case w.LatencyKind == "timer" && w.Latency != nil:
-			timer.Merge(w.Latency)
-			sched[1].wait += w.WaitNS
-			sched[1].slices += w.Timeslices
+		for i, k := range latencyKinds {
+			if w.LatencyKind == k && w.Latency != nil && w.Latency.Count() > 0 {
+				hs[i].Merge(w.Latency)
+				sched[i].wait += w.WaitNS
+				sched[i].slices += w.Timeslices
+			}
 		}
 		if w.WallNS == 0 {
 			continue
@@ -79,13 +91,12 @@ func perfOf(st *payload.CgroupStats, workers []WorkerResult) (wake, timer *hist.
 		first = false
 		st.ThroughputCV = max(st.ThroughputCV, w.RateCV)
 	}
-	st.WakeLatency, st.TimerLatency = latencyOf(wake), latencyOf(timer)
-	for i, l := range []*payload.Latency{st.WakeLatency, st.TimerLatency} {
-		if l != nil {
-			l.SchedWaitNS, l.SchedSlices = sched[i].wait, sched[i].slices
+	for i, p := range latencies(&st.WakeLatency, &st.TimerLatency, &st.RequestLatency) {
+		if *p = latencyOf(&hs[i]); *p != nil {
+			(*p).SchedWaitNS, (*p).SchedSlices = sched[i].wait, sched[i].slices
 		}
 	}
-	return wake, timer
+	return &hs
 }
 
 // latencyOf summarises h; nil when empty.
@@ -144,7 +155,7 @@ func checkPerf(ck PerfChecks, st *payload.CgroupStats, fail, pass func(check, fo
 
 // totalPerf fills the scenario's figures: rates added up, the slowest
 // worker's rate, the worst cv, latency histograms merged.
-func totalPerf(t *payload.ScenarioStats, wake, timer *hist.Hist) {
+func totalPerf(t *payload.ScenarioStats, hs *hists) {
 	first := true
 	for _, c := range t.Cgroups {
 		t.IterationRate += c.IterationRate
@@ -153,12 +164,15 @@ func totalPerf(t *payload.ScenarioStats, wake, timer *hist.Hist) {
 		}
 		t.ThroughputCV = max(t.ThroughputCV, c.ThroughputCV)
 	}
-	t.WakeLatency, t.TimerLatency = latencyOf(wake), latencyOf(timer)
+	total := latencies(&t.WakeLatency, &t.TimerLatency, &t.RequestLatency)
+	for i, p := range total {
+		*p = latencyOf(&hs[i])
+	}
 	for _, c := range t.Cgroups {
-		for _, p := range []struct{ from, to *payload.Latency }{{c.WakeLatency, t.WakeLatency}, {c.TimerLatency, t.TimerLatency}} {
-			if p.from != nil && p.to != nil {
-				p.to.SchedWaitNS += p.from.SchedWaitNS
-				p.to.SchedSlices += p.from.SchedSlices
+		for i, from := range []*payload.Latency{c.WakeLatency, c.TimerLatency, c.RequestLatency} {
+			if to := *total[i]; from != nil && to != nil {
+				to.SchedWaitNS += from.SchedWaitNS
+				to.SchedSlices += from.SchedSlices
 			}
 		}
 	}

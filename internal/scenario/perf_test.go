@@ -52,6 +52,25 @@ func TestEvaluatePerf(t *testing.T) {
 	}
 }
 
+// TestEvaluateRequestLatency: open_loop's servers' histograms merge into
+// request_latency; its generator (an empty histogram) adds no schedstat
+// figures.
+func TestEvaluateRequestLatency(t *testing.T) {
+	server := latWorker(3, 0, 1000, 2000, 3000)
+	server.LatencyKind = "request"
+	gen := worker(3, 1e6, 1e9, 1e6, 0)
+	gen.Latency, gen.LatencyKind, gen.WaitNS, gen.Timeslices = &hist.Hist{}, "request", 99, 99
+	r := Evaluate(&Scenario{Name: "t"}, []CgroupResult{{Spec: Cgroup{Name: "r"}, Workers: []WorkerResult{gen, server, server}}})
+	for _, l := range []*payload.Latency{r.Stats.Cgroups[0].RequestLatency, r.Stats.RequestLatency} {
+		if l == nil || l.Count != 6 || l.P50NS != 2015 || l.MaxNS != 3000 || l.SchedWaitNS != 2000 || l.SchedSlices != 20 {
+			t.Errorf("request latency %+v; want 6 values, p50 2015 (2000's bucket top), max 3000, schedstat of the two servers", l)
+		}
+	}
+	if r.Stats.WakeLatency != nil || r.Stats.TimerLatency != nil {
+		t.Errorf("wake or timer latency from request workers")
+	}
+}
+
 func TestPerfChecks(t *testing.T) {
 	lats := []uint64{1000, 1000, 1000, 50000}
 	group := func(c *Checks) []CgroupResult {

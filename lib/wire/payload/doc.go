@@ -66,9 +66,11 @@
 //	               worker's window, added up), work_rate (float: the
 //	               slowest worker's iterations per second), throughput_cv
 //	               (float: the largest coefficient of variation of a
-//	               worker's iterations per 100 ms slice), wake_latency and
-//	               timer_latency (Latency: the wake_latency and
-//	               timer_latency workers' histograms merged)
+//	               worker's iterations per 100 ms slice), wake_latency,
+//	               timer_latency and request_latency (Latency: the
+//	               wake_latency, timer_latency and open_loop workers'
+//	               histograms merged; request_latency's count over the
+//	               window is the request throughput)
 //	Latency:       count (u64), mean_ns (float), p50_ns, p90_ns, p99_ns,
 //	               p999_ns, max_ns (u64: percentiles of a log-bucketed
 //	               histogram, exact below 128 ns, at most 1/64 above the

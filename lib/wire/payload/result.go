@@ -109,6 +109,9 @@ type CgroupStats struct {
 	ThroughputCV  float64  `msgpack:"throughput_cv,omitempty" json:"throughput_cv,omitempty"`
 	WakeLatency   *Latency `msgpack:"wake_latency,omitempty" json:"wake_latency,omitempty"`
 	TimerLatency  *Latency `msgpack:"timer_latency,omitempty" json:"timer_latency,omitempty"`
+	// RequestLatency: open_loop's, from a request's arrival to its end;
+	// its Count over the window is the request throughput.
+	RequestLatency *Latency `msgpack:"request_latency,omitempty" json:"request_latency,omitempty"`
 }
 
 // Latency summarises a latency histogram (bounded, log-bucketed:
@@ -157,6 +160,9 @@ type ScenarioStats struct {
 	ThroughputCV  float64  `msgpack:"throughput_cv,omitempty" json:"throughput_cv,omitempty"`
 	WakeLatency   *Latency `msgpack:"wake_latency,omitempty" json:"wake_latency,omitempty"`
 	TimerLatency  *Latency `msgpack:"timer_latency,omitempty" json:"timer_latency,omitempty"`
+	// RequestLatency: open_loop's, from a request's arrival to its end;
+	// its Count over the window is the request throughput.
+	RequestLatency *Latency `msgpack:"request_latency,omitempty" json:"request_latency,omitempty"`
 }
 
 // AssertResult is the TEST payload: the guest's verdict on the scenario.
