@@ -185,6 +185,7 @@ func TestFromSparseRefuses(t *testing.T) {
 		"min":          func(s *Sparse) { s.Min = 4 },
 		"max":          func(s *Sparse) { s.Max = 1 << 20 },
 		"nan":          func(s *Sparse) { s.Sum = math.NaN() },
+		"sum":          func(s *Sparse) { s.Sum = 1e9 },
 		"overflow":     func(s *Sparse) { s.Buckets[0][1] = math.MaxUint64 },
 	}
 	for name, f := range bad {
@@ -204,4 +205,37 @@ func BenchmarkRecord(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		h.Record(uint64(i) * 977)
 	}
+}
+
+// FuzzFromSparse: whatever it is given, FromSparse refuses it or returns
+// a histogram whose figures agree with the form it came from.
+func FuzzFromSparse(f *testing.F) {
+	var h Hist
+	for _, v := range []uint64{0, 5, 127, 128, 1000, 1 << 40} {
+		h.Record(v)
+	}
+	b, _ := json.Marshal(h.Sparse())
+	f.Add(b)
+	f.Add([]byte(`{"count":1,"min":3,"max":3,"sum":3,"sum_sq":9,"buckets":[[3,1]]}`))
+	f.Add([]byte(`{"count":0,"buckets":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s Sparse
+		if json.Unmarshal(b, &s) != nil {
+			return
+		}
+		g, err := FromSparse(&s)
+		if err != nil {
+			return
+		}
+		if g.Count() != s.Count || (s.Count > 0 && (g.Min() != s.Min || g.Max() != s.Max)) {
+			t.Fatalf("FromSparse(%s): count %d min %d max %d", b, g.Count(), g.Min(), g.Max())
+		}
+		if q := g.Quantile(0.5); s.Count > 0 && (q < g.Min() || q > g.Max()) {
+			t.Fatalf("FromSparse(%s): median %d outside [%d, %d]", b, q, g.Min(), g.Max())
+		}
+		back := g.Sparse()
+		if back.Count != s.Count || len(back.Buckets) != len(s.Buckets) {
+			t.Fatalf("FromSparse(%s) does not round-trip", b)
+		}
+	})
 }
