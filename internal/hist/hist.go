@@ -218,7 +218,7 @@ func FromSparse(s *Sparse) (*Hist, error) {
 			return nil, fmt.Errorf("%w: sums %v, %v", ErrSparse, s.Sum, s.SumSq)
 		}
 		lo, hi := float64(n)*float64(s.Min), float64(n)*float64(s.Max)
-		if s.Sum < lo*(1-1e-9) || s.Sum > hi*(1+1e-9) {
+		if s.Sum < lo*(1-1e-6) || s.Sum > hi*(1+1e-6) { // rounding: about count*eps
 			return nil, fmt.Errorf("%w: sum %v outside count*min..count*max", ErrSparse, s.Sum)
 		}
 		h.min, h.max, h.sum, h.sumSq = s.Min, s.Max, s.Sum, s.SumSq
