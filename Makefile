@@ -5,16 +5,17 @@
 #   make lint     gofmt, go vet, staticcheck
 #   make bench    benchmarks
 #   make man      lint the man pages
+#   make compare  EEVDF vs scx_simple on the latency scenario, 5 runs each, A/B table
 #   make kernel   build the project's sched_ext kernel into the cache
 #                 (KSRC=/path/to/linux: from your own kernel tree)
 
 GO       ?= go
 BIN      := bin
-CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix
+CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix ktstr-compare
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short test-nested test-own-vmm lint bench man demo deps kernel schedulers clean
+.PHONY: compare all build test test-short test-nested test-own-vmm lint bench man demo deps kernel schedulers clean
 
 all: build
 
@@ -29,6 +30,12 @@ deps:
 
 demo: deps build
 	scripts/demo
+
+# compare: is scx_simple faster or slower than EEVDF on the latency
+# scenario? 5 runs each in VMs, then ktstr-compare's table (its exit
+# status: 1 when scx_simple regressed a metric).
+compare: deps build
+	scripts/compare-schedulers
 
 # The real-VM tests (internal/e2e) judge timing (fairness, gaps) inside
 # emulated guests, so they run alone, after the other packages: go test

@@ -48,7 +48,7 @@ func buildTools(t testing.TB) {
 		return
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", binDir+"/",
-		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict", "./cmd/ktstr-matrix", "./internal/e2e/testdata/schedwrap")
+		"./cmd/ktstr-boot", "./cmd/ktstr-drain", "./cmd/ktstr-dispatch", "./cmd/ktstr-verdict", "./cmd/ktstr-matrix", "./cmd/ktstr-compare", "./internal/e2e/testdata/schedwrap")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

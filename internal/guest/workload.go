@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktstr-go/ktstr/internal/hist"
 	"github.com/ktstr-go/ktstr/internal/scenario"
 	"github.com/ktstr-go/ktstr/internal/workload"
 )
@@ -72,6 +73,14 @@ func (w workloadGroup) Stop(timeout time.Duration) ([]scenario.WorkerResult, err
 			MaxGapNS: s.MaxGapNS, Migrations: s.Migrations, CPUs: s.CPUs,
 			CrossLLC: s.CrossLLC, CrossNode: s.CrossNode, Pages: s.Pages, LocalPages: s.LocalPages,
 		}
+		r.RateCV, r.LatencyKind, r.Timeslices = s.RateCV, s.LatencyKind, s.Timeslices
+		if s.Latency != nil {
+			h, err := hist.FromSparse(s.Latency)
+			if err != nil {
+				s.Error = joinNonEmpty(s.Error, err.Error())
+			}
+			r.Latency = h
+		}
 		if !s.OK() {
 			r.Died, r.StopTimedOut = describe(s), s.TimedOut
 		}
@@ -96,4 +105,11 @@ func describe(s workload.Stats) string {
 		parts = append(parts, s.Error)
 	}
 	return fmt.Sprintf("pid %d: %s", s.PID, strings.Join(parts, ": "))
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/ktstr-go/ktstr/internal/cpulist"
+	"github.com/ktstr-go/ktstr/internal/hist"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -28,6 +29,14 @@ type WorkerResult struct {
 	// the nodes it ran on.
 	CrossLLC, CrossNode uint64
 	Pages, LocalPages   uint64
+	// RateCV is the coefficient of variation of the worker's iterations
+	// per 100 ms slice; Latency its latency histogram (nil: none) and
+	// LatencyKind which ("wake", "timer").
+	RateCV      float64
+	Latency     *hist.Hist
+	LatencyKind string
+	// Timeslices is the times the worker was put on a CPU (schedstat).
+	Timeslices uint64
 }
 
 // CgroupResult is one cgroup's workers and what the checks compare them to.
@@ -56,6 +65,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 	}
 	base := Defaults().Merge(&s.Checks)
 	allCPUs := map[int]bool{}
+	var all hists
 	for _, g := range groups {
 		ck := base.Merge(g.Spec.Checks)
 		name := g.Spec.Name
@@ -99,6 +109,10 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 			}
 		}
 		st.CPUs = len(cpus)
+		for i, h := range perfOf(&st, g.Workers) {
+			all[i].Merge(&h)
+		}
+		checkPerf(ck.PerfChecks, &st, func(_, format string, args ...any) { fail(payload.KindBenchmark, format, args...) }, pass)
 		if maxPct >= 0 {
 			st.SpreadPct = maxPct - minPct
 		}
@@ -151,6 +165,7 @@ func Evaluate(s *Scenario, groups []CgroupResult) *payload.AssertResult {
 		}
 	}
 	s.total(res, allCPUs)
+	totalPerf(&res.Stats, &all)
 	if s.FailOnPurpose {
 		fail(payload.KindOther, "scenario %q fails on purpose", s.Name)
 	}

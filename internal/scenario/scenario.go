@@ -39,7 +39,10 @@
 // Checks max_cross_llc_migration_ratio and max_cross_node_migration_ratio
 // bound the share of a cgroup's migrations that crossed an LLC or a node;
 // min_page_locality the share of its workers' anonymous pages on the nodes
-// they ran on. A cgroup's "cpuset_enforce": false makes its cpuset an
+// they ran on. Performance checks (PerfChecks, perf.go; ktstr's names)
+// bound the latency types' percentiles and the work rates:
+// max_p99_wake_latency_ns, max_wake_latency_cv, min_work_rate,
+// max_throughput_cv, min_iteration_rate. A cgroup's "cpuset_enforce": false makes its cpuset an
 // expectation only (checked, not written to the cgroup): the isolation
 // check's own test, and hosts without the cpuset controller.
 //
@@ -165,6 +168,8 @@ type Checks struct {
 	MaxCrossNodeRatio *float64 `json:"max_cross_node_migration_ratio,omitempty"`
 	MaxCrossLLCRatio  *float64 `json:"max_cross_llc_migration_ratio,omitempty"`
 	MinPageLocality   *float64 `json:"min_page_locality,omitempty"`
+	// Performance thresholds (perf.go).
+	PerfChecks
 }
 
 // Defaults are ktstr's release-build defaults: a 2000 ms gap, a 15%
@@ -189,6 +194,7 @@ func (c Checks) Merge(o *Checks) Checks {
 	override(&c.MaxCrossNodeRatio, o.MaxCrossNodeRatio)
 	override(&c.MaxCrossLLCRatio, o.MaxCrossLLCRatio)
 	override(&c.MinPageLocality, o.MinPageLocality)
+	c.PerfChecks = c.PerfChecks.merge(o.PerfChecks)
 	return c
 }
 
@@ -407,7 +413,7 @@ func (c *Checks) validate() error {
 			return fmt.Errorf("%s must be within 0..1", r.name)
 		}
 	}
-	return nil
+	return c.PerfChecks.validate()
 }
 
 func validName(s string) bool {

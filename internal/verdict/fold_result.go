@@ -160,12 +160,27 @@ func cleanResult(r *payload.AssertResult) {
 			*p = 0
 		}
 	}
+	perf := func(name string, rate, work, cv *float64, lats ...*payload.Latency) {
+		fix(rate, name+".iteration_rate")
+		fix(work, name+".work_rate")
+		fix(cv, name+".throughput_cv")
+		for i, l := range lats {
+			if l != nil {
+				what := name + []string{".wake_latency", ".timer_latency", ".request_latency"}[i]
+				fix(&l.MeanNS, what+".mean_ns")
+				fix(&l.CV, what+".cv")
+			}
+		}
+	}
 	stats := func(s *payload.ScenarioStats, name string) {
 		fix(&s.WorstSpreadPct, name+".worst_spread_pct")
 		fix(&s.WorstGapMS, name+".worst_gap_ms")
+		perf(name, &s.IterationRate, &s.WorkRate, &s.ThroughputCV, s.WakeLatency, s.TimerLatency, s.RequestLatency)
 		for i := range s.Cgroups {
-			fix(&s.Cgroups[i].SpreadPct, fmt.Sprintf("%s.cgroups[%d].spread_pct", name, i))
-			fix(&s.Cgroups[i].MaxGapMS, fmt.Sprintf("%s.cgroups[%d].max_gap_ms", name, i))
+			c := &s.Cgroups[i]
+			fix(&c.SpreadPct, fmt.Sprintf("%s.cgroups[%d].spread_pct", name, i))
+			fix(&c.MaxGapMS, fmt.Sprintf("%s.cgroups[%d].max_gap_ms", name, i))
+			perf(fmt.Sprintf("%s.cgroups[%d]", name, i), &c.IterationRate, &c.WorkRate, &c.ThroughputCV, c.WakeLatency, c.TimerLatency, c.RequestLatency)
 		}
 	}
 	stats(&r.Stats, "stats")

@@ -205,9 +205,31 @@ func writeStats(b *strings.Builder, s payload.ScenarioStats) {
 		if cg.CrossLLCMigrations+cg.CrossNodeMigrations > 0 || cg.PageLocality > 0 {
 			fmt.Fprintf(b, "%s: cross_llc=%d cross_node=%d page_locality=%.2f\n", label, cg.CrossLLCMigrations, cg.CrossNodeMigrations, cg.PageLocality)
 		}
+		writePerf(b, label, cg.IterationRate, cg.WorkRate, cg.ThroughputCV, cg.WakeLatency, cg.TimerLatency, cg.RequestLatency)
 	}
 	more(b, textListMax, len(s.Cgroups), "cgroup")
+	writePerf(b, "all", s.IterationRate, s.WorkRate, s.ThroughputCV, s.WakeLatency, s.TimerLatency, s.RequestLatency)
 }
+
+// writePerf writes a cgroup's performance figures, when measured: one
+// line for the rates, one per latency histogram.
+func writePerf(b *strings.Builder, label string, rate, work, cv float64, wake, timer, request *payload.Latency) {
+	if rate > 0 || work > 0 || cv > 0 {
+		fmt.Fprintf(b, "%s: iteration_rate=%.1f/s work_rate=%.1f/s throughput_cv=%.3f\n", label, rate, work, cv)
+	}
+	for _, l := range []struct {
+		name string
+		l    *payload.Latency
+	}{{"wake_latency", wake}, {"timer_latency", timer}, {"request_latency", request}} {
+		if l.l != nil && l.l.Count > 0 {
+			fmt.Fprintf(b, "%s: %s n=%d p50=%s p90=%s p99=%s p99.9=%s max=%s cv=%.2f\n", label, l.name, l.l.Count,
+				fmtNS(l.l.P50NS), fmtNS(l.l.P90NS), fmtNS(l.l.P99NS), fmtNS(l.l.P999NS), fmtNS(l.l.MaxNS), l.l.CV)
+		}
+	}
+}
+
+// fmtNS writes a latency in µs.
+func fmtNS(ns uint64) string { return fmt.Sprintf("%.1fus", float64(ns)/1e3) }
 
 func schedDetached(r *payload.AssertResult) *payload.SchedDetach {
 	if r.Scheduler == nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
 var sgr = regexp.MustCompile("\x1b\\[[0-9;]*m")
@@ -48,5 +49,29 @@ func TestTextColor(t *testing.T) {
 func TestWriteUnknownFormat(t *testing.T) {
 	if err := verdict.Write(&bytes.Buffer{}, "yaml", verdict.Report{}, verdict.TextOptions{}); err == nil {
 		t.Error("Write(yaml) = nil, want an error")
+	}
+}
+
+// TestTextPerf: the text report prints a cgroup's and the whole
+// scenario's rates and latency percentiles, where measured.
+func TestTextPerf(t *testing.T) {
+	st := vt.Stats()
+	lat := &payload.Latency{Count: 750, MeanNS: 5e6, P50NS: 1654783, P90NS: 12189695, P99NS: 68157439, P999NS: 260472139, MaxNS: 260472139, CV: 2.87}
+	st.Cgroups[0].IterationRate, st.Cgroups[0].WorkRate, st.Cgroups[0].ThroughputCV, st.Cgroups[0].WakeLatency = 4500, 33.5, 0.83, lat
+	st.IterationRate, st.TimerLatency = 4500, lat
+	v := fold(vt.New().Result(&payload.AssertResult{Outcomes: []payload.Outcome{vt.Pass()}, Stats: st}).Finish(), verdict.DefaultConfig())
+	var b bytes.Buffer
+	verdict.WriteText(&b, verdict.Aggregate("t", []verdict.Verdict{v}), verdict.TextOptions{})
+	for _, want := range []string{
+		"\ncg0: iteration_rate=4500.0/s work_rate=33.5/s throughput_cv=0.830\n",
+		"\ncg0: wake_latency n=750 p50=1654.8us p90=12189.7us p99=68157.4us p99.9=260472.1us max=260472.1us cv=2.87\n",
+		"\nall: iteration_rate=4500.0/s work_rate=0.0/s throughput_cv=0.000\nall: timer_latency n=750 ",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+	if n := strings.Count(b.String(), "latency n="); n != 2 {
+		t.Errorf("%d latency lines, want 2 (cg0 wake, all timer)", n)
 	}
 }

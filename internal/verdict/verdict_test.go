@@ -439,6 +439,24 @@ func TestSanitizeNonFinite(t *testing.T) {
 	}
 }
 
+// TestSanitizePerfNonFinite: a forged NaN or infinity among the
+// performance figures is shown as 0 with a note, never written as JSON.
+func TestSanitizePerfNonFinite(t *testing.T) {
+	st := vt.Stats()
+	st.IterationRate = math.Inf(1)
+	st.WakeLatency = &payload.Latency{Count: 1, MeanNS: nan(), CV: nan()}
+	st.Cgroups[0].ThroughputCV = nan()
+	s := vt.New().Result(&payload.AssertResult{Outcomes: []payload.Outcome{vt.Pass()}, Stats: st}).Finish()
+	v := fold(s, verdict.DefaultConfig())
+	var b bytes.Buffer
+	if err := verdict.WriteJSON(&b, verdict.Aggregate("t", []verdict.Verdict{v})); err != nil {
+		t.Fatalf("WriteJSON with NaN perf figures: %v", err)
+	}
+	if len(v.Result.InfoNotes) != 4 || !strings.Contains(strings.Join(v.Result.InfoNotes, "\n"), "stats.wake_latency.cv") {
+		t.Errorf("InfoNotes = %q, want four notes about non-finite values", v.Result.InfoNotes)
+	}
+}
+
 func TestAggregateNames(t *testing.T) {
 	pass := fold(vt.Base().Outcomes(vt.Pass()).Finish(), verdict.DefaultConfig())
 	rep := verdict.Aggregate("ktstr", []verdict.Verdict{pass, pass})

@@ -31,6 +31,25 @@
 //	| mutex          | loops LCG steps, take a futex mutex shared by the group (0 free, 1 locked,    | loops (1000), hold_loops (1000),               | group_size   |
 //	|                | 2 contended), hold_loops LCG steps inside, increment the group's counter      | group_size (0: all the spawn's workers)        | (0: all)     |
 //	|                | non-atomically inside the lock, unlock                                        |                                                |              |
+//	| wake_latency   | schbench's: a message thread (the first of a group) pauses sleep_us, stamps   | loops (10000), sleep_us (100),                 | group_size   |
+//	|                | the time, bumps the group's generation and FUTEX_WAKEs the others; each woken | group_size (4)                                 |              |
+//	|                | worker records now less the stamp (wake-up latency), loops LCG steps, acks    |                                                |              |
+//	| timer_latency  | cyclictest's: clock_nanosleep(TIMER_ABSTIME) to the next period of sleep_us,  | sleep_us (1000: the period), loops (0)         | independent  |
+//	|                | record how late it woke (timer latency), then loops LCG steps                 |                                                |              |
+//	| open_loop      | a generator (the first of a group) issues requests at fixed times, one every  | sleep_us (200: the period), loops (20000),     | group_size   |
+//	|                | sleep_us, whether or not the servers keep up; a server takes the next one,    | group_size (3)                                 |              |
+//	|                | serves it (loops LCG steps) and records arrival to done (request latency)     |                                                |              |
+//
+// The latency types record each wake-up's latency, measured by the woken
+// task itself from CLOCK_MONOTONIC, in a bounded log-bucketed histogram
+// (internal/hist: exact below 128 ns, within 1/64 above, fixed memory);
+// the message thread of wake_latency and the generator of open_loop
+// record none. open_loop's latency runs from a request's scheduled
+// arrival, not from when it was sent, so a late generator or a queue
+// shows in it (no coordinated omission); its servers' iterations are the
+// requests served. Its wake-up latency
+// includes the run-queue wait that schedstat's wait_ns counts, and the
+// wake-up path before it.
 //
 // Grouped types need a worker count that is a multiple of the group
 // (SpawnSpec.Validate): pairs are workers 2k and 2k+1; groups are
@@ -125,6 +144,10 @@
 //	| max_gap_ns                | longest wall-clock time between two iteration completions,     | CLOCK_MONOTONIC at each completion             |
 //	|                           | the window's opening and end counting as completions: the      |                                                |
 //	|                           | longest stall, including any blocking the type itself does     |                                                |
+//	| rate_slices, rate_cv      | whole 100 ms slices of the window, and the coefficient of      | CLOCK_MONOTONIC at each completion; Welford's  |
+//	|                           | variation (population) of the iterations completed in each     | running variance (fixed memory)                |
+//	| latency, latency_kind     | wake_latency, timer_latency: the histogram (hist.Sparse) of    | CLOCK_MONOTONIC, taken by the woken task       |
+//	|                           | the latencies, and which ("wake", "timer")                     |                                                |
 //	| migrations                | moves between CPUs                                             | se.nr_migrations in /proc/thread-self/sched,   |
 //	|                           |                                                                | delta; else cpu_changes ("migrations_from")    |
 //	| cpu_changes               | iterations that completed on another CPU than the previous one | getcpu(2) after each iteration                 |

@@ -1,5 +1,7 @@
 package workload
 
+import "github.com/ktstr-go/ktstr/internal/hist"
+
 // Stats are one worker's measurements over its measured window: from the
 // moment Spawn released the workers to the moment the worker saw Stop (or
 // could not go on). Durations are nanoseconds. The doc.go table says where
@@ -23,6 +25,15 @@ type Stats struct {
 	// MaxGapNS is the longest wall-clock time between two consecutive
 	// iteration completions (the first gap starts when the window opens).
 	MaxGapNS uint64 `json:"max_gap_ns"`
+	// RateSlices is the number of whole RateSlice slices of the window,
+	// RateCV the coefficient of variation of the iterations completed in
+	// each (0 with fewer than two): how steady the work rate was.
+	RateSlices uint64  `json:"rate_slices"`
+	RateCV     float64 `json:"rate_cv"`
+	// Latency is the histogram of the latency the type measures (wake_latency,
+	// timer_latency; nil for the others), LatencyKind which ("wake", "timer").
+	Latency     *hist.Sparse `json:"latency,omitempty"`
+	LatencyKind string       `json:"latency_kind,omitempty"`
 
 	Migrations uint64 `json:"migrations"`
 	// MigrationsFrom says where Migrations comes from: "sched" (the

@@ -23,11 +23,17 @@ const (
 	NiceSweep     Type = "nice_sweep"
 	AffinityChurn Type = "affinity_churn"
 	Mutex         Type = "mutex"
+	// The latency types (latency_linux.go) record each iteration's
+	// latency in a histogram.
+	WakeLatency  Type = "wake_latency"
+	TimerLatency Type = "timer_latency"
+	OpenLoop     Type = "open_loop"
 )
 
 // Types returns every work type, in the order of the doc.go table.
 func Types() []Type {
-	return []Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex}
+	return []Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex,
+		WakeLatency, TimerLatency, OpenLoop}
 }
 
 // Defaults of the parameters, used where a parameter is zero.
@@ -122,6 +128,9 @@ var uses = map[Type][]string{
 	NiceSweep:     {"loops", "nices"},
 	AffinityChurn: {"loops", "every"},
 	Mutex:         {"loops", "hold_loops", "group_size"},
+	WakeLatency:   {"loops", "sleep_us", "group_size"},
+	TimerLatency:  {"loops", "sleep_us"},
+	OpenLoop:      {"loops", "sleep_us", "group_size"},
 }
 
 // Validate reports the first problem with w: an unknown type, a negative or
@@ -156,8 +165,8 @@ func (w Work) Validate() error {
 			}
 		}
 	}
-	if w.Type == FutexFanout && w.GroupSize == 1 {
-		return fmt.Errorf("%w: futex_fanout group_size = 1, want 0 (default %d) or 2..%d", ErrBadParam, DefaultFanoutGroup, MaxGroupSize)
+	if (w.Type == FutexFanout || w.Type == WakeLatency || w.Type == OpenLoop) && w.GroupSize == 1 {
+		return fmt.Errorf("%w: %s group_size = 1, want 0 (default %d) or 2..%d", ErrBadParam, w.Type, DefaultFanoutGroup, MaxGroupSize)
 	}
 	return nil
 }
@@ -192,6 +201,8 @@ func (w Work) WithDefaults() Work {
 	case Mutex:
 		def(&w.Loops, DefaultMutexLoops)
 		def(&w.HoldLoops, DefaultMutexHold)
+	default:
+		w = w.latencyDefaults()
 	}
 	return w
 }
@@ -203,7 +214,7 @@ func (w Work) groupSize(count int) int {
 	switch w.Type {
 	case Pipe, FutexPingPong:
 		return 2
-	case FutexFanout:
+	case FutexFanout, WakeLatency, OpenLoop:
 		return w.WithDefaults().GroupSize
 	case Mutex:
 		if w.GroupSize == 0 {
@@ -217,7 +228,7 @@ func (w Work) groupSize(count int) int {
 // sharedMemory reports whether the type's workers share a memfd mapping.
 func (w Work) sharedMemory() bool {
 	switch w.Type {
-	case FutexPingPong, FutexFanout, Mutex:
+	case FutexPingPong, FutexFanout, Mutex, WakeLatency, OpenLoop:
 		return true
 	}
 	return false

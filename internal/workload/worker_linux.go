@@ -179,6 +179,8 @@ type worker struct {
 	mask     int
 	stride   int
 	cachePos int
+
+	lat *latency // wake_latency, timer_latency
 }
 
 func newWorker(cfg workerConfig) (*worker, error) {
@@ -278,6 +280,10 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		}
 	case Mutex:
 		w.step = w.mutex
+	case WakeLatency, TimerLatency, OpenLoop:
+		if err := w.setupLatency(); err != nil {
+			return nil, err
+		}
 	}
 	if w.step == nil || (w.shm == nil && cfg.Work.sharedMemory()) {
 		return nil, fmt.Errorf("%s: incomplete worker configuration", cfg.Work.Type)
@@ -372,6 +378,8 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 	w.prog.addCPU(prev)
 	last := start
 	var maxGap time.Duration
+	var rate rateSlices
+	rate.begin(start)
 	for !w.stop.Load() {
 		if !w.step() {
 			break
@@ -382,6 +390,7 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 			maxGap = d
 		}
 		last = now
+		rate.done(now)
 		w.prog.done(st.Iterations, uint64(max(now.Sub(start), 0)), uint64(maxGap))
 		if c := getcpu(); c != prev {
 			st.CPUChanges++
@@ -407,6 +416,10 @@ func (w *worker) run(start time.Time, before snap, serr error) Stats {
 	}
 	st.WallNS = uint64(end.Sub(start))
 	st.MaxGapNS = uint64(maxGap)
+	st.RateSlices, st.RateCV = rate.result()
+	if w.lat != nil {
+		st.Latency, st.LatencyKind = w.lat.h.Sparse(), w.cfg.Work.Type.LatencyKind()
+	}
 	st.CPUs = cpus.list()
 	if d := w.cfg.Domains; d != nil && len(d.Node) > 0 {
 		st.Pages, st.LocalPages = pageLocality(d.Node, st.CPUs)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ktstr-go/ktstr/internal/hist"
 	"os"
 	"path/filepath"
 	"slices"
@@ -240,6 +241,34 @@ func TestWorkTypes(t *testing.T) {
 			}
 		}},
 		{work: Work{Type: Mutex, Loops: 200, HoldLoops: 200}, count: 3},
+		{work: Work{Type: WakeLatency, GroupSize: 3, Loops: 100, SleepUS: 50}, count: 3, check: func(t *testing.T, stats []Stats) {
+			if h := stats[0].Latency; h == nil || h.Count != 0 {
+				t.Errorf("wake_latency message thread: latency %+v, want an empty histogram", h)
+			}
+			for _, s := range stats[1:] {
+				checkLatency(t, s, LatencyWake)
+			}
+		}},
+		{work: Work{Type: OpenLoop, SleepUS: 500, Loops: 1000}, count: 3, check: func(t *testing.T, stats []Stats) {
+			if h := stats[0].Latency; h == nil || h.Count != 0 || stats[0].Iterations == 0 {
+				t.Errorf("open_loop generator: %d iterations, latency %+v; want some and an empty histogram", stats[0].Iterations, h)
+			}
+			served := uint64(0)
+			for _, s := range stats[1:] {
+				checkLatency(t, s, LatencyRequest)
+				served += s.Iterations
+			}
+			// Never more served than issued: one request per 500 µs of
+			// the generator's window at most.
+			if offered := stats[0].WallNS/500000 + 1; served > offered {
+				t.Errorf("open_loop: %d requests served, at most %d offered", served, offered)
+			}
+		}},
+		{work: Work{Type: TimerLatency, SleepUS: 500}, count: 2, check: func(t *testing.T, stats []Stats) {
+			for _, s := range stats {
+				checkLatency(t, s, LatencyTimer)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.work.Type), func(t *testing.T) {
@@ -596,4 +625,21 @@ func TestCountNodePages(t *testing.T) {
 	if pages != 7 || local != 5 {
 		t.Errorf("countNodePages = %d, %d; want 7 anonymous pages, 5 on node 1 (file mappings left out)", pages, local)
 	}
+}
+
+// checkLatency: a latency worker recorded one latency per iteration, in a
+// histogram that survives its trip through the report.
+func checkLatency(t *testing.T, s Stats, kind string) {
+	t.Helper()
+	if s.LatencyKind != kind || s.Latency == nil {
+		t.Fatalf("%s worker %d: latency kind %q, histogram %v", s.Type, s.Index, s.LatencyKind, s.Latency)
+	}
+	h, err := hist.FromSparse(s.Latency)
+	if err != nil {
+		t.Fatalf("%s worker %d: %v", s.Type, s.Index, err)
+	}
+	if h.Count() != s.Iterations || s.Iterations == 0 {
+		t.Errorf("%s worker %d: %d latencies for %d iterations", s.Type, s.Index, h.Count(), s.Iterations)
+	}
+	t.Logf("%s worker %d: %+v", s.Type, s.Index, h.Summarize())
 }

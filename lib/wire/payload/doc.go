@@ -52,13 +52,32 @@
 //	               cpus (int), migrations (u64), worst_spread_pct (float),
 //	               worst_gap_ms (float), total_iterations (u64),
 //	               cross_llc_migrations and cross_node_migrations (u64,
-//	               optional)
+//	               optional), and the performance figures below, the
+//	               whole scenario's (rates added up, latencies merged)
 //	CgroupStats:   name (string), workers (int), cpus (int), iterations
 //	               (u64), migrations (u64), run_ns (u64), wait_ns (u64),
 //	               spread_pct (float), max_gap_ms (float); optional:
 //	               cross_llc_migrations, cross_node_migrations (u64: CPU
 //	               changes across an LLC or node), page_locality (float:
-//	               share of resident pages on the nodes the workers ran on)
+//	               share of resident pages on the nodes the workers ran on),
+//	               and the performance figures
+//	performance:   optional, absent when not measured: iteration_rate
+//	               (float: throughput, iterations per second of each
+//	               worker's window, added up), work_rate (float: the
+//	               slowest worker's iterations per second), throughput_cv
+//	               (float: the largest coefficient of variation of a
+//	               worker's iterations per 100 ms slice), wake_latency,
+//	               timer_latency and request_latency (Latency: the
+//	               wake_latency, timer_latency and open_loop workers'
+//	               histograms merged; request_latency's count over the
+//	               window is the request throughput)
+//	Latency:       count (u64), mean_ns (float), p50_ns, p90_ns, p99_ns,
+//	               p999_ns, max_ns (u64: percentiles of a log-bucketed
+//	               histogram, exact below 128 ns, at most 1/64 above the
+//	               true value; max exact), cv (float: standard deviation
+//	               over mean); optional: sched_wait_ns and sched_slices
+//	               (u64: the recording workers' schedstat run-queue wait
+//	               and times on a CPU, a cross-check of mean_ns)
 //	SchedulerInfo: binary (string), sha256 (string), ops (string),
 //	               enable_seq (i64), attach_ms (float), detached
 //	               (SchedDetach, optional)

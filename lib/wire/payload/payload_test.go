@@ -360,7 +360,7 @@ func TestMeasurementsSorted(t *testing.T) {
 // and in ktstr-wire(5).
 func TestKeysDocumented(t *testing.T) {
 	var keys []string
-	for _, v := range []any{AssertResult{}, Outcome{}, PassDetail{}, ScenarioStats{}, CgroupStats{}, SchedulerInfo{}, SchedDetach{},
+	for _, v := range []any{AssertResult{}, Outcome{}, PassDetail{}, ScenarioStats{}, CgroupStats{}, Latency{}, SchedulerInfo{}, SchedDetach{},
 		PayloadMetrics{}, Metric{}, RawPayloadOutput{}, KernelOpRequest{}, KernelOpEntry{}, Target{}, Value{}, KernelOpReply{}} {
 		info := fieldsOf(reflect.TypeOf(v))
 		for k := range info.byName {
