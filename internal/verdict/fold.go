@@ -104,10 +104,7 @@ func NewFolder(name string, cfg Config) *Folder {
 	}
 	f := &Folder{cfg: cfg, name: name, effects: map[string]int64{}, result: newResultFold(), sched: newSchedFold(), splats: newSplatFold(), end: newEndFold()}
 	f.kernel = newLineLog("dmesg", func(l string) { f.kernelLine("dmesg", l) })
-	f.sched.out.all.onLine = func(l string) {
-		f.sched.out.line(l)
-		f.splats.panicLine("output", l)
-	}
+	f.sched.out.also = func(l string) { f.splats.panicLine("output", l) }
 	return f
 }
 

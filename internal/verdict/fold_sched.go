@@ -1,8 +1,10 @@
 package verdict
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/ktstr-go/ktstr/internal/schedlog"
@@ -262,11 +264,15 @@ type schedLog struct {
 	libbpfErr  string // the first error line of libbpf's (why a load failed)
 	dump       dumpScan
 	dropped    int64 // lines the guest agent said it did not forward
+	// also takes every line that may matter (mayMatter) as text, after
+	// line: the output's "PANIC:" lines.
+	also func(string)
 }
 
 func newSchedLog(name string) *schedLog {
 	s := &schedLog{block: newLineLog(name, nil)}
-	s.all = newLineLog(name, s.line)
+	s.all = newLineLog(name, nil)
+	s.all.onRaw, s.all.scan = s.raw, scanWords
 	s.all.headMax, s.block.headMax = HeadLines, HeadLines
 	return s
 }
@@ -278,19 +284,82 @@ func (s *schedLog) Write(p []byte) {
 	s.all.Write(p)
 }
 
-func (s *schedLog) line(l string) {
+// raw takes one line as the guest's bytes. Most lines of a scheduler's
+// output say nothing line reads: they only go into the block, as bytes.
+// A line that may matter (scanWords found a word in it, or a dump's
+// header came before it) becomes text and goes through line and also.
+func (s *schedLog) raw(b []byte, cut, hot bool) {
+	if !hot && !(s.dump.want && s.dump.body == "") {
+		if s.inBlock {
+			s.block.push(b, cut)
+		}
+		return
+	}
+	l := lineText(b, cut)
+	if s.line(l) {
+		s.block.push(b, cut)
+	}
+	if s.also != nil {
+		s.also(l)
+	}
+}
+
+// scanWords returns where in p the words line and also act on lie: a
+// block marker (SCHED_OUTPUT), the harness's note ("ktstr: "), "EXIT:",
+// "scx_bpf_error", "libbpf: ", "PANIC:" and a dump's header ("triggered
+// exit kind"), each where it lies whole in p (lineLog.scan). Each word is
+// ASCII, and the text of a line (lineText) keeps the guest's ASCII bytes
+// where they were, so a line whose bytes hold none of them has none in
+// its text either. Each is found by a letter rare in a scheduler's
+// output (X, P, O, k, b), checked on the spot: a search per word would
+// read every byte seven times.
+func scanWords(p []byte, dst []int) []int {
+	for _, a := range []byte("XPOkb") {
+		for i := 0; i < len(p); i++ {
+			j := bytes.IndexByte(p[i:], a)
+			if j < 0 {
+				break
+			}
+			i += j
+			if wordAt(p, i) {
+				dst = append(dst, i)
+			}
+		}
+	}
+	slices.Sort(dst)
+	return dst
+}
+
+// wordAt reports whether one of scanWords' words holds the letter p[i].
+func wordAt(p []byte, i int) bool {
+	at := func(back int, w string) bool { return i >= back && bytes.HasPrefix(p[i-back:], []byte(w)) }
+	switch p[i] {
+	case 'X':
+		return at(2, "EXIT:")
+	case 'P':
+		return at(0, "PANIC:")
+	case 'O':
+		return at(6, "SCHED_OUTPUT")
+	case 'k':
+		return at(0, "ktstr: ") || at(15, "triggered exit kind")
+	case 'b':
+		return at(4, "scx_bpf_error") || at(2, "libbpf: ")
+	}
+	return false
+}
+
+// line reads one line of text; it reports whether the line belongs to
+// the current SCHED_OUTPUT block (the markers do not).
+func (s *schedLog) line(l string) bool {
 	t := strings.TrimSpace(l)
 	switch {
 	case t == schedlog.Start:
 		s.inBlock, s.sawStart = true, true
 		s.block.reset()
-		return
+		return false
 	case t == schedlog.End:
 		s.inBlock = false
-		return
-	}
-	if s.inBlock {
-		s.block.push(l)
+		return false
 	}
 	stream, t := schedlog.Split(t)
 	t = strings.TrimSpace(t)
@@ -298,7 +367,7 @@ func (s *schedLog) line(l string) {
 		if n, ok := schedlog.ParseDropped(t); ok {
 			s.dropped = n
 		}
-		return // the harness's own note, not the scheduler's output
+		return s.inBlock // the harness's own note, not the scheduler's output
 	}
 	if i := strings.Index(t, "EXIT:"); i >= 0 {
 		s.exitLine = t[i:]
@@ -310,6 +379,7 @@ func (s *schedLog) line(l string) {
 		s.libbpfErr = t
 	}
 	s.dump.line(t)
+	return s.inBlock
 }
 
 func (s *schedLog) log(n int) *Log {
