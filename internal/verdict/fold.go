@@ -115,7 +115,7 @@ func Fold(name string, cfg Config, r io.Reader) *Folder {
 	f := NewFolder(name, cfg)
 	rd := record.NewReader(r)
 	for {
-		rec, err := rd.Read()
+		rec, err := rd.ReadShared() // Add keeps no record and no payload
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -128,7 +128,8 @@ func Fold(name string, cfg Config, r io.Reader) *Folder {
 	return f
 }
 
-// Add folds one record.
+// Add folds one record. It keeps neither r nor its byte slices, which
+// may be reused once it returns (record.Reader.ReadShared).
 func (f *Folder) Add(r *record.Record) {
 	c := &f.c
 	c.Records++

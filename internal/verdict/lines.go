@@ -50,6 +50,7 @@ type lineLog struct {
 	// none.
 	scan    func(p []byte, dst []int) []int
 	hot     []int // scan's positions in the current Write
+	hotLine []int // scan's positions in a line gathered in partial
 	done    bool
 	incompl bool
 	headMax int      // first lines to keep besides the tail; 0: none
@@ -136,8 +137,8 @@ func (l *lineLog) emitPartial() {
 	l.partial, l.cut = l.partial[:0], false
 	hot := false
 	if l.scan != nil {
-		l.hot = l.scan(b, l.hot[:0])
-		hot = len(l.hot) > 0
+		l.hotLine = l.scan(b, l.hotLine[:0]) // not hot: Write is still reading it
+		hot = len(l.hotLine) > 0
 	}
 	l.emit(b, cut, hot)
 }
