@@ -289,7 +289,7 @@ func (s *schedLog) Write(p []byte) {
 // A line that may matter (scanWords found a word in it, or a dump's
 // header came before it) becomes text and goes through line and also.
 func (s *schedLog) raw(b []byte, cut, hot bool) {
-	if !hot && !(s.dump.want && s.dump.body == "") {
+	if !hot && !(s.dump.want && s.dump.body == "") && !everyLineMatters {
 		if s.inBlock {
 			s.block.push(b, cut)
 		}
@@ -304,17 +304,24 @@ func (s *schedLog) raw(b []byte, cut, hot bool) {
 	}
 }
 
+// everyLineMatters turns the scan off: every line goes through line, as
+// text. Tests set it to fold the slow way for reference.
+var everyLineMatters = false
+
 // scanWords returns where in p the words line and also act on lie: a
 // block marker (SCHED_OUTPUT), the harness's note ("ktstr: "), "EXIT:",
 // "scx_bpf_error", "libbpf: ", "PANIC:" and a dump's header ("triggered
 // exit kind"), each where it lies whole in p (lineLog.scan). Each word is
 // ASCII, and the text of a line (lineText) keeps the guest's ASCII bytes
 // where they were, so a line whose bytes hold none of them has none in
-// its text either. Each is found by a letter rare in a scheduler's
-// output (X, P, O, k, b), checked on the spot: a search per word would
-// read every byte seven times.
+// its text either. The words are found by four letters rare in a
+// scheduler's output, which between them are in every word (X: EXIT; P:
+// PANIC, OUTPUT; k: ktstr, kind; b: bpf), each checked on the spot by
+// its neighbour first: a search per word would read every byte seven
+// times, and a common letter (':', '_') would stop the search on every
+// line.
 func scanWords(p []byte, dst []int) []int {
-	for _, a := range []byte("XPOkb") {
+	for _, a := range [...]byte{'X', 'P', 'k', 'b'} {
 		for i := 0; i < len(p); i++ {
 			j := bytes.IndexByte(p[i:], a)
 			if j < 0 {
@@ -332,18 +339,23 @@ func scanWords(p []byte, dst []int) []int {
 
 // wordAt reports whether one of scanWords' words holds the letter p[i].
 func wordAt(p []byte, i int) bool {
-	at := func(back int, w string) bool { return i >= back && bytes.HasPrefix(p[i-back:], []byte(w)) }
+	at := func(back int, w string) bool { return i >= back && len(p)-(i-back) >= len(w) && string(p[i-back:i-back+len(w)]) == w }
+	prev, next := byte(0), byte(0)
+	if i > 0 {
+		prev = p[i-1]
+	}
+	if i+1 < len(p) {
+		next = p[i+1]
+	}
 	switch p[i] {
 	case 'X':
-		return at(2, "EXIT:")
+		return prev == 'E' && at(1, "EXIT:")
 	case 'P':
-		return at(0, "PANIC:")
-	case 'O':
-		return at(6, "SCHED_OUTPUT")
+		return next == 'A' && at(0, "PANIC:") || prev == 'T' && at(9, "SCHED_OUTPUT")
 	case 'k':
-		return at(0, "ktstr: ") || at(15, "triggered exit kind")
+		return next == 't' && at(0, "ktstr: ") || prev == ' ' && at(15, "triggered exit kind")
 	case 'b':
-		return at(4, "scx_bpf_error") || at(2, "libbpf: ")
+		return next == 'p' && (at(4, "scx_bpf_error") || at(3, "libbpf: "))
 	}
 	return false
 }
