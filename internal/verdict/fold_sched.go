@@ -339,7 +339,9 @@ func scanWords(p []byte, dst []int) []int {
 
 // wordAt reports whether one of scanWords' words holds the letter p[i].
 func wordAt(p []byte, i int) bool {
-	at := func(back int, w string) bool { return i >= back && len(p)-(i-back) >= len(w) && string(p[i-back:i-back+len(w)]) == w }
+	at := func(back int, w string) bool {
+		return i >= back && len(p)-(i-back) >= len(w) && string(p[i-back:i-back+len(w)]) == w
+	}
 	prev, next := byte(0), byte(0)
 	if i > 0 {
 		prev = p[i-1]
