@@ -39,6 +39,10 @@ import (
 //	                       the guest agent's labelled form) or binary
 //	                       (random bytes); scripts/bench-dispatch and
 //	                       scripts/bench-verdict use it
+//	framestamp TAG FILE    copy frames from stdin to stdout as they come
+//	                       and write the wall-clock time (ns since the
+//	                       epoch) at which the first frame of type TAG
+//	                       passed to FILE; scripts/bench-run-end uses it
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		name:           func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
@@ -46,6 +50,7 @@ func TestMain(m *testing.M) {
 		"records2json": func() { os.Exit(helper(records2json)) },
 		"ctlserver":    func() { os.Exit(helper(ctlserver)) },
 		"genframes":    func() { os.Exit(helper(genframes)) },
+		"framestamp":   func() { os.Exit(helper(framestamp)) },
 	})
 }
 
@@ -115,6 +120,30 @@ func genframes(args []string) error {
 		}
 	}
 	return w.Flush()
+}
+
+func framestamp(args []string) error {
+	if len(args) != 2 || len(args[0]) != 4 {
+		return fmt.Errorf("usage: framestamp TAG FILE")
+	}
+	want := wire.Type(binary.BigEndian.Uint32([]byte(args[0]))) // "EXIT" is 0x45584954
+	d := wire.NewDecoder(io.TeeReader(os.Stdin, os.Stdout))
+	for {
+		f, err := d.Decode()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			_, err = io.Copy(os.Stdout, os.Stdin) // pass the rest on as it is
+			return err
+		}
+		if f.Type == want {
+			if err := os.WriteFile(args[1], []byte(strconv.FormatInt(time.Now().UnixNano(), 10)+"\n"), 0o644); err != nil {
+				return err
+			}
+			want = 0 // the first one only
+		}
+	}
 }
 
 func records2json(args []string) error {
