@@ -193,6 +193,10 @@ func (a *agent) run() {
 		a.runHostile()
 		return
 	}
+	if len(a.cfg.Exec) > 0 {
+		a.runExec()
+		return
+	}
 	a.send(wire.TypeSysRdy, nil)
 	if !a.host {
 		if k, ok := kernAddrs(); ok {
