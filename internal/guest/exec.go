@@ -141,4 +141,3 @@ func (a *agent) exit(code int) {
 		poweroff()
 	}
 }
-

@@ -52,7 +52,7 @@ type Config struct {
 	// interactive guest (ktstr-boot --shell); COM2 then gets nothing. Its
 	// escape is QEMU's mux: Ctrl-A x ends the VM.
 	COM2Stdio bool
-	Stderr     *os.File
+	Stderr    *os.File
 	// Introspect backs the guest's RAM with memfds this package maps
 	// (WithRAM) and drives QEMU over QMP (Freeze, Thaw, Registers).
 	Introspect bool
