@@ -96,6 +96,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		default:
 			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", vmm)
 		}
+		interactive := c.IsSet("exec") || c.Bool("shell")
+		switch {
+		case c.IsSet("exec") && c.Bool("shell"):
+			return cli.Usagef("--exec and --shell both given: one command or a shell")
+		case interactive && c.IsSet("scenario"):
+			return cli.Usagef("--scenario with --exec or --shell: the command replaces the scenario")
+		case interactive && c.IsSet("hostile"):
+			return cli.Usagef("--hostile with --exec or --shell")
+		case interactive && c.String("vmm") == "host":
+			return cli.Usagef("--exec and --shell run in a VM, not with --vmm host")
+		case c.Bool("shell") && c.String("vmm") == "own":
+			return cli.Usagef("--shell needs a QEMU backend (--vmm qemu or qemu-kvm): the own VMM takes no terminal input")
+		}
 		shape, memory, err := machineShape(c)
 		if err != nil {
 			return err
@@ -110,19 +123,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Timeout: c.Duration("timeout"), Topology: shape, MemoryMB: memory,
 			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
 			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
-		}
-		interactive := c.IsSet("exec") || c.Bool("shell")
-		switch {
-		case c.IsSet("exec") && c.Bool("shell"):
-			return cli.Usagef("--exec and --shell both given: one command or a shell")
-		case interactive && c.IsSet("scenario"):
-			return cli.Usagef("--scenario with --exec or --shell: the command replaces the scenario")
-		case interactive && c.IsSet("hostile"):
-			return cli.Usagef("--hostile with --exec or --shell")
-		case interactive && cfg.VMM == "host":
-			return cli.Usagef("--exec and --shell run in a VM, not with --vmm host")
-		case c.Bool("shell") && cfg.VMM == "own":
-			return cli.Usagef("--shell needs a QEMU backend (--vmm qemu or qemu-kvm): the own VMM takes no terminal input")
 		}
 		if c.Bool("shell") && !c.IsSet("timeout") {
 			cfg.Timeout = boot.MaxTimeout // a shell lasts as long as its user
