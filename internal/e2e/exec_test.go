@@ -6,8 +6,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
+
+// lockedBuffer is a bytes.Buffer a command writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // bootExec runs ktstr-boot --exec CMD on QEMU and returns its status,
 // stdout and stderr.
@@ -51,5 +71,39 @@ func TestExecWithScheduler(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "EXIT: unregistered from user space") {
 		t.Errorf("the scheduler's output is not on stderr:\n%s", r.stderr)
+	}
+}
+
+// TestShell: ktstr-boot --shell gives a shell on the second serial port
+// through QEMU's stdio: what is typed runs in the guest (busybox's
+// applets installed when the host has busybox), and the shell's exit
+// status is ktstr-boot's. Here the "terminal" is a pipe, which QEMU
+// reads the same way.
+func TestShell(t *testing.T) {
+	k := needVM(t)
+	cmd := exec.Command(filepath.Join(binDir, "ktstr-boot"), "--vmm", "qemu", "--kernel", k, "--shell")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = pr
+	var out lockedBuffer
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	// Typed once the shell is up: what comes before, the tty echoes and
+	// the shell never reads.
+	for deadline := time.Now().Add(3 * time.Minute); !strings.Contains(out.String(), "ktstr# ") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pw.WriteString("echo answer=$((6*7)); cat /sys/kernel/sched_ext/state; exit 7\n")
+	status := exitStatus(t, cmd.Wait())
+	pw.Close()
+	if status != 7 || !strings.Contains(out.String(), "answer=42") {
+		t.Errorf("status %d, want 7 and answer=42 in the output\nstdout:\n%s\nstderr:\n%s", status, out.String(), errb.String())
 	}
 }
