@@ -296,8 +296,12 @@ func Start(c Config) (*VM, error) {
 		}
 		closeAll(rs[:]) // ends a copy still waiting
 		<-copied
-		vm.release()
+		// Done before the RAM is unmapped: freeing the guest's pages
+		// takes milliseconds that the end of the run need not wait for,
+		// and nothing can reach them once retire returns.
+		ram := vm.retire()
 		close(vm.done)
+		unmap(ram)
 	}()
 	return vm, nil
 }
@@ -373,15 +377,24 @@ func memfd(name string, size uint64) (*os.File, []byte, error) {
 }
 
 // release unmaps the RAM once no WithRAM call holds it, and closes QMP.
-func (vm *VM) release() {
+func (vm *VM) release() { unmap(vm.retire()) }
+
+// retire makes the guest's RAM unreachable (WithRAM answers ErrReleased
+// from now on) and closes QMP; it returns the mappings, for unmap.
+func (vm *VM) retire() [][]byte {
 	vm.memMu.Lock()
 	defer vm.memMu.Unlock()
-	for _, m := range vm.ram {
-		unix.Munmap(m)
-	}
+	ram := vm.ram
 	vm.ram, vm.ranges = nil, nil
 	if vm.qmp != nil {
 		vm.qmp.Close()
+	}
+	return ram
+}
+
+func unmap(ram [][]byte) {
+	for _, m := range ram {
+		unix.Munmap(m)
 	}
 }
 
