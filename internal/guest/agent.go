@@ -112,6 +112,7 @@ func Main() {
 		poweroff()
 	}()
 	mountAll()
+	kmsgNote("up")
 	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
 		a.log = f
 	}
@@ -199,6 +200,7 @@ func (a *agent) run() {
 	}
 	a.send(wire.TypeSysRdy, nil)
 	if !a.host {
+		kmsgNote("SRDY sent")
 		if k, ok := kernAddrs(); ok {
 			a.send(wire.TypeKernAddrs, wire.AppendKernAddrs(nil, k))
 		}
