@@ -168,10 +168,11 @@ func (d *Decoder) Peek() (Family, byte, error) {
 }
 
 // window returns the next n bytes without consuming them, from the
-// buffer or from the stream's read buffer (n is at most 9, a header):
-// io.ErrUnexpectedEOF when the input ends first. It reads no more than
-// n bytes from a stream, so that a value at the end of what a pipe has
-// delivered so far never waits for the next one.
+// buffer or from the stream's read buffer (n is at most its size):
+// io.ErrUnexpectedEOF when the input ends first. The bytes are valid
+// until the next call. It waits for no more than n bytes of a stream,
+// so that a value at the end of what a pipe has delivered so far never
+// waits for the next one.
 //
 // Headers are read here rather than through the library's Decode*
 // calls: each of those reads byte by byte through io.ByteScanner, which

@@ -377,7 +377,7 @@ func decodeMsgpackKeys(d *msgp.Decoder, r *Record) (seen, error) {
 			continue
 		}
 		if err := set(fields[i].ptr(r), mpValue{d}); err != nil {
-			return s, fmt.Errorf("key %q: %w", k, err)
+			return s, fmt.Errorf("key %q: %w", fields[i].key, err) // k's bytes are gone: set read on
 		}
 	}
 	d.Leave()
