@@ -65,10 +65,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
 		&ucli.BoolFlag{Name: "allow-software-kvm", Usage: "let --vmm own run on a software KVM (PVM) that cannot boot a stock kernel, for a guest program"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
+		&ucli.StringFlag{Name: "exec", Aliases: []string{"e"}, Usage: "run `CMD` in the guest instead of a scenario (scheduler attached first, if given): its output on stdout, the scheduler's on stderr, its exit status ktstr-boot's"},
+		&ucli.BoolFlag{Name: "shell", Usage: "an interactive shell in the guest on this terminal instead of a scenario (busybox if the host has it, else sh; $KTSTR_SHELL picks another); Ctrl-A x ends the VM"},
 		&ucli.StringFlag{Name: "hostile", Usage: "test mode: the agent is a hostile guest that runs these `attacks` instead of the scenario (all, or some of " + strings.Join(guest.HostileAttacks(), ",") + ")"},
 	}
 	app.Before = cli.NoArgs
 	app.Action = func(c *ucli.Context) error {
+		// --exec and --shell: the command's exit status, not the run's.
+		var exitStatus func(boot.Result) (int, error)
 		if c.Bool("list-scenarios") {
 			var lines []string
 			for _, n := range scenario.Names() {
@@ -92,6 +96,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		default:
 			return cli.Usagef("--vmm %q: want auto, own, qemu, qemu-kvm or host", vmm)
 		}
+		interactive := c.IsSet("exec") || c.Bool("shell")
+		switch {
+		case c.IsSet("exec") && c.Bool("shell"):
+			return cli.Usagef("--exec and --shell both given: one command or a shell")
+		case interactive && c.IsSet("scenario"):
+			return cli.Usagef("--scenario with --exec or --shell: the command replaces the scenario")
+		case interactive && c.IsSet("hostile"):
+			return cli.Usagef("--hostile with --exec or --shell")
+		case interactive && c.String("vmm") == "host":
+			return cli.Usagef("--exec and --shell run in a VM, not with --vmm host")
+		case c.Bool("shell") && c.String("vmm") == "own":
+			return cli.Usagef("--shell needs a QEMU backend (--vmm qemu or qemu-kvm): the own VMM takes no terminal input")
+		}
 		shape, memory, err := machineShape(c)
 		if err != nil {
 			return err
@@ -106,6 +123,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Timeout: c.Duration("timeout"), Topology: shape, MemoryMB: memory,
 			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
 			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
+		}
+		if c.Bool("shell") && !c.IsSet("timeout") {
+			cfg.Timeout = boot.MaxTimeout // a shell lasts as long as its user
 		}
 		for _, f := range []string{"timeout", "attach-timeout"} {
 			if d := c.Duration(f); (f == "timeout" || c.IsSet(f)) && (d <= 0 || d > boot.MaxTimeout) {
@@ -158,6 +178,44 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Guest.SchedArgs = c.StringSlice("sched-arg")
 		} else if len(c.StringSlice("sched-arg")) > 0 {
 			return cli.Usagef("--sched-arg needs --scheduler")
+		}
+		if interactive {
+			var files []boot.File
+			var argv []string
+			if c.Bool("shell") {
+				files, argv, err = boot.ShellCommand(os.Getenv("KTSTR_SHELL"))
+			} else if argv, err = boot.SplitCommand(c.String("exec")); err == nil {
+				files, argv, err = boot.CommandFiles(argv)
+			}
+			for _, f := range files {
+				added := false
+				if err == nil {
+					added, err = layout.AddShared(f) // its libraries may be the scheduler's
+				}
+				if added && err == nil {
+					cfg.Files = append(cfg.Files, f)
+				}
+			}
+			if err != nil {
+				if c.Bool("shell") {
+					return cli.Usagef("--shell: %v", err)
+				}
+				return cli.Usagef("--exec: %v", err)
+			}
+			cfg.Guest.Exec, cfg.Guest.Shell, cfg.Guest.Term = argv, c.Bool("shell"), os.Getenv("TERM")
+			cfg.Guest.Scenario, cfg.Guest.ScenarioJSON, cfg.Monitor = "", nil, nil
+			frames := &boot.Frames{Sched: stderr}
+			cfg.Frames, cfg.Shell = frames, c.Bool("shell")
+			if !cfg.Shell {
+				cfg.COM2Out = stdout
+			}
+			exitStatus = func(res boot.Result) (int, error) {
+				code, ok := frames.ExitCode()
+				if !ok {
+					return boot.ExitVMM, fmt.Errorf("the VM ended (%v%s) before the command's exit status came back", res.Reason, detailOf(res))
+				}
+				return int(uint8(code)), nil
+			}
 		}
 		for _, inc := range c.StringSlice("include") {
 			f, err := boot.IncludeFile(inc)
@@ -228,10 +286,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		code := res.ExitCode()
 		if err != nil {
 			code = boot.ExitVMM
+		} else if exitStatus != nil {
+			code, err = exitStatus(res)
+		}
+		failed := code != 0
+		if exitStatus != nil {
+			failed = err != nil // the command's own status is not the run's
 		}
 		switch {
 		case !temp:
-		case code != 0:
+		case failed:
 			cli.Errorf(stderr, name, "run directory %s kept: the run failed", dir)
 		case c.Bool("keep"):
 			cli.Errorf(stderr, name, "run directory %s kept (--keep)", dir)
@@ -249,6 +313,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return nil
 	}
 	return cli.Run(app, args, stderr)
+}
+
+// detailOf is a result's detail for a message, "" when it has none.
+func detailOf(res boot.Result) string {
+	if res.Detail == "" {
+		return ""
+	}
+	return ": " + res.Detail
 }
 
 // writeList writes a listing to stdout. A reader that has gone (| head

@@ -31,9 +31,18 @@ import (
 //	                       exit when the first client hangs up
 //	status N CMD [ARG...]  run CMD with this stdin, stdout and stderr and
 //	                       fail unless it exits with status N
-//	genframes BYTES SIZE   write BYTES of SIZE-byte SOUT frames (header
-//	                       included) to stdout, each payload different;
-//	                       scripts/bench-dispatch uses it
+//	genframes BYTES SIZE [KIND]
+//	                       write BYTES of SIZE-byte SOUT frames (header
+//	                       included) to stdout, each payload different:
+//	                       KIND text (the default: letters, no newline),
+//	                       lines (lines like a scheduler's statistics in
+//	                       the guest agent's labelled form) or binary
+//	                       (random bytes); scripts/bench-dispatch and
+//	                       scripts/bench-verdict use it
+//	framestamp TAG FILE    copy frames from stdin to stdout as they come
+//	                       and write the wall-clock time (ns since the
+//	                       epoch) at which the first frame of type TAG
+//	                       passed to FILE; scripts/bench-run-end uses it
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		name:           func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
@@ -41,6 +50,7 @@ func TestMain(m *testing.M) {
 		"records2json": func() { os.Exit(helper(records2json)) },
 		"ctlserver":    func() { os.Exit(helper(ctlserver)) },
 		"genframes":    func() { os.Exit(helper(genframes)) },
+		"framestamp":   func() { os.Exit(helper(framestamp)) },
 	})
 }
 
@@ -58,14 +68,27 @@ func helper(f func(args []string) error) int {
 }
 
 func genframes(args []string) error {
-	if len(args) != 2 {
-		return fmt.Errorf("usage: genframes BYTES SIZE")
+	if len(args) != 2 && len(args) != 3 {
+		return fmt.Errorf("usage: genframes BYTES SIZE [text|lines|binary]")
 	}
 	total, err1 := strconv.ParseInt(args[0], 0, 64)
 	size, err2 := strconv.Atoi(args[1])
 	if err1 != nil || err2 != nil || size < wire.HeaderSize+8 || size > wire.HeaderSize+wire.MaxPayload {
 		return fmt.Errorf("genframes: bad BYTES or SIZE")
 	}
+	kind := "text"
+	if len(args) == 3 {
+		kind = args[2]
+	}
+	x := uint64(0x9e3779b97f4a7c15)
+	rnd := func() uint64 { // xorshift64
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return x
+	}
+	var lines []byte // kind lines: the text the payloads are cut from
+	line := 0
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
 	p := make([]byte, size-wire.HeaderSize)
 	for i := range p {
@@ -73,13 +96,54 @@ func genframes(args []string) error {
 	}
 	var frame []byte
 	for i := int64(0); (i+1)*int64(size) <= total; i++ {
-		binary.LittleEndian.PutUint64(p, uint64(i))
+		switch kind {
+		case "text":
+			binary.LittleEndian.PutUint64(p, uint64(i))
+		case "lines":
+			for len(lines) < len(p) {
+				lines = fmt.Appendf(lines, "[%5d.%06d] stdout: scx_demo: cpu %2d load %3d.%02d nr_queued %4d slice_us %5d vtime %d\n",
+					line/1000, line%1000*1000, rnd()%64, rnd()%1000, rnd()%100, rnd()%5000, rnd()%20000, rnd())
+				line++
+			}
+			n := copy(p, lines)
+			lines = append(lines[:0], lines[n:]...)
+		case "binary":
+			for j := 0; j+8 <= len(p); j += 8 {
+				binary.LittleEndian.PutUint64(p[j:], rnd())
+			}
+		default:
+			return fmt.Errorf("genframes: KIND %q: want text, lines or binary", kind)
+		}
 		frame = wire.AppendFrame(frame[:0], wire.TypeStdout, p)
 		if _, err := w.Write(frame); err != nil {
 			return err
 		}
 	}
 	return w.Flush()
+}
+
+func framestamp(args []string) error {
+	if len(args) != 2 || len(args[0]) != 4 {
+		return fmt.Errorf("usage: framestamp TAG FILE")
+	}
+	want := wire.Type(binary.BigEndian.Uint32([]byte(args[0]))) // "EXIT" is 0x45584954
+	d := wire.NewDecoder(io.TeeReader(os.Stdin, os.Stdout))
+	for {
+		f, err := d.Decode()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			_, err = io.Copy(os.Stdout, os.Stdin) // pass the rest on as it is
+			return err
+		}
+		if f.Type == want {
+			if err := os.WriteFile(args[1], []byte(strconv.FormatInt(time.Now().UnixNano(), 10)+"\n"), 0o644); err != nil {
+				return err
+			}
+			want = 0 // the first one only
+		}
+	}
 }
 
 func records2json(args []string) error {

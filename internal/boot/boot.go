@@ -50,6 +50,16 @@ type Config struct {
 	Verbose    bool   // kernel messages on the console
 	Self       string // the binary to use as /init (default: this executable)
 	Log        func(format string, args ...any)
+
+	// A run ktstr-boot watches itself (--exec, --shell). COM2Out also
+	// gets COM2's output (the command's). Shell makes COM2 the terminal
+	// of ktstr-boot's own stdin and stdout instead (QEMU backends only).
+	// Frames, when set, gets the region's frames: Run drains the region
+	// itself while the VM runs, and returns once the drain has read the
+	// last frame, so no other reader may drain it.
+	COM2Out io.Writer
+	Shell   bool
+	Frames  io.Writer
 }
 
 // Bounds of the numbers on ktstr-boot's command line.
@@ -230,6 +240,15 @@ func Run(cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("unknown --vmm %q", cfg.VMM)
 	}
 
+	if cfg.Shell && backend != "qemu" {
+		if cfg.VMM != "auto" && cfg.VMM != "" {
+			return Result{}, fmt.Errorf("--shell needs a QEMU backend (--vmm qemu or qemu-kvm), not %s", backend)
+		}
+		backend, qc.KVM = "qemu", true // the own VMM has no serial input: QEMU with KVM
+		logf("backend: qemu with KVM (--shell: the own VMM takes no terminal input)")
+	}
+	qc.COM2Stdio = cfg.Shell
+
 	// The control socket exists before the region, so a reader that waits
 	// for the region can connect at once; replies wait in the handler's
 	// queue until the region exists.
@@ -274,19 +293,23 @@ func Run(cfg Config) (Result, error) {
 	con, com := newCapLog(conf, ConsoleHead, ConsoleTail), newCapLog(comf, ConsoleHead, ConsoleTail)
 	defer con.Close()
 	defer com.Close()
+	var com2 io.Writer = com
+	if cfg.COM2Out != nil {
+		com2 = io.MultiWriter(com, cfg.COM2Out)
+	}
 	var vm machine
 	switch backend {
 	case "host":
-		vm, err = startHost(cfg.Guest, region, regionPath, con, com)
+		vm, err = startHost(cfg.Guest, region, regionPath, con, com2)
 		h.ins.attach(backend, nil)
 	case "own-vmm":
 		var o *ownVM
-		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com); err == nil {
+		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com2); err == nil {
 			vm = o
 			h.ins.attach(backend, ownTarget{o.vm})
 		}
 	default:
-		qc.Console, qc.COM2 = con, com
+		qc.Console, qc.COM2 = con, com2
 		var q *qemu.VM
 		if q, err = qemu.Start(qc); err == nil {
 			vm = q
@@ -299,6 +322,18 @@ func Run(cfg Config) (Result, error) {
 		return res, err
 	}
 
+	if cfg.Frames != nil {
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			if _, err := drain.Run(region, cfg.Frames, drain.Options{Follow: true}); err != nil {
+				logf("reading the region: %v", err)
+			}
+		}()
+		// After MarkClosed (deferred calls run last first): the drain
+		// reads to the end, then the region is unmapped.
+		defer func() { <-drained }()
+	}
 	sampler := startNoise(backend, vm)
 	if cfg.Monitor != nil {
 		h.ins.startMonitor(*cfg.Monitor, start)

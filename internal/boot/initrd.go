@@ -35,7 +35,10 @@ const (
 // read: each must take a name of its own, not one of ktstr-boot's members
 // (/init, /ktstr/config.json, /dev/console, ...) nor another file's, nor
 // a directory's, nor one under a file.
-type Layout struct{ tree *initramfs.Tree }
+type Layout struct {
+	tree *initramfs.Tree
+	src  map[string]string // each extra file's source, by name
+}
 
 // NewLayout returns a layout holding ktstr-boot's own members.
 func NewLayout() *Layout {
@@ -46,7 +49,7 @@ func NewLayout() *Layout {
 	for _, f := range []string{consolePath, initPath, guest.ConfigPath} {
 		t.File(f)
 	}
-	return &Layout{tree: t}
+	return &Layout{tree: t, src: map[string]string{}}
 }
 
 // Add takes the name f.Dst, or says why it cannot.
@@ -54,7 +57,18 @@ func (l *Layout) Add(f File) error {
 	if _, _, err := l.tree.File(f.Dst); err != nil {
 		return fmt.Errorf("%s: %w", f.Dst, err)
 	}
+	l.src[f.Dst] = f.Src
 	return nil
+}
+
+// AddShared is Add for a library two binaries share: the same source
+// under the same name is taken once (it reports false the second time),
+// a different one is refused as Add refuses it.
+func (l *Layout) AddShared(f File) (bool, error) {
+	if src, ok := l.src[f.Dst]; ok && src == f.Src {
+		return false, nil
+	}
+	return true, l.Add(f)
 }
 
 // BuildInitramfs writes the initramfs to f: self as /init, the

@@ -205,3 +205,45 @@ func TestReplyFailuresLoggedOnce(t *testing.T) {
 		t.Errorf("%d log lines for %d failed replies, want at most 2; the first: %q", len(log.lines), n, first)
 	}
 }
+
+// TestWatchEndsADoneGuest: a VM whose agent marked itself done is
+// stopped without waiting for it to power off, and the run ends as a
+// poweroff; a host-mode agent is left to end by itself.
+func TestWatchEndsADoneGuest(t *testing.T) {
+	for _, backend := range []string{"qemu", "host"} {
+		region, _ := testRegion(t)
+		h := newHandler(backend, func(string, ...any) {})
+		h.attach(region)
+		vm := newFakeVM()
+		got := make(chan Result, 1)
+		go func() { got <- h.watch(vm, time.Now(), time.Hour) }()
+		region.SetGuestState(shm.GuestDone)
+		wait := hangGuard // the VM is stopped long before
+		if backend == "host" {
+			wait = 20 * doneCheck // nothing happens: how long it is looked for does not matter
+		}
+		select {
+		case res := <-got:
+			if backend == "host" {
+				t.Errorf("host: watch = %v before the agent ended, want it to wait", res.Reason)
+			} else if res.Reason != wire.EndPoweroff {
+				t.Errorf("%s: watch = %v (%s), want poweroff", backend, res.Reason, res.Detail)
+			}
+		case <-time.After(wait):
+			vm.end()
+			res := <-got
+			if backend != "host" {
+				t.Fatalf("%s: a done guest was not stopped in %v", backend, wait)
+			}
+			if res.Reason != 0 {
+				t.Errorf("host: watch = %v after the agent ended, want 0 (classified later)", res.Reason)
+			}
+		}
+		select {
+		case <-vm.Done():
+		default:
+			t.Errorf("%s: the VM still runs", backend)
+		}
+		h.Close()
+	}
+}

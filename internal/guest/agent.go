@@ -84,6 +84,12 @@ type agent struct {
 	scdxOnce sync.Once
 	done     chan struct{} // closed when the result and the exit code went out
 	doneOnce sync.Once
+	// offAtFinish: the agent is the VM's init, and powers it off as soon
+	// as the exit code is out. Nothing after it reaches the host, and the
+	// clean-up a host-mode agent owes its host (cgroups removed, processes
+	// waited for) only delays the end of the run in a VM that is about to
+	// stop.
+	offAtFinish bool
 }
 
 func (a *agent) logf(format string, args ...any) {
@@ -98,7 +104,7 @@ func (a *agent) logf(format string, args ...any) {
 // Main is the agent as the guest's /init. It never returns: it powers the
 // VM off.
 func Main() {
-	a := &agent{spawn: spawnWorkload, done: make(chan struct{})}
+	a := &agent{spawn: spawnWorkload, done: make(chan struct{}), offAtFinish: true}
 	defer func() {
 		if r := recover(); r != nil {
 			a.crash(fmt.Sprintf("%v\n%s", r, debug.Stack()))
@@ -106,6 +112,7 @@ func Main() {
 		poweroff()
 	}()
 	mountAll()
+	kmsgNote("up")
 	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
 		a.log = f
 	}
@@ -187,8 +194,13 @@ func (a *agent) run() {
 		a.runHostile()
 		return
 	}
+	if len(a.cfg.Exec) > 0 {
+		a.runExec()
+		return
+	}
 	a.send(wire.TypeSysRdy, nil)
 	if !a.host {
+		kmsgNote("SRDY sent")
 		if k, ok := kernAddrs(); ok {
 			a.send(wire.TypeKernAddrs, wire.AppendKernAddrs(nil, k))
 		}
@@ -430,6 +442,9 @@ func (a *agent) finish(res *payload.AssertResult, dead *scheduler) {
 		a.region.SetGuestState(shm.GuestDone)
 	}
 	a.doneOnce.Do(func() { close(a.done) })
+	if a.offAtFinish {
+		poweroff()
+	}
 }
 
 // crash reports a Go panic in the agent: CRSH with the text, and

@@ -34,6 +34,15 @@ type Config struct {
 	// Hostile, when set, makes the agent a hostile guest that runs these
 	// attacks instead of the scenario (ParseHostile, hostile.go).
 	Hostile []string `json:"hostile,omitempty"`
+	// Exec, when set, makes the agent run this command (Exec[0] a path in
+	// the guest) instead of a scenario, once the scheduler, if any, has
+	// attached: its output goes to the second serial port (COM2) and its
+	// exit status is the EXIT frame's code (ktstr-boot --exec). Shell
+	// makes it interactive: COM2 is its controlling terminal, TERM its
+	// terminal type (ktstr-boot --shell). See exec.go.
+	Exec  []string `json:"exec,omitempty"`
+	Shell bool     `json:"shell,omitempty"`
+	Term  string   `json:"term,omitempty"`
 }
 
 // ReadConfig reads the run's configuration; a missing file means the

@@ -80,3 +80,18 @@ func parseKmsg(b []byte) (kmsgRecord, bool) {
 	text, _, _ = bytes.Cut(text, []byte{'\n'})
 	return kmsgRecord{At: time.Duration(us) * time.Microsecond, Text: string(text)}, true
 }
+
+// kmsgNote writes one line of the agent's into the kernel log (level 6,
+// info), where it gets the kernel's timestamp: "ktstr-agent: up" and
+// "ktstr-agent: SRDY sent" place the agent's start-up on the guest's
+// clock beside the kernel's own messages (scripts/bench-boot-breakdown
+// reads them from a --verbose console; a quiet console does not print
+// them). A failure is ignored: these are measurements, not the run.
+func kmsgNote(text string) {
+	fd, err := unix.Open("/dev/kmsg", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	unix.Write(fd, []byte("<6>ktstr-agent: "+text+"\n"))
+	unix.Close(fd)
+}

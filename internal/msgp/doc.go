@@ -5,9 +5,15 @@
 // trusts the lengths it reads: asked to decode a slice, it preallocates
 // what the header announces (1.5 GiB for a 15-byte TEST payload that
 // announced 2^24 outcomes), and its Skip recurses without a bound. A
-// Decoder here uses only the library's primitives (PeekCode,
-// DecodeMapLen, DecodeArrayLen, DecodeBytesLen, DecodeInt64, ...) and
-// checks, before anything is read into or sized by a length:
+// Decoder here reads the headers of maps, arrays, strings, byte strings,
+// integers, bools and nil itself, from the buffer or from the stream's
+// read buffer (at most 9 bytes, never more than the value needs, so a
+// value at the end of what a pipe delivered never waits for the next):
+// through the library's Decode calls each header cost more than the rest
+// of a record, since they read a byte at a time through an interface.
+// Floats, extensions and the scalars Skip passes over still go through
+// the library. Either way it checks, before anything is read into or
+// sized by a length:
 //
 //	bound          checked when                     Limits field
 //	depth          a map or array is entered        Depth (the outermost counts 1)
@@ -19,9 +25,13 @@
 // Over a buffer (NewBytes: a frame's payload) every length is also
 // checked against the bytes that are left, so nothing is ever allocated
 // that the buffer could not fill. Over a stream (NewStream: the record
-// stream) the length of what is left is not known: strings and byte
-// strings grow with the bytes that actually arrive, 64 KiB at a time, and
-// skipped values are discarded without being stored.
+// stream) the length of what is left is not known: a string or byte
+// string up to the stream's buffer size is read from that buffer once it
+// has arrived, a longer one grows with the bytes that actually arrive,
+// 64 KiB at a time, and skipped values are discarded without being
+// stored. The Decoder consumes a stream's buffer without telling the
+// bufio.Reader until Sync, one Discard per record instead of one per
+// value: call Sync before reading the bufio.Reader between values.
 //
 // Skip passes over a value of any shape iteratively, with a stack as deep
 // as Limits.Depth, and allocates nothing.

@@ -104,10 +104,7 @@ func NewFolder(name string, cfg Config) *Folder {
 	}
 	f := &Folder{cfg: cfg, name: name, effects: map[string]int64{}, result: newResultFold(), sched: newSchedFold(), splats: newSplatFold(), end: newEndFold()}
 	f.kernel = newLineLog("dmesg", func(l string) { f.kernelLine("dmesg", l) })
-	f.sched.out.all.onLine = func(l string) {
-		f.sched.out.line(l)
-		f.splats.panicLine("output", l)
-	}
+	f.sched.out.also = func(l string) { f.splats.panicLine("output", l) }
 	return f
 }
 
@@ -118,7 +115,7 @@ func Fold(name string, cfg Config, r io.Reader) *Folder {
 	f := NewFolder(name, cfg)
 	rd := record.NewReader(r)
 	for {
-		rec, err := rd.Read()
+		rec, err := rd.ReadShared() // Add keeps no record and no payload
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -131,7 +128,8 @@ func Fold(name string, cfg Config, r io.Reader) *Folder {
 	return f
 }
 
-// Add folds one record.
+// Add folds one record. It keeps neither r nor its byte slices, which
+// may be reused once it returns (record.Reader.ReadShared).
 func (f *Folder) Add(r *record.Record) {
 	c := &f.c
 	c.Records++

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math"
@@ -29,7 +30,7 @@ func newResultFold() resultFold { return resultFold{reasons: map[wire.Phase]stri
 func (r *resultFold) entry(t wire.Type, p []byte) {
 	switch t {
 	case wire.TypeTestResult:
-		r.test, r.seen = p, true
+		r.test, r.seen = bytes.Clone(p), true // p is reused after Add
 	case wire.TypeExit:
 		if code, err := wire.DecodeExitCode(t, p); err == nil {
 			r.exit = &code

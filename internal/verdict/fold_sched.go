@@ -1,8 +1,10 @@
 package verdict
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/ktstr-go/ktstr/internal/schedlog"
@@ -262,11 +264,15 @@ type schedLog struct {
 	libbpfErr  string // the first error line of libbpf's (why a load failed)
 	dump       dumpScan
 	dropped    int64 // lines the guest agent said it did not forward
+	// also takes every line that may matter (mayMatter) as text, after
+	// line: the output's "PANIC:" lines.
+	also func(string)
 }
 
 func newSchedLog(name string) *schedLog {
 	s := &schedLog{block: newLineLog(name, nil)}
-	s.all = newLineLog(name, s.line)
+	s.all = newLineLog(name, nil)
+	s.all.onRaw, s.all.scan = s.raw, scanWords
 	s.all.headMax, s.block.headMax = HeadLines, HeadLines
 	return s
 }
@@ -278,19 +284,96 @@ func (s *schedLog) Write(p []byte) {
 	s.all.Write(p)
 }
 
-func (s *schedLog) line(l string) {
+// raw takes one line as the guest's bytes. Most lines of a scheduler's
+// output say nothing line reads: they only go into the block, as bytes.
+// A line that may matter (scanWords found a word in it, or a dump's
+// header came before it) becomes text and goes through line and also.
+func (s *schedLog) raw(b []byte, cut, hot bool) {
+	if !hot && !(s.dump.want && s.dump.body == "") && !everyLineMatters {
+		if s.inBlock {
+			s.block.push(b, cut)
+		}
+		return
+	}
+	l := lineText(b, cut)
+	if s.line(l) {
+		s.block.push(b, cut)
+	}
+	if s.also != nil {
+		s.also(l)
+	}
+}
+
+// everyLineMatters turns the scan off: every line goes through line, as
+// text. Tests set it to fold the slow way for reference.
+var everyLineMatters = false
+
+// scanWords returns where in p the words line and also act on lie: a
+// block marker (SCHED_OUTPUT), the harness's note ("ktstr: "), "EXIT:",
+// "scx_bpf_error", "libbpf: ", "PANIC:" and a dump's header ("triggered
+// exit kind"), each where it lies whole in p (lineLog.scan). Each word is
+// ASCII, and the text of a line (lineText) keeps the guest's ASCII bytes
+// where they were, so a line whose bytes hold none of them has none in
+// its text either. The words are found by four letters rare in a
+// scheduler's output, which between them are in every word (X: EXIT; P:
+// PANIC, OUTPUT; k: ktstr, kind; b: bpf), each checked on the spot by
+// its neighbour first: a search per word would read every byte seven
+// times, and a common letter (':', '_') would stop the search on every
+// line.
+func scanWords(p []byte, dst []int) []int {
+	for _, a := range [...]byte{'X', 'P', 'k', 'b'} {
+		for i := 0; i < len(p); i++ {
+			j := bytes.IndexByte(p[i:], a)
+			if j < 0 {
+				break
+			}
+			i += j
+			if wordAt(p, i) {
+				dst = append(dst, i)
+			}
+		}
+	}
+	slices.Sort(dst)
+	return dst
+}
+
+// wordAt reports whether one of scanWords' words holds the letter p[i].
+func wordAt(p []byte, i int) bool {
+	at := func(back int, w string) bool {
+		return i >= back && len(p)-(i-back) >= len(w) && string(p[i-back:i-back+len(w)]) == w
+	}
+	prev, next := byte(0), byte(0)
+	if i > 0 {
+		prev = p[i-1]
+	}
+	if i+1 < len(p) {
+		next = p[i+1]
+	}
+	switch p[i] {
+	case 'X':
+		return prev == 'E' && at(1, "EXIT:")
+	case 'P':
+		return next == 'A' && at(0, "PANIC:") || prev == 'T' && at(9, "SCHED_OUTPUT")
+	case 'k':
+		return next == 't' && at(0, "ktstr: ") || prev == ' ' && at(15, "triggered exit kind")
+	case 'b':
+		return next == 'p' && (at(4, "scx_bpf_error") || at(3, "libbpf: "))
+	}
+	return false
+}
+
+// line reads one line of text; it reports whether the line belongs to
+// the current SCHED_OUTPUT block (the markers do not).
+func (s *schedLog) line(l string) bool {
 	t := strings.TrimSpace(l)
 	switch {
 	case t == schedlog.Start:
 		s.inBlock, s.sawStart = true, true
 		s.block.reset()
-		return
+		return false
 	case t == schedlog.End:
 		s.inBlock = false
-		return
-	}
-	if s.inBlock {
-		s.block.push(l)
+		return false
 	}
 	stream, t := schedlog.Split(t)
 	t = strings.TrimSpace(t)
@@ -298,7 +381,7 @@ func (s *schedLog) line(l string) {
 		if n, ok := schedlog.ParseDropped(t); ok {
 			s.dropped = n
 		}
-		return // the harness's own note, not the scheduler's output
+		return s.inBlock // the harness's own note, not the scheduler's output
 	}
 	if i := strings.Index(t, "EXIT:"); i >= 0 {
 		s.exitLine = t[i:]
@@ -310,6 +393,7 @@ func (s *schedLog) line(l string) {
 		s.libbpfErr = t
 	}
 	s.dump.line(t)
+	return s.inBlock
 }
 
 func (s *schedLog) log(n int) *Log {

@@ -1,9 +1,12 @@
 package verdict_test
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktstr-go/ktstr/internal/verdict"
 	vt "github.com/ktstr-go/ktstr/internal/verdict/verdicttest"
@@ -133,5 +136,70 @@ func TestSchedLogLabels(t *testing.T) {
 	}
 	if strings.Contains(v.Reason, "not this") {
 		t.Errorf("reason %q comes from the agent's note", v.Reason)
+	}
+}
+
+// TestOutputSplitAnywhere: the guest's output gives the same verdict
+// however its SOUT entries cut it: the scan that keeps most lines as
+// bytes (and looks closer only at lines with one of the words the fold
+// reads) must find every word, whether a line lies inside one entry,
+// spans several, or is cut at maxLine.
+func TestOutputSplitAnywhere(t *testing.T) {
+	junk := "\xff\xfe\x00\x1b[2J \xe2\x82"
+	texts := map[string]string{
+		"exit":     "[     1.000000] stdout: scx_demo: EXIT: runtime error (scx_bpf_error called)\n",
+		"scx err":  "scx_demo: scx_bpf_error (\"bad\")\n" + junk + "EXIT: x\n",
+		"panic":    junk + "\n  PANIC: it broke\n",
+		"block":    "before\n===SCHED_OUTPUT_START===\nscx_demo: in the block\n[     1.000000] ktstr: 5 lines of output dropped\n===SCHED_OUTPUT_END===\nafter\n",
+		"libbpf":   "libbpf: prog 'x': BPF program load failed: Permission denied\n",
+		"dump":     "scx_demo[1] triggered exit kind 1024:\n\n  runtime error (the body)\nmore\n",
+		"long cut": strings.Repeat("y", 5000) + "PANIC: past the cut\nEXIT" + strings.Repeat("z", 4100) + "EXIT: kept\n",
+		"no words": "cpu 1: nr_queued 3 slice_us 20000 exiting\n" + junk + "\n",
+	}
+	all := ""
+	for _, k := range []string{"no words", "exit", "scx err", "block", "libbpf", "dump", "long cut", "panic"} {
+		all += texts[k]
+	}
+	texts["all"] = all
+	// The text as the guest's output (SOUT) or as the scheduler's log
+	// (SCLG), in entries of size bytes; the counts of records differ.
+	foldText := func(text string, size int, sclg bool) verdict.Verdict {
+		s := vt.New().Boot()
+		for len(text) > 0 {
+			n := min(size, len(text))
+			if sclg {
+				s.SchedLog(text[:n])
+			} else {
+				s.Stdout(text[:n])
+			}
+			text = text[n:]
+		}
+		// The scheduler died: the findings say what its output said.
+		data := s.SchedExit(1).Outcomes(vt.Pass()).Finish().Bytes(false)
+		v := verdict.Fold("t", verdict.DefaultConfig(), bytes.NewReader(data)).Verdict()
+		v.Counts = verdict.Counts{}
+		return v
+	}
+	for name, text := range texts {
+		for _, sclg := range []bool{false, true} {
+			// The reference: every line read as text, as if each could matter.
+			old := verdict.SetEveryLineMatters(true)
+			want := foldText(text, len(text), sclg)
+			verdict.SetEveryLineMatters(old)
+			for _, size := range []int{1, 2, 3, 5, 7, 16, 64, 100, 4096, len(text)} {
+				if d := cmp.Diff(want, foldText(text, size, sclg)); d != "" {
+					t.Errorf("%s (SCLG %v): entries of %d bytes (-every line as text +scanned):\n%s", name, sclg, size, d)
+				}
+			}
+		}
+	}
+	// The words do count: the panic fails the run; the block, with the
+	// harness's note in it, is the scheduler's log.
+	if v := foldText(all, len(all), false); v.Status != verdict.StatusFail || v.Cause != verdict.CauseCrash {
+		t.Errorf("all words as output: %s (%s), want FAIL (crash: the PANIC line)", v.Status, v.Cause)
+	}
+	v := foldText(all, len(all), true)
+	if l := v.Logs.Sched; l == nil || l.DroppedInGuest != 5 || len(l.Tail) != 2 || l.Tail[0] != "scx_demo: in the block" {
+		t.Errorf("all words as the scheduler's log: %+v, want the block's two lines, 5 dropped", l)
 	}
 }

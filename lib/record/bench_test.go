@@ -88,3 +88,18 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriteEntry4K encodes entries with 4080-byte payloads, what
+// ktstr-dispatch writes for 4 KiB SOUT frames.
+func BenchmarkWriteEntry4K(b *testing.B) {
+	for _, form := range []string{"msgpack", "json"} {
+		b.Run(form, func(b *testing.B) {
+			r := &Record{Kind: KindEntry, Seq: 12345, AtNS: 123456789, Tag: "SOUT", MsgType: 0x534F5554, CRCOK: true, Payload: bytes.Repeat([]byte("0123456789abcdef"), 255)}
+			w := NewWriter(io.Discard, form == "json")
+			b.SetBytes(4096) // a frame's bytes
+			for b.Loop() {
+				w.Write(r)
+			}
+		})
+	}
+}

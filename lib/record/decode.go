@@ -47,6 +47,12 @@ func (e *Error) Unwrap() []error { return []error{ErrFormat, e.Err} }
 // and nothing is kept of it; the record's own map is bounded by MaxKeys.
 var limits = msgp.Limits{Depth: MaxDepth, Str: MaxString, Bin: MaxBytes}
 
+// Indexes in fields of the byte strings, which ReadShared reuses.
+var (
+	iPayload = fieldIndex["payload"]
+	iRequest = fieldIndex["request"]
+)
+
 // Reader decodes a record stream in either form.
 type Reader struct {
 	br   *bufio.Reader
@@ -55,6 +61,8 @@ type Reader struct {
 	n    int64
 	line []byte // JSON: the current record
 	err  error  // sticky
+	// ReadShared's record, whose Payload and Request buffers it reuses.
+	shared Record
 }
 
 // NewReader returns a Reader from r.
@@ -78,53 +86,90 @@ func (rd *Reader) Buffered() int { return rd.br.Buffered() }
 // stream (between records); any other error is an *Error and every later
 // call returns it again.
 func (rd *Reader) Read() (*Record, error) {
-	if rd.err != nil {
-		return nil, rd.err
+	r := new(Record)
+	return r, rd.readInto(r)
+}
+
+// ReadShared is Read without an allocation per record: the Record it
+// returns, and the bytes of its Payload and Request, belong to the
+// Reader and are overwritten by the next call. A caller that keeps a
+// record, or any of its byte slices, past the next call copies it.
+func (rd *Reader) ReadShared() (*Record, error) {
+	pay, req := rd.shared.Payload, rd.shared.Request
+	if cap(pay) > 1<<20 {
+		pay = nil // do not pin the buffer of one large payload
 	}
-	r, err := rd.read()
+	if cap(req) > 1<<20 {
+		req = nil
+	}
+	rd.shared = Record{Payload: pay[:0], Request: req[:0]}
+	if err := rd.readInto(&rd.shared); err != nil {
+		return nil, err
+	}
+	return &rd.shared, nil
+}
+
+// readInto decodes the next record into r, whose Payload and Request may
+// hold buffers to reuse.
+func (rd *Reader) readInto(r *Record) error {
+	if rd.err != nil {
+		return rd.err
+	}
+	err := rd.read(r)
 	if err != nil {
 		if err != io.EOF {
 			err = &Error{N: rd.n, Err: err}
 		}
 		rd.err = err
-		return nil, err
+		return err
 	}
 	rd.n++
-	return r, nil
+	return nil
 }
 
-func (rd *Reader) read() (*Record, error) {
+func (rd *Reader) read(r *Record) error {
 	if rd.form == 0 {
 		c, err := rd.skipSpace()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rd.form = 'm'
 		if c == '{' {
 			rd.form = 'j'
 		}
 	}
-	var r Record
+	var known uint64
 	if rd.form == 'j' {
 		b, keys, err := rd.scanJSON()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := decodeJSON(b, keys, &r); err != nil {
-			return nil, err
+		if known, err = decodeJSON(b, keys, r); err != nil {
+			return err
 		}
 	} else {
 		if _, err := rd.br.Peek(1); err != nil {
-			return nil, err // io.EOF between records
+			return err // io.EOF between records
 		}
-		if err := decodeMsgpack(rd.mp, &r); err != nil {
-			return nil, err
+		var err error
+		known, err = decodeMsgpack(rd.mp, r)
+		rd.mp.Sync() // rd.br is read between records
+		if err != nil {
+			return err
 		}
+	}
+	// A byte string the record does not carry is nil, whatever buffer r
+	// brought along to be reused.
+	if known&(1<<iPayload) == 0 {
+		r.Payload = nil
+	}
+	if known&(1<<iRequest) == 0 {
+		r.Request = nil
 	}
 	if r.V != Version {
-		return nil, fmt.Errorf("schema version %d, this build reads %d", r.V, Version)
+		return fmt.Errorf("schema version %d, this build reads %d", r.V, Version)
 	}
-	return &r, nil
+	return nil
 }
 
 // skipSpace skips JSON white space and returns the next byte, unread.
@@ -242,27 +287,30 @@ func jsonKeys(b []byte) int {
 // decodeJSON decodes one JSON object of keys keys into r, by the rules of
 // the msgpack form: keys match exactly (unlike encoding/json's struct
 // decoding), a key given twice is an error, unknown keys are ignored.
-func decodeJSON(b []byte, keys int, r *Record) error {
+// It returns the fields it set, a bit each by index in fields.
+func decodeJSON(b []byte, keys int, r *Record) (uint64, error) {
 	if keys > MaxKeys {
-		return fmt.Errorf("%d keys, at most %d", keys, MaxKeys)
+		return 0, fmt.Errorf("%d keys, at most %d", keys, MaxKeys)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return err
+		return 0, err
 	}
 	if len(m) != keys {
-		return duplicateJSON(b)
+		return 0, duplicateJSON(b)
 	}
+	var known uint64
 	for k, raw := range m {
 		i, ok := fieldIndex[k]
 		if !ok {
 			continue // unknown keys are ignored (forward compatibility)
 		}
+		known |= 1 << i
 		if err := set(fields[i].ptr(r), jsonValue(raw)); err != nil {
-			return fmt.Errorf("key %q: %w", k, err)
+			return 0, fmt.Errorf("key %q: %w", k, err)
 		}
 	}
-	return nil
+	return known, nil
 }
 
 // duplicateJSON names the first key the object b carries twice.
@@ -287,47 +335,53 @@ func duplicateJSON(b []byte) error {
 	return errors.New("a key given twice")
 }
 
-// decodeMsgpack decodes one msgpack map into r.
-func decodeMsgpack(d *msgp.Decoder, r *Record) error {
+// decodeMsgpack decodes one msgpack map into r and returns the fields it
+// set, a bit each by index in fields.
+func decodeMsgpack(d *msgp.Decoder, r *Record) (uint64, error) {
+	s, err := decodeMsgpackKeys(d, r)
+	return s.known, err
+}
+
+func decodeMsgpackKeys(d *msgp.Decoder, r *Record) (seen, error) {
+	var s seen
 	f, _, err := d.Peek()
 	if err != nil {
-		return err
+		return s, err
 	}
 	if f != msgp.Map {
-		return fmt.Errorf("record is not a msgpack map (want a map, got %s)", f)
+		return s, fmt.Errorf("record is not a msgpack map (want a map, got %s)", f)
 	}
 	n, err := d.MapLen()
 	if err != nil {
-		return err
+		return s, err
 	}
 	if n > MaxKeys {
-		return fmt.Errorf("%d keys, at most %d", n, MaxKeys)
+		return s, fmt.Errorf("%d keys, at most %d", n, MaxKeys)
 	}
-	var s seen
 	for range n {
 		k, err := d.Key(MaxKeyLen)
 		if err != nil {
 			if te := (*msgp.TypeError)(nil); errors.As(err, &te) {
-				return errors.New("map key is not a string")
+				return s, errors.New("map key is not a string")
 			}
-			return err
+			return s, err
 		}
 		i, err := s.add(k)
 		if err != nil {
-			return err
+			return s, err
 		}
 		if i < 0 {
 			if err := d.Skip(); err != nil {
-				return err
+				return s, err
 			}
 			continue
 		}
 		if err := set(fields[i].ptr(r), mpValue{d}); err != nil {
-			return fmt.Errorf("key %q: %w", k, err)
+			return s, fmt.Errorf("key %q: %w", fields[i].key, err) // k's bytes are gone: set read on
 		}
 	}
 	d.Leave()
-	return nil
+	return s, nil
 }
 
 // seen is the keys of one record so far: a key given twice, known or not,
@@ -368,7 +422,7 @@ type value interface {
 	uint(bits int) (uint64, error)
 	bool() (bool, error)
 	str() (string, error)
-	bytes() ([]byte, error)
+	bytes(dst []byte) ([]byte, error) // into dst[:0] when it has room
 }
 
 // set stores v in the field p points to (fields' ptr), as its type says.
@@ -400,7 +454,7 @@ func set(p any, v value) error {
 	case *string:
 		*p, err = v.str()
 	case *[]byte:
-		*p, err = v.bytes()
+		*p, err = v.bytes(*p)
 	default:
 		panic("record: a field of a type the decoder does not know")
 	}
@@ -504,14 +558,17 @@ func (j jsonValue) str() (string, error) {
 	return s, nil
 }
 
-func (j jsonValue) bytes() ([]byte, error) {
+func (j jsonValue) bytes(dst []byte) ([]byte, error) {
 	if string(j) == "null" {
 		return nil, nil
 	}
 	if len(j) < 2 || j[0] != '"' || j[len(j)-1] != '"' {
 		return nil, errType
 	}
-	b, err := base64.StdEncoding.AppendDecode([]byte{}, j[1:len(j)-1])
+	if dst == nil {
+		dst = []byte{}
+	}
+	b, err := base64.StdEncoding.AppendDecode(dst[:0], j[1:len(j)-1])
 	if err != nil {
 		return nil, err
 	}
@@ -567,13 +624,38 @@ func (v mpValue) bool() (bool, error) {
 	return b, typeErr(err)
 }
 
-// str reads a str or bin value; nil reads as empty.
+// str reads a str or bin value; nil reads as empty. The names a record
+// carries (kinds, tags, effects, diagnostics) are the same few strings
+// over and over: those come from a fixed table rather than a new string
+// each.
 func (v mpValue) str() (string, error) {
-	s, err := v.d.Str()
-	return s, typeErr(err)
+	b, err := v.d.StrView()
+	if err != nil {
+		return "", typeErr(err)
+	}
+	if s, ok := names[string(b)]; ok {
+		return s, nil
+	}
+	return string(b), nil
 }
 
-func (v mpValue) bytes() ([]byte, error) {
-	b, err := v.d.Bin()
+// names are the strings str returns without allocating: every kind,
+// effect, diagnostic and known tag. The table is fixed: nothing a stream
+// carries is added to it.
+var names = func() map[string]string {
+	m := map[string]string{}
+	for _, l := range [][]string{{KindEntry, KindEffect, KindDiag}, Effects, Diags} {
+		for _, s := range l {
+			m[s] = s
+		}
+	}
+	for _, t := range wire.Types {
+		m[t.Type.String()] = t.Type.String()
+	}
+	return m
+}()
+
+func (v mpValue) bytes(dst []byte) ([]byte, error) {
+	b, err := v.d.AppendBin(dst)
 	return b, typeErr(err)
 }

@@ -105,6 +105,13 @@
 // ErrFormat, and io.ErrUnexpectedEOF when the stream ended inside a
 // record.
 //
+// ReadShared is Read for a reader that looks at each record once and
+// keeps nothing of it (ktstr-verdict's fold): the Record, its Payload and
+// its Request belong to the Reader and are overwritten by the next call,
+// so that a stream costs no allocation per record. The names a record
+// carries (kinds, effects, diagnostics, known tags) come from a fixed
+// table, never from a string made per record.
+//
 // # Writing
 //
 // A Writer buffers: call Flush when a reader should see what was written

@@ -2,7 +2,6 @@ package record
 
 import (
 	"bufio"
-	"encoding/base64"
 	"io"
 	"slices"
 	"strconv"
@@ -213,7 +212,7 @@ func (e *encoder) bytes(i int, v []byte) {
 	e.key(i)
 	if e.json {
 		e.b = append(e.b, '"')
-		e.b = base64.StdEncoding.AppendEncode(e.b, v)
+		e.b = appendBase64(e.b, v)
 		e.b = append(e.b, '"')
 		return
 	}

@@ -44,6 +44,23 @@ func FuzzReader(f *testing.F) {
 		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(2<<20+64*len(data)); got > limit {
 			t.Fatalf("reading %d bytes allocated %d bytes, more than %d", len(data), got, limit)
 		}
+		// ReadShared reads the same records, and stops where Read stopped.
+		shared := NewReader(bytes.NewReader(data))
+		for i := 0; i <= len(recs) && i < 1000; i++ {
+			r, err := shared.ReadShared()
+			if i == len(recs) {
+				if err == nil {
+					t.Fatalf("ReadShared read record %d, where Read stopped", i)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("ReadShared: record %d: %v, where Read read it", i, err)
+			}
+			if d := cmp.Diff(recs[i], r); d != "" {
+				t.Fatalf("record %d (-Read +ReadShared):\n%s", i, d)
+			}
+		}
 		for _, form := range []bool{false, true} {
 			once := trip(t, recs, form)
 			twice := trip(t, once, form)

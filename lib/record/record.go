@@ -135,7 +135,7 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes one JSON record with the rules of a Reader.
 func (r *Record) UnmarshalJSON(b []byte) error {
 	var x Record
-	if err := decodeJSON(b, jsonKeys(b), &x); err != nil {
+	if _, err := decodeJSON(b, jsonKeys(b), &x); err != nil {
 		return err
 	}
 	*r = x

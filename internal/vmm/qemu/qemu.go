@@ -47,7 +47,12 @@ type Config struct {
 	RegionSize uint64    // guest-visible size (a power of two)
 	Console    io.Writer // receives COM1's output (nil discards)
 	COM2       io.Writer // receives COM2's output (nil discards)
-	Stderr     *os.File
+	// COM2Stdio makes COM2 QEMU's standard input and output, this
+	// process's own (a terminal: QEMU sets it raw and back), for an
+	// interactive guest (ktstr-boot --shell); COM2 then gets nothing. Its
+	// escape is QEMU's mux: Ctrl-A x ends the VM.
+	COM2Stdio bool
+	Stderr    *os.File
 	// Introspect backs the guest's RAM with memfds this package maps
 	// (WithRAM) and drives QEMU over QMP (Freeze, Thaw, Registers).
 	Introspect bool
@@ -64,6 +69,14 @@ const (
 
 // QMPTimeout bounds QEMU's greeting on the QMP socket at start.
 const QMPTimeout = 10 * time.Second
+
+// com2 is COM2's -chardev: a pipe to this process, or QEMU's stdio.
+func (c Config) com2() string {
+	if c.COM2Stdio {
+		return "stdio,id=com2,mux=on,signal=off"
+	}
+	return fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2)
+}
 
 // Args returns QEMU's command line for c (without the binary).
 func (c Config) Args() []string {
@@ -92,7 +105,7 @@ func (c Config) Args() []string {
 	return append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
 		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
-		"-chardev", fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2), "-serial", "chardev:com2",
+		"-chardev", c.com2(), "-serial", "chardev:com2",
 		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
 	)
@@ -238,6 +251,9 @@ func Start(c Config) (*VM, error) {
 	cmd := exec.Command(path, c.Args()...)
 	cmd.Stdin = nil
 	cmd.Stdout = c.Stderr // QEMU prints nothing on stdout in this mode; keep ours clean
+	if c.COM2Stdio {
+		cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
+	}
 	cmd.Stderr = c.Stderr
 	cmd.ExtraFiles = append(ws[:], inherit...) // fdCOM1, fdCOM2, fdQMP, fdRAM...
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -280,8 +296,12 @@ func Start(c Config) (*VM, error) {
 		}
 		closeAll(rs[:]) // ends a copy still waiting
 		<-copied
-		vm.release()
+		// Done before the RAM is unmapped: freeing the guest's pages
+		// takes milliseconds that the end of the run need not wait for,
+		// and nothing can reach them once retire returns.
+		ram := vm.retire()
 		close(vm.done)
+		unmap(ram)
 	}()
 	return vm, nil
 }
@@ -357,15 +377,24 @@ func memfd(name string, size uint64) (*os.File, []byte, error) {
 }
 
 // release unmaps the RAM once no WithRAM call holds it, and closes QMP.
-func (vm *VM) release() {
+func (vm *VM) release() { unmap(vm.retire()) }
+
+// retire makes the guest's RAM unreachable (WithRAM answers ErrReleased
+// from now on) and closes QMP; it returns the mappings, for unmap.
+func (vm *VM) retire() [][]byte {
 	vm.memMu.Lock()
 	defer vm.memMu.Unlock()
-	for _, m := range vm.ram {
-		unix.Munmap(m)
-	}
+	ram := vm.ram
 	vm.ram, vm.ranges = nil, nil
 	if vm.qmp != nil {
 		vm.qmp.Close()
+	}
+	return ram
+}
+
+func unmap(ram [][]byte) {
+	for _, m := range ram {
+		unix.Munmap(m)
 	}
 }
 
