@@ -12,7 +12,12 @@
 // through the library's Decode calls each header cost more than the rest
 // of a record, since they read a byte at a time through an interface.
 // Floats, extensions and the scalars Skip passes over still go through
-// the library. Either way it checks, before anything is read into or
+// the library, and the library's format codes (msgpcode) classify every
+// byte. The library stays the reference: a differential test and fuzz
+// target (FuzzHeadersAgreeWithTheLibrary) hold that any value the Decoder
+// accepts the library reads token for token the same, ending at the same
+// byte, from a buffer and from a stream cut into one-byte reads. Either
+// way it checks, before anything is read into or
 // sized by a length:
 //
 //	bound          checked when                     Limits field
