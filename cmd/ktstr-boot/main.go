@@ -46,7 +46,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app.Flags = []ucli.Flag{
 		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
 		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's `vmlinux` (ELF symbols and BTF) for snapshots, kernel ops, failure dumps and the monitor (default: vmlinux next to the kernel, if there is one; none: none)"},
-		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
+		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: scenario.Default, Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler `binary` to test (packed with its shared libraries); default: the kernel's own"},
 		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "`arg`ument for the scheduler (repeat for several)"},
@@ -72,7 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if c.Bool("list-scenarios") {
 			var lines []string
 			for _, n := range scenario.Names() {
-				s, _, err := scenario.Load(n, guest.ValidateWork)
+				s, _, err := scenario.Load(n)
 				if err != nil {
 					return cli.Exitf(cli.ExitFail, "%v", err)
 				}
@@ -115,10 +115,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.
 		sc := c.String("scenario")
-		parsed, b, err := scenario.Load(sc, guest.ValidateWork)
+		parsed, b, err := scenario.Load(sc)
 		if err != nil {
 			return cli.Usagef("--scenario: %v", err)
-		} else if strings.ContainsRune(sc, '/') || strings.HasSuffix(sc, ".json") {
+		} else if scenario.IsFile(sc) {
 			cfg.Guest.ScenarioJSON = b
 		} else {
 			cfg.Guest.Scenario = sc

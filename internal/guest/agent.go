@@ -380,20 +380,16 @@ func fileSHA256(path string) string {
 }
 
 // loadScenario returns the configured scenario: the file content given by
-// ktstr-boot, else a canned name (default "steady").
+// ktstr-boot, else a canned name (scenario.Default when none).
 func (a *agent) loadScenario() (*scenario.Scenario, error) {
 	if len(a.cfg.ScenarioJSON) > 0 {
-		return scenario.Parse(a.cfg.ScenarioJSON, ValidateWork)
+		return scenario.Parse(a.cfg.ScenarioJSON)
 	}
-	name := a.cfg.Scenario
-	if name == "" {
-		name = "steady"
+	if scenario.IsFile(a.cfg.Scenario) {
+		return nil, fmt.Errorf("scenario %q: a file is sent as its content, not its name", a.cfg.Scenario)
 	}
-	b, err := scenario.Canned(name)
-	if err != nil {
-		return nil, err
-	}
-	return scenario.Parse(b, ValidateWork)
+	s, _, err := scenario.Load(a.cfg.Scenario)
+	return s, err
 }
 
 // finish sends the result, the kernel log, SCDX when dead (the

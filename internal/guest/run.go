@@ -363,21 +363,17 @@ func (env runEnv) kill(sig int) error {
 // mems is the cpuset.mems for a cgroup whose cpuset is a NUMA node
 // (numa:K), "" otherwise.
 func (c *liveCgroup) mems(topo topology.Observed) string {
-	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
-	if err != nil || spec.Kind != "numa" || !topo.NUMA {
-		return ""
+	if spec := c.spec.Cpuset; spec.Kind == "numa" && topo.NUMA {
+		return strconv.Itoa(spec.Index)
 	}
-	return strconv.Itoa(spec.Index)
+	return ""
 }
 
 // setupCgroup resolves the cgroup's cpuset, creates its cgroup and
 // applies cpuset and weight where the controllers allow.
 func (env runEnv) setupCgroup(c *liveCgroup) error {
-	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
-	if err != nil {
-		return err
-	}
-	if c.expected, err = spec.Resolve(env.topo); err != nil {
+	var err error
+	if c.expected, err = c.spec.Cpuset.Resolve(env.topo); err != nil {
 		return err
 	}
 	if env.cgroupRoot == "" {
@@ -425,9 +421,8 @@ func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
 	if c.group != nil {
 		ss.CgroupDir = c.group.Dir
 	}
-	if c.spec.Pin != "" {
-		spec, _ := scenario.ParseCpuset(c.spec.Pin)
-		pin, err := spec.Resolve(env.topo)
+	if !c.spec.Pin.IsZero() {
+		pin, err := c.spec.Pin.Resolve(env.topo)
 		if err != nil {
 			return fmt.Errorf("pin: %v", err)
 		}
@@ -479,11 +474,8 @@ func (env runEnv) apply(c *liveCgroup, op scenario.Op, nworkers *int) error {
 	switch op.Op {
 	case scenario.OpSetCpuset:
 		c.spec.Cpuset = op.Cpuset
-		spec, err := scenario.ParseCpuset(op.Cpuset)
-		if err != nil {
-			return err
-		}
-		if c.expected, err = spec.Resolve(env.topo); err != nil {
+		var err error
+		if c.expected, err = op.Cpuset.Resolve(env.topo); err != nil {
 			return err
 		}
 		if c.group != nil {

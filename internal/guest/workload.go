@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -10,31 +9,10 @@ import (
 	"github.com/ktstr-go/ktstr/internal/workload"
 )
 
-// ValidateWork checks a scenario's "work" object with the workload
-// package's rules; unknown keys are errors, like the rest of the format.
-func ValidateWork(raw json.RawMessage) error {
-	_, err := decodeWork(raw)
-	return err
-}
-
-func decodeWork(raw json.RawMessage) (workload.Work, error) {
-	var w workload.Work
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return w, err
-	}
-	return w, w.Validate()
-}
-
 // spawnWorkload starts a batch of worker processes.
 func spawnWorkload(s spawnSpec) (workerGroup, error) {
-	w, err := decodeWork(s.Cgroup.Work)
-	if err != nil {
-		return nil, err
-	}
 	g, err := workload.Spawn(workload.SpawnSpec{
-		Work: w, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
+		Work: s.Cgroup.Work, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
 		Affinity: s.Affinity, Name: s.Cgroup.Name, Placement: s.Placement,
 		Domains: &workload.Domains{LLC: s.LLCOf, Node: s.NodeOf},
 	})

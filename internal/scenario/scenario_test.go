@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktstr-go/ktstr/internal/topology"
+	"github.com/ktstr-go/ktstr/internal/workload"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -19,7 +19,7 @@ func TestCannedScenariosParse(t *testing.T) {
 	}
 	for _, n := range names {
 		t.Run(n, func(t *testing.T) {
-			s, _, err := Load(n, nil)
+			s, _, err := Load(n)
 			if err != nil {
 				t.Fatalf("Load(%q): %v", n, err)
 			}
@@ -41,37 +41,58 @@ func TestParseErrors(t *testing.T) {
 		name, json, want string
 	}{
 		{"not json", `{`, "not valid scenario JSON"},
-		{"unknown field", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}],"hold":3}`, `unknown field "hold"`},
-		{"no name", `{"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`, "name: missing"},
-		{"no cgroups", `{"name":"x","cgroups":[],"steps":[{"hold_ms":1}]}`, "cgroups: want 1..64"},
-		{"bad cgroup name", `{"name":"x","cgroups":[{"name":"../etc","work":{}}],"steps":[{"hold_ms":1}]}`, "cgroups[0].name"},
-		{"duplicate cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}},{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`, `"a" used twice`},
-		{"bad cpuset", `{"name":"x","cgroups":[{"name":"a","cpuset":"split:2/2","work":{}}],"steps":[{"hold_ms":1}]}`, "cgroups[0].cpuset"},
-		{"bad cpu list", `{"name":"x","cgroups":[{"name":"a","cpuset":"3-1","work":{}}],"steps":[{"hold_ms":1}]}`, "bad range"},
-		{"weight", `{"name":"x","cgroups":[{"name":"a","weight":20000,"work":{}}],"steps":[{"hold_ms":1}]}`, "weight: 20000 out of range"},
-		{"both worker counts", `{"name":"x","cgroups":[{"name":"a","workers":1,"workers_per_cpu":1,"work":{}}],"steps":[{"hold_ms":1}]}`, "not both"},
-		{"nice", `{"name":"x","cgroups":[{"name":"a","nice":-21,"work":{}}],"steps":[{"hold_ms":1}]}`, "nice: -21"},
-		{"no work", `{"name":"x","cgroups":[{"name":"a"}],"steps":[{"hold_ms":1}]}`, "work: missing"},
-		{"no steps", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[]}`, "steps: want 1..256"},
-		{"hold", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":0}]}`, "steps[0].hold_ms"},
-		{"op cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"set_weight","cgroup":"b","weight":1}]}]}`, `no cgroup "b"`},
-		{"op kind", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"explode","cgroup":"a"}]}]}`, `unknown op "explode"`},
-		{"kill op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler","cgroup":"a"}]}]}`, "takes only a signal"},
-		{"op count", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a"}]}]}`, "count: 0 out of range"},
-		{"checks", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}],"checks":{"max_spread_pct":101}}`, "within 0..100"},
-		{"kernel op without kernel", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel"}]}]}`, "kernel: missing"},
-		{"kernel op target", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"nope"},"value":"u32"}}]}]}`, `target.kind "nope"`},
-		{"kernel op value", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u16"}}]}]}`, `value "u16"`},
-		{"kernel op symbol", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol"},"value":"u32"}}]}]}`, "target.symbol missing"},
-		{"kernel write too wide", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","write":4294967296}}]}]}`, "does not fit u32"},
-		{"kernel write with expect", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","expect":{"min":1}}}]}]}`, "save and expect are for reads"},
-		{"kernel expect before save", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"j"},"value":"u64","expect":{"greater_than":"j0"}}},{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"j"},"value":"u64","save":"j0"}}]}]}`, `no earlier read saves "j0"`},
-		{"kernel bytes too long", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"kva","addr":1},"value":"bytes","len":5000}}]}]}`, "bytes of at most 4096"},
-		{"kernel op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","cgroup":"a","kernel":{"target":{"kind":"kva"},"value":"u32"}}]}]}`, "names no cgroup"},
-		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
+		{"unknown field", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}],"hold":3}`, `hold: unknown field (allowed: cgroups, checks,`},
+		{"no name", `{"cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "name: missing"},
+		{"no cgroups", `{"name":"x","cgroups":[],"steps":[{"hold_ms":1}]}`, "cgroups: want 1..64 cgroups: the scenario makes none"},
+		{"bad cgroup name", `{"name":"x","cgroups":[{"name":"../etc","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "cgroups[0].name"},
+		{"duplicate cgroup", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}},{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `"a" used twice`},
+		{"bad cpuset", `{"name":"x","cgroups":[{"name":"a","cpuset":"split:2/2","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "cgroups[0].cpuset"},
+		{"bad cpu list", `{"name":"x","cgroups":[{"name":"a","cpuset":"3-1","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "bad range"},
+		{"weight", `{"name":"x","cgroups":[{"name":"a","weight":20000,"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "weight: 20000 out of range"},
+		{"both worker counts", `{"name":"x","cgroups":[{"name":"a","workers":1,"workers_per_cpu":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "not both"},
+		{"nice", `{"name":"x","cgroups":[{"name":"a","nice":-21,"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "nice: -21"},
+		{"no work", `{"name":"x","cgroups":[{"name":"a","workers":2}],"steps":[{"hold_ms":1}]}`, "work: missing"},
+		{"no steps", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[]}`, "steps: want 1..256"},
+		{"hold", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":0}]}`, "steps[0].hold_ms"},
+		{"op cgroup", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"set_weight","cgroup":"b","weight":1}]}]}`, `no cgroup "b"`},
+		{"op kind", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"explode","cgroup":"a"}]}]}`, `unknown op "explode"`},
+		{"kill op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler","cgroup":"a"}]}]}`, "steps[0].ops[0].cgroup: not a field of kill_scheduler (it takes nothing and optionally signal)"},
+		{"op count", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a"}]}]}`, "steps[0].ops[0].count: missing: add_workers takes cgroup, count"},
+		{"checks", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}],"checks":{"max_spread_pct":101}}`, "within 0..100"},
+		{"kernel op without kernel", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel"}]}]}`, "kernel: missing"},
+		{"kernel op target", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"nope"},"value":"u32"}}]}]}`, `target.kind "nope"`},
+		{"kernel op value", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u16"}}]}]}`, `value "u16"`},
+		{"kernel op symbol", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol"},"value":"u32"}}]}]}`, "target.symbol missing"},
+		{"kernel write too wide", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","write":4294967296}}]}]}`, "does not fit u32"},
+		{"kernel write with expect", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","expect":{"min":1}}}]}]}`, "save and expect are for reads"},
+		{"kernel expect before save", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"j"},"value":"u64","expect":{"greater_than":"j0"}}},{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"j"},"value":"u64","save":"j0"}}]}]}`, `no earlier read saves "j0"`},
+		{"kernel bytes too long", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","kernel":{"target":{"kind":"kva","addr":1},"value":"bytes","len":5000}}]}]}`, "bytes of at most 4096"},
+		{"kernel op with cgroup", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"read_kernel","cgroup":"a","kernel":{"target":{"kind":"kva"},"value":"u32"}}]}]}`, "steps[0].ops[0].cgroup: not a field of read_kernel"},
+		{"op count zero", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a","count":0}]}]}`, "steps[0].ops[0].count: 0 out of range 1..1024"},
+		{"path to a bad cpuset", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1},{"hold_ms":1},{"hold_ms":1,"ops":[{"op":"set_cpuset","cgroup":"a","cpuset":"half"}]}]}`,
+			`scenario x: steps[2].ops[0].cpuset: cpu list "half": bad CPU "half" (want "" (no restriction), "all", a CPU list`},
+		{"cpuset not a string", `{"name":"x","cgroups":[{"name":"a","cpuset":3,"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].cpuset: 3: want a string`},
+		{"int as string", `{"name":"x","cgroups":[{"name":"a","workers":"2","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].workers: string: want an integer`},
+		{"work param", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin","spin_us":3}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].work: bad parameter: spin_us is not a parameter of spin`},
+		{"work unknown key", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin","lops":3}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].work: unknown field "lops"`},
+		{"op field of another op", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"freeze","cgroup":"a","count":2}]}]}`, "steps[0].ops[0].count: not a field of freeze (it takes cgroup)"},
+		{"set_cpuset empty", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"set_cpuset","cgroup":"a","cpuset":""}]}]}`, "steps[0].ops[0].cpuset: \"\": want a cpuset"},
+		{"swap with itself", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"swap_cpusets","cgroup":"a","with":"a"}]}]}`, `steps[0].ops[0].with: "a": want another cgroup`},
+		{"removed cgroup used", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}},{"name":"b","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"remove_cgroup","cgroup":"b"}]},{"hold_ms":1,"ops":[{"op":"freeze","cgroup":"b"}]}]}`, `steps[1].ops[0].cgroup: no cgroup "b" at this step (have a)`},
+		{"step cgroup gone after its step", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"cgroups":[{"name":"s","work":{"type":"spin"}}]},{"hold_ms":1,"ops":[{"op":"freeze","cgroup":"s"}]}]}`, `steps[1].ops[0].cgroup: no cgroup "s"`},
+		{"added cgroup name reused", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_cgroup","spec":{"name":"a","work":{"type":"spin"}}}]}]}`, `steps[0].ops[0].spec.name: "a" used twice`},
+		{"nested without parent", `{"name":"x","cgroups":[{"name":"a/b","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].name: "a/b": no cgroup "a" to nest in`},
+		{"nested in a busy parent", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}},{"name":"a/b","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `its parent "a" runs workers`},
+		{"move into a parent", `{"name":"x","cgroups":[{"name":"p"},{"name":"p/c","work":{"type":"spin"}},{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"move_tasks","cgroup":"a","to":"p"}]}]}`, `steps[0].ops[0].to: cgroup "p" has nested cgroups`},
+		{"remove a parent first", `{"name":"x","cgroups":[{"name":"p"},{"name":"p/c","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"remove_cgroup","cgroup":"p"}]}]}`, `still has nested cgroups`},
+		{"limits empty", `{"name":"x","cgroups":[{"name":"a","limits":{},"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].limits: {}: want at least one of`},
+		{"cpu max", `{"name":"x","cgroups":[{"name":"a","limits":{"cpu_max":"10 100000"},"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].limits.cpu_max: "10 100000": want "max"`},
+		{"memory", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"set_limits","cgroup":"a","limits":{"memory_max":"12X"}}]}]}`, `steps[0].ops[0].limits.memory_max: "12X": want a count, "max", or a size`},
+		{"nothing made", `{"name":"x","steps":[{"hold_ms":1}]}`, `cgroups: want 1..64 cgroups: the scenario makes none`},
+		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.json), nil)
+			_, err := Parse([]byte(tc.json))
 			var se *Error
 			if !errors.As(err, &se) {
 				t.Fatalf("Parse = %v, want a *scenario.Error", err)
@@ -83,21 +104,17 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestParseCallsWorkValidator(t *testing.T) {
-	var seen []string
-	v := func(raw json.RawMessage) error {
-		seen = append(seen, string(raw))
-		if strings.Contains(string(raw), "bogus") {
-			return errors.New("unknown work type \"bogus\"")
-		}
-		return nil
+func TestParseTypesWork(t *testing.T) {
+	s, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","workers":2,"work":{"type":"bursty","spin_us":100}}],"steps":[{"hold_ms":1}]}`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}},{"name":"b","work":{"type":"bogus"}}],"steps":[{"hold_ms":1}]}`), v)
-	if err == nil || !strings.Contains(err.Error(), `cgroups[1].work: unknown work type "bogus"`) {
-		t.Fatalf("Parse = %v, want the validator's error on cgroups[1].work", err)
+	if w := s.Cgroups[0].Work; w.Type != workload.Bursty || w.SpinUS != 100 {
+		t.Errorf("work = %+v, want bursty with spin_us 100", w)
 	}
-	if len(seen) != 2 {
-		t.Errorf("validator saw %d works, want 2", len(seen))
+	_, err = Parse([]byte(`{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}},{"name":"b","work":{"type":"bogus"}}],"steps":[{"hold_ms":1}]}`))
+	if err == nil || !strings.Contains(err.Error(), `scenario x: cgroups[1].work: unknown work type "bogus"`) {
+		t.Fatalf("Parse = %v, want the work type error on cgroups[1].work", err)
 	}
 }
 
@@ -248,11 +265,11 @@ func TestRequires(t *testing.T) {
 			t.Errorf("%+v.Unmet = %q, want %q", tc.r, got, tc.want)
 		}
 	}
-	_, err := Parse([]byte(`{"name":"x","requires":{"min_llcs":3,"max_llcs":2},"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	_, err := Parse([]byte(`{"name":"x","requires":{"min_llcs":3,"max_llcs":2},"cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`))
 	if err == nil || !strings.Contains(err.Error(), "requires: min_llcs 3 is above max_llcs 2") {
 		t.Errorf("Parse with min above max = %v", err)
 	}
-	_, err = Parse([]byte(`{"name":"x","requires":{"min_llc":3},"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	_, err = Parse([]byte(`{"name":"x","requires":{"min_llc":3},"cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`))
 	if err == nil || !strings.Contains(err.Error(), "min_llc") {
 		t.Errorf("Parse with a misspelt constraint = %v, want it refused", err)
 	}
@@ -291,12 +308,12 @@ func TestTopologyChecks(t *testing.T) {
 		t.Errorf("totals %+v: want 5 cross-LLC, 2 cross-node", res.Stats)
 	}
 	for _, bad := range []string{`"max_cross_node_migration_ratio":1.5`, `"min_page_locality":-0.1`} {
-		_, err := Parse([]byte(`{"name":"x","checks":{`+bad+`},"cgroups":[{"name":"a","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+		_, err := Parse([]byte(`{"name":"x","checks":{` + bad + `},"cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`))
 		if err == nil || !strings.Contains(err.Error(), "within 0..1") {
 			t.Errorf("Parse with %s = %v, want refused", bad, err)
 		}
 	}
-	_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","place":"socket","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+	_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","place":"socket","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`))
 	if err == nil || !strings.Contains(err.Error(), `cgroups[0].place: "socket": want llc or node`) {
 		t.Errorf("Parse with place socket = %v", err)
 	}
@@ -304,16 +321,16 @@ func TestTopologyChecks(t *testing.T) {
 
 func TestBind(t *testing.T) {
 	sc, err := Parse([]byte(`{"name":"x","cgroups":[
-		{"name":"llc","each":"llc","workers_per_cpu":1,"work":{}},
-		{"name":"mem","each":"node","workers":1,"work":{}},
-		{"name":"plain","work":{}}],"steps":[{"hold_ms":1}]}`), nil)
+		{"name":"llc","each":"llc","workers_per_cpu":1,"work":{"type":"spin"}},
+		{"name":"mem","each":"node","workers":1,"work":{"type":"spin"}},
+		{"name":"plain","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := sc.Bind(topology.Topology{Nodes: 2, LLCs: 4, Cores: 1, Threads: 1}.Ideal(512))
 	var got []string
 	for _, c := range b.Cgroups {
-		got = append(got, c.Name+"="+c.Cpuset)
+		got = append(got, c.Name+"="+c.Cpuset.String())
 	}
 	want := []string{"llc-0=llc:0", "llc-1=llc:1", "llc-2=llc:2", "llc-3=llc:3", "mem-0=numa:0", "mem-1=numa:1", "plain="}
 	if d := cmp.Diff(want, got); d != "" {
@@ -323,11 +340,11 @@ func TestBind(t *testing.T) {
 		t.Errorf("Bind changed the scenario it was given: %d cgroups", len(sc.Cgroups))
 	}
 	for _, tc := range []struct{ js, err string }{
-		{`{"name":"x","cgroups":[{"name":"a","each":"core","work":{}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].each: "core": want llc or node`},
-		{`{"name":"x","cgroups":[{"name":"a","each":"llc","cpuset":"0","work":{}}],"steps":[{"hold_ms":1}]}`, "drop cpuset"},
-		{`{"name":"x","cgroups":[{"name":"a","each":"llc","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a","count":1}]}]}`, "ops cannot name it"},
+		{`{"name":"x","cgroups":[{"name":"a","each":"core","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].each: "core": want llc or node`},
+		{`{"name":"x","cgroups":[{"name":"a","each":"llc","cpuset":"0","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, "drop cpuset"},
+		{`{"name":"x","cgroups":[{"name":"a","each":"llc","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"add_workers","cgroup":"a","count":1}]}]}`, "ops cannot name it"},
 	} {
-		if _, err := Parse([]byte(tc.js), nil); err == nil || !strings.Contains(err.Error(), tc.err) {
+		if _, err := Parse([]byte(tc.js)); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("Parse(%s) = %v, want %q", tc.js, err, tc.err)
 		}
 	}
