@@ -30,6 +30,8 @@ func (f *fakeGroup) Iterations() uint64 {
 	return f.done * uint64(f.spec.Count)
 }
 
+func (f *fakeGroup) PIDs() []int { return nil }
+
 func (f *fakeGroup) Progress() []scenario.WorkerResult {
 	if f.stopped {
 		return nil

@@ -26,6 +26,8 @@ type workloadGroup struct{ g *workload.Group }
 
 func (w workloadGroup) Iterations() uint64 { return w.g.Iterations() }
 
+func (w workloadGroup) PIDs() []int { return w.g.PIDs() }
+
 func (w workloadGroup) Progress() []scenario.WorkerResult {
 	ps := w.g.Progress()
 	if ps == nil {

@@ -1,0 +1,93 @@
+package guest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ktstr-go/ktstr/lib/wire/payload"
+)
+
+// The cgroup lifecycle ops, without real cgroups: cgroups added by an op
+// and by a step, removed by an op and at the step's end, workers moved
+// between cgroups and stopped, cpusets swapped and cleared. Each ends up
+// counted where the op put it.
+func TestRunScenarioCgroupOps(t *testing.T) {
+	sc := mustParse(t, `{"name":"t",
+		"cgroups":[{"name":"a","workers":2,"cpuset":"0","work":{"type":"spin"}},
+		           {"name":"b","cpuset":"1"},
+		           {"name":"p"},{"name":"p/q","workers":1,"work":{"type":"spin"}}],
+		"checks":{"isolation":false},
+		"steps":[
+		  {"hold_ms":5,"ops":[{"op":"add_cgroup","spec":{"name":"c","workers":1,"work":{"type":"yield"}}}]},
+		  {"hold_ms":5,"cgroups":[{"name":"s","workers":1,"work":{"type":"spin"}}],
+		   "ops":[{"op":"move_tasks","cgroup":"a","to":"b"},{"op":"stop_workers","cgroup":"c"},{"op":"swap_cpusets","cgroup":"a","with":"b"}]},
+		  {"hold_ms":5,"ops":[{"op":"remove_cgroup","cgroup":"c"},{"op":"clear_cpuset","cgroup":"a"},{"op":"add_workers","cgroup":"a","count":1}]}]}`)
+	r := &recorder{}
+	res := runScenario(sc, testEnv(r))
+	if res.Verdict() != payload.Pass {
+		t.Fatalf("verdict %v: %+v", res.Verdict(), res.Outcomes)
+	}
+	workers := map[string]int{}
+	var names []string
+	for _, c := range res.Stats.Cgroups {
+		workers[c.Name] = c.Workers
+		names = append(names, c.Name)
+	}
+	// b ran no workers of its own: it has a's two; p is only a parent.
+	if want := map[string]int{"a": 1, "b": 2, "p/q": 1, "c": 1, "s": 1}; !mapsEqual(workers, want) {
+		t.Errorf("workers per cgroup %v, want %v", workers, want)
+	}
+	if slices.Contains(names, "p") {
+		t.Errorf("the parent p is judged: %v", names)
+	}
+	// Worker counts after each step's ops and at each step's end: c
+	// joins (4), s joins and c stops (4), s goes at the end (3), a gets
+	// one more (4).
+	var counts []uint16
+	for _, s := range r.stims {
+		counts = append(counts, s.WorkerCount)
+	}
+	if want := []uint16{4, 4, 4, 3, 4, 4}; !slices.Equal(counts, want) {
+		t.Errorf("worker counts %v, want %v", counts, want)
+	}
+	// Cgroups alive after each step's ops: a b p p/q c (5), and s (6),
+	// then c removed and s gone (4).
+	var cgs []uint16
+	for _, s := range r.stims {
+		cgs = append(cgs, s.CgroupCount)
+	}
+	if want := []uint16{5, 5, 6, 6, 4, 4}; !slices.Equal(cgs, want) {
+		t.Errorf("cgroup counts %v, want %v", cgs, want)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Ops that need a real cgroup fail the run with the op named when there
+// is none.
+func TestRunScenarioFreezeWithoutCgroups(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":5,"ops":[{"op":"freeze","cgroup":"a"}]},{"hold_ms":5,"ops":[{"op":"set_limits","cgroup":"a","limits":{"cpu_max":"50000"}}]}]}`)
+	res := runScenario(sc, testEnv(&recorder{}))
+	var msgs []string
+	for _, o := range res.Outcomes {
+		msgs = append(msgs, o.Message)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"step 1: freeze on cgroup a: no cgroup", "step 2: set_limits on cgroup a: no cgroup"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("outcomes %q, want one with %q", all, want)
+		}
+	}
+}
