@@ -161,6 +161,7 @@ var cannedShapes = map[string]string{
 	"smt-siblings":   "2,2,1,2",
 	"numa-local":     "2,2,2,1",
 	"cross-llc-wake": "1,3,2,1",
+	"cpuset-resize":  "1,1,3,1",
 }
 
 // TestVMCannedScenarios runs every canned scenario in a VM under the
