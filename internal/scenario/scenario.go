@@ -1,8 +1,19 @@
 // Package scenario is the scenario format: what runs in the guest
-// (cgroups, cpusets, workers and their work, steps with hold times) and
-// the checks applied to what the workers measured. Scenarios are data:
-// JSON files, ten of them canned into the binary (ktstr-boot --scenario
-// NAME), any other given as a file (ktstr-boot --scenario FILE).
+// (cgroups, cpusets, workers and their work, steps with hold times and
+// ops) and the checks applied to what the workers measured. Scenarios
+// are data: JSON files, canned into the binary (ktstr-boot --scenario
+// NAME; Default when none is named), any other given as a file
+// (ktstr-boot --scenario FILE; IsFile is the rule). ktstr-scenario(5) is
+// the reference for the format.
+//
+// A scenario is parsed once into types: Scenario, Cgroup, Step, Op,
+// CpusetSpec, Limits and workload.Work implement json.Unmarshaler, so a
+// decoded Scenario is valid and typed and nothing parses strings again
+// at run time. Unknown fields are errors, and every error (an *Error)
+// names the path inside the document, the bad value and what is allowed,
+// before any VM boots:
+//
+//	scenario x: steps[2].ops[0].cpuset: cpu list "half": bad CPU "half" (want "" (no restriction), "all", a CPU list ...)
 //
 // A scenario:
 //
@@ -10,17 +21,49 @@
 //	  "name": "two-cgroups",
 //	  "description": "two busy cgroups share every CPU",
 //	  "settle_ms": 200,                  // baseline window (step 0) before step 1
-//	  "cgroups": [
+//	  "cgroups": [                       // alive for the whole run (ktstr's Backdrop)
 //	    {"name": "a", "workers_per_cpu": 1, "work": {"type": "spin"}},
 //	    {"name": "b", "workers": 2, "cpuset": "split:1/2", "weight": 200,
+//	     "limits": {"cpu_max": "50000 100000"},
 //	     "work": {"type": "bursty", "spin_us": 500, "sleep_us": 500}}
 //	  ],
 //	  "steps": [
 //	    {"hold_ms": 1000},
-//	    {"hold_ms": 1000, "ops": [{"op": "set_cpuset", "cgroup": "b", "cpuset": "all"}]}
+//	    {"hold_ms": 1000, "cgroups": [{"name": "s", "workers": 2, "work": {"type": "yield"}}],
+//	     "ops": [{"op": "set_cpuset", "cgroup": "b", "cpuset": "all"}]}
 //	  ],
 //	  "checks": {"max_gap_ms": 2000, "max_spread_pct": 15}
 //	}
+//
+// Cgroups: a cgroup without "work" runs no workers (a parent, or a
+// target of move_tasks); "outer/inner" nests a cgroup in an earlier one
+// that has no work. A step's "cgroups" are made at its start and removed
+// at its end. Names are unique over the whole scenario.
+//
+// Ops (a step's "ops", applied in order at its start; each takes exactly
+// the fields listed):
+//
+//	set_cpuset    cgroup, cpuset    write the cgroup's cpuset
+//	clear_cpuset  cgroup            every CPU again
+//	swap_cpusets  cgroup, with      exchange two cgroups' cpusets
+//	set_weight    cgroup, weight    cpu.weight 1..10000
+//	set_limits    cgroup, limits    cpu.max, cpu.idle, memory.max, memory.high, pids.max (Limits)
+//	add_workers   cgroup, count     start count more workers
+//	stop_workers  cgroup [, count]  stop count workers (newest batches first), all without count
+//	set_affinity  cgroup, cpuset    sched_setaffinity of every thread of its running workers
+//	move_tasks    cgroup, to        write its workers into to's cgroup.procs; they count in to from then on
+//	freeze        cgroup            cgroup.freeze 1 (the frozen time shows as a gap: raise max_gap_ms)
+//	unfreeze      cgroup            cgroup.freeze 0
+//	add_cgroup    spec              make a cgroup (a Cgroup object) and start its workers
+//	remove_cgroup cgroup            stop its workers (results kept) and remove it
+//	kill_scheduler [signal]         signal the scheduler under test (default SIGKILL)
+//	snapshot      tag               ask the host for a snapshot (ktstr-snapshot(5))
+//	read_kernel, write_kernel  kernel   guest kernel state through the host (KernelOp)
+//
+// The isolation check allows every CPU of every cpuset a cgroup had
+// during the run (a worker ran under each of them), and for move_tasks
+// the source's too; a cgroup's "pin" holds its workers to pin within
+// the cpuset.
 //
 // Cpuset specs: "" (no restriction), "all", an exact list ("0-2,5"),
 // "split:I/N" (slice I of N disjoint slices of the CPUs), "overlap:I/N"
