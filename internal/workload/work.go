@@ -27,7 +27,7 @@ const (
 
 // Types returns every work type, in the order of the doc.go table.
 func Types() []Type {
-	return []Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex}
+	return append([]Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex}, moreTypes...)
 }
 
 // Defaults of the parameters, used where a parameter is zero.
@@ -83,6 +83,8 @@ type Work struct {
 	// Every is, for affinity_churn, how many iterations run between two
 	// moves to the next allowed CPU.
 	Every int `json:"every,omitempty"`
+	// Phases are a sequence's phases, run in order each iteration.
+	Phases []Phase `json:"phases,omitempty"`
 }
 
 // ErrUnknownType is returned (wrapped) by Validate for a type it does not know.
@@ -159,7 +161,7 @@ func (w Work) Validate() error {
 	if w.Type == FutexFanout && w.GroupSize == 1 {
 		return fmt.Errorf("%w: futex_fanout group_size = 1, want 0 (default %d) or 2..%d", ErrBadParam, DefaultFanoutGroup, MaxGroupSize)
 	}
-	return nil
+	return w.validateMore()
 }
 
 // WithDefaults returns w with every zero parameter the type uses replaced by
@@ -192,6 +194,8 @@ func (w Work) WithDefaults() Work {
 	case Mutex:
 		def(&w.Loops, DefaultMutexLoops)
 		def(&w.HoldLoops, DefaultMutexHold)
+	default:
+		return w.moreDefaults()
 	}
 	return w
 }
@@ -211,7 +215,7 @@ func (w Work) groupSize(count int) int {
 		}
 		return w.GroupSize
 	}
-	return 1
+	return max(w.moreGroupSize(), 1)
 }
 
 // sharedMemory reports whether the type's workers share a memfd mapping.
@@ -220,7 +224,7 @@ func (w Work) sharedMemory() bool {
 	case FutexPingPong, FutexFanout, Mutex:
 		return true
 	}
-	return false
+	return w.moreSharedMemory()
 }
 
 // NiceFor is the nice value nice_sweep gives worker index of count: from

@@ -206,6 +206,11 @@ func newWorker(cfg workerConfig) (*worker, error) {
 			return nil, fmt.Errorf("set nice %d: %w", cfg.Nice, err)
 		}
 	}
+	if cfg.Policy != "" {
+		if err := setPolicy(cfg.Policy, cfg.RTPriority); err != nil {
+			return nil, fmt.Errorf("policy %s: %w", cfg.Policy, err)
+		}
+	}
 	if cfg.Affinity != nil {
 		var set unix.CPUSet
 		for _, c := range cfg.Affinity {
@@ -278,6 +283,11 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		}
 	case Mutex:
 		w.step = w.mutex
+	}
+	if w.step == nil {
+		if err := w.setupMore(); err != nil {
+			return nil, err
+		}
 	}
 	if w.step == nil || (w.shm == nil && cfg.Work.sharedMemory()) {
 		return nil, fmt.Errorf("%s: incomplete worker configuration", cfg.Work.Type)
