@@ -31,6 +31,27 @@
 //	| mutex          | loops LCG steps, take a futex mutex shared by the group (0 free, 1 locked,    | loops (1000), hold_loops (1000),               | group_size   |
 //	|                | 2 contended), hold_loops LCG steps inside, increment the group's counter      | group_size (0: all the spawn's workers)        | (0: all)     |
 //	|                | non-atomically inside the lock, unlock                                        |                                                |              |
+//	| wake_chain     | a ring of group_size workers passing one turn word: wait (FUTEX_WAIT) for     | loops (1000), group_size (4)                   | group_size   |
+//	|                | this worker's turn, loops LCG steps, advance the word, FUTEX_WAKE all         |                                                |              |
+//	| thundering_herd | waker: nanosleep sleep_us, bump the generation, FUTEX_WAKE all; waiter: wait  | loops (1000), sleep_us (1000), group_size (8)  | group_size   |
+//	|                | for a new generation, loops LCG steps (one herd wake-up)                      |                                                |              |
+//	| rt_starvation  | worker 0 of a group runs SCHED_FIFO 1: busy spin_us, sleep sleep_us; the      | loops (20000), spin_us (10000), sleep_us       | group_size   |
+//	|                | others spin loops LCG steps under their own policy beside it                  | (2000), group_size (2)                         | (2)          |
+//	| priority_inversion | low (nice 19): take the group's futex mutex, hold_loops inside, release; | loops (1000), hold_loops (100000)              | threes       |
+//	|                | high (nice -10): loops, take it briefly, sleep 100 us; medium (nice 0): spin  |                                                |              |
+//	|                | hold_loops                                                                    |                                                |              |
+//	| preempt_storm  | as bursty, with short bursts and sleeps: wake-ups that preempt the others     | spin_us (20), sleep_us (200)                   | independent  |
+//	| page_fault_churn | map size_kb of anonymous memory, write each page (a fault each), unmap      | size_kb (1024)                                 | independent  |
+//	| idle_churn     | loops LCG steps, nanosleep sleep_us: CPUs go idle and wake all the time       | loops (100), sleep_us (50)                     | independent  |
+//	| io_sync_write  | pwrite 4 KiB into a memfd (tmpfs) at a rotating offset within size_kb, then   | size_kb (256)                                  | independent  |
+//	|                | fdatasync                                                                     |                                                |              |
+//	| cache_yield    | as cache, then sched_yield(2)                                                 | loops (256 lines), size_kb (4096)              | independent  |
+//	| sequence       | each of phases in order: {"spin_us": N} busy, {"sleep_us": N} nanosleep,      | phases (500 us busy, 500 us asleep, 1 yield)   | independent  |
+//	|                | {"yield": N} sched_yield N times, {"io_kb": N} write N KiB to a memfd, sync   |                                                |              |
+//
+// A worker may run under a scheduling policy of its own (SpawnSpec.Policy:
+// normal, batch, idle, fifo, rr with RTPriority 1..99, or ext, which puts
+// it in sched_ext's hands when a BPF scheduler is loaded).
 //
 // Grouped types need a worker count that is a multiple of the group
 // (SpawnSpec.Validate): pairs are workers 2k and 2k+1; groups are

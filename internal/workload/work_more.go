@@ -51,6 +51,10 @@ const (
 	InvLowNice, InvHighNice, InvMidNice = 19, -10, 0
 )
 
+// DefaultPhases are a sequence's phases when it gives none: 500 us
+// busy, 500 us asleep, one yield.
+func DefaultPhases() []Phase { return []Phase{{SpinUS: 500}, {SleepUS: 500}, {Yield: 1}} }
+
 // Phase is one phase of a sequence: exactly one field set.
 type Phase struct {
 	SpinUS  int `json:"spin_us,omitempty"`  // busy for this long
@@ -83,8 +87,8 @@ func (w Work) validateMore() error {
 			return fmt.Errorf("%w: %s group_size = 1, want 0 (default) or 2..%d", ErrBadParam, w.Type, MaxGroupSize)
 		}
 	case Sequence:
-		if len(w.Phases) == 0 || len(w.Phases) > MaxPhases {
-			return fmt.Errorf("%w: sequence wants 1..%d phases, has %d", ErrBadParam, MaxPhases, len(w.Phases))
+		if len(w.Phases) > MaxPhases {
+			return fmt.Errorf("%w: sequence wants at most %d phases, has %d", ErrBadParam, MaxPhases, len(w.Phases))
 		}
 		for i, p := range w.Phases {
 			set := 0
@@ -143,6 +147,10 @@ func (w Work) moreDefaults() Work {
 	case CacheYield:
 		def(&w.Loops, DefaultCacheYieldLine)
 		def(&w.SizeKB, DefaultCacheYieldKB)
+	case Sequence:
+		if len(w.Phases) == 0 {
+			w.Phases = DefaultPhases()
+		}
 	}
 	return w
 }

@@ -131,7 +131,7 @@ func TestMoreWorkValidate(t *testing.T) {
 		w    Work
 		want string
 	}{
-		{Work{Type: Sequence}, "sequence wants 1..16 phases"},
+		{Work{Type: Sequence, Phases: make([]Phase, 17)}, "sequence wants at most 16 phases"},
 		{Work{Type: Sequence, Phases: []Phase{{SpinUS: 1, SleepUS: 1}}}, "phases[0]: want exactly one"},
 		{Work{Type: Sequence, Phases: []Phase{{Yield: 5000}}}, "phases[0].yield = 5000"},
 		{Work{Type: Spin, Phases: []Phase{{Yield: 1}}}, "phases is not a parameter of spin"},
