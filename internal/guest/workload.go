@@ -2,6 +2,7 @@ package guest
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -13,13 +14,23 @@ import (
 func spawnWorkload(s spawnSpec) (workerGroup, error) {
 	g, err := workload.Spawn(workload.SpawnSpec{
 		Work: s.Cgroup.Work, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
-		Affinity: s.Affinity, Name: s.Cgroup.Name, Placement: s.Placement,
+		Affinity: s.Affinity, Name: comm(s.Cgroup), Placement: s.Placement,
+		Policy: s.Cgroup.Policy, RTPriority: s.Cgroup.RTPriority,
 		Domains: &workload.Domains{LLC: s.LLCOf, Node: s.NodeOf},
 	})
 	if err != nil {
 		return nil, err
 	}
 	return workloadGroup{g}, nil
+}
+
+// comm is the workers' command name: the cgroup's Comm, else the last
+// component of its name.
+func comm(c scenario.Cgroup) string {
+	if c.Comm != "" {
+		return c.Comm
+	}
+	return path.Base(c.Name)
 }
 
 type workloadGroup struct{ g *workload.Group }

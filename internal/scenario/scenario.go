@@ -145,6 +145,13 @@ type Cgroup struct {
 	// workers (a parent of nested cgroups, or a target of move_tasks).
 	Work workload.Work `json:"work,omitzero"`
 	Nice int           `json:"nice,omitempty"`
+	// Policy is the workers' scheduling policy (normal, batch, idle,
+	// fifo, rr, ext; "" inherits) and RTPriority its priority for fifo
+	// and rr (1..99). Comm names the workers (default the cgroup's last
+	// name component).
+	Policy     string `json:"policy,omitempty"`
+	RTPriority int    `json:"rt_priority,omitempty"`
+	Comm       string `json:"comm,omitempty"`
 	// Pin pins every worker to these CPUs; the isolation check then
 	// holds the workers to the pin within the cpuset.
 	Pin CpusetSpec `json:"pin,omitzero"`
@@ -180,7 +187,7 @@ func (c *Cgroup) UnmarshalJSON(b []byte) error {
 	var v Cgroup
 	if _, err := decodeObject(b, fields{"name": &v.Name, "cpuset": &v.Cpuset, "cpuset_enforce": &v.CpusetEnforce,
 		"weight": &v.Weight, "limits": &v.Limits, "workers": &v.Workers, "workers_per_cpu": &v.WorkersPerCPU,
-		"work": &v.Work, "nice": &v.Nice, "pin": &v.Pin, "place": &v.Place, "each": &v.Each, "checks": &v.Checks}); err != nil {
+		"work": &v.Work, "nice": &v.Nice, "policy": &v.Policy, "rt_priority": &v.RTPriority, "comm": &v.Comm, "pin": &v.Pin, "place": &v.Place, "each": &v.Each, "checks": &v.Checks}); err != nil {
 		return err
 	}
 	if err := v.check(); err != nil {
@@ -228,9 +235,15 @@ func (c *Cgroup) check() error {
 	if c.Nice < -20 || c.Nice > 19 {
 		return at("nice", errf("%d out of range -20..19", c.Nice))
 	}
+	if err := workload.ValidPolicy(c.Policy, c.RTPriority); err != nil {
+		return at("policy", errf("%s", strings.TrimPrefix(err.Error(), "workload: bad parameter: ")))
+	}
+	if len(c.Comm) > 15 || strings.ContainsAny(c.Comm, "/\x00\n") {
+		return at("comm", errf("%q: want at most 15 bytes, no '/' or control characters", c.Comm))
+	}
 	if !c.HasWorkers() {
-		if c.Workers > 0 || c.WorkersPerCPU > 0 || c.Nice != 0 || !c.Pin.IsZero() || c.Place != "" {
-			return at("work", errf("missing: workers, workers_per_cpu, nice, pin and place need work"))
+		if c.Workers > 0 || c.WorkersPerCPU > 0 || c.Nice != 0 || !c.Pin.IsZero() || c.Place != "" || c.Policy != "" || c.Comm != "" {
+			return at("work", errf("missing: workers, workers_per_cpu, nice, policy, comm, pin and place need work"))
 		}
 	} else if err := c.Work.Validate(); err != nil {
 		return at("work", errf("%s", strings.TrimPrefix(err.Error(), "workload: ")))

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -89,6 +90,10 @@ func TestParseErrors(t *testing.T) {
 		{"cpu max", `{"name":"x","cgroups":[{"name":"a","limits":{"cpu_max":"10 100000"},"work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].limits.cpu_max: "10 100000": want "max"`},
 		{"memory", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"set_limits","cgroup":"a","limits":{"memory_max":"12X"}}]}]}`, `steps[0].ops[0].limits.memory_max: "12X": want a count, "max", or a size`},
 		{"nothing made", `{"name":"x","steps":[{"hold_ms":1}]}`, `cgroups: want 1..64 cgroups: the scenario makes none`},
+		{"policy", `{"name":"x","cgroups":[{"name":"a","policy":"deadline","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].policy: policy "deadline", want one of normal, batch, idle, fifo, rr, ext`},
+		{"rt priority", `{"name":"x","cgroups":[{"name":"a","policy":"fifo","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].policy: policy fifo with rt_priority 0`},
+		{"comm", `{"name":"x","cgroups":[{"name":"a","comm":"a-very-long-command","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].comm: "a-very-long-command": want at most 15 bytes`},
+		{"policy without work", `{"name":"x","cgroups":[{"name":"a","policy":"batch"},{"name":"b","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].work: missing`},
 		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,6 +106,42 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse error = %q, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A decoded scenario is typed: the cpuset specs, limits, ops and work
+// are values, and a JSON round trip keeps them.
+func TestParseTyped(t *testing.T) {
+	s, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","cpuset":"split:1/2","policy":"rr","rt_priority":3,
+		"limits":{"cpu_max":"20000","memory_high":"64M","pids_max":"max"},"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":1,"ops":[{"op":"set_affinity","cgroup":"a","cpuset":"0-1"},{"op":"stop_workers","cgroup":"a"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Cgroups[0]
+	if c.Cpuset.String() != "split:1/2" || c.Policy != "rr" || c.RTPriority != 3 {
+		t.Errorf("cgroup %+v", c)
+	}
+	want := []Setting{{"cpu.max", "20000 100000"}, {"memory.high", "67108864"}, {"pids.max", "max"}}
+	if d := cmp.Diff(want, c.Limits.Settings()); d != "" {
+		t.Errorf("limits (-want +got):\n%s", d)
+	}
+	if op := s.Steps[0].Ops[0]; op.Cpuset.Kind != "list" || len(op.Cpuset.List) != 2 {
+		t.Errorf("set_affinity cpuset %+v", op.Cpuset)
+	}
+	if op := s.Steps[0].Ops[1]; op.Count != 0 {
+		t.Errorf("stop_workers without count: %+v", op)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(b)
+	if err != nil {
+		t.Fatalf("round trip: %v\n%s", err, b)
+	}
+	if d := cmp.Diff(s, again); d != "" {
+		t.Errorf("round trip (-first +second):\n%s", d)
 	}
 }
 

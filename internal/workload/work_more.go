@@ -2,6 +2,7 @@ package workload
 
 import (
 	"fmt"
+	"slices"
 )
 
 // The work types of scenarios that find scheduler bugs: wake-up
@@ -173,4 +174,26 @@ func (w Work) moreSharedMemory() bool {
 		return true
 	}
 	return false
+}
+
+// Policies lists the policy names SpawnSpec.Policy takes.
+func Policies() []string { return []string{"normal", "batch", "idle", "fifo", "rr", "ext"} }
+
+// ValidPolicy checks a policy name and its RT priority (1..99 for fifo
+// and rr, 0 for the others).
+func ValidPolicy(policy string, prio int) error {
+	if policy == "" {
+		if prio != 0 {
+			return fmt.Errorf("%w: rt_priority %d without a policy", ErrBadParam, prio)
+		}
+		return nil
+	}
+	if !slices.Contains(Policies(), policy) {
+		return fmt.Errorf("%w: policy %q, want one of normal, batch, idle, fifo, rr, ext", ErrBadParam, policy)
+	}
+	rt := policy == "fifo" || policy == "rr"
+	if rt && (prio < 1 || prio > 99) || !rt && prio != 0 {
+		return fmt.Errorf("%w: policy %s with rt_priority %d (fifo and rr take 1..99, the others none)", ErrBadParam, policy, prio)
+	}
+	return nil
 }

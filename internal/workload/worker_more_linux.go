@@ -16,28 +16,6 @@ var policies = map[string]uint32{
 	"fifo": unix.SCHED_FIFO, "rr": unix.SCHED_RR, "ext": 7, // SCHED_EXT
 }
 
-// Policies lists the policy names SpawnSpec.Policy takes.
-func Policies() []string { return []string{"normal", "batch", "idle", "fifo", "rr", "ext"} }
-
-// ValidPolicy checks a policy name and its RT priority (1..99 for fifo
-// and rr, 0 for the others).
-func ValidPolicy(policy string, prio int) error {
-	if policy == "" {
-		if prio != 0 {
-			return fmt.Errorf("%w: rt_priority %d without a policy", ErrBadParam, prio)
-		}
-		return nil
-	}
-	if _, ok := policies[policy]; !ok {
-		return fmt.Errorf("%w: policy %q, want one of normal, batch, idle, fifo, rr, ext", ErrBadParam, policy)
-	}
-	rt := policy == "fifo" || policy == "rr"
-	if rt && (prio < 1 || prio > 99) || !rt && prio != 0 {
-		return fmt.Errorf("%w: policy %s with rt_priority %d (fifo and rr take 1..99, the others none)", ErrBadParam, policy, prio)
-	}
-	return nil
-}
-
 // setPolicy puts every thread of this process under policy.
 func setPolicy(policy string, prio int) error {
 	p, ok := policies[policy]
