@@ -35,7 +35,9 @@
 //	  "checks": {"max_gap_ms": 2000, "max_spread_pct": 15}
 //	}
 //
-// Cgroups: a cgroup without "work" runs no workers (a parent, or a
+// Cgroups: "policy" (normal, batch, idle, fifo, rr with "rt_priority",
+// ext), "nice" and "comm" set how its workers run. A cgroup without
+// "work" runs no workers (a parent, or a
 // target of move_tasks); "outer/inner" nests a cgroup in an earlier one
 // that has no work. A step's "cgroups" are made at its start and removed
 // at its end. Names are unique over the whole scenario.
