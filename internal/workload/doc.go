@@ -48,6 +48,13 @@
 //	| cache_yield    | as cache, then sched_yield(2)                                                 | loops (256 lines), size_kb (4096)              | independent  |
 //	| sequence       | each of phases in order: {"spin_us": N} busy, {"sleep_us": N} nanosleep,      | phases (500 us busy, 500 us asleep, 1 yield)   | independent  |
 //	|                | {"yield": N} sched_yield N times, {"io_kb": N} write N KiB to a memfd, sync   |                                                |              |
+//	| signal_storm   | a pair passing SIGUSR1 back and forth (tgkill; the receiver waits in          | loops (0) LCG steps before each send           | pairs        |
+//	|                | sigtimedwait with the signal blocked): one signal received                    |                                                |              |
+//	| epoll_storm    | epoll_wait on a timerfd firing every sleep_us, read it, loops LCG steps       | loops (100), sleep_us (100)                    | independent  |
+//	| fan_out_compute | as futex_fanout, with heavy waiters: the waker hands out work and waits for  | loops (20000), group_size (4)                  | group_size   |
+//	|                | every waiter to finish its share                                              |                                                |              |
+//	| producer_consumer | producer: loops LCG steps, queue a token (at most 64 queued, else wait);   | loops (1000), group_size (4)                   | group_size   |
+//	|                | consumers: take a token, 4*loops LCG steps (consumers lag: an imbalance)      |                                                |              |
 //
 // A worker may run under a scheduling policy of its own (SpawnSpec.Policy:
 // normal, batch, idle, fifo, rr with RTPriority 1..99, or ext, which puts

@@ -21,11 +21,15 @@ const (
 	IOSyncWrite       Type = "io_sync_write"
 	CacheYield        Type = "cache_yield"
 	Sequence          Type = "sequence"
+	SignalStorm       Type = "signal_storm"
+	EpollStorm        Type = "epoll_storm"
+	FanOutCompute     Type = "fan_out_compute"
+	ProducerConsumer  Type = "producer_consumer"
 )
 
 // moreTypes are the types of this file, in the doc.go table's order.
 var moreTypes = []Type{WakeChain, ThunderingHerd, RTStarvation, PriorityInversion, PreemptStorm,
-	PageFaultChurn, IdleChurn, IOSyncWrite, CacheYield, Sequence}
+	PageFaultChurn, IdleChurn, IOSyncWrite, CacheYield, Sequence, SignalStorm, EpollStorm, FanOutCompute, ProducerConsumer}
 
 // Defaults of this file's types.
 const (
@@ -47,6 +51,13 @@ const (
 	DefaultCacheYieldKB   = 4096
 	DefaultCacheYieldLine = 256
 	MaxPhases             = 16
+	DefaultEpollSleepUS   = 100   // epoll_storm: the timerfd's interval
+	DefaultEpollLoops     = 100   // epoll_storm: LCG steps per wake-up
+	DefaultFanOutLoops    = 20000 // fan_out_compute: each waiter's share
+	DefaultFanOutGroup    = 4
+	DefaultPCGroup        = 4    // producer_consumer: 1 producer, 3 consumers
+	DefaultPCLoops        = 1000 // producer_consumer: producer's steps per token; consumers do 4x
+	PCQueue               = 64   // producer_consumer: tokens queued at most
 	// InversionNices are priority_inversion's nice values: the lock
 	// holder (low), the waiter (high), the CPU hog between them.
 	InvLowNice, InvHighNice, InvMidNice = 19, -10, 0
@@ -75,6 +86,10 @@ func init() {
 	uses[IOSyncWrite] = []string{"size_kb"}
 	uses[CacheYield] = []string{"loops", "size_kb"}
 	uses[Sequence] = []string{"phases"}
+	uses[SignalStorm] = []string{"loops"}
+	uses[EpollStorm] = []string{"loops", "sleep_us"}
+	uses[FanOutCompute] = []string{"loops", "group_size"}
+	uses[ProducerConsumer] = []string{"loops", "group_size"}
 }
 
 // validateMore checks what the generic checks of Validate cannot.
@@ -83,7 +98,7 @@ func (w Work) validateMore() error {
 		return fmt.Errorf("%w: phases is not a parameter of %s", ErrBadParam, w.Type)
 	}
 	switch w.Type {
-	case WakeChain, ThunderingHerd, RTStarvation:
+	case WakeChain, ThunderingHerd, RTStarvation, FanOutCompute, ProducerConsumer:
 		if w.GroupSize == 1 {
 			return fmt.Errorf("%w: %s group_size = 1, want 0 (default) or 2..%d", ErrBadParam, w.Type, MaxGroupSize)
 		}
@@ -152,6 +167,15 @@ func (w Work) moreDefaults() Work {
 		if len(w.Phases) == 0 {
 			w.Phases = DefaultPhases()
 		}
+	case EpollStorm:
+		def(&w.Loops, DefaultEpollLoops)
+		def(&w.SleepUS, DefaultEpollSleepUS)
+	case FanOutCompute:
+		def(&w.Loops, DefaultFanOutLoops)
+		def(&w.GroupSize, DefaultFanOutGroup)
+	case ProducerConsumer:
+		def(&w.Loops, DefaultPCLoops)
+		def(&w.GroupSize, DefaultPCGroup)
 	}
 	return w
 }
@@ -159,10 +183,12 @@ func (w Work) moreDefaults() Work {
 // moreGroupSize is the group of this file's grouped types; 0 for others.
 func (w Work) moreGroupSize() int {
 	switch w.Type {
-	case WakeChain, ThunderingHerd, RTStarvation:
+	case WakeChain, ThunderingHerd, RTStarvation, FanOutCompute, ProducerConsumer:
 		return w.moreDefaults().GroupSize
 	case PriorityInversion:
 		return 3
+	case SignalStorm:
+		return 2
 	}
 	return 0
 }
@@ -170,7 +196,7 @@ func (w Work) moreGroupSize() int {
 // moreSharedMemory reports whether this file's type shares a memfd.
 func (w Work) moreSharedMemory() bool {
 	switch w.Type {
-	case WakeChain, ThunderingHerd, PriorityInversion:
+	case WakeChain, ThunderingHerd, PriorityInversion, SignalStorm, FanOutCompute, ProducerConsumer:
 		return true
 	}
 	return false

@@ -102,6 +102,33 @@ func TestMoreWorkTypes(t *testing.T) {
 					t.Errorf("sequence: no voluntary switches over %d sleeps", stats[0].Iterations)
 				}
 			}},
+		{name: "signal_storm", spec: SpawnSpec{Work: Work{Type: SignalStorm, Loops: 100}, Count: 2}, check: func(t *testing.T, stats []Stats) {
+			// A ping-pong: each side receives one signal per send.
+			if d := absDiff(stats[0].Iterations, stats[1].Iterations); d > 1 || stats[1].Iterations < 10 {
+				t.Errorf("signal_storm: iterations %d and %d, want at least 10 and within one", stats[0].Iterations, stats[1].Iterations)
+			}
+		}},
+		{name: "epoll_storm", spec: SpawnSpec{Work: Work{Type: EpollStorm, SleepUS: 500}, Count: 1}, check: func(t *testing.T, stats []Stats) {
+			if stats[0].VoluntaryCtxSwitches == 0 || stats[0].Iterations < 10 {
+				t.Errorf("epoll_storm: %d wake-ups, %d voluntary switches", stats[0].Iterations, stats[0].VoluntaryCtxSwitches)
+			}
+		}},
+		{name: "fan_out_compute", spec: SpawnSpec{Work: Work{Type: FanOutCompute, Loops: 2000}, Count: 4}, check: func(t *testing.T, stats []Stats) {
+			for _, s := range stats[1:] {
+				if s.Iterations != stats[0].Iterations && s.Iterations != stats[0].Iterations+1 {
+					t.Errorf("fan_out_compute: waiter %d has %d iterations, the waker %d", s.Index, s.Iterations, stats[0].Iterations)
+				}
+			}
+		}},
+		{name: "producer_consumer", spec: SpawnSpec{Work: Work{Type: ProducerConsumer, Loops: 200}, Count: 4}, check: func(t *testing.T, stats []Stats) {
+			var consumed uint64
+			for _, s := range stats[1:] {
+				consumed += s.Iterations
+			}
+			if p := stats[0].Iterations; consumed > p || p-consumed > PCQueue {
+				t.Errorf("producer_consumer: %d produced, %d consumed; want consumed within the %d-token queue", p, consumed, PCQueue)
+			}
+		}},
 		{name: "policy batch", spec: SpawnSpec{Work: Work{Type: Spin}, Count: 1, Policy: "batch"}, during: func(t *testing.T, g *Group) {
 			wantStat(t, "batch", g.PIDs()[0], statPolicy, 3)
 		}},

@@ -194,6 +194,119 @@ func (w *worker) setupMore() error {
 			}
 			return true
 		}
+	case SignalStorm:
+		// Block SIGUSR1 on this thread, so it waits for it with
+		// sigtimedwait and no handler runs; publish the pid for the peer.
+		var set unix.Sigset_t
+		set.Val[0] = 1 << (uint(unix.SIGUSR1) - 1)
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+			return fmt.Errorf("signal_storm: block SIGUSR1: %w", err)
+		}
+		mine, peer := w.a, w.b
+		if w.cfg.Role == 1 {
+			mine, peer = w.b, w.a
+		}
+		atomic.StoreUint32(mine, uint32(unix.Getpid()))
+		first := w.cfg.Role == 0
+		w.step = func() bool {
+			w.burn(wk.Loops)
+			if first {
+				first = false
+			} else {
+				for !sigWait(&set, wakeWait) {
+					if w.stopping() {
+						return false
+					}
+				}
+			}
+			if p := int(atomic.LoadUint32(peer)); p > 0 {
+				if err := unix.Tgkill(p, p, unix.SIGUSR1); err != nil && err != unix.ESRCH {
+					w.fail(fmt.Errorf("signal_storm: tgkill %d: %w", p, err))
+					return false
+				}
+			}
+			return true
+		}
+	case EpollStorm:
+		tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("epoll_storm: timerfd_create: %w", err)
+		}
+		it := unix.NsecToTimespec(int64(wk.SleepUS) * 1000)
+		if err := unix.TimerfdSettime(tfd, 0, &unix.ItimerSpec{Interval: it, Value: it}, nil); err != nil {
+			return fmt.Errorf("epoll_storm: timerfd_settime: %w", err)
+		}
+		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("epoll_storm: epoll_create1: %w", err)
+		}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, tfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}); err != nil {
+			return fmt.Errorf("epoll_storm: epoll_ctl: %w", err)
+		}
+		events, buf := make([]unix.EpollEvent, 1), make([]byte, 8)
+		w.step = func() bool {
+			for {
+				n, err := unix.EpollWait(ep, events, int(wakeWait/time.Millisecond))
+				if n > 0 {
+					break
+				}
+				if err != nil && err != unix.EINTR {
+					w.fail(fmt.Errorf("epoll_storm: epoll_wait: %w", err))
+					return false
+				}
+				if w.stop.Load() {
+					return false
+				}
+			}
+			unix.Read(tfd, buf)
+			w.burn(wk.Loops)
+			return true
+		}
+	case FanOutCompute:
+		if w.cfg.Role == 0 {
+			w.step = w.fanoutWaker
+		} else {
+			w.step = w.fanoutWaiter
+		}
+	case ProducerConsumer:
+		if w.cfg.Role == 0 {
+			w.step = func() bool {
+				w.burn(wk.Loops)
+				for {
+					v := atomic.LoadUint32(w.a)
+					if v < PCQueue {
+						break
+					}
+					if w.stopping() {
+						return false
+					}
+					futexWait(w.a, v, wakeWait)
+				}
+				atomic.AddUint32(w.a, 1)
+				futexWake(w.a, math.MaxInt32)
+				return true
+			}
+		} else {
+			w.step = func() bool {
+				for {
+					v := atomic.LoadUint32(w.a)
+					if v > 0 && atomic.CompareAndSwapUint32(w.a, v, v-1) {
+						if v == PCQueue {
+							futexWake(w.a, math.MaxInt32) // the producer waits for room
+						}
+						break
+					}
+					if w.stopping() {
+						return false
+					}
+					if v == 0 {
+						futexWait(w.a, 0, wakeWait)
+					}
+				}
+				w.burn(4 * wk.Loops)
+				return true
+			}
+		}
 	}
 	return nil
 }
