@@ -23,6 +23,7 @@ type scene struct {
 	byName   map[string]*liveCgroup
 	nworkers int
 	notes    []string
+	payloads map[string]*program
 }
 
 // alive counts the cgroups not removed.
@@ -161,6 +162,14 @@ func (s *scene) setCpuset(c *liveCgroup, spec scenario.CpusetSpec) error {
 
 // apply performs one op on the scene.
 func (s *scene) apply(op scenario.Op) error {
+	switch op.Op {
+	case scenario.OpRunPayload:
+		return s.runPayload(op)
+	case scenario.OpWaitPayload:
+		return s.waitPayload(op)
+	case scenario.OpKillPayload:
+		return s.killPayload(op)
+	}
 	if op.Op == scenario.OpAddCgroup {
 		c, err := s.makeCgroup(*op.Spec)
 		if err != nil {

@@ -91,3 +91,35 @@ func TestRunScenarioFreezeWithoutCgroups(t *testing.T) {
 		}
 	}
 }
+
+// Payloads: a program's exit status and output tail become a note; a
+// status other than the expected one fails the run; kill_payload ends
+// one, and one still running at the end is killed and noted.
+func TestRunScenarioPayloads(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":5,"ops":[
+		   {"op":"run_payload","payload":"three","path":"/bin/sh","args":["-c","echo hello; exit 3"]},
+		   {"op":"run_payload","payload":"sleeper","path":"/bin/sh","args":["-c","sleep 30"]},
+		   {"op":"run_payload","payload":"left","path":"/bin/sh","args":["-c","sleep 30"]},
+		   {"op":"run_payload","payload":"wrong","path":"/bin/sh","args":["-c","exit 1"]}]},
+		  {"hold_ms":5,"ops":[
+		   {"op":"wait_payload","payload":"three","expect_exit":3},
+		   {"op":"kill_payload","payload":"sleeper","signal":15},
+		   {"op":"wait_payload","payload":"sleeper","timeout_ms":5000},
+		   {"op":"wait_payload","payload":"wrong","expect_exit":0}]}]}`)
+	res := runScenario(sc, testEnv(&recorder{}))
+	notes := strings.Join(res.InfoNotes, "\n")
+	for _, want := range []string{"payload three (/bin/sh): exited with status 3; output: hello",
+		"payload sleeper (/bin/sh): killed by SIGTERM", "payload left (/bin/sh): killed by SIGKILL (at the scenario's end)"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes:\n%s\nwant %q", notes, want)
+		}
+	}
+	var msgs []string
+	for _, o := range res.Outcomes {
+		msgs = append(msgs, o.Message)
+	}
+	if all := strings.Join(msgs, "\n"); len(msgs) != 1 || !strings.Contains(all, "step 2: wait_payload wrong: exited with status 1, want status 0") {
+		t.Errorf("outcomes %q, want the one for the wrong exit status", all)
+	}
+}

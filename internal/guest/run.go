@@ -273,6 +273,7 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
 
+	sn.endPayloads()
 	// Stop every batch at once, then collect.
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -46,6 +46,23 @@ const (
 	// answers ERR, or a check that does not hold, fails the run.
 	OpReadKernel  = "read_kernel"
 	OpWriteKernel = "write_kernel"
+	// OpRunPayload starts a program (any binary packed with ktstr-boot
+	// --include) as payload: path and args, in cgroup when given. Its
+	// output (the last 4 KiB) and exit status are captured.
+	OpRunPayload = "run_payload"
+	// OpWaitPayload waits up to timeout_ms (default 10000) for payload
+	// to exit; its status becomes a note, and a status other than
+	// expect_exit (when given) fails the run.
+	OpWaitPayload = "wait_payload"
+	// OpKillPayload sends signal (default SIGKILL) to payload.
+	OpKillPayload = "kill_payload"
+)
+
+// Payload limits.
+const (
+	MaxPayloadArgs       = 64
+	MaxPayloadArgLen     = 4096
+	DefaultPayloadWaitMS = 10000
 )
 
 // opFields lists, per op, the fields it needs and those it may have.
@@ -67,6 +84,9 @@ var opFields = map[string]struct{ need, may []string }{
 	OpSnapshot:      {need: []string{"tag"}},
 	OpReadKernel:    {need: []string{"kernel"}},
 	OpWriteKernel:   {need: []string{"kernel"}},
+	OpRunPayload:    {need: []string{"payload", "path"}, may: []string{"args", "cgroup"}},
+	OpWaitPayload:   {need: []string{"payload"}, may: []string{"expect_exit", "timeout_ms"}},
+	OpKillPayload:   {need: []string{"payload"}, may: []string{"signal"}},
 }
 
 // OpKinds lists the op kinds, sorted.
@@ -94,6 +114,14 @@ type Op struct {
 	Tag    string     `json:"tag,omitempty"`
 	// Kernel is what read_kernel and write_kernel read or write.
 	Kernel *KernelOp `json:"kernel,omitempty"`
+	// Payload names a program run by run_payload (Path, Args), waited
+	// for by wait_payload (ExpectExit, TimeoutMS) or signalled by
+	// kill_payload.
+	Payload    string   `json:"payload,omitempty"`
+	Path       string   `json:"path,omitempty"`
+	Args       []string `json:"args,omitempty"`
+	ExpectExit *int     `json:"expect_exit,omitempty"`
+	TimeoutMS  int      `json:"timeout_ms,omitempty"`
 }
 
 // UnmarshalJSON decodes one op: its kind, then exactly the fields that
@@ -102,7 +130,8 @@ func (o *Op) UnmarshalJSON(b []byte) error {
 	var v Op
 	present, err := decodeObject(b, fields{"op": &v.Op, "cgroup": &v.Cgroup, "cpuset": &v.Cpuset, "with": &v.With,
 		"to": &v.To, "weight": &v.Weight, "limits": &v.Limits, "count": &v.Count, "spec": &v.Spec,
-		"signal": &v.Signal, "tag": &v.Tag, "kernel": &v.Kernel})
+		"signal": &v.Signal, "tag": &v.Tag, "kernel": &v.Kernel, "payload": &v.Payload, "path": &v.Path,
+		"args": &v.Args, "expect_exit": &v.ExpectExit, "timeout_ms": &v.TimeoutMS})
 	if err != nil {
 		return err
 	}
@@ -192,7 +221,29 @@ func (o *Op) check() error {
 		if o.Spec.Each != "" {
 			return at("spec.each", errf("each is for the scenario's own cgroups only"))
 		}
-	case OpKillScheduler:
+	case OpRunPayload:
+		if !validName(o.Payload) {
+			return at("payload", errf("%q: want 1-64 characters of [A-Za-z0-9_.-], not starting with '.'", o.Payload))
+		}
+		if !strings.HasPrefix(o.Path, "/") || len(o.Path) > MaxPayloadArgLen || strings.ContainsRune(o.Path, 0) {
+			return at("path", errf("%q: want an absolute path in the guest (a file packed with --include)", o.Path))
+		}
+		if len(o.Args) > MaxPayloadArgs {
+			return at("args", errf("%d arguments, at most %d", len(o.Args), MaxPayloadArgs))
+		}
+		for i, a := range o.Args {
+			if len(a) > MaxPayloadArgLen || strings.ContainsRune(a, 0) {
+				return at("args", at(index(i), errf("want at most %d bytes and no NUL", MaxPayloadArgLen)))
+			}
+		}
+	case OpWaitPayload:
+		if o.TimeoutMS < 0 || o.TimeoutMS > MaxHoldMS {
+			return at("timeout_ms", errf("%d out of range 1..%d (default %d)", o.TimeoutMS, MaxHoldMS, DefaultPayloadWaitMS))
+		}
+		if e := o.ExpectExit; e != nil && (*e < 0 || *e > 255) {
+			return at("expect_exit", errf("%d out of range 0..255", *e))
+		}
+	case OpKillPayload, OpKillScheduler:
 		if o.Signal < 0 || o.Signal > 64 {
 			return at("signal", errf("%d out of range 1..64 (default 9, SIGKILL)", o.Signal))
 		}
@@ -211,8 +262,9 @@ func (o *Op) check() error {
 // liveSet follows which cgroups exist, step by step, as the guest will
 // make and remove them, so that every name an op uses is checked.
 type liveSet struct {
-	live map[string]*Cgroup
-	used map[string]bool
+	live     map[string]*Cgroup
+	used     map[string]bool
+	payloads map[string]bool
 }
 
 func (l *liveSet) add(c *Cgroup) error {
@@ -292,7 +344,7 @@ func (s *Scenario) validate() error {
 	if len(s.Cgroups) > MaxCgroups {
 		return at("cgroups", errf("want at most %d cgroups, have %d", MaxCgroups, len(s.Cgroups)))
 	}
-	l := &liveSet{live: map[string]*Cgroup{}, used: map[string]bool{}}
+	l := &liveSet{live: map[string]*Cgroup{}, used: map[string]bool{}, payloads: map[string]bool{}}
 	for i := range s.Cgroups {
 		c := &s.Cgroups[i]
 		if err := c.check(); err != nil {
@@ -383,6 +435,25 @@ func (op *Op) validate(l *liveSet, saves map[string]bool, ever *bool) error {
 	case OpAddCgroup:
 		*ever = true
 		return at("spec", l.add(op.Spec))
+	case OpRunPayload:
+		if l.payloads[op.Payload] {
+			return at("payload", errf("%q started twice", op.Payload))
+		}
+		l.payloads[op.Payload] = true
+		if op.Cgroup != "" {
+			if _, err := l.named("cgroup", op.Cgroup); err != nil {
+				return err
+			}
+			if l.children(op.Cgroup) {
+				return at("cgroup", errf("cgroup %q has nested cgroups: it cannot take tasks", op.Cgroup))
+			}
+		}
+		return nil
+	case OpWaitPayload, OpKillPayload:
+		if !l.payloads[op.Payload] {
+			return at("payload", errf("no payload %q started before", op.Payload))
+		}
+		return nil
 	}
 	c, err := l.named("cgroup", op.Cgroup)
 	if err != nil {
@@ -415,6 +486,8 @@ func (op *Op) String() string {
 		return fmt.Sprintf("%s %s %s", op.Op, op.Cgroup, op.With)
 	case OpMoveTasks:
 		return fmt.Sprintf("%s %s -> %s", op.Op, op.Cgroup, op.To)
+	case OpRunPayload, OpWaitPayload, OpKillPayload:
+		return op.Op + " " + op.Payload
 	}
 	if op.Cgroup != "" {
 		return op.Op + " on cgroup " + op.Cgroup

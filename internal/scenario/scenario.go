@@ -61,6 +61,11 @@
 //	kill_scheduler [signal]         signal the scheduler under test (default SIGKILL)
 //	snapshot      tag               ask the host for a snapshot (ktstr-snapshot(5))
 //	read_kernel, write_kernel  kernel   guest kernel state through the host (KernelOp)
+//	run_payload   payload, path [, args, cgroup]  start a program (packed with ktstr-boot --include), output captured
+//	wait_payload  payload [, expect_exit, timeout_ms]  wait for it (default 10 s); status and output tail become a note
+//	kill_payload  payload [, signal]  signal its process group (default SIGKILL)
+//
+// A payload still running at the end is killed and noted.
 //
 // The isolation check allows every CPU of every cpuset a cgroup had
 // during the run (a worker ran under each of them), and for move_tasks

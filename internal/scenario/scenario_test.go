@@ -94,6 +94,10 @@ func TestParseErrors(t *testing.T) {
 		{"rt priority", `{"name":"x","cgroups":[{"name":"a","policy":"fifo","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].policy: policy fifo with rt_priority 0`},
 		{"comm", `{"name":"x","cgroups":[{"name":"a","comm":"a-very-long-command","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].comm: "a-very-long-command": want at most 15 bytes`},
 		{"policy without work", `{"name":"x","cgroups":[{"name":"a","policy":"batch"},{"name":"b","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`, `cgroups[0].work: missing`},
+		{"payload path", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"run_payload","payload":"p","path":"bin/x"}]}]}`, `steps[0].ops[0].path: "bin/x": want an absolute path`},
+		{"payload twice", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"run_payload","payload":"p","path":"/x"},{"op":"run_payload","payload":"p","path":"/x"}]}]}`, `steps[0].ops[1].payload: "p" started twice`},
+		{"wait before run", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"wait_payload","payload":"p"}]}]}`, `steps[0].ops[0].payload: no payload "p" started before`},
+		{"expect exit", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"run_payload","payload":"p","path":"/x"},{"op":"wait_payload","payload":"p","expect_exit":300}]}]}`, `steps[0].ops[1].expect_exit: 300 out of range 0..255`},
 		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
