@@ -9,7 +9,8 @@ import (
 // TestVMScenarioOps: the step ops change the guest, as the results show:
 // move_tasks counts src's workers in dst, freeze stops a cgroup's workers
 // for the 600 ms it lasts (their longest gap covers it), set_limits
-// writes cpu.idle (no note says it was skipped).
+// writes cpu.idle (no note says it was skipped), run_payload and
+// wait_payload run the guest's own /init and report its output.
 func TestVMScenarioOps(t *testing.T) {
 	k := needVM(t)
 	r := ktstrRun(t, k, jsonVerdict, "--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/ops.json"))
@@ -28,8 +29,12 @@ func TestVMScenarioOps(t *testing.T) {
 	if gap["frozen"] < 500 {
 		t.Errorf("frozen cgroup's longest gap %.1f ms, want at least the 600 ms freeze (less 100 ms)", gap["frozen"])
 	}
-	if notes := strings.Join(res.InfoNotes, "\n"); strings.Contains(notes, "cpu.idle") {
+	notes := strings.Join(res.InfoNotes, "\n")
+	if strings.Contains(notes, "cpu.idle") {
 		t.Errorf("cpu.idle was not written:\n%s", notes)
+	}
+	if !strings.Contains(notes, "payload self (/init): exited with status 0; output: ") || !strings.Contains(notes, "wake-chain") {
+		t.Errorf("no note of the payload's status and output:\n%s", notes)
 	}
 }
 
