@@ -1,6 +1,9 @@
 package guest
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +124,24 @@ func TestRunScenarioPayloads(t *testing.T) {
 	}
 	if all := strings.Join(msgs, "\n"); len(msgs) != 1 || !strings.Contains(all, "step 2: wait_payload wrong: exited with status 1, want status 0") {
 		t.Errorf("outcomes %q, want the one for the wrong exit status", all)
+	}
+}
+
+// setAffinity pins every thread of a running process.
+func TestSetAffinity(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := setAffinity([]int{cmd.Process.Pid, 1 << 30}, []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "Cpus_allowed_list:\t0\n") {
+		t.Errorf("after set_affinity to CPU 0:\n%s", b)
 	}
 }

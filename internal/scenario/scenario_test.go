@@ -149,6 +149,50 @@ func TestParseTyped(t *testing.T) {
 	}
 }
 
+// Every op kind parses in its minimal form, and names what it acts on.
+func TestOpKindsParse(t *testing.T) {
+	ops := map[string]string{
+		OpSetCpuset:     `{"op":"set_cpuset","cgroup":"a","cpuset":"all"}`,
+		OpClearCpuset:   `{"op":"clear_cpuset","cgroup":"a"}`,
+		OpSwapCpusets:   `{"op":"swap_cpusets","cgroup":"a","with":"b"}`,
+		OpSetWeight:     `{"op":"set_weight","cgroup":"a","weight":50}`,
+		OpSetLimits:     `{"op":"set_limits","cgroup":"a","limits":{"pids_max":10}}`,
+		OpAddWorkers:    `{"op":"add_workers","cgroup":"a","count":2}`,
+		OpStopWorkers:   `{"op":"stop_workers","cgroup":"a","count":1}`,
+		OpSetAffinity:   `{"op":"set_affinity","cgroup":"a","cpuset":"0"}`,
+		OpMoveTasks:     `{"op":"move_tasks","cgroup":"a","to":"b"}`,
+		OpFreeze:        `{"op":"freeze","cgroup":"a"}`,
+		OpUnfreeze:      `{"op":"unfreeze","cgroup":"a"}`,
+		OpAddCgroup:     `{"op":"add_cgroup","spec":{"name":"c","work":{"type":"spin"}}}`,
+		OpRemoveCgroup:  `{"op":"remove_cgroup","cgroup":"b"}`,
+		OpKillScheduler: `{"op":"kill_scheduler"}`,
+		OpSnapshot:      `{"op":"snapshot","tag":"t"}`,
+		OpReadKernel:    `{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u64"}}`,
+		OpWriteKernel:   `{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","write":1}}`,
+		OpRunPayload:    `{"op":"run_payload","payload":"p","path":"/bin/true","args":["-x"],"cgroup":"a"}`,
+		OpWaitPayload:   `{"op":"wait_payload","payload":"p","expect_exit":0,"timeout_ms":100}`,
+		OpKillPayload:   `{"op":"kill_payload","payload":"p","signal":15}`,
+	}
+	if len(ops) != len(OpKinds()) {
+		t.Errorf("%d ops tested, %d kinds", len(ops), len(OpKinds()))
+	}
+	for _, kind := range OpKinds() {
+		js := ops[kind]
+		var op Op
+		if err := json.Unmarshal([]byte(js), &op); err != nil || op.Op != kind {
+			t.Errorf("%s: %v", js, err)
+		}
+		pre := `{"op":"run_payload","payload":"p","path":"/x"}`
+		if kind == OpRunPayload {
+			pre = `{"op":"snapshot","tag":"x"}`
+		}
+		doc := `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}},{"name":"b","workers":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[` + pre + `,` + js + `]}]}`
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("%s in a scenario: %v", kind, err)
+		}
+	}
+}
+
 func TestParseTypesWork(t *testing.T) {
 	s, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","workers":2,"work":{"type":"bursty","spin_us":100}}],"steps":[{"hold_ms":1}]}`))
 	if err != nil {
