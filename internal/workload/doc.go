@@ -55,6 +55,8 @@
 //	|                | every waiter to finish its share                                              |                                                |              |
 //	| producer_consumer | producer: loops LCG steps, queue a token (at most 64 queued, else wait);   | loops (1000), group_size (4)                   | group_size   |
 //	|                | consumers: take a token, 4*loops LCG steps (consumers lag: an imbalance)      |                                                |              |
+//	| asymmetric_waker | as futex_pingpong with unequal sides: the waker computes loops LCG steps    | loops (20000), hold_loops (100)                | pairs        |
+//	|                | per hand-off, the wakee hold_loops, so one wakes far more than it runs        |                                                |              |
 //
 // A worker may run under a scheduling policy of its own (SpawnSpec.Policy:
 // normal, batch, idle, fifo, rr with RTPriority 1..99, or ext, which puts

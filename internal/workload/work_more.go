@@ -25,11 +25,12 @@ const (
 	EpollStorm        Type = "epoll_storm"
 	FanOutCompute     Type = "fan_out_compute"
 	ProducerConsumer  Type = "producer_consumer"
+	AsymmetricWaker   Type = "asymmetric_waker"
 )
 
 // moreTypes are the types of this file, in the doc.go table's order.
 var moreTypes = []Type{WakeChain, ThunderingHerd, RTStarvation, PriorityInversion, PreemptStorm,
-	PageFaultChurn, IdleChurn, IOSyncWrite, CacheYield, Sequence, SignalStorm, EpollStorm, FanOutCompute, ProducerConsumer}
+	PageFaultChurn, IdleChurn, IOSyncWrite, CacheYield, Sequence, SignalStorm, EpollStorm, FanOutCompute, ProducerConsumer, AsymmetricWaker}
 
 // Defaults of this file's types.
 const (
@@ -90,6 +91,7 @@ func init() {
 	uses[EpollStorm] = []string{"loops", "sleep_us"}
 	uses[FanOutCompute] = []string{"loops", "group_size"}
 	uses[ProducerConsumer] = []string{"loops", "group_size"}
+	uses[AsymmetricWaker] = []string{"loops", "hold_loops"}
 }
 
 // validateMore checks what the generic checks of Validate cannot.
@@ -176,6 +178,9 @@ func (w Work) moreDefaults() Work {
 	case ProducerConsumer:
 		def(&w.Loops, DefaultPCLoops)
 		def(&w.GroupSize, DefaultPCGroup)
+	case AsymmetricWaker:
+		def(&w.Loops, DefaultSpinLoops)
+		def(&w.HoldLoops, DefaultIdleLoops)
 	}
 	return w
 }
@@ -187,7 +192,7 @@ func (w Work) moreGroupSize() int {
 		return w.moreDefaults().GroupSize
 	case PriorityInversion:
 		return 3
-	case SignalStorm:
+	case SignalStorm, AsymmetricWaker:
 		return 2
 	}
 	return 0
@@ -196,7 +201,7 @@ func (w Work) moreGroupSize() int {
 // moreSharedMemory reports whether this file's type shares a memfd.
 func (w Work) moreSharedMemory() bool {
 	switch w.Type {
-	case WakeChain, ThunderingHerd, PriorityInversion, SignalStorm, FanOutCompute, ProducerConsumer:
+	case WakeChain, ThunderingHerd, PriorityInversion, SignalStorm, FanOutCompute, ProducerConsumer, AsymmetricWaker:
 		return true
 	}
 	return false

@@ -129,6 +129,12 @@ func TestMoreWorkTypes(t *testing.T) {
 				t.Errorf("producer_consumer: %d produced, %d consumed; want consumed within the %d-token queue", p, consumed, PCQueue)
 			}
 		}},
+		{name: "asymmetric_waker", spec: SpawnSpec{Work: Work{Type: AsymmetricWaker, Loops: 5000}, Count: 2}, check: func(t *testing.T, stats []Stats) {
+			// A strict hand-off: the sides alternate.
+			if d := absDiff(stats[0].Iterations, stats[1].Iterations); d > 1 || stats[1].Iterations < 10 {
+				t.Errorf("asymmetric_waker: iterations %d, %d, want at least 10 and within one", stats[0].Iterations, stats[1].Iterations)
+			}
+		}},
 		{name: "policy batch", spec: SpawnSpec{Work: Work{Type: Spin}, Count: 1, Policy: "batch"}, during: func(t *testing.T, g *Group) {
 			wantStat(t, "batch", g.PIDs()[0], statPolicy, 3)
 		}},

@@ -262,6 +262,29 @@ func (w *worker) setupMore() error {
 			w.burn(wk.Loops)
 			return true
 		}
+	case AsymmetricWaker:
+		// A futex ping-pong whose two sides work unequally: the waker
+		// computes loops steps per hand-off, the wakee hold_loops.
+		mine, n := uint32(w.cfg.Role), wk.Loops
+		if w.cfg.Role == 1 {
+			n = wk.HoldLoops
+		}
+		w.step = func() bool {
+			for {
+				v := atomic.LoadUint32(w.a)
+				if v%2 == mine {
+					break
+				}
+				if w.stopping() {
+					return false
+				}
+				futexWait(w.a, v, wakeWait)
+			}
+			w.burn(n)
+			atomic.AddUint32(w.a, 1)
+			futexWake(w.a, 1)
+			return true
+		}
 	case FanOutCompute:
 		if w.cfg.Role == 0 {
 			w.step = w.fanoutWaker
