@@ -53,3 +53,22 @@ func TestSchedQmapErrorMidChurn(t *testing.T) {
 			r.status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
 	}
 }
+
+// TestSchedRestartMidRun: scheduler-restart under scx_simple detaches it,
+// attaches it again and restarts it mid-run; none of that is a loss, and
+// the notes say each hand-over happened (enable_seq 2 and 3).
+func TestSchedRestartMidRun(t *testing.T) {
+	k, dir := needSched(t)
+	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_simple"), "--scenario", "scheduler-restart")
+	v := parseVerdict(t, r.stdout)
+	if !passes(t, r.status, v) {
+		t.Fatalf("scheduler-restart under scx_simple: status %d %s (%s: %s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status,
+			v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+	notes := strings.Join(v.Runs[0].Result.InfoNotes, "\n")
+	for _, want := range []string{"scheduler scx_simple detached by the scenario", "enable_seq 2)", "enable_seq 3)"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}

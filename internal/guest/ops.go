@@ -169,6 +169,8 @@ func (s *scene) apply(op scenario.Op) error {
 		return s.waitPayload(op)
 	case scenario.OpKillPayload:
 		return s.killPayload(op)
+	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler:
+		return s.schedOp(op.Op)
 	}
 	if op.Op == scenario.OpAddCgroup {
 		c, err := s.makeCgroup(*op.Spec)
@@ -237,6 +239,32 @@ func (s *scene) apply(op scenario.Op) error {
 		return s.remove(c)
 	default:
 		return fmt.Errorf("op %s not known to the agent", op.Op)
+	}
+	return nil
+}
+
+// schedOp detaches, attaches or restarts the scheduler under test; with
+// none, it is a note.
+func (s *scene) schedOp(kind string) error {
+	if s.env.detachScheduler == nil || s.env.attachScheduler == nil {
+		s.notes = append(s.notes, kind+": no scheduler under test")
+		return nil
+	}
+	var steps []func() (string, error)
+	switch kind {
+	case scenario.OpDetachScheduler:
+		steps = append(steps, s.env.detachScheduler)
+	case scenario.OpAttachScheduler:
+		steps = append(steps, s.env.attachScheduler)
+	default:
+		steps = append(steps, s.env.detachScheduler, s.env.attachScheduler)
+	}
+	for _, f := range steps {
+		note, err := f()
+		if err != nil {
+			return err
+		}
+		s.notes = append(s.notes, note)
 	}
 	return nil
 }

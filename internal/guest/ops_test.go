@@ -145,3 +145,23 @@ func TestSetAffinity(t *testing.T) {
 		t.Errorf("after set_affinity to CPU 0:\n%s", b)
 	}
 }
+
+// The scheduler ops call the agent's detach and attach in order (restart
+// is both); without a scheduler under test they are notes.
+func TestRunScenarioSchedulerOps(t *testing.T) {
+	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],
+		"steps":[{"hold_ms":5,"ops":[{"op":"detach_scheduler"}]},{"hold_ms":5,"ops":[{"op":"attach_scheduler"}]},
+		         {"hold_ms":5,"ops":[{"op":"restart_scheduler"}]}]}`)
+	res := runScenario(sc, testEnv(&recorder{}))
+	if n := strings.Count(strings.Join(res.InfoNotes, "\n"), ": no scheduler under test"); n != 3 || res.Verdict() != payload.Pass {
+		t.Errorf("without a scheduler: %d notes, verdict %v; want 3 and pass: %q", n, res.Verdict(), res.InfoNotes)
+	}
+	var calls []string
+	env := testEnv(&recorder{})
+	env.detachScheduler = func() (string, error) { calls = append(calls, "detach"); return "detached", nil }
+	env.attachScheduler = func() (string, error) { calls = append(calls, "attach"); return "attached", nil }
+	res = runScenario(sc, env)
+	if want := []string{"detach", "attach", "detach", "attach"}; !slices.Equal(calls, want) || res.Verdict() != payload.Pass {
+		t.Errorf("calls %v, verdict %v; want %v and pass", calls, res.Verdict(), want)
+	}
+}

@@ -67,6 +67,9 @@ type runEnv struct {
 	span func(start, end time.Time)
 	// killScheduler signals the scheduler under test (nil: none).
 	killScheduler func(sig int) error
+	// detachScheduler stops the scheduler under test on purpose and
+	// attachScheduler starts it again (nil: none); each returns a note.
+	detachScheduler, attachScheduler func() (string, error)
 	// snapshot asks the host for a snapshot and returns its answer (nil:
 	// no channel to the host).
 	snapshot func(tag string) (string, error)
@@ -369,6 +372,8 @@ func opBit(op string) uint32 {
 		return 32
 	case scenario.OpReadKernel, scenario.OpWriteKernel:
 		return 64
+	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler:
+		return 128
 	}
 	return 0
 }

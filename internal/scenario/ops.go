@@ -56,6 +56,14 @@ const (
 	OpWaitPayload = "wait_payload"
 	// OpKillPayload sends signal (default SIGKILL) to payload.
 	OpKillPayload = "kill_payload"
+	// OpDetachScheduler stops the scheduler under test on purpose
+	// (SIGINT): the workers go on under the kernel's own scheduler, and
+	// this is no loss. OpAttachScheduler starts it again and waits for it
+	// to attach; OpRestartScheduler does both. Without a scheduler under
+	// test they are notes.
+	OpDetachScheduler  = "detach_scheduler"
+	OpAttachScheduler  = "attach_scheduler"
+	OpRestartScheduler = "restart_scheduler"
 )
 
 // Payload limits.
@@ -67,26 +75,29 @@ const (
 
 // opFields lists, per op, the fields it needs and those it may have.
 var opFields = map[string]struct{ need, may []string }{
-	OpSetCpuset:     {need: []string{"cgroup", "cpuset"}},
-	OpClearCpuset:   {need: []string{"cgroup"}},
-	OpSwapCpusets:   {need: []string{"cgroup", "with"}},
-	OpSetWeight:     {need: []string{"cgroup", "weight"}},
-	OpSetLimits:     {need: []string{"cgroup", "limits"}},
-	OpAddWorkers:    {need: []string{"cgroup", "count"}},
-	OpStopWorkers:   {need: []string{"cgroup"}, may: []string{"count"}},
-	OpSetAffinity:   {need: []string{"cgroup", "cpuset"}},
-	OpMoveTasks:     {need: []string{"cgroup", "to"}},
-	OpFreeze:        {need: []string{"cgroup"}},
-	OpUnfreeze:      {need: []string{"cgroup"}},
-	OpAddCgroup:     {need: []string{"spec"}},
-	OpRemoveCgroup:  {need: []string{"cgroup"}},
-	OpKillScheduler: {may: []string{"signal"}},
-	OpSnapshot:      {need: []string{"tag"}},
-	OpReadKernel:    {need: []string{"kernel"}},
-	OpWriteKernel:   {need: []string{"kernel"}},
-	OpRunPayload:    {need: []string{"payload", "path"}, may: []string{"args", "cgroup"}},
-	OpWaitPayload:   {need: []string{"payload"}, may: []string{"expect_exit", "timeout_ms"}},
-	OpKillPayload:   {need: []string{"payload"}, may: []string{"signal"}},
+	OpSetCpuset:        {need: []string{"cgroup", "cpuset"}},
+	OpClearCpuset:      {need: []string{"cgroup"}},
+	OpSwapCpusets:      {need: []string{"cgroup", "with"}},
+	OpSetWeight:        {need: []string{"cgroup", "weight"}},
+	OpSetLimits:        {need: []string{"cgroup", "limits"}},
+	OpAddWorkers:       {need: []string{"cgroup", "count"}},
+	OpStopWorkers:      {need: []string{"cgroup"}, may: []string{"count"}},
+	OpSetAffinity:      {need: []string{"cgroup", "cpuset"}},
+	OpMoveTasks:        {need: []string{"cgroup", "to"}},
+	OpFreeze:           {need: []string{"cgroup"}},
+	OpUnfreeze:         {need: []string{"cgroup"}},
+	OpAddCgroup:        {need: []string{"spec"}},
+	OpRemoveCgroup:     {need: []string{"cgroup"}},
+	OpKillScheduler:    {may: []string{"signal"}},
+	OpSnapshot:         {need: []string{"tag"}},
+	OpReadKernel:       {need: []string{"kernel"}},
+	OpWriteKernel:      {need: []string{"kernel"}},
+	OpRunPayload:       {need: []string{"payload", "path"}, may: []string{"args", "cgroup"}},
+	OpWaitPayload:      {need: []string{"payload"}, may: []string{"expect_exit", "timeout_ms"}},
+	OpKillPayload:      {need: []string{"payload"}, may: []string{"signal"}},
+	OpDetachScheduler:  {},
+	OpAttachScheduler:  {},
+	OpRestartScheduler: {},
 }
 
 // OpKinds lists the op kinds, sorted.
@@ -265,6 +276,7 @@ type liveSet struct {
 	live     map[string]*Cgroup
 	used     map[string]bool
 	payloads map[string]bool
+	detached bool // by detach_scheduler, not attached again
 }
 
 func (l *liveSet) add(c *Cgroup) error {
@@ -421,6 +433,18 @@ func (op *Op) validate(l *liveSet, saves map[string]bool, ever *bool) error {
 	}
 	switch op.Op {
 	case OpKillScheduler, OpSnapshot:
+		return nil
+	case OpDetachScheduler, OpRestartScheduler:
+		if l.detached {
+			return at("op", errf("%s: the scheduler was detached by an earlier op", op.Op))
+		}
+		l.detached = op.Op == OpDetachScheduler
+		return nil
+	case OpAttachScheduler:
+		if !l.detached {
+			return at("op", errf("attach_scheduler: no earlier detach_scheduler"))
+		}
+		l.detached = false
 		return nil
 	case OpReadKernel, OpWriteKernel:
 		for _, ref := range op.Kernel.Expect.refs() {

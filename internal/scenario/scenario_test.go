@@ -98,6 +98,8 @@ func TestParseErrors(t *testing.T) {
 		{"payload twice", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"run_payload","payload":"p","path":"/x"},{"op":"run_payload","payload":"p","path":"/x"}]}]}`, `steps[0].ops[1].payload: "p" started twice`},
 		{"wait before run", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"wait_payload","payload":"p"}]}]}`, `steps[0].ops[0].payload: no payload "p" started before`},
 		{"expect exit", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"run_payload","payload":"p","path":"/x"},{"op":"wait_payload","payload":"p","expect_exit":300}]}]}`, `steps[0].ops[1].expect_exit: 300 out of range 0..255`},
+		{"attach while attached", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"attach_scheduler"}]}]}`, `steps[0].ops[0].op: attach_scheduler: no earlier detach_scheduler`},
+		{"detach twice", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"detach_scheduler"}]},{"hold_ms":1,"ops":[{"op":"restart_scheduler"}]}]}`, `steps[1].ops[0].op: restart_scheduler: the scheduler was detached`},
 		{"trailing", `{"name":"x","cgroups":[{"name":"a","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]} {}`, "trailing data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,26 +154,29 @@ func TestParseTyped(t *testing.T) {
 // Every op kind parses in its minimal form, and names what it acts on.
 func TestOpKindsParse(t *testing.T) {
 	ops := map[string]string{
-		OpSetCpuset:     `{"op":"set_cpuset","cgroup":"a","cpuset":"all"}`,
-		OpClearCpuset:   `{"op":"clear_cpuset","cgroup":"a"}`,
-		OpSwapCpusets:   `{"op":"swap_cpusets","cgroup":"a","with":"b"}`,
-		OpSetWeight:     `{"op":"set_weight","cgroup":"a","weight":50}`,
-		OpSetLimits:     `{"op":"set_limits","cgroup":"a","limits":{"pids_max":10}}`,
-		OpAddWorkers:    `{"op":"add_workers","cgroup":"a","count":2}`,
-		OpStopWorkers:   `{"op":"stop_workers","cgroup":"a","count":1}`,
-		OpSetAffinity:   `{"op":"set_affinity","cgroup":"a","cpuset":"0"}`,
-		OpMoveTasks:     `{"op":"move_tasks","cgroup":"a","to":"b"}`,
-		OpFreeze:        `{"op":"freeze","cgroup":"a"}`,
-		OpUnfreeze:      `{"op":"unfreeze","cgroup":"a"}`,
-		OpAddCgroup:     `{"op":"add_cgroup","spec":{"name":"c","work":{"type":"spin"}}}`,
-		OpRemoveCgroup:  `{"op":"remove_cgroup","cgroup":"b"}`,
-		OpKillScheduler: `{"op":"kill_scheduler"}`,
-		OpSnapshot:      `{"op":"snapshot","tag":"t"}`,
-		OpReadKernel:    `{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u64"}}`,
-		OpWriteKernel:   `{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","write":1}}`,
-		OpRunPayload:    `{"op":"run_payload","payload":"p","path":"/bin/true","args":["-x"],"cgroup":"a"}`,
-		OpWaitPayload:   `{"op":"wait_payload","payload":"p","expect_exit":0,"timeout_ms":100}`,
-		OpKillPayload:   `{"op":"kill_payload","payload":"p","signal":15}`,
+		OpSetCpuset:        `{"op":"set_cpuset","cgroup":"a","cpuset":"all"}`,
+		OpClearCpuset:      `{"op":"clear_cpuset","cgroup":"a"}`,
+		OpSwapCpusets:      `{"op":"swap_cpusets","cgroup":"a","with":"b"}`,
+		OpSetWeight:        `{"op":"set_weight","cgroup":"a","weight":50}`,
+		OpSetLimits:        `{"op":"set_limits","cgroup":"a","limits":{"pids_max":10}}`,
+		OpAddWorkers:       `{"op":"add_workers","cgroup":"a","count":2}`,
+		OpStopWorkers:      `{"op":"stop_workers","cgroup":"a","count":1}`,
+		OpSetAffinity:      `{"op":"set_affinity","cgroup":"a","cpuset":"0"}`,
+		OpMoveTasks:        `{"op":"move_tasks","cgroup":"a","to":"b"}`,
+		OpFreeze:           `{"op":"freeze","cgroup":"a"}`,
+		OpUnfreeze:         `{"op":"unfreeze","cgroup":"a"}`,
+		OpAddCgroup:        `{"op":"add_cgroup","spec":{"name":"c","work":{"type":"spin"}}}`,
+		OpRemoveCgroup:     `{"op":"remove_cgroup","cgroup":"b"}`,
+		OpKillScheduler:    `{"op":"kill_scheduler"}`,
+		OpSnapshot:         `{"op":"snapshot","tag":"t"}`,
+		OpReadKernel:       `{"op":"read_kernel","kernel":{"target":{"kind":"symbol","symbol":"jiffies"},"value":"u64"}}`,
+		OpWriteKernel:      `{"op":"write_kernel","kernel":{"target":{"kind":"symbol","symbol":"x"},"value":"u32","write":1}}`,
+		OpRunPayload:       `{"op":"run_payload","payload":"p","path":"/bin/true","args":["-x"],"cgroup":"a"}`,
+		OpWaitPayload:      `{"op":"wait_payload","payload":"p","expect_exit":0,"timeout_ms":100}`,
+		OpKillPayload:      `{"op":"kill_payload","payload":"p","signal":15}`,
+		OpDetachScheduler:  `{"op":"detach_scheduler"}`,
+		OpAttachScheduler:  `{"op":"attach_scheduler"}`,
+		OpRestartScheduler: `{"op":"restart_scheduler"}`,
 	}
 	if len(ops) != len(OpKinds()) {
 		t.Errorf("%d ops tested, %d kinds", len(ops), len(OpKinds()))
@@ -183,6 +188,9 @@ func TestOpKindsParse(t *testing.T) {
 			t.Errorf("%s: %v", js, err)
 		}
 		pre := `{"op":"run_payload","payload":"p","path":"/x"}`
+		if kind == OpAttachScheduler {
+			pre = `{"op":"detach_scheduler"}`
+		}
 		if kind == OpRunPayload {
 			pre = `{"op":"snapshot","tag":"x"}`
 		}
