@@ -64,8 +64,12 @@
 //	run_payload   payload, path [, args, cgroup]  start a program (packed with ktstr-boot --include), output captured
 //	wait_payload  payload [, expect_exit, timeout_ms]  wait for it (default 10 s); status and output tail become a note
 //	kill_payload  payload [, signal]  signal its process group (default SIGKILL)
+//	detach_scheduler                stop the scheduler under test on purpose (SIGINT; no loss): the kernel's scheduler takes over
+//	attach_scheduler                start it again and wait for it to attach (a failure fails the run)
+//	restart_scheduler               both
 //
-// A payload still running at the end is killed and noted.
+// A payload still running at the end is killed and noted. Without a
+// scheduler under test the scheduler ops are notes.
 //
 // The isolation check allows every CPU of every cpuset a cgroup had
 // during the run (a worker ran under each of them), and for move_tasks
