@@ -50,6 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler `binary` to test (packed with its shared libraries); default: the kernel's own"},
 		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "`arg`ument for the scheduler (repeat for several)"},
+		&ucli.StringFlag{Name: "replacement", Usage: "scheduler `binary` the scenario's replace_scheduler op puts in place of --scheduler mid-run"},
+		&ucli.StringSliceFlag{Name: "replacement-arg", Usage: "`arg`ument for the replacement (repeat for several)"},
 		&ucli.DurationFlag{Name: "attach-timeout", Usage: "how long (`duration`) the scheduler may take to attach, more than 0 and at most 24h (default: 30s under KVM and on the host, 90s under software emulation)"},
 		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, `SRC[:DST]`, a regular file of at most 256 MiB (repeat)"},
 		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR, removed at the end unless the run fails or --keep is given)"},
@@ -158,6 +160,39 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Guest.SchedArgs = c.StringSlice("sched-arg")
 		} else if len(c.StringSlice("sched-arg")) > 0 {
 			return cli.Usagef("--sched-arg needs --scheduler")
+		}
+		if bin := c.String("replacement"); bin != "" {
+			if c.String("scheduler") == "" {
+				return cli.Usagef("--replacement needs --scheduler")
+			}
+			if cfg.VMM == "host" {
+				cfg.Guest.Replacement, _ = filepath.Abs(bin)
+			} else {
+				files, dst, err := boot.SchedulerFiles(bin)
+				// Libraries both schedulers use are packed once.
+				have := map[string]string{}
+				for _, f := range cfg.Files {
+					have[f.Dst] = f.Src
+				}
+				for _, f := range files {
+					if src, ok := have[f.Dst]; err == nil && ok && src == f.Src {
+						continue
+					}
+					if err == nil {
+						err = layout.Add(f)
+					}
+					if err == nil {
+						cfg.Files = append(cfg.Files, f)
+					}
+				}
+				if err != nil {
+					return cli.Usagef("--replacement: %v", err)
+				}
+				cfg.Guest.Replacement = dst
+			}
+			cfg.Guest.ReplacementArgs = c.StringSlice("replacement-arg")
+		} else if len(c.StringSlice("replacement-arg")) > 0 {
+			return cli.Usagef("--replacement-arg needs --replacement")
 		}
 		for _, inc := range c.StringSlice("include") {
 			f, err := boot.IncludeFile(inc)

@@ -72,3 +72,21 @@ func TestSchedRestartMidRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedReplaceMidRun: replace_scheduler swaps scx_simple for
+// scx_qmap (--replacement) mid-run; the run passes and the notes show
+// both hand-overs, the replacement attached with a new enable_seq.
+func TestSchedReplaceMidRun(t *testing.T) {
+	k, dir := needSched(t)
+	r := ktstrRun(t, k, jsonVerdict, "--scheduler", filepath.Join(dir, "scx_simple"), "--replacement", filepath.Join(dir, "scx_qmap"),
+		"--scenario", filepath.Join(repoRoot(t), "internal/e2e/testdata/replace.json"))
+	v := parseVerdict(t, r.stdout)
+	if !passes(t, r.status, v) {
+		t.Fatalf("replace: status %d %s (%s: %s)\n%s\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Cause, v.Runs[0].Reason, r.stdout, r.stderr)
+	}
+	notes := strings.Join(v.Runs[0].Result.InfoNotes, "\n")
+	if !strings.Contains(notes, "scheduler scx_simple detached by the scenario") || !strings.Contains(notes, `scheduler scx_qmap attached`) ||
+		!strings.Contains(notes, `sched_ext ops "qmap", enable_seq 2`) {
+		t.Errorf("notes do not show scx_simple replaced by scx_qmap:\n%s", notes)
+	}
+}

@@ -340,6 +340,21 @@ func (a *agent) run() {
 			s.stop(3*time.Second, "detached by the scenario (detach_scheduler)")
 			return fmt.Sprintf("scheduler %s detached by the scenario (exit code %d)", s.name, s.code), nil
 		}
+		// The binary attach_scheduler starts: --scheduler, or the
+		// replacement once replace_scheduler put it in place.
+		bin, args := a.cfg.Scheduler, a.cfg.SchedArgs
+		env.replaceScheduler = func() (string, error) {
+			if a.cfg.Replacement == "" {
+				return "", errors.New("no replacement scheduler (ktstr-boot --replacement)")
+			}
+			note, err := env.detachScheduler()
+			if err != nil {
+				return "", err
+			}
+			bin, args = a.cfg.Replacement, a.cfg.ReplacementArgs
+			more, err := env.attachScheduler()
+			return note + "; " + more, err
+		}
 		env.attachScheduler = func() (string, error) {
 			schedMu.Lock()
 			defer schedMu.Unlock()
@@ -347,7 +362,7 @@ func (a *agent) run() {
 				return "", errors.New("a scheduler is attached: detach it first")
 			}
 			t0 := time.Now()
-			s, err := startScheduler(a.send, a.cfg.Scheduler, a.cfg.SchedArgs)
+			s, err := startScheduler(a.send, bin, args)
 			if err != nil {
 				return "", err
 			}
@@ -364,7 +379,7 @@ func (a *agent) run() {
 			watch = newSchedWatch(scxDir, b, k, s.died, stopScenario)
 			watch.start()
 			watchDeath(s)
-			return fmt.Sprintf("scheduler %s attached again %.1f ms after it started (sched_ext ops %q, enable_seq %d)",
+			return fmt.Sprintf("scheduler %s attached %.1f ms after it started (sched_ext ops %q, enable_seq %d)",
 				s.name, float64(time.Since(t0).Microseconds())/1000, b.Ops, b.Seq), nil
 		}
 	}

@@ -169,7 +169,7 @@ func (s *scene) apply(op scenario.Op) error {
 		return s.waitPayload(op)
 	case scenario.OpKillPayload:
 		return s.killPayload(op)
-	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler:
+	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler, scenario.OpReplaceScheduler:
 		return s.schedOp(op.Op)
 	}
 	if op.Op == scenario.OpAddCgroup {
@@ -256,6 +256,11 @@ func (s *scene) schedOp(kind string) error {
 		steps = append(steps, s.env.detachScheduler)
 	case scenario.OpAttachScheduler:
 		steps = append(steps, s.env.attachScheduler)
+	case scenario.OpReplaceScheduler:
+		if s.env.replaceScheduler == nil {
+			return fmt.Errorf("no replacement scheduler")
+		}
+		steps = append(steps, s.env.replaceScheduler)
 	default:
 		steps = append(steps, s.env.detachScheduler, s.env.attachScheduler)
 	}

@@ -151,17 +151,18 @@ func TestSetAffinity(t *testing.T) {
 func TestRunScenarioSchedulerOps(t *testing.T) {
 	sc := mustParse(t, `{"name":"t","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],
 		"steps":[{"hold_ms":5,"ops":[{"op":"detach_scheduler"}]},{"hold_ms":5,"ops":[{"op":"attach_scheduler"}]},
-		         {"hold_ms":5,"ops":[{"op":"restart_scheduler"}]}]}`)
+		         {"hold_ms":5,"ops":[{"op":"restart_scheduler"}]},{"hold_ms":5,"ops":[{"op":"replace_scheduler"}]}]}`)
 	res := runScenario(sc, testEnv(&recorder{}))
-	if n := strings.Count(strings.Join(res.InfoNotes, "\n"), ": no scheduler under test"); n != 3 || res.Verdict() != payload.Pass {
-		t.Errorf("without a scheduler: %d notes, verdict %v; want 3 and pass: %q", n, res.Verdict(), res.InfoNotes)
+	if n := strings.Count(strings.Join(res.InfoNotes, "\n"), ": no scheduler under test"); n != 4 || res.Verdict() != payload.Pass {
+		t.Errorf("without a scheduler: %d notes, verdict %v; want 4 and pass: %q", n, res.Verdict(), res.InfoNotes)
 	}
 	var calls []string
 	env := testEnv(&recorder{})
 	env.detachScheduler = func() (string, error) { calls = append(calls, "detach"); return "detached", nil }
 	env.attachScheduler = func() (string, error) { calls = append(calls, "attach"); return "attached", nil }
+	env.replaceScheduler = func() (string, error) { calls = append(calls, "replace"); return "replaced", nil }
 	res = runScenario(sc, env)
-	if want := []string{"detach", "attach", "detach", "attach"}; !slices.Equal(calls, want) || res.Verdict() != payload.Pass {
+	if want := []string{"detach", "attach", "detach", "attach", "replace"}; !slices.Equal(calls, want) || res.Verdict() != payload.Pass {
 		t.Errorf("calls %v, verdict %v; want %v and pass", calls, res.Verdict(), want)
 	}
 }

@@ -70,6 +70,8 @@ type runEnv struct {
 	// detachScheduler stops the scheduler under test on purpose and
 	// attachScheduler starts it again (nil: none); each returns a note.
 	detachScheduler, attachScheduler func() (string, error)
+	// replaceScheduler detaches it and attaches the replacement.
+	replaceScheduler func() (string, error)
 	// snapshot asks the host for a snapshot and returns its answer (nil:
 	// no channel to the host).
 	snapshot func(tag string) (string, error)
@@ -372,7 +374,7 @@ func opBit(op string) uint32 {
 		return 32
 	case scenario.OpReadKernel, scenario.OpWriteKernel:
 		return 64
-	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler:
+	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler, scenario.OpReplaceScheduler:
 		return 128
 	}
 	return 0

@@ -64,6 +64,10 @@ const (
 	OpDetachScheduler  = "detach_scheduler"
 	OpAttachScheduler  = "attach_scheduler"
 	OpRestartScheduler = "restart_scheduler"
+	// OpReplaceScheduler detaches the scheduler under test and attaches
+	// the replacement (ktstr-boot --replacement) in its place; a later
+	// attach_scheduler or restart_scheduler starts the replacement.
+	OpReplaceScheduler = "replace_scheduler"
 )
 
 // Payload limits.
@@ -98,6 +102,7 @@ var opFields = map[string]struct{ need, may []string }{
 	OpDetachScheduler:  {},
 	OpAttachScheduler:  {},
 	OpRestartScheduler: {},
+	OpReplaceScheduler: {},
 }
 
 // OpKinds lists the op kinds, sorted.
@@ -434,7 +439,7 @@ func (op *Op) validate(l *liveSet, saves map[string]bool, ever *bool) error {
 	switch op.Op {
 	case OpKillScheduler, OpSnapshot:
 		return nil
-	case OpDetachScheduler, OpRestartScheduler:
+	case OpDetachScheduler, OpRestartScheduler, OpReplaceScheduler:
 		if l.detached {
 			return at("op", errf("%s: the scheduler was detached by an earlier op", op.Op))
 		}

@@ -67,6 +67,7 @@
 //	detach_scheduler                stop the scheduler under test on purpose (SIGINT; no loss): the kernel's scheduler takes over
 //	attach_scheduler                start it again and wait for it to attach (a failure fails the run)
 //	restart_scheduler               both
+//	replace_scheduler               detach it and attach ktstr-boot --replacement in its place
 //
 // A payload still running at the end is killed and noted. Without a
 // scheduler under test the scheduler ops are notes.

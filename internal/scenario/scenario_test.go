@@ -177,6 +177,7 @@ func TestOpKindsParse(t *testing.T) {
 		OpDetachScheduler:  `{"op":"detach_scheduler"}`,
 		OpAttachScheduler:  `{"op":"attach_scheduler"}`,
 		OpRestartScheduler: `{"op":"restart_scheduler"}`,
+		OpReplaceScheduler: `{"op":"replace_scheduler"}`,
 	}
 	if len(ops) != len(OpKinds()) {
 		t.Errorf("%d ops tested, %d kinds", len(ops), len(OpKinds()))
