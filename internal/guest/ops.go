@@ -157,7 +157,9 @@ func (s *scene) setCpuset(c *liveCgroup, spec scenario.CpusetSpec) error {
 		c.skips["isolation"] = "no cpuset controller"
 		return nil
 	}
-	return c.group.SetCPUs(cpulist.Format(orAll(cpus, s.env.topo.CPUs)))
+	err = c.group.SetCPUs(cpulist.Format(orAll(cpus, s.env.topo.CPUs)))
+	c.changedAt = time.Now() // the kernel moved the queued and running workers by now
+	return err
 }
 
 // apply performs one op on the scene.

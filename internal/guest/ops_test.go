@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ktstr-go/ktstr/internal/cgroup"
+	"github.com/ktstr-go/ktstr/internal/scenario"
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
@@ -164,5 +167,57 @@ func TestRunScenarioSchedulerOps(t *testing.T) {
 	res = runScenario(sc, env)
 	if want := []string{"detach", "attach", "detach", "attach", "replace"}; !slices.Equal(calls, want) || res.Verdict() != payload.Pass {
 		t.Errorf("calls %v, verdict %v; want %v and pass", calls, res.Verdict(), want)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	line := "1234 (ktstr worker) R 1 1234 1234 0 -1 4194560 100 0 0 0 5 0 0 0 20 0 3 0 100 1000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0\n"
+	st, cpu, ok := parseStatCPU([]byte(line))
+	if !ok || st != 'R' || cpu != 3 {
+		t.Errorf("parseStatCPU = %c %d %v, want R 3 true", st, cpu, ok)
+	}
+	if _, _, ok := parseStatCPU([]byte("1 (x) S 1 2")); ok {
+		t.Error("a short line parsed")
+	}
+	if st, cpu, ok := taskCPU(os.Getpid()); !ok || st == 0 || cpu < 0 {
+		t.Errorf("taskCPU(self) = %c %d %v, want a state and a CPU", st, cpu, ok)
+	}
+}
+
+// pidGroup is a batch of one running process.
+type pidGroup struct {
+	fakeGroup
+	pid int
+}
+
+func (p *pidGroup) PIDs() []int { return []int{p.pid} }
+
+// The isolation sampler flags a runnable worker on a CPU outside its
+// cgroup's changed cpuset, and only past the grace.
+func TestSampleIsolation(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := setAffinity([]int{cmd.Process.Pid}, []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv(&recorder{})
+	env.controllers = map[string]bool{"cpuset": true}
+	c := &liveCgroup{spec: scenario.Cgroup{Name: "a"}, group: &cgroup.Group{Dir: t.TempDir()}, expected: []int{1},
+		batches: []workerGroup{&pidGroup{pid: cmd.Process.Pid}}}
+	sn := &scene{env: env, cgs: []*liveCgroup{c}}
+	c.changedAt = time.Now()
+	sn.sampleIsolation(c.changedAt.Add(isolationGrace / 2))
+	if c.strayed != "" {
+		t.Fatalf("flagged within the grace: %s", c.strayed)
+	}
+	for i := 0; i < 200 && c.strayed == ""; i++ { // until the busy loop is seen runnable
+		sn.sampleIsolation(c.changedAt.Add(isolationGrace))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(c.strayed, "was runnable on CPU 0, outside its cpuset 1") {
+		t.Errorf("strayed = %q", c.strayed)
 	}
 }

@@ -93,6 +93,10 @@ type liveCgroup struct {
 	pin      []int                   // the workers' pin within the cpuset (isolation holds them to it)
 	frozen   bool
 	removed  bool
+	// changedAt is when its cpuset last changed mid-run (zero: never);
+	// strayed the first worker seen outside it since (isolation.go).
+	changedAt time.Time
+	strayed   string
 }
 
 // cut is the moment the scenario lost its scheduler: what each running
@@ -197,7 +201,8 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 					}
 				}
 				return
-			case <-tick.C:
+			case now := <-tick.C:
+				sn.sampleIsolation(now)
 				if env.region != nil && env.region.TakeControl(shm.CtlShutdown) != 0 {
 					stopped = "the host asked for a graceful shutdown (watchdog soft deadline)"
 					return
@@ -337,6 +342,11 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		res.StatsAfterDetach = &st
 		res.InfoNotes = append(res.InfoNotes, fmt.Sprintf("the scenario stopped %d ms in, when the scheduler was lost: stats cover the time before; "+
 			"stats_after_detach the %d ms the workers took to stop", lost.at.Sub(start).Milliseconds(), end.Sub(lost.at).Milliseconds()))
+	}
+	for _, c := range sn.cgs {
+		if c.strayed != "" {
+			res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindIsolation, Message: c.strayed})
+		}
 	}
 	for _, e := range setupErrs {
 		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindOther, Message: e})

@@ -75,7 +75,9 @@
 // The isolation check allows every CPU of every cpuset a cgroup had
 // during the run (a worker ran under each of them), and for move_tasks
 // the source's too; a cgroup's "pin" holds its workers to pin within
-// the cpuset.
+// the cpuset. After a cpuset change the agent also samples the cgroup's
+// workers every 50 ms from 200 ms on: one runnable (state R) on a CPU
+// outside the new cpuset fails isolation.
 //
 // Cpuset specs: "" (no restriction), "all", an exact list ("0-2,5"),
 // "split:I/N" (slice I of N disjoint slices of the CPUs), "overlap:I/N"
