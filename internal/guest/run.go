@@ -494,11 +494,14 @@ func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
 	ss.LLCOf, ss.NodeOf = env.topo.Domains()
 	if c.spec.Place != "" {
 		groups := env.topo.LLCs
-		if c.spec.Place == "node" {
+		switch c.spec.Place {
+		case "node":
 			groups = nil
 			for _, n := range env.topo.Nodes {
 				groups = append(groups, n.CPUs)
 			}
+		case "core":
+			groups = env.topo.Cores
 		}
 		for _, g := range groups {
 			if set := within(within(g, c.expected), ss.Affinity); len(set) > 0 {

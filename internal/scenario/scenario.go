@@ -90,8 +90,8 @@
 // Machine shape: "requires" ({"min_llcs": 2, "requires_smt": true, ...};
 // also max_llcs, min_cpus, max_cpus, min_numa_nodes, max_numa_nodes)
 // skips the scenario on a machine that does not meet it. A cgroup's
-// "place": "llc" or "node" pins worker i to the CPUs of LLC (or node) i
-// mod their count, within its cpuset; "each": "llc" or "node" makes one
+// "place": "llc", "node" or "core" pins worker i to the CPUs of LLC
+// (node, core) i mod their count, within its cpuset; "each": "llc" or "node" makes one
 // copy of the cgroup per LLC or node, NAME-K on llc:K or numa:K (Bind).
 // Checks max_cross_llc_migration_ratio and max_cross_node_migration_ratio
 // bound the share of a cgroup's migrations that crossed an LLC or a node;
@@ -169,10 +169,12 @@ type Cgroup struct {
 	// Pin pins every worker to these CPUs; the isolation check then
 	// holds the workers to the pin within the cpuset.
 	Pin CpusetSpec `json:"pin,omitzero"`
-	// Place spreads the workers over the machine's LLCs ("llc") or NUMA
-	// nodes ("node"): worker i is pinned to the CPUs of domain i mod the
-	// domain count (within the cgroup's cpuset), so the two ends of a
-	// pipe pair sit in different domains.
+	// Place spreads the workers over the machine's LLCs ("llc"), NUMA
+	// nodes ("node") or cores ("core": the SMT siblings of one core):
+	// worker i is pinned to the CPUs of domain i mod the domain count
+	// (within the cgroup's cpuset), so the two ends of a pipe pair sit
+	// in different domains, and with "core" and two workers per core the
+	// siblings of every core contend (ktstr's smt_sibling_spin).
 	Place string `json:"place,omitempty"`
 	// Each makes one copy of the cgroup per LLC ("llc") or NUMA node
 	// ("node") of the machine, named NAME-K with cpuset llc:K or numa:K
@@ -231,8 +233,8 @@ func (c *Cgroup) check() error {
 	if c.Each != "" && !c.Cpuset.IsZero() {
 		return at("each", errf("each %s sets the cpuset of every copy; drop cpuset %q", c.Each, c.Cpuset))
 	}
-	if c.Place != "" && c.Place != "llc" && c.Place != "node" {
-		return at("place", errf("%q: want llc or node", c.Place))
+	if c.Place != "" && c.Place != "llc" && c.Place != "node" && c.Place != "core" {
+		return at("place", errf("%q: want llc, node or core", c.Place))
 	}
 	if c.Weight != 0 && (c.Weight < 1 || c.Weight > 10000) {
 		return at("weight", errf("%d out of range 1..10000", c.Weight))

@@ -412,7 +412,7 @@ func TestTopologyChecks(t *testing.T) {
 		}
 	}
 	_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","place":"socket","work":{"type":"spin"}}],"steps":[{"hold_ms":1}]}`))
-	if err == nil || !strings.Contains(err.Error(), `cgroups[0].place: "socket": want llc or node`) {
+	if err == nil || !strings.Contains(err.Error(), `cgroups[0].place: "socket": want llc, node or core`) {
 		t.Errorf("Parse with place socket = %v", err)
 	}
 }
