@@ -46,10 +46,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app.Flags = []ucli.Flag{
 		&ucli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "`bzImage` to boot (default: $KTSTR_KERNEL, the kernel built by make kernel, or Debian's cached kernel)"},
 		&ucli.StringFlag{Name: "vmlinux", Usage: "the kernel's `vmlinux` (ELF symbols and BTF) for snapshots, kernel ops, failure dumps and the monitor (default: vmlinux next to the kernel, if there is one; none: none)"},
-		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: "steady", Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
+		&ucli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Value: scenario.Default, Usage: "canned scenario `name|file` (JSON, at most 1 MiB)"},
 		&ucli.BoolFlag{Name: "list-scenarios", Usage: "print the canned scenarios and exit"},
 		&ucli.StringFlag{Name: "scheduler", Usage: "scheduler `binary` to test (packed with its shared libraries); default: the kernel's own"},
 		&ucli.StringSliceFlag{Name: "sched-arg", Usage: "`arg`ument for the scheduler (repeat for several)"},
+		&ucli.StringFlag{Name: "replacement", Usage: "scheduler `binary` the scenario's replace_scheduler op puts in place of --scheduler mid-run"},
+		&ucli.StringSliceFlag{Name: "replacement-arg", Usage: "`arg`ument for the replacement (repeat for several)"},
 		&ucli.DurationFlag{Name: "attach-timeout", Usage: "how long (`duration`) the scheduler may take to attach, more than 0 and at most 24h (default: 30s under KVM and on the host, 90s under software emulation)"},
 		&ucli.StringSliceFlag{Name: "include", Usage: "extra file for the initramfs, `SRC[:DST]`, a regular file of at most 256 MiB (repeat)"},
 		&ucli.StringFlag{Name: "run-dir", Usage: "run `dir`ectory for the region, control socket and logs (default: a new directory under $TMPDIR, removed at the end unless the run fails or --keep is given)"},
@@ -76,7 +78,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if c.Bool("list-scenarios") {
 			var lines []string
 			for _, n := range scenario.Names() {
-				s, _, err := scenario.Load(n, guest.ValidateWork)
+				s, _, err := scenario.Load(n)
 				if err != nil {
 					return cli.Exitf(cli.ExitFail, "%v", err)
 				}
@@ -135,10 +137,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// The scenario is validated here, so a typo is a usage error on the
 		// host rather than a failing run.
 		sc := c.String("scenario")
-		parsed, b, err := scenario.Load(sc, guest.ValidateWork)
+		parsed, b, err := scenario.Load(sc)
 		if err != nil {
 			return cli.Usagef("--scenario: %v", err)
-		} else if strings.ContainsRune(sc, '/') || strings.HasSuffix(sc, ".json") {
+		} else if scenario.IsFile(sc) {
 			cfg.Guest.ScenarioJSON = b
 		} else {
 			cfg.Guest.Scenario = sc
@@ -178,6 +180,39 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Guest.SchedArgs = c.StringSlice("sched-arg")
 		} else if len(c.StringSlice("sched-arg")) > 0 {
 			return cli.Usagef("--sched-arg needs --scheduler")
+		}
+		if bin := c.String("replacement"); bin != "" {
+			if c.String("scheduler") == "" {
+				return cli.Usagef("--replacement needs --scheduler")
+			}
+			if cfg.VMM == "host" {
+				cfg.Guest.Replacement, _ = filepath.Abs(bin)
+			} else {
+				files, dst, err := boot.SchedulerFiles(bin)
+				// Libraries both schedulers use are packed once.
+				have := map[string]string{}
+				for _, f := range cfg.Files {
+					have[f.Dst] = f.Src
+				}
+				for _, f := range files {
+					if src, ok := have[f.Dst]; err == nil && ok && src == f.Src {
+						continue
+					}
+					if err == nil {
+						err = layout.Add(f)
+					}
+					if err == nil {
+						cfg.Files = append(cfg.Files, f)
+					}
+				}
+				if err != nil {
+					return cli.Usagef("--replacement: %v", err)
+				}
+				cfg.Guest.Replacement = dst
+			}
+			cfg.Guest.ReplacementArgs = c.StringSlice("replacement-arg")
+		} else if len(c.StringSlice("replacement-arg")) > 0 {
+			return cli.Usagef("--replacement-arg needs --replacement")
 		}
 		if interactive {
 			var files []boot.File

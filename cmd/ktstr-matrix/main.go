@@ -17,7 +17,6 @@ import (
 	"github.com/ktstr-go/ktstr/internal/cache"
 	"github.com/ktstr-go/ktstr/internal/cli"
 	"github.com/ktstr-go/ktstr/internal/gauntlet"
-	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/scenario"
 	"github.com/ktstr-go/ktstr/internal/topology"
 )
@@ -163,7 +162,7 @@ func plan(stdout io.Writer) ucli.ActionFunc {
 		env := gauntlet.Env{
 			CacheDir:      dir,
 			DefaultKernel: boot.DefaultKernel,
-			LoadScenario:  func(a string) (*scenario.Scenario, []byte, error) { return scenario.Load(a, guest.ValidateWork) },
+			LoadScenario:  func(a string) (*scenario.Scenario, []byte, error) { return scenario.Load(a) },
 			CheckSchedExt: boot.CheckSchedExt,
 			CheckTopology: func(t topology.Topology) error { return boot.CheckTopology("auto", t) },
 		}

@@ -157,10 +157,12 @@ func TestHostModeSnapshotRoundTrip(t *testing.T) {
 // one run on: small (few vCPUs under emulation), and between them the
 // SMT, NUMA and odd-LLC shapes the topology tests check the guest sees.
 var cannedShapes = map[string]string{
-	"steady-llc":     "1,2,1,2",
-	"smt-siblings":   "2,2,1,2",
-	"numa-local":     "2,2,2,1",
-	"cross-llc-wake": "1,3,2,1",
+	"steady-llc":       "1,2,1,2",
+	"smt-siblings":     "2,2,1,2",
+	"numa-local":       "2,2,2,1",
+	"cross-llc-wake":   "1,3,2,1",
+	"cpuset-resize":    "1,1,3,1",
+	"smt-sibling-spin": "1,1,2,2",
 }
 
 // TestVMCannedScenarios runs every canned scenario in a VM under the

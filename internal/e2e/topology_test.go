@@ -14,7 +14,7 @@ import (
 // TestVMCannedScenarios would see a skip, not a pass).
 func TestVMCannedShapesCoverEveryRequirement(t *testing.T) {
 	for _, name := range scenario.Names() {
-		s, _, err := scenario.Load(name, nil)
+		s, _, err := scenario.Load(name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,7 @@ func testEnv(t *testing.T) Env {
 	return Env{
 		CacheDir:      c,
 		DefaultKernel: func() (string, error) { return filepath.Join(c, "kernel", "bzImage"), nil },
-		LoadScenario:  func(a string) (*scenario.Scenario, []byte, error) { return scenario.Load(a, nil) },
+		LoadScenario:  func(a string) (*scenario.Scenario, []byte, error) { return scenario.Load(a) },
 		CheckSchedExt: func(k string) error {
 			if strings.Contains(k, "debian") {
 				return errors.New("CONFIG_SCHED_CLASS_EXT is not set")

@@ -233,11 +233,37 @@ func (a *agent) run() {
 	var watch *schedWatch
 	var info *payload.SchedulerInfo
 	var base scxSnap
+	var k kmsgSource
+	var timeout time.Duration
+	// The scenario's detach_scheduler and attach_scheduler ops change the
+	// scheduler under test; those it stopped on purpose are not losses.
+	var schedMu sync.Mutex
+	intended := map[*scheduler]bool{}
+	// watchDeath: a death stops the scenario; its SCDX follows the
+	// result (so that the host, which stops the VM on SCDX, has the
+	// measurements), or comes on its own if the result is late.
+	watchDeath := func(s *scheduler) {
+		go func() {
+			select {
+			case <-s.died:
+			case <-a.done:
+				return
+			}
+			schedMu.Lock()
+			onPurpose := intended[s]
+			schedMu.Unlock()
+			if onPurpose {
+				return
+			}
+			stopScenario(fmt.Sprintf("scheduler %s exited with code %d", s.name, s.code))
+			select {
+			case <-a.done:
+			case <-time.After(schedExitWait):
+				a.sendSchedExit(s)
+			}
+		}()
+	}
 	if a.cfg.Scheduler != "" {
-		before, rerr := scxFS(scxDir).read() // enable_seq before it starts
-		if rerr != nil {
-			before.Seq = -1
-		}
 		t0 := time.Now()
 		sched, err = startScheduler(a.send, a.cfg.Scheduler, a.cfg.SchedArgs)
 		if err != nil {
@@ -245,8 +271,7 @@ func (a *agent) run() {
 			a.fatal("%v", err)
 			return
 		}
-		sched.seqBefore = before.Seq
-		timeout := time.Duration(a.cfg.AttachTimeoutMS) * time.Millisecond
+		timeout = time.Duration(a.cfg.AttachTimeoutMS) * time.Millisecond
 		if timeout <= 0 {
 			var why string
 			timeout, why = defaultAttachTimeout(a.host)
@@ -276,7 +301,6 @@ func (a *agent) run() {
 			// From here on sched_ext's state, the kernel log and the
 			// process are watched until the scenario ends: losing the
 			// scheduler stops the scenario at once.
-			var k kmsgSource
 			if a.dmesgOK {
 				if km, err := openKmsg(); err != nil {
 					a.logf("kernel log: %v (watching sysfs only)", err)
@@ -288,22 +312,7 @@ func (a *agent) run() {
 			watch = newSchedWatch(scxDir, base, k, sched.died, stopScenario)
 			watch.start()
 		}
-		// A death stops the scenario; its SCDX follows the result (so that
-		// the host, which stops the VM on SCDX, has the measurements), or
-		// comes on its own if the result is late.
-		go func() {
-			select {
-			case <-sched.died:
-			case <-a.done:
-				return
-			}
-			stopScenario(fmt.Sprintf("scheduler %s exited with code %d", sched.name, sched.code))
-			select {
-			case <-a.done:
-			case <-time.After(schedExitWait):
-				a.sendSchedExit(sched)
-			}
-		}()
+		watchDeath(sched)
 	}
 
 	a.life(wire.PhasePayloadStarting, "")
@@ -317,7 +326,74 @@ func (a *agent) run() {
 		span: func(start, end time.Time) { scenStart, scenEnd = start, end },
 	}
 	if sched != nil {
-		env.killScheduler = func(sig int) error { return sched.cmd.Process.Signal(syscall.Signal(sig)) }
+		env.killScheduler = func(sig int) error {
+			schedMu.Lock()
+			defer schedMu.Unlock()
+			if sched == nil {
+				return errors.New("no scheduler attached (detached by the scenario)")
+			}
+			return sched.cmd.Process.Signal(syscall.Signal(sig))
+		}
+		env.detachScheduler = func() (string, error) {
+			schedMu.Lock()
+			defer schedMu.Unlock()
+			if sched == nil {
+				return "", errors.New("no scheduler attached")
+			}
+			if watch != nil {
+				if loss := watch.stop(); loss != nil {
+					return "", errors.New(loss.summary())
+				}
+				watch = nil
+			}
+			s := sched
+			intended[s] = true
+			sched = nil
+			s.stop(3*time.Second, "detached by the scenario (detach_scheduler)")
+			return fmt.Sprintf("scheduler %s detached by the scenario (exit code %d)", s.name, s.code), nil
+		}
+		// The binary attach_scheduler starts: --scheduler, or the
+		// replacement once replace_scheduler put it in place.
+		bin, args := a.cfg.Scheduler, a.cfg.SchedArgs
+		env.replaceScheduler = func() (string, error) {
+			if a.cfg.Replacement == "" {
+				return "", errors.New("no replacement scheduler (ktstr-boot --replacement)")
+			}
+			note, err := env.detachScheduler()
+			if err != nil {
+				return "", err
+			}
+			bin, args = a.cfg.Replacement, a.cfg.ReplacementArgs
+			more, err := env.attachScheduler()
+			return note + "; " + more, err
+		}
+		env.attachScheduler = func() (string, error) {
+			schedMu.Lock()
+			defer schedMu.Unlock()
+			if sched != nil {
+				return "", errors.New("a scheduler is attached: detach it first")
+			}
+			t0 := time.Now()
+			s, err := startScheduler(a.send, bin, args)
+			if err != nil {
+				return "", err
+			}
+			b, err := s.waitAttached(scxDir, timeout)
+			if err != nil {
+				intended[s] = true
+				s.stop(2*time.Second, "did not attach again (attach_scheduler)")
+				return "", fmt.Errorf("attach again: %v", err)
+			}
+			if k != nil {
+				k.read() // the detach's and this attach's own lines
+			}
+			sched, base = s, b
+			watch = newSchedWatch(scxDir, b, k, s.died, stopScenario)
+			watch.start()
+			watchDeath(s)
+			return fmt.Sprintf("scheduler %s attached %.1f ms after it started (sched_ext ops %q, enable_seq %d)",
+				s.name, float64(time.Since(t0).Microseconds())/1000, b.Ops, b.Seq), nil
+		}
 	}
 	rep := newReplies(a.region, a.logf)
 	env.snapshot = func(tag string) (string, error) {
@@ -334,9 +410,18 @@ func (a *agent) run() {
 	env.kernelOp = func(req *payload.KernelOpRequest) (*payload.KernelOpReply, error) {
 		return rep.kernelOp(a.send, req, kernelOpTimeout)
 	}
+	hadSched := sched != nil
 	res := runScenario(sc, env)
 	res.Machine = machineOf(topo)
-	if sched == nil {
+	schedMu.Lock() // the ops are over: sched is the one attached at the end
+	schedMu.Unlock()
+	if !hadSched {
+		a.finish(res, nil)
+		return
+	}
+	if sched == nil { // detached by the scenario and not attached again
+		info.SHA256 = fileSHA256(a.cfg.Scheduler)
+		res.Scheduler = info
 		a.finish(res, nil)
 		return
 	}
@@ -397,20 +482,16 @@ func fileSHA256(path string) string {
 }
 
 // loadScenario returns the configured scenario: the file content given by
-// ktstr-boot, else a canned name (default "steady").
+// ktstr-boot, else a canned name (scenario.Default when none).
 func (a *agent) loadScenario() (*scenario.Scenario, error) {
 	if len(a.cfg.ScenarioJSON) > 0 {
-		return scenario.Parse(a.cfg.ScenarioJSON, ValidateWork)
+		return scenario.Parse(a.cfg.ScenarioJSON)
 	}
-	name := a.cfg.Scenario
-	if name == "" {
-		name = "steady"
+	if scenario.IsFile(a.cfg.Scenario) {
+		return nil, fmt.Errorf("scenario %q: a file is sent as its content, not its name", a.cfg.Scenario)
 	}
-	b, err := scenario.Canned(name)
-	if err != nil {
-		return nil, err
-	}
-	return scenario.Parse(b, ValidateWork)
+	s, _, err := scenario.Load(a.cfg.Scenario)
+	return s, err
 }
 
 // finish sends the result, the kernel log, SCDX when dead (the

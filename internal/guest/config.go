@@ -24,6 +24,10 @@ type Config struct {
 	// kernel's own scheduler (EEVDF).
 	Scheduler string   `json:"scheduler,omitempty"`
 	SchedArgs []string `json:"sched_args,omitempty"`
+	// Replacement is the scheduler the scenario's replace_scheduler op
+	// attaches in place of Scheduler ("" for none), with its arguments.
+	Replacement     string   `json:"replacement,omitempty"`
+	ReplacementArgs []string `json:"replacement_args,omitempty"`
 	// AttachTimeoutMS bounds the wait for the scheduler to attach.
 	AttachTimeoutMS int `json:"attach_timeout_ms,omitempty"`
 	// Topology is the machine shape the VM was given, and MemoryMB its

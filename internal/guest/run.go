@@ -34,6 +34,8 @@ type spawnSpec struct {
 // workerGroup is a running batch of workers.
 type workerGroup interface {
 	Stop(timeout time.Duration) ([]scenario.WorkerResult, error)
+	// PIDs are the workers' processes.
+	PIDs() []int
 	// Iterations is what the workers completed so far.
 	Iterations() uint64
 	// Progress is each worker's measurements so far (nil after Stop).
@@ -65,6 +67,11 @@ type runEnv struct {
 	span func(start, end time.Time)
 	// killScheduler signals the scheduler under test (nil: none).
 	killScheduler func(sig int) error
+	// detachScheduler stops the scheduler under test on purpose and
+	// attachScheduler starts it again (nil: none); each returns a note.
+	detachScheduler, attachScheduler func() (string, error)
+	// replaceScheduler detaches it and attaches the replacement.
+	replaceScheduler func() (string, error)
 	// snapshot asks the host for a snapshot and returns its answer (nil:
 	// no channel to the host).
 	snapshot func(tag string) (string, error)
@@ -81,6 +88,15 @@ type liveCgroup struct {
 	batches  []workerGroup
 	results  []scenario.WorkerResult // until the cut, if any
 	after    []scenario.WorkerResult // from the cut to the stop
+	parent   *liveCgroup             // for a nested cgroup
+	ever     []int                   // every CPU its cpusets allowed so far (isolation allows them all; nil: any)
+	pin      []int                   // the workers' pin within the cpuset (isolation holds them to it)
+	frozen   bool
+	removed  bool
+	// changedAt is when its cpuset last changed mid-run (zero: never);
+	// strayed the first worker seen outside it since (isolation.go).
+	changedAt time.Time
+	strayed   string
 }
 
 // cut is the moment the scenario lost its scheduler: what each running
@@ -128,20 +144,10 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	failSetup := func(format string, args ...any) {
 		setupErrs = append(setupErrs, fmt.Sprintf(format, args...))
 	}
-	cgs := make([]*liveCgroup, 0, len(sc.Cgroups))
-	byName := map[string]*liveCgroup{}
-	defer func() {
-		for _, c := range cgs {
-			if c.group != nil {
-				c.group.Remove(2 * time.Second)
-			}
-		}
-	}()
+	sn := &scene{env: env, byName: map[string]*liveCgroup{}}
+	defer sn.removeAll()
 	for _, spec := range sc.Cgroups {
-		c := &liveCgroup{spec: spec, skips: map[string]string{}}
-		cgs = append(cgs, c)
-		byName[spec.Name] = c
-		if err := env.setupCgroup(c); err != nil {
+		if _, err := sn.makeCgroup(spec); err != nil {
 			failSetup("cgroup %s: %v", spec.Name, err)
 		}
 	}
@@ -149,12 +155,12 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	env.send(wire.TypeScenarioStart, nil)
 	start := time.Now()
 	elapsed := func() uint32 { return uint32(time.Since(start).Milliseconds()) }
-	stim := wire.Stimulus{CgroupCount: uint16(len(cgs))}
+	stim := wire.Stimulus{CgroupCount: uint16(len(sn.cgs))}
 	// iterations is what every worker completed so far: the stopped ones'
 	// reports and the running ones' progress.
 	iterations := func() uint64 {
 		var n uint64
-		for _, c := range cgs {
+		for _, c := range sn.cgs {
 			for _, r := range c.results {
 				n += r.Iterations
 			}
@@ -165,19 +171,12 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		return n
 	}
 	var total uint64
-	nworkers := 0
-	for _, c := range cgs {
-		n := c.spec.Workers
-		if n == 0 {
-			n = max(1, c.spec.WorkersPerCPU*max(1, len(orAll(c.expected, env.topo.CPUs))))
+	for _, c := range slices.Clone(sn.cgs) {
+		if err := sn.start(c); err != nil {
+			failSetup("cgroup %s: %v", c.spec.Name, err)
 		}
-		if err := env.spawnBatch(c, n); err != nil {
-			failSetup("cgroup %s: start %d workers: %v", c.spec.Name, n, err)
-			continue
-		}
-		nworkers += n
 	}
-	stim.WorkerCount = uint16(min(nworkers, 0xffff))
+	stim.WorkerCount = uint16(min(sn.nworkers, 0xffff))
 
 	stopped := ""
 	var lost *cut
@@ -196,13 +195,14 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 			case <-env.stop:
 				stopped = env.stopWhy()
 				lost = &cut{at: time.Now(), progress: map[workerGroup][]scenario.WorkerResult{}}
-				for _, c := range cgs {
+				for _, c := range sn.cgs {
 					for _, b := range c.batches {
 						lost.progress[b] = b.Progress()
 					}
 				}
 				return
-			case <-tick.C:
+			case now := <-tick.C:
+				sn.sampleIsolation(now)
 				if env.region != nil && env.region.TakeControl(shm.CtlShutdown) != 0 {
 					stopped = "the host asked for a graceful shutdown (watchdog soft deadline)"
 					return
@@ -226,6 +226,15 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		stim.StepIndex = uint16(min(i+1, 0xffff))
 		stim.OpCount = uint16(min(len(st.Ops), 0xffff))
 		stim.OpKinds = 0
+		for _, spec := range st.Cgroups {
+			c, err := sn.makeCgroup(spec)
+			if err == nil {
+				err = sn.start(c)
+			}
+			if err != nil {
+				failSetup("step %d: cgroup %s: %v", i+1, spec.Name, err)
+			}
+		}
 		for _, op := range st.Ops {
 			stim.OpKinds |= opBit(op.Op)
 			if op.Op == scenario.OpSnapshot {
@@ -252,23 +261,39 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 				}
 				continue
 			}
-			c := byName[op.Cgroup]
-			if err := env.apply(c, op, &nworkers); err != nil {
-				failSetup("step %d: %s on cgroup %s: %v", i+1, op.Op, op.Cgroup, err)
+			if err := sn.apply(op); err != nil {
+				failSetup("step %d: %s: %v", i+1, op.String(), err)
 			}
 		}
-		stim.WorkerCount = uint16(min(nworkers, 0xffff))
+		stim.WorkerCount = uint16(min(sn.nworkers, 0xffff))
+		stim.CgroupCount = uint16(min(sn.alive(), 0xffff))
 		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStimulus, wire.AppendStimulus(nil, stim))
 		hold(time.Duration(st.HoldMS) * time.Millisecond)
+		// The step's own cgroups go at its end, children first.
+		for j := len(st.Cgroups) - 1; j >= 0; j-- {
+			if c := sn.byName[st.Cgroups[j].Name]; c != nil && !c.removed {
+				if err := sn.remove(c); err != nil {
+					failSetup("step %d: remove its cgroup %s: %v", i+1, c.spec.Name, err)
+				}
+			}
+		}
+		stim.WorkerCount = uint16(min(sn.nworkers, 0xffff))
 		stim.ElapsedMS, stim.TotalIterations = elapsed(), iterations()
 		env.send(wire.TypeStepEnd, wire.AppendStimulus(nil, stim))
 	}
 
+	sn.endPayloads()
 	// Stop every batch at once, then collect.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, c := range cgs {
+	for _, c := range sn.cgs {
+		if c.frozen {
+			// A frozen worker cannot see the stop.
+			if err := sn.freeze(c, false); err != nil {
+				failSetup("cgroup %s: %v", c.spec.Name, err)
+			}
+		}
 		for _, b := range c.batches {
 			wg.Add(1)
 			go func(c *liveCgroup, b workerGroup) {
@@ -286,15 +311,22 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 	}
 	wg.Wait()
 	end := time.Now()
-	groups := make([]scenario.CgroupResult, 0, len(cgs))
+	groups := make([]scenario.CgroupResult, 0, len(sn.cgs))
 	var after []scenario.CgroupResult
-	for _, c := range cgs {
+	for _, c := range sn.cgs {
+		if !c.spec.HasWorkers() && len(c.results) == 0 && len(c.after) == 0 {
+			continue // a parent or an empty target: nothing to judge
+		}
+		expected := c.ever
+		if c.pin != nil {
+			expected = within(orAll(expected, env.topo.CPUs), c.pin)
+		}
 		for _, r := range slices.Concat(c.results, c.after) {
 			total += r.Iterations
 		}
-		groups = append(groups, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.results, Skips: c.skips})
+		groups = append(groups, scenario.CgroupResult{Spec: c.spec, Expected: expected, Workers: c.results, Skips: c.skips})
 		if len(c.after) > 0 {
-			after = append(after, scenario.CgroupResult{Spec: c.spec, Expected: c.expected, Workers: c.after})
+			after = append(after, scenario.CgroupResult{Spec: c.spec, Expected: expected, Workers: c.after})
 		}
 	}
 	env.send(wire.TypeScenarioEnd, wire.AppendScenarioEnd(nil, wire.ScenarioEnd{ElapsedMS: uint64(end.Sub(start).Milliseconds()), TotalIterations: total}))
@@ -311,6 +343,11 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 		res.InfoNotes = append(res.InfoNotes, fmt.Sprintf("the scenario stopped %d ms in, when the scheduler was lost: stats cover the time before; "+
 			"stats_after_detach the %d ms the workers took to stop", lost.at.Sub(start).Milliseconds(), end.Sub(lost.at).Milliseconds()))
 	}
+	for _, c := range sn.cgs {
+		if c.strayed != "" {
+			res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindIsolation, Message: c.strayed})
+		}
+	}
 	for _, e := range setupErrs {
 		res.Outcomes = append(res.Outcomes, payload.Outcome{Verdict: payload.Fail, Kind: payload.KindOther, Message: e})
 	}
@@ -319,7 +356,8 @@ func runScenario(sc *scenario.Scenario, env runEnv) *payload.AssertResult {
 			Message: "scenario cut short: " + stopped})
 	}
 	res.InfoNotes = append(res.InfoNotes, notes...)
-	res.Measurements = map[string]float64{"elapsed_ms": float64(time.Since(start).Milliseconds()), "workers": float64(nworkers)}
+	res.InfoNotes = append(res.InfoNotes, sn.notes...)
+	res.Measurements = map[string]float64{"elapsed_ms": float64(time.Since(start).Milliseconds()), "workers": float64(sn.nworkers)}
 	return res
 }
 
@@ -346,6 +384,8 @@ func opBit(op string) uint32 {
 		return 32
 	case scenario.OpReadKernel, scenario.OpWriteKernel:
 		return 64
+	case scenario.OpDetachScheduler, scenario.OpAttachScheduler, scenario.OpRestartScheduler, scenario.OpReplaceScheduler:
+		return 128
 	}
 	return 0
 }
@@ -363,22 +403,30 @@ func (env runEnv) kill(sig int) error {
 // mems is the cpuset.mems for a cgroup whose cpuset is a NUMA node
 // (numa:K), "" otherwise.
 func (c *liveCgroup) mems(topo topology.Observed) string {
-	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
-	if err != nil || spec.Kind != "numa" || !topo.NUMA {
-		return ""
+	if spec := c.spec.Cpuset; spec.Kind == "numa" && topo.NUMA {
+		return strconv.Itoa(spec.Index)
 	}
-	return strconv.Itoa(spec.Index)
+	return ""
 }
 
 // setupCgroup resolves the cgroup's cpuset, creates its cgroup and
 // applies cpuset and weight where the controllers allow.
 func (env runEnv) setupCgroup(c *liveCgroup) error {
-	spec, err := scenario.ParseCpuset(c.spec.Cpuset)
-	if err != nil {
+	var err error
+	if c.expected, err = c.spec.Cpuset.Resolve(env.topo); err != nil {
 		return err
 	}
-	if c.expected, err = spec.Resolve(env.topo); err != nil {
-		return err
+	c.ever = c.expected
+	if !c.spec.Pin.IsZero() {
+		// Pinned workers may run only where pin and cpuset meet.
+		pin, err := c.spec.Pin.Resolve(env.topo)
+		if err != nil {
+			return fmt.Errorf("pin: %v", err)
+		}
+		c.pin = within(orAll(c.expected, env.topo.CPUs), pin)
+		if len(c.pin) == 0 {
+			return fmt.Errorf("pin %s: no CPU of the cgroup's cpuset", c.spec.Pin)
+		}
 	}
 	if env.cgroupRoot == "" {
 		if c.expected != nil && c.spec.Enforced() {
@@ -386,12 +434,23 @@ func (env runEnv) setupCgroup(c *liveCgroup) error {
 		}
 		return nil
 	}
-	g, err := cgroup.Create(env.cgroupRoot, c.spec.Name)
+	g, err := env.createGroup(c)
 	if err != nil {
 		return err
 	}
 	c.group = g
-	return env.applyCgroup(c)
+	if err := env.applyCgroup(c); err != nil {
+		return err
+	}
+	if l := c.spec.Limits; l != nil {
+		sn := &scene{env: env}
+		err := sn.setLimits(c, l)
+		for _, n := range sn.notes {
+			env.logf("%s", n)
+		}
+		return err
+	}
+	return nil
 }
 
 // applyCgroup writes the cgroup's cpuset and weight.
@@ -425,9 +484,8 @@ func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
 	if c.group != nil {
 		ss.CgroupDir = c.group.Dir
 	}
-	if c.spec.Pin != "" {
-		spec, _ := scenario.ParseCpuset(c.spec.Pin)
-		pin, err := spec.Resolve(env.topo)
+	if !c.spec.Pin.IsZero() {
+		pin, err := c.spec.Pin.Resolve(env.topo)
 		if err != nil {
 			return fmt.Errorf("pin: %v", err)
 		}
@@ -436,11 +494,14 @@ func (env runEnv) spawnBatch(c *liveCgroup, n int) error {
 	ss.LLCOf, ss.NodeOf = env.topo.Domains()
 	if c.spec.Place != "" {
 		groups := env.topo.LLCs
-		if c.spec.Place == "node" {
+		switch c.spec.Place {
+		case "node":
 			groups = nil
 			for _, n := range env.topo.Nodes {
 				groups = append(groups, n.CPUs)
 			}
+		case "core":
+			groups = env.topo.Cores
 		}
 		for _, g := range groups {
 			if set := within(within(g, c.expected), ss.Affinity); len(set) > 0 {
@@ -474,54 +535,6 @@ func within(set, allowed []int) []int {
 	return out
 }
 
-// apply performs one op.
-func (env runEnv) apply(c *liveCgroup, op scenario.Op, nworkers *int) error {
-	switch op.Op {
-	case scenario.OpSetCpuset:
-		c.spec.Cpuset = op.Cpuset
-		spec, err := scenario.ParseCpuset(op.Cpuset)
-		if err != nil {
-			return err
-		}
-		if c.expected, err = spec.Resolve(env.topo); err != nil {
-			return err
-		}
-		if c.group != nil {
-			// An empty cpuset means no restriction: all CPUs.
-			if c.expected == nil && env.controllers["cpuset"] {
-				return c.group.SetCPUs(cpulist.Format(env.topo.CPUs))
-			}
-			return env.applyCgroup(c)
-		}
-	case scenario.OpSetWeight:
-		c.spec.Weight = op.Weight
-		if c.group != nil {
-			return env.applyCgroup(c)
-		}
-		return fmt.Errorf("no cgroup: %s", env.cgroupSkip)
-	case scenario.OpAddWorkers:
-		if err := env.spawnBatch(c, op.Count); err != nil {
-			return err
-		}
-		*nworkers += op.Count
-	case scenario.OpStopWorkers:
-		// Whole batches, newest first, until at least Count have stopped.
-		stoppedN := 0
-		for stoppedN < op.Count && len(c.batches) > 0 {
-			b := c.batches[len(c.batches)-1]
-			c.batches = c.batches[:len(c.batches)-1]
-			rs, err := b.Stop(5 * time.Second)
-			c.results = append(c.results, rs...)
-			stoppedN += len(rs)
-			if err != nil {
-				return err
-			}
-		}
-		*nworkers -= stoppedN
-	}
-	return nil
-}
-
 // setupCgroups prepares the cgroup root for a run: in the guest, mount
 // cgroup2 and enable cpu and cpuset at the top; on the host, a child of
 // the cgroup v2 hierarchy named after the process. It returns the root
@@ -543,7 +556,17 @@ func setupCgroups(host bool, logf func(string, ...any)) (root string, ctl map[st
 		name = fmt.Sprintf("ktstr-%d", os.Getpid())
 	}
 	ctl = map[string]bool{}
-	if err := cgroup.Enable(base, "cpu", "cpuset"); err != nil {
+	// cpu and cpuset are wanted; memory and pids (limits) are used where
+	// the kernel has them.
+	want := []string{"cpu", "cpuset"}
+	if at, err := cgroup.Controllers(base); err == nil {
+		for _, c := range []string{"memory", "pids"} {
+			if at[c] {
+				want = append(want, c)
+			}
+		}
+	}
+	if err := cgroup.Enable(base, want...); err != nil {
 		logf("cgroups: %v", err)
 	}
 	g, err := cgroup.Create(base, name)
@@ -551,7 +574,7 @@ func setupCgroups(host bool, logf func(string, ...any)) (root string, ctl map[st
 		return "", nil, fmt.Sprintf("create %s: %v", filepath.Join(base, name), err), cleanup
 	}
 	have, _ := cgroup.Controllers(g.Dir)
-	for _, c := range []string{"cpu", "cpuset"} {
+	for _, c := range want {
 		if have[c] {
 			if err := g.Enable(c); err == nil {
 				ctl[c] = true

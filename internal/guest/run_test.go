@@ -30,6 +30,8 @@ func (f *fakeGroup) Iterations() uint64 {
 	return f.done * uint64(f.spec.Count)
 }
 
+func (f *fakeGroup) PIDs() []int { return nil }
+
 func (f *fakeGroup) Progress() []scenario.WorkerResult {
 	if f.stopped {
 		return nil
@@ -77,7 +79,7 @@ func (r *recorder) send(t wire.Type, p []byte) {
 }
 
 func (r *recorder) spawn(s spawnSpec) (workerGroup, error) {
-	if strings.Contains(string(s.Cgroup.Work), "explode") {
+	if strings.Contains(s.Cgroup.Name, "explode") {
 		return nil, errors.New("cannot start")
 	}
 	g := &fakeGroup{spec: s}
@@ -99,7 +101,7 @@ func testEnv(r *recorder) runEnv {
 
 func mustParse(t *testing.T, js string) *scenario.Scenario {
 	t.Helper()
-	s, err := scenario.Parse([]byte(js), ValidateWork)
+	s, err := scenario.Parse([]byte(js))
 	if err != nil {
 		t.Fatal(err)
 	}

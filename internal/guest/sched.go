@@ -55,6 +55,10 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.Dir = "/tmp"
+	seqBefore := int64(-1) // sched_ext's enable_seq before it starts (waitAttached)
+	if snap, err := scxFS(scxDir).read(); err == nil {
+		seqBefore = snap.Seq
+	}
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
@@ -63,7 +67,7 @@ func startScheduler(send func(wire.Type, []byte), bin string, args []string) (*s
 		errR.Close()
 		return nil, fmt.Errorf("start scheduler %s: %w", bin, err)
 	}
-	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), out: newSchedOutput(send, nil), seqBefore: -1}
+	s := &scheduler{name: filepath.Base(bin), cmd: cmd, died: make(chan struct{}), out: newSchedOutput(send, nil), seqBefore: seqBefore}
 	if ptyErr != nil {
 		s.out.note("stdout is a pipe, not a terminal (%v): stdio may hold its lines back until it flushes", ptyErr)
 	}

@@ -60,6 +60,7 @@ func TestWaitAttached(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.stop(time.Second, "test over")
+	s.seqBefore = 0 // what the fake sched_ext below said before it started
 	c.waitFor(t, "still verifying")
 
 	fs := fakeSCX(t, "disabled", "", "0")

@@ -1,8 +1,8 @@
 package guest
 
 import (
-	"encoding/json"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -11,32 +11,12 @@ import (
 	"github.com/ktstr-go/ktstr/internal/workload"
 )
 
-// ValidateWork checks a scenario's "work" object with the workload
-// package's rules; unknown keys are errors, like the rest of the format.
-func ValidateWork(raw json.RawMessage) error {
-	_, err := decodeWork(raw)
-	return err
-}
-
-func decodeWork(raw json.RawMessage) (workload.Work, error) {
-	var w workload.Work
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return w, err
-	}
-	return w, w.Validate()
-}
-
 // spawnWorkload starts a batch of worker processes.
 func spawnWorkload(s spawnSpec) (workerGroup, error) {
-	w, err := decodeWork(s.Cgroup.Work)
-	if err != nil {
-		return nil, err
-	}
 	g, err := workload.Spawn(workload.SpawnSpec{
-		Work: w, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
-		Affinity: s.Affinity, Name: s.Cgroup.Name, Placement: s.Placement,
+		Work: s.Cgroup.Work, Count: s.Count, CgroupDir: s.CgroupDir, Nice: s.Cgroup.Nice,
+		Affinity: s.Affinity, Name: comm(s.Cgroup), Placement: s.Placement,
+		Policy: s.Cgroup.Policy, RTPriority: s.Cgroup.RTPriority,
 		Domains: &workload.Domains{LLC: s.LLCOf, Node: s.NodeOf},
 	})
 	if err != nil {
@@ -45,9 +25,20 @@ func spawnWorkload(s spawnSpec) (workerGroup, error) {
 	return workloadGroup{g}, nil
 }
 
+// comm is the workers' command name: the cgroup's Comm, else the last
+// component of its name.
+func comm(c scenario.Cgroup) string {
+	if c.Comm != "" {
+		return c.Comm
+	}
+	return path.Base(c.Name)
+}
+
 type workloadGroup struct{ g *workload.Group }
 
 func (w workloadGroup) Iterations() uint64 { return w.g.Iterations() }
+
+func (w workloadGroup) PIDs() []int { return w.g.PIDs() }
 
 func (w workloadGroup) Progress() []scenario.WorkerResult {
 	ps := w.g.Progress()

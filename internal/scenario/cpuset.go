@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,6 +17,43 @@ type CpusetSpec struct {
 	List  []int  // for "list"
 	Index int    // slice index, LLC, node or thread index
 	Of    int    // number of slices
+}
+
+// CpusetKinds says what a cpuset spec may be, for error messages.
+const CpusetKinds = `"" (no restriction), "all", a CPU list ("0-2,5"), split:I/N, overlap:I/N, llc:K, numa:K or smt:I`
+
+// UnmarshalJSON decodes a cpuset spec from its string form, so a decoded
+// scenario holds parsed specs and nothing parses them again at run time.
+func (c *CpusetSpec) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errf("%s: want a string: %s", short(b), CpusetKinds)
+	}
+	spec, err := ParseCpuset(s)
+	if err != nil {
+		return errf("%v (want %s)", err, CpusetKinds)
+	}
+	*c = spec
+	return nil
+}
+
+// MarshalJSON encodes the spec in its string form.
+func (c CpusetSpec) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// IsZero reports whether the spec is empty (no restriction).
+func (c CpusetSpec) IsZero() bool { return c.Kind == "" }
+
+// String is the spec as a scenario file writes it.
+func (c CpusetSpec) String() string {
+	switch c.Kind {
+	case "", "all":
+		return c.Kind
+	case "list":
+		return cpulist.Format(c.List)
+	case "split", "overlap":
+		return fmt.Sprintf("%s:%d/%d", c.Kind, c.Index, c.Of)
+	}
+	return fmt.Sprintf("%s:%d", c.Kind, c.Index)
 }
 
 // ParseCpuset parses a cpuset spec (see the package documentation).

@@ -15,24 +15,24 @@ func FuzzParse(f *testing.F) {
 		b, _ := Canned(n)
 		f.Add(b)
 	}
-	f.Add([]byte(`{"name":"x","cgroups":[{"name":"a","cpuset":"overlap:1/3","pin":"0-1","work":{}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler"}]}]}`))
+	f.Add([]byte(`{"name":"x","cgroups":[{"name":"a","cpuset":"overlap:1/3","pin":"0-1","work":{"type":"spin"}}],"steps":[{"hold_ms":1,"ops":[{"op":"kill_scheduler"}]}]}`))
 	topo := topology.Topology{Nodes: 1, LLCs: 2, Cores: 2, Threads: 1}.Ideal(512)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := Parse(b, nil)
+		s, err := Parse(b)
 		if err != nil {
 			if _, ok := err.(*Error); !ok {
 				t.Fatalf("Parse error %T %v, want *scenario.Error", err, err)
 			}
 			return
 		}
-		if err := s.Validate(nil); err != nil {
+		if err := s.Validate(); err != nil {
 			t.Fatalf("accepted scenario does not validate again: %v", err)
 		}
 		for _, c := range s.Cgroups {
-			for _, spec := range []string{c.Cpuset, c.Pin} {
-				cs, err := ParseCpuset(spec)
-				if err != nil {
-					t.Fatalf("accepted cpuset %q does not parse: %v", spec, err)
+			for _, cs := range []CpusetSpec{c.Cpuset, c.Pin} {
+				spec := cs.String()
+				if again, err := ParseCpuset(spec); err != nil || again.String() != spec {
+					t.Fatalf("accepted cpuset %+v prints as %q, which parses as %+v, %v", cs, spec, again, err)
 				}
 				if cpus, err := cs.Resolve(topo); err == nil {
 					for _, x := range cpus {
@@ -47,7 +47,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s2, err := Parse(again, nil)
+		s2, err := Parse(again)
 		if err != nil {
 			t.Fatalf("re-encoded scenario does not parse: %v\n%s", err, again)
 		}

@@ -94,7 +94,7 @@ func (s *Scenario) Bind(o topology.Observed) *Scenario {
 			cp := c
 			cp.Each = ""
 			cp.Name = fmt.Sprintf("%s-%d", c.Name, k)
-			cp.Cpuset = fmt.Sprintf("%s:%d", map[string]string{"llc": "llc", "node": "numa"}[c.Each], k)
+			cp.Cpuset = CpusetSpec{Kind: map[string]string{"llc": "llc", "node": "numa"}[c.Each], Index: k}
 			out.Cgroups = append(out.Cgroups, cp)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/scenario"
 )
 
@@ -18,7 +17,7 @@ func TestNestedScenario(t *testing.T) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		t.Skipf("no %s here (the test binary runs away from its source, as under make test-nested)", path)
 	}
-	s, _, err := scenario.Load(path, guest.ValidateWork)
+	s, _, err := scenario.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

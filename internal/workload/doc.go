@@ -31,6 +31,32 @@
 //	| mutex          | loops LCG steps, take a futex mutex shared by the group (0 free, 1 locked,    | loops (1000), hold_loops (1000),               | group_size   |
 //	|                | 2 contended), hold_loops LCG steps inside, increment the group's counter      | group_size (0: all the spawn's workers)        | (0: all)     |
 //	|                | non-atomically inside the lock, unlock                                        |                                                |              |
+//	| wake_chain     | a ring of group_size workers passing one turn word: wait (FUTEX_WAIT) for     | loops (1000), group_size (4)                   | group_size   |
+//	|                | this worker's turn, loops LCG steps, advance the word, FUTEX_WAKE all         |                                                |              |
+//	| thundering_herd | waker: nanosleep sleep_us, bump the generation, FUTEX_WAKE all; waiter: wait  | loops (1000), sleep_us (1000), group_size (8)  | group_size   |
+//	|                | for a new generation, loops LCG steps (one herd wake-up)                      |                                                |              |
+//	| rt_starvation  | worker 0 of a group runs SCHED_FIFO 1: busy spin_us, sleep sleep_us; the      | loops (20000), spin_us (10000), sleep_us       | group_size   |
+//	|                | others spin loops LCG steps under their own policy beside it                  | (2000), group_size (2)                         | (2)          |
+//	| priority_inversion | low (nice 19): take the group's futex mutex, hold_loops inside, release; | loops (1000), hold_loops (100000)              | threes       |
+//	|                | high (nice -10): loops, take it briefly, sleep 100 us; medium (nice 0): spin  |                                                |              |
+//	|                | hold_loops                                                                    |                                                |              |
+//	| preempt_storm  | as bursty, with short bursts and sleeps: wake-ups that preempt the others     | spin_us (20), sleep_us (200)                   | independent  |
+//	| page_fault_churn | map size_kb of anonymous memory, write each page (a fault each), unmap      | size_kb (1024)                                 | independent  |
+//	| idle_churn     | loops LCG steps, nanosleep sleep_us: CPUs go idle and wake all the time       | loops (100), sleep_us (50)                     | independent  |
+//	| io_sync_write  | pwrite 4 KiB into a memfd (tmpfs) at a rotating offset within size_kb, then   | size_kb (256)                                  | independent  |
+//	|                | fdatasync                                                                     |                                                |              |
+//	| cache_yield    | as cache, then sched_yield(2)                                                 | loops (256 lines), size_kb (4096)              | independent  |
+//	| sequence       | each of phases in order: {"spin_us": N} busy, {"sleep_us": N} nanosleep,      | phases (500 us busy, 500 us asleep, 1 yield)   | independent  |
+//	|                | {"yield": N} sched_yield N times, {"io_kb": N} write N KiB to a memfd, sync   |                                                |              |
+//	| signal_storm   | a pair passing SIGUSR1 back and forth (tgkill; the receiver waits in          | loops (0) LCG steps before each send           | pairs        |
+//	|                | sigtimedwait with the signal blocked): one signal received                    |                                                |              |
+//	| epoll_storm    | epoll_wait on a timerfd firing every sleep_us, read it, loops LCG steps       | loops (100), sleep_us (100)                    | independent  |
+//	| fan_out_compute | as futex_fanout, with heavy waiters: the waker hands out work and waits for  | loops (20000), group_size (4)                  | group_size   |
+//	|                | every waiter to finish its share                                              |                                                |              |
+//	| producer_consumer | producer: loops LCG steps, queue a token (at most 64 queued, else wait);   | loops (1000), group_size (4)                   | group_size   |
+//	|                | consumers: take a token, 4*loops LCG steps (consumers lag: an imbalance)      |                                                |              |
+//	| asymmetric_waker | as futex_pingpong with unequal sides: the waker computes loops LCG steps    | loops (20000), hold_loops (100)                | pairs        |
+//	|                | per hand-off, the wakee hold_loops, so one wakes far more than it runs        |                                                |              |
 //	| wake_latency   | schbench's: a message thread (the first of a group) pauses sleep_us, stamps   | loops (10000), sleep_us (100),                 | group_size   |
 //	|                | the time, bumps the group's generation and FUTEX_WAKEs the others; each woken | group_size (4)                                 |              |
 //	|                | worker records now less the stamp (wake-up latency), loops LCG steps, acks    |                                                |              |
@@ -50,6 +76,10 @@
 // requests served. Its wake-up latency
 // includes the run-queue wait that schedstat's wait_ns counts, and the
 // wake-up path before it.
+//
+// A worker may run under a scheduling policy of its own (SpawnSpec.Policy:
+// normal, batch, idle, fifo, rr with RTPriority 1..99, or ext, which puts
+// it in sched_ext's hands when a BPF scheduler is loaded).
 //
 // Grouped types need a worker count that is a multiple of the group
 // (SpawnSpec.Validate): pairs are workers 2k and 2k+1; groups are

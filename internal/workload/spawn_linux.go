@@ -43,6 +43,10 @@ type SpawnSpec struct {
 	// Name is the workers' command name (comm, 15 bytes at most, cut);
 	// "" names them after the work type.
 	Name string
+	// Policy is the workers' scheduling policy (Policies; "" leaves the
+	// inherited one) and RTPriority its priority for fifo and rr.
+	Policy     string
+	RTPriority int
 }
 
 // ReadyTimeout bounds how long Spawn waits for the workers to start.
@@ -72,6 +76,9 @@ func (s SpawnSpec) Validate() error {
 	}
 	if s.Nice < -20 || s.Nice > 19 {
 		return fmt.Errorf("%w: nice %d, want -20..19", ErrBadParam, s.Nice)
+	}
+	if err := ValidPolicy(s.Policy, s.RTPriority); err != nil {
+		return err
 	}
 	if s.Work.Type == NiceSweep && s.Nice != 0 {
 		return fmt.Errorf("%w: nice_sweep sets each worker's nice; spec nice must be 0, got %d", ErrBadParam, s.Nice)
@@ -152,6 +159,9 @@ type workerConfig struct {
 	ShmSize  int      `json:"shm_size"`
 	PipeRFD  int      `json:"pipe_r_fd"` // -1: none
 	PipeWFD  int      `json:"pipe_w_fd"`
+	// Policy and RTPriority: SpawnSpec's.
+	Policy     string `json:"policy,omitempty"`
+	RTPriority int    `json:"rt_priority,omitempty"`
 }
 
 // Group is a set of running workers started by Spawn.
@@ -240,7 +250,7 @@ func Spawn(spec SpawnSpec) (g *Group, err error) {
 		cfg := workerConfig{
 			Work: w, Index: i, Count: spec.Count, Group: i / gs, Role: i % gs,
 			Name: spec.Name, Nice: spec.Nice, SetNice: spec.Nice != 0, Affinity: spec.Affinity,
-			Domains: spec.Domains, CtlFD: 3, ReportFD: 4, ProgFD: 5, ProgSize: len(g.prog), ShmFD: -1, PipeRFD: -1, PipeWFD: -1,
+			Domains: spec.Domains, Policy: spec.Policy, RTPriority: spec.RTPriority, CtlFD: 3, ReportFD: 4, ProgFD: 5, ProgSize: len(g.prog), ShmFD: -1, PipeRFD: -1, PipeWFD: -1,
 		}
 		if w.Type == NiceSweep {
 			cfg.Nice, cfg.SetNice = w.NiceFor(i, spec.Count), true

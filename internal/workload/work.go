@@ -32,8 +32,8 @@ const (
 
 // Types returns every work type, in the order of the doc.go table.
 func Types() []Type {
-	return []Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex,
-		WakeLatency, TimerLatency, OpenLoop}
+	return append(append([]Type{Spin, Yield, Bursty, Pipe, FutexPingPong, FutexFanout, ForkExit, Cache, NiceSweep, AffinityChurn, Mutex}, moreTypes...),
+		WakeLatency, TimerLatency, OpenLoop)
 }
 
 // Defaults of the parameters, used where a parameter is zero.
@@ -89,6 +89,8 @@ type Work struct {
 	// Every is, for affinity_churn, how many iterations run between two
 	// moves to the next allowed CPU.
 	Every int `json:"every,omitempty"`
+	// Phases are a sequence's phases, run in order each iteration.
+	Phases []Phase `json:"phases,omitempty"`
 }
 
 // ErrUnknownType is returned (wrapped) by Validate for a type it does not know.
@@ -168,7 +170,7 @@ func (w Work) Validate() error {
 	if (w.Type == FutexFanout || w.Type == WakeLatency || w.Type == OpenLoop) && w.GroupSize == 1 {
 		return fmt.Errorf("%w: %s group_size = 1, want 0 (default %d) or 2..%d", ErrBadParam, w.Type, DefaultFanoutGroup, MaxGroupSize)
 	}
-	return nil
+	return w.validateMore()
 }
 
 // WithDefaults returns w with every zero parameter the type uses replaced by
@@ -202,7 +204,7 @@ func (w Work) WithDefaults() Work {
 		def(&w.Loops, DefaultMutexLoops)
 		def(&w.HoldLoops, DefaultMutexHold)
 	default:
-		w = w.latencyDefaults()
+		w = w.moreDefaults().latencyDefaults() // each sets its own types' parameters
 	}
 	return w
 }
@@ -222,7 +224,7 @@ func (w Work) groupSize(count int) int {
 		}
 		return w.GroupSize
 	}
-	return 1
+	return max(w.moreGroupSize(), 1)
 }
 
 // sharedMemory reports whether the type's workers share a memfd mapping.
@@ -231,7 +233,7 @@ func (w Work) sharedMemory() bool {
 	case FutexPingPong, FutexFanout, Mutex, WakeLatency, OpenLoop:
 		return true
 	}
-	return false
+	return w.moreSharedMemory()
 }
 
 // NiceFor is the nice value nice_sweep gives worker index of count: from

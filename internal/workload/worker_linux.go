@@ -208,6 +208,11 @@ func newWorker(cfg workerConfig) (*worker, error) {
 			return nil, fmt.Errorf("set nice %d: %w", cfg.Nice, err)
 		}
 	}
+	if cfg.Policy != "" {
+		if err := setPolicy(cfg.Policy, cfg.RTPriority); err != nil {
+			return nil, fmt.Errorf("policy %s: %w", cfg.Policy, err)
+		}
+	}
 	if cfg.Affinity != nil {
 		var set unix.CPUSet
 		for _, c := range cfg.Affinity {
@@ -282,6 +287,11 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		w.step = w.mutex
 	case WakeLatency, TimerLatency, OpenLoop:
 		if err := w.setupLatency(); err != nil {
+			return nil, err
+		}
+	}
+	if w.step == nil {
+		if err := w.setupMore(); err != nil {
 			return nil, err
 		}
 	}
