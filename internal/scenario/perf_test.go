@@ -116,7 +116,7 @@ func TestPerfChecksParse(t *testing.T) {
 		t.Errorf("checks %+v", s.Checks.PerfChecks)
 	}
 	for _, bad := range []string{`"max_p99_wake_latency_ns":0`, `"min_work_rate":-1`} {
-		_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":10}],"checks":{`+bad+`}}`))
+		_, err := Parse([]byte(`{"name":"x","cgroups":[{"name":"a","workers":1,"work":{"type":"spin"}}],"steps":[{"hold_ms":10}],"checks":{` + bad + `}}`))
 		if err == nil {
 			t.Errorf("%s: no error", bad)
 		}
