@@ -2,6 +2,7 @@
 #
 #   make demo     install what is missing, fetch a kernel, run the default scenario
 #   make test     the whole test suite (race detector on), including real VMs
+#   make test-scenarios  every canned scenario in a VM (make test runs a quick set)
 #   make lint     gofmt, go vet, staticcheck
 #   make bench    benchmarks
 #   make man      lint the man pages
@@ -15,7 +16,7 @@ CMDS     := ktstr-boot ktstr-drain ktstr-dispatch ktstr-verdict ktstr-matrix kts
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED := 0
 
-.PHONY: compare all build test test-short test-nested test-own-vmm lint bench man demo deps kernel schedulers clean
+.PHONY: compare all build test test-scenarios test-short test-nested test-own-vmm lint bench man demo deps kernel schedulers clean
 
 all: build
 
@@ -45,6 +46,11 @@ E2E      := ./internal/e2e
 test: build
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/internal/e2e$$')
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(E2E)
+
+# Every canned scenario in a VM under EEVDF (make test runs a quick set;
+# internal/e2e's quickCanned): about 45 VM runs, 6-8 minutes here.
+test-scenarios: build
+	KTSTR_E2E_SCENARIOS=all CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -run 'TestVMCannedScenarios' $(E2E)
 
 test-short:
 	$(GO) test -short -count=1 ./...
