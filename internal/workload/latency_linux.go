@@ -113,16 +113,7 @@ func (w *worker) wakeMessage() bool {
 	atomic.StoreUint64(w.lat.ts, monoNow())
 	atomic.AddUint32(w.a, 1)
 	futexWake(w.a, int(waiters))
-	for {
-		n := atomic.LoadUint32(w.b)
-		if n >= waiters {
-			return true
-		}
-		if w.stopping() {
-			return false
-		}
-		futexWait(w.b, n, wakeWait)
-	}
+	return w.awaitAcks(waiters)
 }
 
 // wakeWorker waits for a new generation, records now less the message
@@ -130,16 +121,8 @@ func (w *worker) wakeMessage() bool {
 // as it runs), works, and acknowledges; the last to acknowledge wakes the
 // message thread.
 func (w *worker) wakeWorker() bool {
-	for {
-		g := atomic.LoadUint32(w.a)
-		if g != w.last {
-			w.last = g
-			break
-		}
-		if w.stopping() {
-			return false
-		}
-		futexWait(w.a, g, wakeWait)
+	if !w.awaitGeneration() {
+		return false
 	}
 	now, at := monoNow(), atomic.LoadUint64(w.lat.ts)
 	w.lat.h.Record(now - min(now, at))

@@ -656,14 +656,26 @@ func (w *worker) futexPingPong() bool {
 	return true
 }
 
-// fanoutWaker starts a generation, wakes every waiter and waits until all
-// have acknowledged it.
-func (w *worker) fanoutWaker() bool {
-	waiters := uint32(w.work.GroupSize - 1)
-	w.burn(w.work.Loops)
-	atomic.StoreUint32(w.b, 0)
-	atomic.AddUint32(w.a, 1)
-	futexWake(w.a, int(waiters))
+// awaitGeneration waits on the group's generation word (a) until it moves
+// past the last one this worker saw, and takes it; false when the worker
+// is asked to stop meanwhile.
+func (w *worker) awaitGeneration() bool {
+	for {
+		g := atomic.LoadUint32(w.a)
+		if g != w.last {
+			w.last = g
+			return true
+		}
+		if w.stopping() {
+			return false
+		}
+		futexWait(w.a, g, wakeWait)
+	}
+}
+
+// awaitAcks waits on the group's acknowledgement count (b) until waiters
+// have acknowledged; false when the worker is asked to stop meanwhile.
+func (w *worker) awaitAcks(waiters uint32) bool {
 	for {
 		n := atomic.LoadUint32(w.b)
 		if n >= waiters {
@@ -676,19 +688,22 @@ func (w *worker) fanoutWaker() bool {
 	}
 }
 
+// fanoutWaker starts a generation, wakes every waiter and waits until all
+// have acknowledged it.
+func (w *worker) fanoutWaker() bool {
+	waiters := uint32(w.work.GroupSize - 1)
+	w.burn(w.work.Loops)
+	atomic.StoreUint32(w.b, 0)
+	atomic.AddUint32(w.a, 1)
+	futexWake(w.a, int(waiters))
+	return w.awaitAcks(waiters)
+}
+
 // fanoutWaiter waits for a new generation, works, and acknowledges it; the
 // last to acknowledge wakes the waker.
 func (w *worker) fanoutWaiter() bool {
-	for {
-		g := atomic.LoadUint32(w.a)
-		if g != w.last {
-			w.last = g
-			break
-		}
-		if w.stopping() {
-			return false
-		}
-		futexWait(w.a, g, wakeWait)
+	if !w.awaitGeneration() {
+		return false
 	}
 	w.burn(w.work.Loops)
 	if atomic.AddUint32(w.b, 1) == uint32(w.work.GroupSize-1) {

@@ -65,16 +65,8 @@ func (w *worker) setupMore() error {
 			}
 		} else {
 			w.step = func() bool {
-				for {
-					g := atomic.LoadUint32(w.a)
-					if g != w.last {
-						w.last = g
-						break
-					}
-					if w.stopping() {
-						return false
-					}
-					futexWait(w.a, g, wakeWait)
+				if !w.awaitGeneration() {
+					return false
 				}
 				w.burn(wk.Loops)
 				return true
