@@ -138,8 +138,10 @@ func TestGauntletMatrix(t *testing.T) {
 			continue
 		}
 		run := filepath.Join(r.out, c.Results[0].Dir)
+		// The consoles may be empty: the kernel runs quiet, and ktstr-boot
+		// ends the VM at the agent's done mark, before "Power down".
 		for _, f := range []string{"frames", "records", "console.log", "com2.log", "noise.json", "verdict.json", "command", "job.json"} {
-			if st, err := os.Stat(filepath.Join(run, f)); err != nil || (f != "com2.log" && st.Size() == 0) {
+			if st, err := os.Stat(filepath.Join(run, f)); err != nil || (f != "com2.log" && f != "console.log" && st.Size() == 0) {
 				t.Errorf("%s: %s missing or empty (%v)", c.ID, f, err)
 			}
 		}
