@@ -414,7 +414,9 @@ func (a *agent) run() {
 	res := runScenario(sc, env)
 	res.Machine = machineOf(topo)
 	schedMu.Lock() // the ops are over: sched is the one attached at the end
+	final := sched
 	schedMu.Unlock()
+	sched = final
 	if !hadSched {
 		a.finish(res, nil)
 		return
