@@ -84,13 +84,19 @@
 // wake-up path before it.
 //
 // cgroup_churn and cgroup_attach_storm move the whole worker process
-// (every thread) by writing its PID to cgroup.procs, so each iteration is
-// a cgroup migration the scheduler sees (sched_ext's cgroup_prep_move and
-// cgroup_move; for cgroup_churn also cgroup_init and cgroup_exit). The
+// (every thread) by writing its PID to cgroup.procs: each iteration is a
+// cgroup migration (the threadgroup lock held for writing, the tasks'
+// css_set changed; cgroup_churn also creates and destroys a cgroup). The
 // leaves they make sit under the worker's own cgroup (/proc/self/cgroup
-// on the cgroup v2 mount) and enable no controllers, so cgroup v2's "no
-// internal processes" rule does not apply: they share the worker's
-// cgroup's cpuset, weight and limits. A worker that cannot create or
+// on the cgroup v2 mount) and have no controllers of their own: the
+// worker's cgroup holds processes, so cgroup v2's "no internal processes"
+// rule forbids enabling any for its children. The leaves therefore share
+// the worker's cgroup's cpuset, weight and limits, and the cpu
+// controller's group does not change with a move, so the scheduler's
+// cgroup callbacks (sched_ext's cgroup_init, cgroup_prep_move,
+// cgroup_move) are not called for these moves; scenario ops such as
+// move_tasks and remove_cgroup, between cgroups with controllers, are
+// what reach them. A worker that cannot create or
 // enter them (no cgroup v2, no write access) fails its setup, and Spawn
 // reports why; on stop each moves back to its cgroup and removes its
 // leaves. cgroup_churn makes its next leaf wherever the worker is (a
