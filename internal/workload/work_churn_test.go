@@ -45,6 +45,22 @@ func children(t *testing.T, dir string) []string {
 	return out
 }
 
+// noLeaves checks that no cgroup is left under dir, nor a leaf of the
+// workers beside it.
+func noLeaves(t *testing.T, dir string, pids []int) {
+	t.Helper()
+	if left := children(t, dir); len(left) > 0 {
+		t.Errorf("cgroups left under %s after stop: %v", dir, left)
+	}
+	for _, c := range children(t, filepath.Dir(dir)) {
+		for _, p := range pids {
+			if strings.HasSuffix(c, "-"+strconv.Itoa(p)) || strings.Contains(c, "-"+strconv.Itoa(p)+"-") {
+				t.Errorf("cgroup %s left beside %s after stop", c, dir)
+			}
+		}
+	}
+}
+
 // seeCgroups polls /proc/PID/cgroup until each of want (a suffix of the
 // cgroup path) has been seen, or 10 s passed; it returns those not seen.
 func seeCgroups(pid int, want ...string) []string {
@@ -72,9 +88,7 @@ func TestCgroupChurn(t *testing.T) {
 		}
 	})
 	checkCommon(t, stats, allowed, pids)
-	if left := children(t, dir); len(left) > 0 {
-		t.Errorf("cgroups left under %s after stop: %v", dir, left)
-	}
+	noLeaves(t, dir, pids)
 }
 
 func TestCgroupAttachStorm(t *testing.T) {
@@ -89,9 +103,7 @@ func TestCgroupAttachStorm(t *testing.T) {
 		}
 	})
 	checkCommon(t, stats, allowed, pids)
-	if left := children(t, dir); len(left) > 0 {
-		t.Errorf("cgroups left under %s after stop: %v", dir, left)
-	}
+	noLeaves(t, dir, pids)
 }
 
 func TestNUMAMigrationChurn(t *testing.T) {
@@ -156,5 +168,27 @@ func TestChurnWorkValidate(t *testing.T) {
 		if got := (Work{Type: ty}).WithDefaults(); got.Loops != want.Loops || got.SizeKB != want.SizeKB {
 			t.Errorf("%s defaults: %+v, want %+v", ty, got, want)
 		}
+	}
+}
+
+// TestLeafPlace: leaves go beside the worker's cgroup when its parent
+// enables controllers for its children, else under it.
+func TestLeafPlace(t *testing.T) {
+	dir := testCgroup(t)
+	parent := filepath.Dir(dir)
+	b, err := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantBeside := dir, false
+	if len(strings.TrimSpace(string(b))) > 0 {
+		want, wantBeside = parent, true
+	}
+	if got, beside := leafPlace(dir); got != want || beside != wantBeside {
+		t.Errorf("leafPlace(%s) = %s, %v; want %s, %v (parent's subtree_control %q)", dir, got, beside, want, wantBeside, b)
+	}
+	// The mount's root has no parent on the mount: under it.
+	if got, beside := leafPlace(filepath.Clean(cgroup.FindV2())); beside || got != filepath.Clean(cgroup.FindV2()) {
+		t.Errorf("leafPlace(root) = %s, %v; want the root itself", got, beside)
 	}
 }

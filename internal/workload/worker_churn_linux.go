@@ -17,10 +17,9 @@ import (
 )
 
 // The change-heavy types: cgroup_churn, cgroup_attach_storm and
-// numa_migration_churn. The cgroups they make are leaves without
-// controllers of their own, so cgroup v2's "no internal processes" rule
-// never applies: the worker's own cgroup keeps holding processes and its
-// children are plain leaves (their controllers are the worker's cgroup's).
+// numa_migration_churn. The cgroups they make are leaves that hold only
+// the worker, so cgroup v2's "no internal processes" rule never applies
+// to them (doc.go says where they go).
 
 // ownCgroup is the directory of the cgroup v2 group this process is in:
 // the cgroup2 mount (the one the agent mounts at /sys/fs/cgroup, else
@@ -81,9 +80,64 @@ func mkLeaf(dir string) error {
 	return nil
 }
 
-// setupCgroupChurn: each round creates the leaf ktstr-churn-PID under the
-// worker's cgroup of the moment, moves the worker in, runs loops LCG
-// steps there, moves it back and removes the leaf.
+// leafPlace is where the leaves of a worker whose cgroup is home go:
+// beside home when home's parent enables controllers for its children
+// (it then holds no processes, and the leaves get the cpu controller, so
+// a move changes the task's cpu cgroup and reaches the scheduler's cgroup
+// callbacks); else under home, without controllers.
+func leafPlace(home string) (dir string, beside bool) {
+	mount := filepath.Clean(cgroup.FindV2())
+	parent := filepath.Dir(home)
+	if home == mount || !strings.HasPrefix(parent, mount) {
+		return home, false
+	}
+	b, err := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return home, false
+	}
+	return parent, true
+}
+
+// copySettings gives a leaf beside home home's CPUs, memory nodes and CPU
+// weight and bandwidth, so a worker in it keeps its cgroup's limits (and
+// the isolation check its cpuset). Only the cpuset must succeed.
+func copySettings(home, leaf string) error {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems", "cpu.weight", "cpu.max"} {
+		b, err := os.ReadFile(filepath.Join(home, f))
+		v, cpuset := bytes.TrimSpace(b), strings.HasPrefix(f, "cpuset.")
+		if err != nil || len(v) > 4096 || len(v) == 0 && !cpuset {
+			continue
+		}
+		if len(v) == 0 {
+			v = []byte("\n") // none: the leaf takes its parent's, as home does
+		}
+		if err := os.WriteFile(filepath.Join(leaf, f), v, 0); err != nil && cpuset {
+			return fmt.Errorf("copy %s of %s: %w", f, home, err)
+		}
+	}
+	return nil
+}
+
+// makeLeaf creates the leaf name for a worker whose cgroup is home (see
+// leafPlace) and copies home's settings into it when it is beside home.
+func makeLeaf(home, name string) (string, error) {
+	dir, beside := leafPlace(home)
+	leaf := filepath.Join(dir, name)
+	if err := mkLeaf(leaf); err != nil {
+		return leaf, err
+	}
+	if beside {
+		if err := copySettings(home, leaf); err != nil {
+			rmLeaf(leaf)
+			return leaf, err
+		}
+	}
+	return leaf, nil
+}
+
+// setupCgroupChurn: each round creates the leaf ktstr-churn-PID for the
+// worker's cgroup of the moment (leafPlace), moves the worker in, runs
+// loops LCG steps there, moves it back and removes the leaf.
 func (w *worker) setupCgroupChurn() error {
 	home, err := ownCgroup()
 	if err != nil {
@@ -91,57 +145,45 @@ func (w *worker) setupCgroupChurn() error {
 	}
 	pid := strconv.Itoa(os.Getpid())
 	name := "ktstr-churn-" + pid
-	// One round now, so that a worker that cannot do it says so at once.
-	leaf := filepath.Join(home, name)
-	if err := mkLeaf(leaf); err != nil {
-		return fmt.Errorf("cgroup_churn: %w", err)
-	}
-	err = enter(leaf, pid)
-	if err == nil {
-		err = enter(home, pid)
-	}
-	if err != nil {
-		enter(home, pid)
-		rmLeaf(leaf)
-		return fmt.Errorf("cgroup_churn: %w", err)
-	}
-	if err := rmLeaf(leaf); err != nil {
-		return fmt.Errorf("cgroup_churn: %w", err)
-	}
+	leaf := ""
 	w.cleanup = func() {
 		if cur, err := ownCgroup(); err == nil && cur == leaf {
 			enter(home, pid)
 		}
-		rmLeaf(leaf)
+		if leaf != "" {
+			rmLeaf(leaf)
+		}
 	}
-	loops := w.work.Loops
-	w.step = func() bool {
+	round := func() error {
 		// The worker's cgroup may have changed (a scenario's move_tasks):
-		// the new leaf goes under wherever it is now.
+		// the new leaf is made for wherever it is now.
 		cur, err := ownCgroup()
 		if err != nil {
-			w.fail(fmt.Errorf("cgroup_churn: %w", err))
-			return false
+			return err
 		}
-		if filepath.Base(cur) == name { // a round cut short left it inside
-			cur = filepath.Dir(cur)
+		if cur != leaf { // else a round cut short left it inside
+			home = cur
 		}
-		home, leaf = cur, filepath.Join(cur, name)
-		if err := mkLeaf(leaf); err != nil {
-			w.fail(fmt.Errorf("cgroup_churn: %w", err))
-			return false
+		if leaf, err = makeLeaf(home, name); err != nil {
+			return err
 		}
 		if err := enter(leaf, pid); err != nil {
 			rmLeaf(leaf)
-			w.fail(fmt.Errorf("cgroup_churn: %w", err))
-			return false
+			return err
 		}
-		w.burn(loops)
+		w.burn(w.work.Loops)
 		if err := enter(home, pid); err != nil {
-			w.fail(fmt.Errorf("cgroup_churn: %w", err))
-			return false
+			return err
 		}
-		if err := rmLeaf(leaf); err != nil {
+		return rmLeaf(leaf)
+	}
+	// One round now, so that a worker that cannot do it says so at once.
+	if err := round(); err != nil {
+		w.cleanup()
+		return fmt.Errorf("cgroup_churn: %w", err)
+	}
+	w.step = func() bool {
+		if err := round(); err != nil {
 			w.fail(fmt.Errorf("cgroup_churn: %w", err))
 			return false
 		}
@@ -151,24 +193,27 @@ func (w *worker) setupCgroupChurn() error {
 }
 
 // setupAttachStorm creates the sibling leaves ktstr-attach-PID-a and -b
-// under the worker's cgroup; each step runs loops LCG steps and moves the
-// worker into the other leaf. At the end it goes back and removes both.
+// (leafPlace); each step runs loops LCG steps and moves the worker into
+// the other leaf. At the end it goes back and removes both.
 func (w *worker) setupAttachStorm() error {
 	home, err := ownCgroup()
 	if err != nil {
 		return fmt.Errorf("cgroup_attach_storm: %w", err)
 	}
 	pid := strconv.Itoa(os.Getpid())
-	leaves := [2]string{filepath.Join(home, "ktstr-attach-"+pid+"-a"), filepath.Join(home, "ktstr-attach-"+pid+"-b")}
+	var leaves [2]string
 	w.cleanup = func() {
 		if cur, err := ownCgroup(); err == nil && (cur == leaves[0] || cur == leaves[1]) {
 			enter(home, pid)
 		}
-		rmLeaf(leaves[0])
-		rmLeaf(leaves[1])
+		for _, l := range leaves {
+			if l != "" {
+				rmLeaf(l)
+			}
+		}
 	}
-	for _, l := range leaves {
-		if err := mkLeaf(l); err != nil {
+	for i, suf := range []string{"-a", "-b"} {
+		if leaves[i], err = makeLeaf(home, "ktstr-attach-"+pid+suf); err != nil {
 			w.cleanup()
 			return fmt.Errorf("cgroup_attach_storm: %w", err)
 		}
@@ -178,8 +223,22 @@ func (w *worker) setupAttachStorm() error {
 		return fmt.Errorf("cgroup_attach_storm: %w", err)
 	}
 	next, loops := 1, w.work.Loops
+	_, beside := leafPlace(home)
+	cpus, _ := os.ReadFile(filepath.Join(home, "cpuset.cpus"))
 	w.step = func() bool {
 		w.burn(loops)
+		if beside {
+			// Follow a change of the cgroup's cpuset (a scenario op).
+			if now, err := os.ReadFile(filepath.Join(home, "cpuset.cpus")); err == nil && !bytes.Equal(now, cpus) {
+				cpus = now
+				for _, l := range leaves {
+					if err := copySettings(home, l); err != nil {
+						w.fail(fmt.Errorf("cgroup_attach_storm: %w", err))
+						return false
+					}
+				}
+			}
+		}
 		if err := enter(leaves[next], pid); err != nil {
 			w.fail(fmt.Errorf("cgroup_attach_storm: %w", err))
 			return false
