@@ -192,3 +192,31 @@ func TestLeafPlace(t *testing.T) {
 		t.Errorf("leafPlace(root) = %s, %v; want the root itself", got, beside)
 	}
 }
+
+// TestCgroupChurnSetupFails: a worker that cannot make its leaves (here
+// cgroup.max.descendants 0 on a cgroup whose parent enables no
+// controllers, so the leaves go under it) fails its setup and Spawn says
+// why.
+func TestCgroupChurnSetupFails(t *testing.T) {
+	dir := filepath.Join(testCgroup(t), "inner")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.max.descendants"), []byte("0"), 0); err != nil {
+		t.Skipf("cgroup.max.descendants: %v", err)
+	}
+	for _, ty := range []Type{CgroupChurn, CgroupAttachStorm} {
+		g, err := Spawn(SpawnSpec{Work: Work{Type: ty}, Count: 1, CgroupDir: dir})
+		if err == nil {
+			g.Stop(5 * time.Second)
+			t.Errorf("%s: Spawn succeeded with no room for a leaf", ty)
+			continue
+		}
+		if want := string(ty) + ": create cgroup " + dir + "/ktstr-"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Spawn error %q, want it to contain %q", ty, err, want)
+		}
+		if left := children(t, dir); len(left) > 0 {
+			t.Errorf("%s: cgroups left: %v", ty, left)
+		}
+	}
+}
