@@ -135,11 +135,14 @@ func (g *Group) Procs() ([]int, error) {
 	return out, nil
 }
 
-// Remove kills what is left in the cgroup (cgroup.kill) and removes it,
-// waiting up to wait for its processes to go.
+// Remove kills what is left in the cgroup (cgroup.kill, which reaches
+// its descendants too) and removes it, waiting up to wait for its
+// processes to go. Child cgroups left in it (a killed worker's
+// cgroup_churn leaf) are removed first, deepest first.
 func (g *Group) Remove(wait time.Duration) error {
 	write(g.Dir, "cgroup.kill", "1") // absent before 5.14: rmdir then fails with EBUSY
 	deadline := time.Now().Add(wait)
+	removeChildren(g.Dir, deadline, 0)
 	for {
 		err := unix.Rmdir(g.Dir)
 		if err == nil || errors.Is(err, unix.ENOENT) {
@@ -149,6 +152,26 @@ func (g *Group) Remove(wait time.Duration) error {
 			return fmt.Errorf("remove cgroup %s: %w", g.Dir, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// removeChildren removes the cgroups under dir, deepest first, each
+// retried on EBUSY (its killed tasks still going) until deadline; depth
+// bounds the walk.
+func removeChildren(dir string, deadline time.Time, depth int) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || depth > 16 {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		d := filepath.Join(dir, e.Name())
+		removeChildren(d, deadline, depth+1)
+		for unix.Rmdir(d) == unix.EBUSY && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 

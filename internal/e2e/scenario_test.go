@@ -161,6 +161,7 @@ var cannedShapes = map[string]string{
 	"steady-llc":       "1,2,1,2",
 	"smt-siblings":     "2,2,1,2",
 	"numa-local":       "2,2,2,1",
+	"numa-churn":       "2,2,2,1",
 	"cross-llc-wake":   "1,3,2,1",
 	"cpuset-resize":    "1,1,3,1",
 	"smt-sibling-spin": "1,1,2,2",

@@ -57,6 +57,12 @@
 //	|                | consumers: take a token, 4*loops LCG steps (consumers lag: an imbalance)      |                                                |              |
 //	| asymmetric_waker | as futex_pingpong with unequal sides: the waker computes loops LCG steps    | loops (20000), hold_loops (100)                | pairs        |
 //	|                | per hand-off, the wakee hold_loops, so one wakes far more than it runs        |                                                |              |
+//	| cgroup_churn   | create the leaf cgroup ktstr-churn-PID (see below), move in (cgroup.procs),   | loops (10000)                                  | independent  |
+//	|                | loops LCG steps, move back, rmdir it: a new cgroup each time                  |                                                |              |
+//	| cgroup_attach_storm | loops LCG steps, then move into the other of two leaf cgroups            | loops (10000)                                  | independent  |
+//	|                | (ktstr-attach-PID-a, -b) it made at setup                                     |                                                |              |
+//	| numa_migration_churn | pin itself to the next NUMA node's CPUs (of those it started with; on   | size_kb (4096)                                 | independent  |
+//	|                | one node, the next half of them), then write each page of its size_kb buffer  |                                                |              |
 //	| wake_latency   | schbench's: a message thread (the first of a group) pauses sleep_us, stamps   | loops (10000), sleep_us (100),                 | group_size   |
 //	|                | the time, bumps the group's generation and FUTEX_WAKEs the others; each woken | group_size (4)                                 |              |
 //	|                | worker records now less the stamp (wake-up latency), loops LCG steps, acks    |                                                |              |
@@ -76,6 +82,36 @@
 // requests served. Its wake-up latency
 // includes the run-queue wait that schedstat's wait_ns counts, and the
 // wake-up path before it.
+//
+// cgroup_churn and cgroup_attach_storm move the whole worker process
+// (every thread) by writing its PID to cgroup.procs: each iteration is a
+// cgroup migration (the threadgroup lock held for writing, the tasks'
+// css_set changed; cgroup_churn also creates and destroys a cgroup). The
+// worker's own cgroup (/proc/self/cgroup on the cgroup v2 mount) holds
+// processes, so cgroup v2's "no internal processes" rule forbids
+// controllers on its children. Where its parent enables controllers for
+// its children (a scenario's cgroups), the leaves are therefore made
+// beside the worker's cgroup, as its siblings, with its cpuset.cpus,
+// cpuset.mems, cpu.weight and cpu.max copied (cgroup_attach_storm copies
+// again when the cpuset changes): the leaves have the cpu controller, so
+// each move changes the task's cpu cgroup and reaches the scheduler's
+// cgroup callbacks (sched_ext's cgroup_init and cgroup_exit for each
+// created and removed leaf, cgroup_prep_move and cgroup_move for each
+// move). Elsewhere they are made under the worker's cgroup, without
+// controllers, and the moves stay inside cgroup core. A worker in a leaf
+// is outside its cgroup: a freeze of its cgroup catches cgroup_churn
+// when it moves back, cgroup_attach_storm not at all. A worker that
+// cannot create or enter the leaves (no cgroup v2, no write access)
+// fails its setup, and Spawn reports why; on stop each moves back to its
+// cgroup and removes its leaves (cgroup.Group.Remove removes those a
+// killed worker left). cgroup_churn makes its next leaf for wherever the
+// worker is (a scenario's move_tasks is kept); cgroup_attach_storm keeps
+// moving between its two leaves, so a move_tasks of its cgroup lasts one
+// move.
+// numa_migration_churn's pages follow the task only where the kernel's
+// NUMA balancing is on (kernel.numa_balancing); with one NUMA node it
+// still runs, alternating between the two halves of its CPUs (a single
+// CPU: it only re-touches), and at the end it gets its whole mask back.
 //
 // A worker may run under a scheduling policy of its own (SpawnSpec.Policy:
 // normal, batch, idle, fifo, rr with RTPriority 1..99, or ext, which puts

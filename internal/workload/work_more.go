@@ -26,11 +26,17 @@ const (
 	FanOutCompute     Type = "fan_out_compute"
 	ProducerConsumer  Type = "producer_consumer"
 	AsymmetricWaker   Type = "asymmetric_waker"
+	// The change-heavy types (worker_churn_linux.go): cgroups created,
+	// entered and removed, tasks moved between cgroups and NUMA nodes.
+	CgroupChurn        Type = "cgroup_churn"
+	CgroupAttachStorm  Type = "cgroup_attach_storm"
+	NUMAMigrationChurn Type = "numa_migration_churn"
 )
 
 // moreTypes are the types of this file, in the doc.go table's order.
 var moreTypes = []Type{WakeChain, ThunderingHerd, RTStarvation, PriorityInversion, PreemptStorm,
-	PageFaultChurn, IdleChurn, IOSyncWrite, CacheYield, Sequence, SignalStorm, EpollStorm, FanOutCompute, ProducerConsumer, AsymmetricWaker}
+	PageFaultChurn, IdleChurn, IOSyncWrite, CacheYield, Sequence, SignalStorm, EpollStorm, FanOutCompute, ProducerConsumer, AsymmetricWaker,
+	CgroupChurn, CgroupAttachStorm, NUMAMigrationChurn}
 
 // Defaults of this file's types.
 const (
@@ -56,9 +62,12 @@ const (
 	DefaultEpollLoops     = 100   // epoll_storm: LCG steps per wake-up
 	DefaultFanOutLoops    = 20000 // fan_out_compute: each waiter's share
 	DefaultFanOutGroup    = 4
-	DefaultPCGroup        = 4    // producer_consumer: 1 producer, 3 consumers
-	DefaultPCLoops        = 1000 // producer_consumer: producer's steps per token; consumers do 4x
-	PCQueue               = 64   // producer_consumer: tokens queued at most
+	DefaultPCGroup        = 4     // producer_consumer: 1 producer, 3 consumers
+	DefaultPCLoops        = 1000  // producer_consumer: producer's steps per token; consumers do 4x
+	PCQueue               = 64    // producer_consumer: tokens queued at most
+	DefaultCgChurnLoops   = 10000 // cgroup_churn: LCG steps inside each new cgroup
+	DefaultAttachLoops    = 10000 // cgroup_attach_storm: LCG steps between moves
+	DefaultNUMAChurnKB    = 4096  // numa_migration_churn: memory touched each round
 	// InversionNices are priority_inversion's nice values: the lock
 	// holder (low), the waiter (high), the CPU hog between them.
 	InvLowNice, InvHighNice, InvMidNice = 19, -10, 0
@@ -92,6 +101,9 @@ func init() {
 	uses[FanOutCompute] = []string{"loops", "group_size"}
 	uses[ProducerConsumer] = []string{"loops", "group_size"}
 	uses[AsymmetricWaker] = []string{"loops", "hold_loops"}
+	uses[CgroupChurn] = []string{"loops"}
+	uses[CgroupAttachStorm] = []string{"loops"}
+	uses[NUMAMigrationChurn] = []string{"size_kb"}
 }
 
 // validateMore checks what the generic checks of Validate cannot.
@@ -181,6 +193,12 @@ func (w Work) moreDefaults() Work {
 	case AsymmetricWaker:
 		def(&w.Loops, DefaultSpinLoops)
 		def(&w.HoldLoops, DefaultIdleLoops)
+	case CgroupChurn:
+		def(&w.Loops, DefaultCgChurnLoops)
+	case CgroupAttachStorm:
+		def(&w.Loops, DefaultAttachLoops)
+	case NUMAMigrationChurn:
+		def(&w.SizeKB, DefaultNUMAChurnKB)
 	}
 	return w
 }

@@ -181,6 +181,8 @@ type worker struct {
 	cachePos int
 
 	lat *latency // wake_latency, timer_latency
+
+	cleanup func() // cgroup_churn, cgroup_attach_storm: remove the cgroups made
 }
 
 func newWorker(cfg workerConfig) (*worker, error) {
@@ -347,6 +349,9 @@ func (w *worker) close() {
 			set.Set(c)
 		}
 		unix.SchedSetaffinity(0, &set)
+	}
+	if w.cleanup != nil {
+		w.cleanup()
 	}
 }
 

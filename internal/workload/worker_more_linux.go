@@ -277,6 +277,12 @@ func (w *worker) setupMore() error {
 			futexWake(w.a, 1)
 			return true
 		}
+	case CgroupChurn:
+		return w.setupCgroupChurn()
+	case CgroupAttachStorm:
+		return w.setupAttachStorm()
+	case NUMAMigrationChurn:
+		return w.setupNUMAChurn()
 	case FanOutCompute:
 		if w.cfg.Role == 0 {
 			w.step = w.fanoutWaker
