@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,6 +83,7 @@ type agent struct {
 	dmesgAt int // bytes of the kernel log already sent
 
 	scdxOnce sync.Once
+	sentSCDX atomic.Bool   // an SCDX went out: no done mark (finish)
 	done     chan struct{} // closed when the result and the exit code went out
 	doneOnce sync.Once
 	// offAtFinish: the agent is the VM's init, and powers it off as soon
@@ -466,6 +468,7 @@ func (a *agent) sendSchedExit(s *scheduler) {
 	a.scdxOnce.Do(func() {
 		a.sendKernelLog()
 		a.send(wire.TypeSchedExit, wire.AppendExitCode(nil, s.code))
+		a.sentSCDX.Store(true)
 	})
 }
 
@@ -521,7 +524,10 @@ func (a *agent) finish(res *payload.AssertResult, dead *scheduler) {
 		a.sendSchedExit(dead)
 	}
 	a.send(wire.TypeExit, wire.AppendExitCode(nil, code))
-	if a.region != nil {
+	// The done mark lets ktstr-boot end the VM at once. Not after an
+	// SCDX: the host's early kill, which that SCDX asks for, ends this VM
+	// (with its failure dump) unless the poweroff comes first.
+	if a.region != nil && !a.sentSCDX.Load() {
 		a.region.SetGuestState(shm.GuestDone)
 	}
 	a.doneOnce.Do(func() { close(a.done) })

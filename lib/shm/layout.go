@@ -73,7 +73,7 @@ const (
 const (
 	GuestNone    = 0
 	GuestRunning = 1 // the agent has mapped the region
-	GuestDone    = 2 // the agent finished and is about to power off
+	GuestDone    = 2 // the agent finished and is about to power off (never set after an SCDX: the host's early kill ends that VM)
 )
 
 // Offsets in the host-only trailer page (after the guest-visible part).
