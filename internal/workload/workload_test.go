@@ -172,21 +172,7 @@ func absDiff(a, b uint64) uint64 {
 }
 
 // procNice reads a process's nice value from /proc/PID/stat (field 19).
-func procNice(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("no comm")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 17 {
-		return 0, errors.New("short stat")
-	}
-	return strconv.Atoi(f[16])
-}
+func procNice(pid int) (int, error) { return procStat(pid, 19) }
 
 func TestWorkTypes(t *testing.T) {
 	allowed := allowedCPUs(t)
