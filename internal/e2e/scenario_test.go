@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,6 +196,11 @@ var quickCanned = map[string]bool{
 func TestVMCannedScenarios(t *testing.T) {
 	k := needVM(t)
 	all := os.Getenv("KTSTR_E2E_SCENARIOS") == "all"
+	for name := range quickCanned {
+		if !slices.Contains(scenario.Names(), name) {
+			t.Errorf("quickCanned names %q, which is not a canned scenario", name)
+		}
+	}
 	var left []string
 	for _, name := range scenario.Names() {
 		if !all && !quickCanned[name] {
