@@ -64,6 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		&ucli.StringFlag{Name: "numa-distance", Usage: "NUMA distance `matrix`, row by row (\"10,20;20,10\"; default 10 local, 20 remote)"},
 		&ucli.IntFlag{Name: "memory", Value: 512, Usage: fmt.Sprintf("guest memory in `MiB`, %d to %d (default 512, a preset's own, or more for many vCPUs or nodes)", boot.MinMemoryMB, boot.MaxMemoryMB)},
 		&ucli.StringFlag{Name: "vmm", Value: "auto", Usage: "`backend`: auto, own (ktstr-boot's KVM VMM), qemu (software emulation), qemu-kvm, host (no VM)"},
+		&ucli.StringFlag{Name: "machine", Value: "auto", Usage: "QEMU `type`: auto (microvm for one NUMA node, pc for more), microvm, pc; the own VMM has its own"},
 		&ucli.StringFlag{Name: "append", Usage: "extra kernel command line `text`"},
 		&ucli.BoolFlag{Name: "allow-software-kvm", Usage: "let --vmm own run on a software KVM (PVM) that cannot boot a stock kernel, for a guest program"},
 		&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "kernel messages on the console log"},
@@ -115,6 +116,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
+		machine, err := boot.ParseMachine(c.String("machine"), shape)
+		if err != nil {
+			return cli.Usagef("--machine: %v", err)
+		}
 		if c.String("vmm") == "own" {
 			if err := boot.CheckOwnVMM(c.Bool("allow-software-kvm")); err != nil {
 				return cli.Exitf(boot.ExitVMM, "%v", err)
@@ -123,7 +128,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg := boot.Config{
 			Self:    os.Getenv("KTSTR_INIT"),
 			Timeout: c.Duration("timeout"), Topology: shape, MemoryMB: memory,
-			VMM: c.String("vmm"), Append: c.String("append"), Verbose: c.Bool("verbose"),
+			VMM: c.String("vmm"), Machine: machine, Append: c.String("append"), Verbose: c.Bool("verbose"),
 			Log: func(f string, a ...any) { cli.Errorf(stderr, name, f, a...) },
 		}
 		if c.Bool("shell") && !c.IsSet("timeout") {

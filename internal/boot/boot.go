@@ -15,6 +15,7 @@ import (
 	"github.com/ktstr-go/ktstr/internal/guest"
 	"github.com/ktstr-go/ktstr/internal/sanitize"
 	"github.com/ktstr-go/ktstr/internal/topology"
+	"github.com/ktstr-go/ktstr/internal/tsc"
 	"github.com/ktstr-go/ktstr/internal/vmm"
 	"github.com/ktstr-go/ktstr/internal/vmm/qemu"
 	"github.com/ktstr-go/ktstr/lib/shm"
@@ -42,8 +43,11 @@ type Config struct {
 	Timeout time.Duration // the watchdog's absolute ceiling (0: DefaultTimeout)
 	// Topology is the machine shape (validated by the caller); MemoryMB
 	// the guest's RAM, split over its NUMA nodes.
-	Topology   topology.Topology
-	MemoryMB   int
+	Topology topology.Topology
+	MemoryMB int
+	// Machine is the QEMU backend's machine type ("": qemu.MachineFor's
+	// pick for the topology).
+	Machine    qemu.Machine
 	VMM        string // "auto", "qemu", "qemu-kvm", "host"
 	RegionSize uint64
 	Append     string // extra kernel command line
@@ -111,6 +115,23 @@ func CheckTopology(vmmName string, t topology.Topology) error {
 	return qemu.CheckTopology(t)
 }
 
+// TSCSpan is how long Run measures the host's TSC against its clock for a
+// guest under software emulation (alongside the initramfs's writing).
+const TSCSpan = 20 * time.Millisecond
+
+// ParseMachine reads --machine: "auto" (the zero Machine: the QEMU
+// backend picks by topology), "microvm" or "pc", checked against t.
+func ParseMachine(name string, t topology.Topology) (qemu.Machine, error) {
+	switch name {
+	case "auto", "":
+		return "", nil
+	case string(qemu.MachinePC), string(qemu.MachineMicrovm):
+		m := qemu.Machine(name)
+		return m, qemu.CheckMachine(m, t)
+	}
+	return "", fmt.Errorf("%q: want auto, microvm or pc", name)
+}
+
 // Result is how a run ended.
 type Result struct {
 	Reason  wire.EndReason
@@ -143,6 +164,17 @@ func Run(cfg Config) (Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
+	// The host's TSC frequency for a guest under software emulation,
+	// measured while the initramfs is written (see package tsc).
+	type khz struct {
+		v   uint64
+		err error
+	}
+	tscKHz := make(chan khz, 1)
+	go func() {
+		v, err := tsc.KHz(TSCSpan)
+		tscKHz <- khz{v, err}
+	}()
 	self := cfg.Self
 	if self == "" {
 		exe, err := os.Executable()
@@ -207,7 +239,7 @@ func Run(cfg Config) (Result, error) {
 	console, regionPath := rd.join(ConsoleFile), rd.join(RegionFile)
 	qc := qemu.Config{
 		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
-		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
+		Topology: cfg.Topology, Machine: cfg.Machine, MemoryMB: max(cfg.MemoryMB, 128),
 		Region: regionPath, RegionSize: layout.Size, Stderr: os.Stderr,
 		Introspect: true,
 	}
@@ -248,6 +280,20 @@ func Run(cfg Config) (Result, error) {
 		logf("backend: qemu with KVM (--shell: the own VMM takes no terminal input)")
 	}
 	qc.COM2Stdio = cfg.Shell
+	if backend == "qemu" && !qc.KVM {
+		// Under KVM the guest has kvmclock. Under TCG its TSC is the
+		// host's constant counter, which it would calibrate against
+		// emulated timers (microvm has only the PIT, which a loaded host
+		// makes fail) and then watch against the jiffies, whose ticks a
+		// loaded host delays (the watchdog then marks the TSC unstable
+		// and the guest's clock falls back to jiffies). Both are wrong
+		// about this counter: it is given, and reliable.
+		if r := <-tscKHz; r.err == nil {
+			qc.Cmdline += fmt.Sprintf(" tsc_early_khz=%d tsc=reliable", r.v)
+		} else {
+			logf("the guest calibrates its own TSC: %v", r.err)
+		}
+	}
 
 	// The control socket exists before the region, so a reader that waits
 	// for the region can connect at once; replies wait in the handler's

@@ -107,3 +107,31 @@ func TestShell(t *testing.T) {
 		t.Errorf("status %d, want 7 and answer=42 in the output\nstdout:\n%s\nstderr:\n%s", status, out.String(), errb.String())
 	}
 }
+
+// TestExecMachines: --machine picks QEMU's machine type, and the agent
+// finds the shared region on each (the command's output comes back
+// through it): microvm's PCIe host bridge (1b36:0008, a GPEX behind ECAM)
+// by default for one node, the i440FX host bridge (8086:1237) with
+// --machine pc, and pc for two NUMA nodes under auto, whose guest sees
+// both nodes (microvm has no SRAT).
+func TestExecMachines(t *testing.T) {
+	k := needVM(t)
+	bridges := `for d in /sys/bus/pci/devices/*; do echo $(cat $d/vendor):$(cat $d/device); done; cat /sys/devices/system/node/online`
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"auto, one node", nil, "0x1b36:0x0008\n0x1af4:0x1110\n0\n"},
+		{"pc, one node", []string{"--machine", "pc"}, "0x8086:0x1237\n"},
+		{"auto, two nodes", []string{"--topology", "2,2,1,1"}, "0x8086:0x1237\n"},
+	} {
+		r := bootExec(t, k, append(tc.args, "--exec", "sh -c '"+bridges+"'")...)
+		if r.status != 0 || !strings.HasPrefix(r.stdout, tc.want) {
+			t.Errorf("%s: status %d, stdout %q; want 0 and output starting %q\nstderr:\n%s", tc.name, r.status, r.stdout, tc.want, r.stderr)
+		}
+		if tc.name == "auto, two nodes" && !strings.HasSuffix(r.stdout, "\n0-1\n") {
+			t.Errorf("%s: nodes online %q, want 0-1", tc.name, r.stdout)
+		}
+	}
+}

@@ -27,6 +27,15 @@ func mapRegion(cmdline map[string]string) ([]byte, string, error) {
 		if readTrim(d+"/vendor") != ivshmemVendor || readTrim(d+"/device") != ivshmemDevice {
 			continue
 		}
+		// Memory decoding on: firmware does it on QEMU's pc machine
+		// (SeaBIOS), nothing does on microvm, whose PCIe devices stay
+		// disabled until a driver (here, sysfs) enables them; a BAR read
+		// through a disabled device reads all ones.
+		if readTrim(d+"/enable") == "0" {
+			if err := os.WriteFile(d+"/enable", []byte("1"), 0); err != nil {
+				return nil, "", fmt.Errorf("ivshmem %s: enable: %w", filepath.Base(d), err)
+			}
+		}
 		res := d + "/resource2"
 		m, err := mapFile(res, 0, -1)
 		if err != nil {

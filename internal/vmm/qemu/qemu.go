@@ -1,7 +1,12 @@
 // Package qemu runs a guest under qemu-system-x86_64: the fallback backend
 // of ktstr-boot where no hardware KVM exists (software emulation, TCG), or
 // where the user asks for it. The shared region is an ivshmem-plain PCI
-// device backed by the region file. COM1 and COM2 go through pipes that
+// device backed by the region file.
+//
+// Two machine types: microvm (pcie=on, acpi=on), the fastest to boot (no
+// firmware PCI scan, no legacy devices beyond two UARTs), for one NUMA
+// node; and pc, whose ACPI tables carry the SRAT and SLIT that NUMA needs
+// (microvm builds neither). MachineFor picks. COM1 and COM2 go through pipes that
 // this package reads into the caller's writers (QEMU opens its inherited
 // ends as /proc/self/fd/3 and 4), so the caller decides what reaches the
 // disk and QEMU never opens a path in the run directory.
@@ -41,7 +46,9 @@ type Config struct {
 	// is a QEMU socket: QEMU 7.2 gives each socket its own L3, while
 	// dies= does not split it (measured). NUMA nodes get a RAM backend
 	// each and the SLIT distances.
-	Topology   topology.Topology
+	Topology topology.Topology
+	// Machine is QEMU's machine type (the zero value: MachineFor's pick).
+	Machine    Machine
 	MemoryMB   int
 	Region     string    // region file
 	RegionSize uint64    // guest-visible size (a power of two)
@@ -67,6 +74,45 @@ const (
 	fdRAM  = 6
 )
 
+// Machine is a QEMU machine type this backend drives.
+type Machine string
+
+const (
+	MachinePC      Machine = "pc"
+	MachineMicrovm Machine = "microvm"
+)
+
+// MachineFor is the machine type for topology t: microvm for one NUMA
+// node, pc for more (microvm has no SRAT or SLIT, so its guest would see
+// one node whatever -numa says; measured with QEMU 7.2).
+func MachineFor(t topology.Topology) Machine {
+	if t.Nodes > 1 {
+		return MachinePC
+	}
+	return MachineMicrovm
+}
+
+// CheckMachine says whether m can give topology t its shape.
+func CheckMachine(m Machine, t topology.Topology) error {
+	switch m {
+	case MachinePC:
+		return nil
+	case MachineMicrovm:
+		if t.Nodes > 1 {
+			return fmt.Errorf("machine microvm cannot give the guest %d NUMA nodes (QEMU builds no SRAT or SLIT for it): use --machine pc or auto", t.Nodes)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown machine %q (want pc or microvm)", string(m))
+}
+
+func (c Config) machine() Machine {
+	if c.Machine == "" {
+		return MachineFor(c.Topology)
+	}
+	return c.Machine
+}
+
 // QMPTimeout bounds QEMU's greeting on the QMP socket at start.
 const QMPTimeout = 10 * time.Second
 
@@ -78,13 +124,37 @@ func (c Config) com2() string {
 	return fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2)
 }
 
+// com2Flag and com2Device attach COM2: -serial on pc; on microvm, which
+// makes one ISA UART of its own, a second one added as a device (the next
+// index: I/O 0x2f8, IRQ 3, in the DSDT as the pc machine's).
+func (c Config) com2Flag() string {
+	if c.machine() == MachineMicrovm {
+		return "-device"
+	}
+	return "-serial"
+}
+
+func (c Config) com2Device() string {
+	if c.machine() == MachineMicrovm {
+		return "isa-serial,chardev=com2"
+	}
+	return "chardev:com2"
+}
+
 // Args returns QEMU's command line for c (without the binary).
 func (c Config) Args() []string {
 	accel, cpu := "tcg,thread=multi", "max"
 	if c.KVM {
 		accel, cpu = "kvm", "host"
 	}
-	machine := "pc"
+	m := c.machine()
+	machine := string(m)
+	if m == MachineMicrovm {
+		// pcie=on for the ivshmem device (a GPEX host bridge, config space
+		// through ECAM: CONFIG_PCI_MMCONFIG), acpi=on for the MADT that
+		// brings up the APs and for poweroff.
+		machine += ",pcie=on,acpi=on"
+	}
 	if c.Introspect && c.nodes() == 1 {
 		machine += ",memory-backend=ram"
 	}
@@ -105,14 +175,14 @@ func (c Config) Args() []string {
 	return append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
 		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
-		"-chardev", c.com2(), "-serial", "chardev:com2",
+		"-chardev", c.com2(), c.com2Flag(), c.com2Device(),
 		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
 	)
 }
 
 // MaxAPICID is the largest APIC id this backend gives a guest: QEMU's pc
-// machine has no interrupt remapping, and without it Linux brings up no
+// and microvm machines have no interrupt remapping, and without it Linux brings up no
 // CPU whose APIC id needs x2APIC (above 254).
 const MaxAPICID = 254
 
@@ -123,7 +193,7 @@ func CheckTopology(t topology.Topology) error {
 	}
 	// QEMU's APIC id layout is topology's: thread, core, then socket bits.
 	if id := t.MaxAPICID(); id > MaxAPICID {
-		return fmt.Errorf("topology %s needs APIC ids up to %d; the QEMU backend brings up CPUs with ids up to %d (no interrupt remapping on -M pc): fewer LLCs or cores per LLC, or the own VMM on hardware KVM", t, id, MaxAPICID)
+		return fmt.Errorf("topology %s needs APIC ids up to %d; the QEMU backend brings up CPUs with ids up to %d (no interrupt remapping on its pc and microvm machines): fewer LLCs or cores per LLC, or the own VMM on hardware KVM", t, id, MaxAPICID)
 	}
 	return nil
 }
@@ -177,12 +247,21 @@ func (c Config) ramSizes() ([]int, error) {
 	return c.Topology.NodeMemory(c.MemoryMB)
 }
 
-// PCLayout is where QEMU's pc machine puts ram bytes of RAM: all below
-// 4 GiB when it is under 3.5 GiB, else the first 3 GiB there and the rest
-// from 4 GiB (gigabyte-aligned, pc-i440fx 1.7 and later). The backends'
-// bytes, concatenated in node order, fill those two ranges in order.
-func PCLayout(ram uint64) (low, high uint64) {
-	if ram < 0xe0000000 {
+// Layout is where machine m puts ram bytes of RAM: below 4 GiB (low)
+// and from 4 GiB on (high). The backends' bytes, concatenated in node
+// order, fill those two ranges in order.
+//   - pc: all below 4 GiB when it is under 3.5 GiB, else the first 3 GiB
+//     there and the rest from 4 GiB (gigabyte-aligned, pc-i440fx 1.7 and
+//     later);
+//   - microvm: up to 3 GiB below 4 GiB, the rest from 4 GiB (its 32-bit
+//     PCIe MMIO window and ECAM take 3 GiB to 4 GiB; measured from the
+//     guest's E820 map with 3.25 and 4 GiB).
+func Layout(m Machine, ram uint64) (low, high uint64) {
+	limit := uint64(0xe0000000)
+	if m == MachineMicrovm {
+		limit = 0xc0000000 + 1
+	}
+	if ram < limit {
 		return ram, 0
 	}
 	return 0xc0000000, ram - 0xc0000000
@@ -340,7 +419,7 @@ func (vm *VM) prepare(c Config) (inherit []*os.File, conn *os.File, err error) {
 		total += uint64(len(m))
 	}
 	// The backends fill [0, low) and then [4 GiB, 4 GiB+high), in order.
-	low, _ := PCLayout(total)
+	low, _ := Layout(c.machine(), total)
 	var off uint64
 	for _, m := range vm.ram {
 		for len(m) > 0 {

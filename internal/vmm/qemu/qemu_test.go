@@ -103,6 +103,41 @@ func TestShapeArgs(t *testing.T) {
 	}
 }
 
+// TestMachineArgs: one node boots on microvm with PCIe (for ivshmem) and
+// COM2 as a second ISA UART; more nodes, or --machine pc, on pc with COM2
+// as -serial; microvm refuses NUMA.
+func TestMachineArgs(t *testing.T) {
+	one, _ := topology.Parse("1,2,2,2")
+	two, _ := topology.Parse("2,2,2,1")
+	for _, c := range []struct {
+		name      string
+		c         Config
+		want, not string
+	}{
+		{"one node", Config{Topology: one, MemoryMB: 512}, "-M microvm,pcie=on,acpi=on ", "-serial chardev:com2"},
+		{"one node COM2", Config{Topology: one, MemoryMB: 512}, "-serial chardev:com1 -chardev file,id=com2,path=/proc/self/fd/4 -device isa-serial,chardev=com2", "-M pc"},
+		{"two nodes", Config{Topology: two, MemoryMB: 512}, "-M pc ", "microvm"},
+		{"two nodes COM2", Config{Topology: two, MemoryMB: 512}, "-serial chardev:com2", "isa-serial"},
+		{"forced pc", Config{Topology: one, MemoryMB: 512, Machine: MachinePC}, "-M pc ", "microvm"},
+	} {
+		got := strings.Join(c.c.Args(), " ")
+		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+			t.Errorf("%s: Args = %s\nwant %q, not %q", c.name, got, c.want, c.not)
+		}
+	}
+	if err := CheckMachine(MachineMicrovm, two); err == nil || !strings.Contains(err.Error(), "2 NUMA nodes") {
+		t.Errorf("CheckMachine(microvm, 2 nodes) = %v", err)
+	}
+	if err := CheckMachine("q35", one); err == nil {
+		t.Error("CheckMachine(q35) accepted")
+	}
+	for _, m := range []Machine{MachinePC, MachineMicrovm} {
+		if err := CheckMachine(m, one); err != nil {
+			t.Errorf("CheckMachine(%s, one node) = %v", m, err)
+		}
+	}
+}
+
 func TestCheckTopology(t *testing.T) {
 	for _, name := range []string{"tiny-1llc", "smt-2llc", "odd-7llc", "near-max-llc", "numa4-12llc", "near-max-llc-nosmt"} {
 		p, _ := topology.Preset(name)

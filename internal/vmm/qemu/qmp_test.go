@@ -120,7 +120,7 @@ func TestArgsIntrospect(t *testing.T) {
 		c    Config
 		want []string
 	}{
-		{"one node", one, []string{"-M pc,memory-backend=ram", "-object memory-backend-file,id=ram,mem-path=/proc/self/fd/6,share=on,size=512M",
+		{"one node", one, []string{"-M microvm,pcie=on,acpi=on,memory-backend=ram", "-object memory-backend-file,id=ram,mem-path=/proc/self/fd/6,share=on,size=512M",
 			"-chardev socket,id=qmp,fd=5 -mon chardev=qmp,mode=control"}},
 		{"two nodes", two, []string{"-M pc ", "memory-backend-file,id=node0,mem-path=/proc/self/fd/6,share=on,size=256M",
 			"memory-backend-file,id=node1,mem-path=/proc/self/fd/7,share=on,size=256M", "-chardev socket,id=qmp,fd=5"}},
@@ -138,20 +138,27 @@ func TestArgsIntrospect(t *testing.T) {
 	}
 }
 
-func TestPCLayout(t *testing.T) {
-	for _, c := range []struct{ ram, low, high uint64 }{
-		{512 << 20, 512 << 20, 0},
-		{0xe0000000 - 1, 0xe0000000 - 1, 0},
-		{0xe0000000, 0xc0000000, 0x20000000},
-		{8 << 30, 0xc0000000, 8<<30 - 0xc0000000},
+func TestLayout(t *testing.T) {
+	for _, c := range []struct {
+		m              Machine
+		ram, low, high uint64
+	}{
+		{MachinePC, 512 << 20, 512 << 20, 0},
+		{MachinePC, 0xe0000000 - 1, 0xe0000000 - 1, 0},
+		{MachinePC, 0xe0000000, 0xc0000000, 0x20000000},
+		{MachinePC, 8 << 30, 0xc0000000, 8<<30 - 0xc0000000},
+		{MachineMicrovm, 512 << 20, 512 << 20, 0},
+		{MachineMicrovm, 3 << 30, 3 << 30, 0},
+		{MachineMicrovm, 3328 << 20, 0xc0000000, 256 << 20}, // the E820 map of a 3.25 GiB microvm guest
+		{MachineMicrovm, 4 << 30, 0xc0000000, 1 << 30},
 	} {
-		if l, h := PCLayout(c.ram); l != c.low || h != c.high {
-			t.Errorf("PCLayout(%#x) = %#x, %#x; want %#x, %#x", c.ram, l, h, c.low, c.high)
+		if l, h := Layout(c.m, c.ram); l != c.low || h != c.high {
+			t.Errorf("Layout(%s, %#x) = %#x, %#x; want %#x, %#x", c.m, c.ram, l, h, c.low, c.high)
 		}
 	}
 }
 
-// TestRAMRanges: the RAM backends' bytes, in node order, fill the pc
+// TestRAMRanges: the RAM backends' bytes, in node order, fill the
 // machine's RAM below 4 GiB and then from 4 GiB (memfds are sparse, so
 // the gigabytes cost nothing).
 func TestRAMRanges(t *testing.T) {
@@ -163,6 +170,8 @@ func TestRAMRanges(t *testing.T) {
 	}{
 		{"512 MiB", Config{MemoryMB: 512}, []rng{{0, 512 << 20}}},
 		{"4 GiB", Config{MemoryMB: 4096}, []rng{{0, 3 << 30}, {4 << 30, 1 << 30}}},
+		{"3.25 GiB, microvm", Config{MemoryMB: 3328}, []rng{{0, 3 << 30}, {4 << 30, 256 << 20}}},
+		{"3.25 GiB, pc", Config{MemoryMB: 3328, Machine: MachinePC}, []rng{{0, 3328 << 20}}},
 		{"two nodes of 2 GiB", Config{MemoryMB: 4096, Topology: topology.Topology{Nodes: 2, LLCs: 2, Cores: 1, Threads: 1}},
 			[]rng{{0, 2 << 30}, {2 << 30, 1 << 30}, {4 << 30, 1 << 30}}},
 	} {
