@@ -175,6 +175,17 @@ func Run(cfg Config) (Result, error) {
 		v, err := tsc.KHz(TSCSpan)
 		tscKHz <- khz{v, err}
 	}()
+	// The vmlinux QEMU can boot in place of the bzImage, looked for
+	// alongside too.
+	type image struct {
+		path string
+		err  error
+	}
+	pvh := make(chan image, 1)
+	go func() {
+		p, err := PVHImage(cfg.Kernel, cfg.Vmlinux)
+		pvh <- image{p, err}
+	}()
 	self := cfg.Self
 	if self == "" {
 		exe, err := os.Executable()
@@ -229,7 +240,11 @@ func Run(cfg Config) (Result, error) {
 	// interrupt arrives through the I/O APIC in time panics ("IO-APIC +
 	// timer doesn't work!") when a loaded host starves an emulated vCPU
 	// (seen at load 20 on 2 cores); the VMMs' timer routing is known good.
-	cmdline := "console=ttyS0 reboot=t panic=-1 nokaslr rdinit=/init KTSTR_GUEST=1 no_timer_check"
+	// pty.legacy_count=0: no BSD ptys (the agent uses /dev/ptmx); a
+	// kernel with LEGACY_PTYS makes 256 pairs of device nodes at boot,
+	// 100 to 150 ms of an emulated guest's boot (initcall_debug); a dotted
+	// parameter no kernel knows is ignored, not passed to /init.
+	cmdline := "console=ttyS0 reboot=t panic=-1 nokaslr rdinit=/init KTSTR_GUEST=1 no_timer_check pty.legacy_count=0"
 	if !cfg.Verbose {
 		cmdline += " quiet loglevel=1"
 	}
@@ -280,6 +295,12 @@ func Run(cfg Config) (Result, error) {
 		logf("backend: qemu with KVM (--shell: the own VMM takes no terminal input)")
 	}
 	qc.COM2Stdio = cfg.Shell
+	if backend == "qemu" {
+		if r := <-pvh; r.err == nil {
+			qc.Kernel = r.path
+			logf("kernel: %s, its PVH entry (no decompression in the guest)", r.path)
+		}
+	}
 	if backend == "qemu" && !qc.KVM {
 		// Under KVM the guest has kvmclock. Under TCG its TSC is the
 		// host's constant counter, which it would calibrate against
