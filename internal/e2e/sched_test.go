@@ -214,3 +214,23 @@ func TestSchedSimpleSteadyLLC(t *testing.T) {
 		t.Errorf("machine %+v, want 1,2,2,2", m)
 	}
 }
+
+// TestSchedKernelHasTheLimitControllers: on the project's kernel the
+// cgroup-limits scenario writes every setting (cpu.max, memory.high,
+// pids.max: CFS_BANDWIDTH, MEMCG, CGROUP_PIDS in the fragment) rather
+// than skipping one with a note, and passes.
+func TestSchedKernelHasTheLimitControllers(t *testing.T) {
+	k, _ := needSched(t)
+	r := ktstrRun(t, k, jsonVerdict, "--scenario", "cgroup-limits")
+	v := parseVerdict(t, r.stdout)
+	if !passes(t, r.status, v) {
+		t.Fatalf("cgroup-limits: status %d %s (%s)\nstderr:\n%s", r.status, v.Runs[0].Status, v.Runs[0].Reason, r.stderr)
+	}
+	if res := v.Runs[0].Result; res != nil {
+		for _, n := range res.InfoNotes {
+			if strings.Contains(n, "not set") {
+				t.Errorf("a limit was skipped on the project's kernel: %s", n)
+			}
+		}
+	}
+}
