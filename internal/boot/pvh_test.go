@@ -2,13 +2,17 @@ package boot
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ktstr-go/ktstr/internal/cache"
+	"github.com/ktstr-go/ktstr/internal/guest"
 )
 
 // versionedBzImage writes a file with a bzImage setup header whose version
@@ -74,4 +78,71 @@ func TestPVHImage(t *testing.T) {
 	if _, err := PVHImage(k, k); err == nil {
 		t.Error("a bzImage as the vmlinux: accepted")
 	}
+}
+
+// TestCopyInitDropsWhatOnlyDebuggersRead: /init in the initramfs is this
+// test binary without the bytes past its last segment (DWARF, symbols,
+// section headers), smaller, still an ELF with the same segments, and it
+// runs.
+func TestCopyInitDropsWhatOnlyDebuggersRead(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "initramfs.cpio"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := BuildInitramfs(f, self, guest.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cpio, _ := os.ReadFile(filepath.Join(dir, "initramfs.cpio"))
+	init := extractNewc(t, cpio, initPath)
+	st, _ := os.Stat(self)
+	if int64(len(init)) >= st.Size() {
+		t.Fatalf("/init is %d bytes, the executable %d: nothing dropped", len(init), st.Size())
+	}
+	orig, err := elf.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	got, err := elf.NewFile(bytes.NewReader(init))
+	if err != nil {
+		t.Fatalf("/init is no ELF: %v", err)
+	}
+	if len(got.Sections) != 0 || len(got.Progs) != len(orig.Progs) {
+		t.Errorf("/init: %d sections, %d segments; want 0 and %d", len(got.Sections), len(got.Progs), len(orig.Progs))
+	}
+	exe := filepath.Join(dir, "init")
+	if err := os.WriteFile(exe, init, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(exe, "-test.run=^$").CombinedOutput(); err != nil {
+		t.Errorf("the stripped /init does not run: %v\n%s", err, out)
+	}
+}
+
+// extractNewc returns the data of member name in a newc archive.
+func extractNewc(t *testing.T, b []byte, name string) []byte {
+	t.Helper()
+	for len(b) >= 110 && string(b[:6]) == "070701" {
+		hex := func(i int) int {
+			v, err := strconv.ParseUint(string(b[6+8*i:14+8*i]), 16, 32)
+			if err != nil {
+				t.Fatalf("newc header: %v", err)
+			}
+			return int(v)
+		}
+		size, namesize := hex(6), hex(11)
+		n := string(b[110 : 110+namesize-1])
+		off := (110 + namesize + 3) &^ 3
+		if n == name {
+			return b[off : off+size]
+		}
+		b = b[(off+size+3)&^3:]
+	}
+	t.Fatalf("no %s in the archive", name)
+	return nil
 }

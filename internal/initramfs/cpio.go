@@ -116,6 +116,21 @@ func (w *Writer) CopyFile(name, src string, perm uint32) error {
 	})
 }
 
+// Reader adds a regular file of size bytes read from r.
+func (w *Writer) Reader(name string, perm uint32, size int64, r io.Reader) error {
+	n, err := w.prepare(name)
+	if err != nil {
+		return err
+	}
+	return w.header(n, ModeFile|perm, size, 0, 0, func() error {
+		m, err := io.Copy(w.w, io.LimitReader(r, size))
+		if err == nil && m != size {
+			err = fmt.Errorf("initramfs: %s: %d bytes of %d", name, m, size)
+		}
+		return err
+	})
+}
+
 // Symlink adds a symbolic link name -> target.
 func (w *Writer) Symlink(name, target string) error {
 	n, err := w.prepare(name)
