@@ -35,10 +35,11 @@ func now() int64 {
 	return ts.Nano()
 }
 
-// read takes the narrowest of a few samples.
+// read takes the narrowest of a few samples (a busy host preempts some
+// between the clock readings).
 func read() sample {
 	best := sample{width: 1 << 62}
-	for range 8 {
+	for range 32 {
 		t0 := now()
 		c := rdtsc()
 		t1 := now()
@@ -52,12 +53,17 @@ func read() sample {
 // MaxError is the largest relative error KHz accepts from its readings.
 const MaxError = 1e-4
 
+// MaxSpan bounds how long KHz keeps measuring on a busy host.
+const MaxSpan = time.Second
+
 // KHz measures the counter against CLOCK_MONOTONIC_RAW over span (20 ms
-// is ample: readings a microsecond wide give 1e-4 at 20 ms) and returns
-// its frequency in kHz. It fails where the counter is not constant
-// (no constant_tsc and nonstop_tsc in /proc/cpuinfo), on other
-// architectures, and when the host is too busy for readings narrow
-// enough, after a few tries.
+// is ample on a quiet host: readings a microsecond wide give 1e-4) and
+// returns its frequency in kHz. On a busy host, whose readings are wider
+// (a preemption between the clock readings), it goes on measuring, up to
+// MaxSpan, until the two readings' widths are within MaxError of the time
+// between them. It fails where the counter is not constant (no
+// constant_tsc and nonstop_tsc in /proc/cpuinfo), on other
+// architectures, and when even MaxSpan is not enough.
 func KHz(span time.Duration) (uint64, error) {
 	if !supported {
 		return 0, errors.New("tsc: not an x86-64 host")
@@ -65,20 +71,18 @@ func KHz(span time.Duration) (uint64, error) {
 	if err := constant(); err != nil {
 		return 0, err
 	}
-	for range 3 {
-		a := read()
-		time.Sleep(span)
+	a := read()
+	time.Sleep(span)
+	for start := a.ns; ; time.Sleep(span) {
 		b := read()
 		dt := b.ns - a.ns
-		if dt <= 0 || b.tsc <= a.tsc {
-			continue
+		if dt > 0 && b.tsc > a.tsc && float64(a.width+b.width)/float64(dt) <= MaxError {
+			return uint64(float64(b.tsc-a.tsc) * 1e6 / float64(dt)), nil
 		}
-		if float64(a.width+b.width)/float64(dt) > MaxError {
-			continue
+		if b.ns-start >= int64(MaxSpan) {
+			return 0, fmt.Errorf("tsc: no readings within %g of the clock in %v (a busy host: the narrowest were %v and %v wide)", MaxError, MaxSpan, time.Duration(a.width), time.Duration(b.width))
 		}
-		return uint64(float64(b.tsc-a.tsc) * 1e6 / float64(dt)), nil
 	}
-	return 0, fmt.Errorf("tsc: no reading within %g of the clock in 3 tries (a busy host)", MaxError)
 }
 
 // constant checks that the host's counter ticks at one rate whatever the
