@@ -48,7 +48,7 @@ test: build
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(E2E)
 
 # Every canned scenario in a VM under EEVDF (make test runs a quick set;
-# internal/e2e's quickCanned): 47 VM runs, about 5 minutes here.
+# internal/e2e's quickCanned): 47 VM runs, about 4 minutes here.
 test-scenarios: build
 	KTSTR_E2E_SCENARIOS=all CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -run 'TestVMCannedScenarios' $(E2E)
 
