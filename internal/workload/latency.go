@@ -41,11 +41,6 @@ func (t Type) LatencyKind() string {
 
 // latencyDefaults fills the latency types' defaults (WithDefaults).
 func (w Work) latencyDefaults() Work {
-	def := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
 	switch w.Type {
 	case WakeLatency:
 		def(&w.GroupSize, DefaultWakeGroup)

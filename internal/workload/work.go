@@ -178,11 +178,6 @@ func (w Work) Validate() error {
 // mutex stays zero (all workers share one lock); Nices stays empty (the
 // even sweep, which depends on the worker count).
 func (w Work) WithDefaults() Work {
-	def := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
 	switch w.Type {
 	case Spin, NiceSweep:
 		def(&w.Loops, DefaultSpinLoops)
@@ -247,4 +242,11 @@ func (w Work) NiceFor(index, count int) int {
 		return 0
 	}
 	return -10 + (20*index)/(count-1)
+}
+
+// def sets *p to d where it is still zero (a default).
+func def(p *int, d int) {
+	if *p == 0 {
+		*p = d
+	}
 }

@@ -143,11 +143,6 @@ func (w Work) validateMore() error {
 
 // moreDefaults fills in this file's types' defaults.
 func (w Work) moreDefaults() Work {
-	def := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
 	switch w.Type {
 	case WakeChain:
 		def(&w.Loops, DefaultChainLoops)

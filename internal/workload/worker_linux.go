@@ -642,8 +642,12 @@ func (w *worker) pipeWrite() bool {
 }
 
 // futexPingPong is one hand-off: wait for the turn word to have this
-// worker's parity, then advance it and wake the peer.
-func (w *worker) futexPingPong() bool {
+// worker's parity, compute the work's loops, then advance it and wake
+// the peer.
+func (w *worker) futexPingPong() bool { return w.futexHandOff(w.work.Loops) }
+
+// futexHandOff is a hand-off that computes n loops on this worker's turn.
+func (w *worker) futexHandOff(n int) bool {
 	mine := uint32(w.cfg.Role)
 	for {
 		v := atomic.LoadUint32(w.a)
@@ -655,7 +659,7 @@ func (w *worker) futexPingPong() bool {
 		}
 		futexWait(w.a, v, wakeWait)
 	}
-	w.burn(w.work.Loops)
+	w.burn(n)
 	atomic.AddUint32(w.a, 1)
 	futexWake(w.a, 1)
 	return true

@@ -257,26 +257,11 @@ func (w *worker) setupMore() error {
 	case AsymmetricWaker:
 		// A futex ping-pong whose two sides work unequally: the waker
 		// computes loops steps per hand-off, the wakee hold_loops.
-		mine, n := uint32(w.cfg.Role), wk.Loops
+		n := wk.Loops
 		if w.cfg.Role == 1 {
 			n = wk.HoldLoops
 		}
-		w.step = func() bool {
-			for {
-				v := atomic.LoadUint32(w.a)
-				if v%2 == mine {
-					break
-				}
-				if w.stopping() {
-					return false
-				}
-				futexWait(w.a, v, wakeWait)
-			}
-			w.burn(n)
-			atomic.AddUint32(w.a, 1)
-			futexWake(w.a, 1)
-			return true
-		}
+		w.step = func() bool { return w.futexHandOff(n) }
 	case CgroupChurn:
 		return w.setupCgroupChurn()
 	case CgroupAttachStorm:
