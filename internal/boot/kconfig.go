@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,20 +49,33 @@ func KernelConfig(kernel string) (f File, ok bool) {
 // at path: the first word of the setup header's version string; "" when
 // it is not a bzImage or carries no version.
 func kernelRelease(path string) string {
-	f, err := os.Open(path)
+	ver, err := kernelVersion(path)
 	if err != nil {
 		return ""
+	}
+	rel, _, _ := strings.Cut(ver, " ")
+	if rel == "" || strings.ContainsAny(rel, "/\x00") {
+		return ""
+	}
+	return rel
+}
+
+// kernelVersion reads a bzImage's version string from its setup header
+// ("6.12.117 (user@host) #1 SMP PREEMPT_DYNAMIC ...").
+func kernelVersion(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
 	}
 	defer f.Close()
 	head := make([]byte, 64<<10)
 	n, _ := f.ReadAt(head, 0)
 	h, err := vmm.ParseSetupHeader(head[:n])
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	rel, _, _ := strings.Cut(h.KernelVersion, " ")
-	if rel == "" || strings.ContainsAny(rel, "/\x00") {
-		return ""
+	if h.KernelVersion == "" {
+		return "", fmt.Errorf("%s: no version string", path)
 	}
-	return rel
+	return h.KernelVersion, nil
 }

@@ -3,11 +3,8 @@ package boot
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 )
 
 // xenElfnotePhys32Entry is the ELF note (name "Xen") that holds a
@@ -27,7 +24,7 @@ func PVHImage(kernel, vmlinux string) (string, error) {
 	if vmlinux == "" {
 		return "", errors.New("no vmlinux")
 	}
-	ver, err := bzImageVersion(kernel)
+	ver, err := kernelVersion(kernel)
 	if err != nil {
 		return "", err
 	}
@@ -46,37 +43,6 @@ func PVHImage(kernel, vmlinux string) (string, error) {
 		return "", err
 	}
 	return vmlinux, nil
-}
-
-// bzImageVersion reads a bzImage's version string (the setup header's
-// kernel_version: "6.12.117 (user@host) #1 SMP PREEMPT_DYNAMIC ...").
-func bzImageVersion(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var hdr [0x210]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil {
-		return "", fmt.Errorf("%s: not a bzImage: %w", path, err)
-	}
-	if string(hdr[0x202:0x206]) != "HdrS" {
-		return "", fmt.Errorf("%s: not a bzImage (no HdrS setup header)", path)
-	}
-	off := binary.LittleEndian.Uint16(hdr[0x20e:])
-	if off == 0 {
-		return "", fmt.Errorf("%s: no version string", path)
-	}
-	var v [256]byte
-	n, err := f.ReadAt(v[:], int64(off)+0x200)
-	if n == 0 {
-		return "", fmt.Errorf("%s: version string: %w", path, err)
-	}
-	s, _, ok := bytes.Cut(v[:n], []byte{0})
-	if !ok || len(s) == 0 {
-		return "", fmt.Errorf("%s: version string unterminated", path)
-	}
-	return string(s), nil
 }
 
 // hasPVHNote reports whether f carries the Xen PHYS32_ENTRY note.

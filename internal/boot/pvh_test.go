@@ -15,13 +15,20 @@ import (
 	"github.com/ktstr-go/ktstr/internal/guest"
 )
 
-// versionedBzImage writes a file with a bzImage setup header whose version
-// string is ver.
+// versionedBzImage writes a file with a bzImage setup header (one that
+// vmm.ParseSetupHeader accepts: protocol 2.15, LOADED_HIGH, a 64-bit
+// entry) whose version string is ver.
 func versionedBzImage(t *testing.T, ver string) string {
 	t.Helper()
 	b := make([]byte, 0x400)
-	copy(b[0x202:], "HdrS")
-	binary.LittleEndian.PutUint16(b[0x20e:], 0x100) // the string at 0x300
+	binary.LittleEndian.PutUint16(b[0x1fe:], 0xaa55) // boot_flag
+	b[0x201] = 0x6a                                  // jump: the header ends at 0x26c
+	copy(b[0x202:], "HdrS")                          // header
+	binary.LittleEndian.PutUint16(b[0x206:], 0x20f)  // version
+	binary.LittleEndian.PutUint16(b[0x20e:], 0x100)  // kernel_version: the string at 0x300
+	b[0x211] = 0x01                                  // loadflags: LOADED_HIGH
+	binary.LittleEndian.PutUint16(b[0x236:], 0x01)   // xloadflags: XLF_KERNEL_64
+	binary.LittleEndian.PutUint32(b[0x238:], 2047)   // cmdline_size
 	copy(b[0x300:], ver+"\x00")
 	p := filepath.Join(t.TempDir(), "bzImage")
 	if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -30,14 +37,14 @@ func versionedBzImage(t *testing.T, ver string) string {
 	return p
 }
 
-func TestBzImageVersion(t *testing.T) {
+func TestKernelVersion(t *testing.T) {
 	const ver = "6.12.117 (root@host) #1 SMP PREEMPT_DYNAMIC Tue Dec  1 09:20:00 UTC 2026"
-	if v, err := bzImageVersion(versionedBzImage(t, ver)); err != nil || v != ver {
-		t.Errorf("bzImageVersion = %q, %v; want %q", v, err, ver)
+	if v, err := kernelVersion(versionedBzImage(t, ver)); err != nil || v != ver {
+		t.Errorf("kernelVersion = %q, %v; want %q", v, err, ver)
 	}
 	notBz := filepath.Join(t.TempDir(), "x")
 	os.WriteFile(notBz, bytes.Repeat([]byte{1}, 0x400), 0o644)
-	if _, err := bzImageVersion(notBz); err == nil || !strings.Contains(err.Error(), "HdrS") {
+	if _, err := kernelVersion(notBz); err == nil || !strings.Contains(err.Error(), "not a Linux boot image") {
 		t.Errorf("a file without a setup header: %v", err)
 	}
 }
@@ -55,7 +62,7 @@ func TestPVHImage(t *testing.T) {
 	if v == "" {
 		t.Skip("no kernel with a vmlinux in the cache (make kernel)")
 	}
-	ver, err := bzImageVersion(k)
+	ver, err := kernelVersion(k)
 	if err != nil {
 		t.Fatal(err)
 	}
