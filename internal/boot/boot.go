@@ -165,24 +165,34 @@ func Run(cfg Config) (Result, error) {
 		logf = func(string, ...any) {}
 	}
 	// The host's TSC frequency for a guest under software emulation,
-	// measured while the initramfs is written (see package tsc).
+	// measured while the initramfs is written (see package tsc), and the
+	// vmlinux QEMU can boot in place of the bzImage, looked for alongside
+	// too; neither where --vmm rules out QEMU (or its software emulation).
+	mayQEMU := cfg.VMM == "" || cfg.VMM == "auto" || cfg.VMM == "qemu" || cfg.VMM == "qemu-kvm"
+	mayTCG := mayQEMU && cfg.VMM != "qemu-kvm"
 	type khz struct {
 		v   uint64
 		err error
 	}
 	tscKHz := make(chan khz, 1)
 	go func() {
+		if !mayTCG {
+			tscKHz <- khz{err: fmt.Errorf("not measured for --vmm %s", cfg.VMM)}
+			return
+		}
 		v, err := tsc.KHz(TSCSpan)
 		tscKHz <- khz{v, err}
 	}()
-	// The vmlinux QEMU can boot in place of the bzImage, looked for
-	// alongside too.
 	type image struct {
 		path string
 		err  error
 	}
 	pvh := make(chan image, 1)
 	go func() {
+		if !mayQEMU {
+			pvh <- image{err: fmt.Errorf("not looked for with --vmm %s", cfg.VMM)}
+			return
+		}
 		p, err := PVHImage(cfg.Kernel, cfg.Vmlinux)
 		pvh <- image{p, err}
 	}()

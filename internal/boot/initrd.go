@@ -170,14 +170,14 @@ func SchedulerFiles(bin string) ([]File, string, error) {
 // faster to load and unpack in an emulated guest (start -> SRDY 100-170 ms
 // shorter, measured). Anything else goes in whole.
 func copyInit(w *initramfs.Writer, self string) error {
-	f, _, err := regfile.Open(self, initramfs.MaxFileSize)
+	f, st, err := regfile.Open(self, initramfs.MaxFileSize)
 	if err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
 	defer f.Close()
-	hdr, end, ok := loadedPart(f)
+	hdr, end, ok := loadedPart(f, st.Size())
 	if !ok {
-		return w.CopyFile(initPath, self, 0o755)
+		return w.Reader(initPath, 0o755, st.Size(), io.NewSectionReader(f, 0, st.Size()))
 	}
 	return w.Reader(initPath, 0o755, end, io.MultiReader(bytes.NewReader(hdr), io.NewSectionReader(f, int64(len(hdr)), end-int64(len(hdr)))))
 }
@@ -185,20 +185,16 @@ func copyInit(w *initramfs.Writer, self string) error {
 // loadedPart returns an ELF64 little-endian executable's header with the
 // section header table's fields zeroed, and the end of its last segment
 // in the file; ok is false for anything else.
-func loadedPart(f *os.File) (hdr []byte, end int64, ok bool) {
+func loadedPart(f *os.File, size int64) (hdr []byte, end int64, ok bool) {
 	ef, err := elf.NewFile(f)
 	if err != nil || ef.Class != elf.ELFCLASS64 || ef.Data != elf.ELFDATA2LSB || len(ef.Progs) == 0 {
-		return nil, 0, false
-	}
-	st, err := f.Stat()
-	if err != nil {
 		return nil, 0, false
 	}
 	const ehsize = 64
 	end = ehsize
 	for _, p := range ef.Progs {
 		e := int64(p.Off) + int64(p.Filesz)
-		if p.Off > uint64(st.Size()) || e > st.Size() || e < 0 {
+		if p.Off > uint64(size) || e > size || e < 0 {
 			return nil, 0, false
 		}
 		end = max(end, e)
