@@ -124,23 +124,6 @@ func (c Config) com2() string {
 	return fmt.Sprintf("file,id=com2,path=/proc/self/fd/%d", fdCOM2)
 }
 
-// com2Flag and com2Device attach COM2: -serial on pc; on microvm, which
-// makes one ISA UART of its own, a second one added as a device (the next
-// index: I/O 0x2f8, IRQ 3, in the DSDT as the pc machine's).
-func (c Config) com2Flag() string {
-	if c.machine() == MachineMicrovm {
-		return "-device"
-	}
-	return "-serial"
-}
-
-func (c Config) com2Device() string {
-	if c.machine() == MachineMicrovm {
-		return "isa-serial,chardev=com2"
-	}
-	return "chardev:com2"
-}
-
 // Args returns QEMU's command line for c (without the binary).
 func (c Config) Args() []string {
 	accel, cpu := "tcg,thread=multi", "max"
@@ -149,11 +132,16 @@ func (c Config) Args() []string {
 	}
 	m := c.machine()
 	machine := string(m)
+	// COM2: -serial on pc; on microvm, which makes one ISA UART of its
+	// own, a second one added as a device (the next index: I/O 0x2f8,
+	// IRQ 3, in the DSDT as the pc machine's).
+	com2Flag, com2Arg := "-serial", "chardev:com2"
 	if m == MachineMicrovm {
 		// pcie=on for the ivshmem device (a GPEX host bridge, config space
 		// through ECAM: CONFIG_PCI_MMCONFIG), acpi=on for the MADT that
 		// brings up the APs and for poweroff.
 		machine += ",pcie=on,acpi=on"
+		com2Flag, com2Arg = "-device", "isa-serial,chardev=com2"
 	}
 	if c.Introspect && c.nodes() == 1 {
 		machine += ",memory-backend=ram"
@@ -175,7 +163,7 @@ func (c Config) Args() []string {
 	return append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
 		"-chardev", fmt.Sprintf("file,id=com1,path=/proc/self/fd/%d", fdCOM1), "-serial", "chardev:com1",
-		"-chardev", c.com2(), c.com2Flag(), c.com2Device(),
+		"-chardev", c.com2(), com2Flag, com2Arg,
 		"-object", fmt.Sprintf("memory-backend-file,id=ktstr,mem-path=%s,share=on,size=%d", optValue(c.Region), c.RegionSize),
 		"-device", "ivshmem-plain,memdev=ktstr",
 	)
@@ -257,14 +245,15 @@ func (c Config) ramSizes() ([]int, error) {
 //     PCIe MMIO window and ECAM take 3 GiB to 4 GiB; measured from the
 //     guest's E820 map with 3.25 and 4 GiB).
 func Layout(m Machine, ram uint64) (low, high uint64) {
-	limit := uint64(0xe0000000)
+	const split = 0xc0000000 // 3 GiB: the low part when RAM is split
+	allLow := ram < 0xe0000000
 	if m == MachineMicrovm {
-		limit = 0xc0000000 + 1
+		allLow = ram <= split
 	}
-	if ram < limit {
+	if allLow {
 		return ram, 0
 	}
-	return 0xc0000000, ram - 0xc0000000
+	return split, ram - split
 }
 
 // optValue escapes s for a value in a QEMU option list
