@@ -23,11 +23,11 @@ const (
 	// DefaultPoll is the sleep between polls of an empty ring.
 	DefaultPoll = time.Millisecond
 	// DefaultMaxPoll is the sleep between polls once the ring has been
-	// empty for longer than idleLong.
+	// empty for longer than idleShort.
 	DefaultMaxPoll = 4 * time.Millisecond
 
 	spinFor   = 50 * time.Microsecond // busy-poll this long after the last data
-	idleLong  = time.Second           // then DefaultPoll, then after this long MaxPoll
+	idleShort = 20 * time.Millisecond // then DefaultPoll, then after this long MaxPoll
 	aliveEach = 100 * time.Millisecond
 )
 
@@ -206,7 +206,7 @@ func Run(r *shm.Region, w io.Writer, opts Options) (st Stats, err error) {
 		switch idle := now.Sub(emptySince); {
 		case idle < spinFor:
 			runtime.Gosched()
-		case idle < idleLong:
+		case idle < idleShort:
 			time.Sleep(poll)
 		default:
 			time.Sleep(maxPoll)
