@@ -25,17 +25,30 @@ func main() {
 			fmt.Println("mount", m.dst, err)
 		}
 	}
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	// ktstr.kvm_amd=vgif=0,vls=0 gives kvm-amd those parameters (the
+	// kernel applies a module's parameters from its command line only
+	// through modprobe, which this init is not).
+	var kvmAMD string
+	for _, f := range strings.Fields(string(cmdline)) {
+		if v, ok := strings.CutPrefix(f, "ktstr.kvm_amd="); ok {
+			kvmAMD = strings.ReplaceAll(v, ",", " ")
+		}
+	}
 	for _, m := range []string{"irqbypass", "kvm", "kvm-amd"} {
 		f, err := os.Open("/mods/" + m + ".ko")
 		if err == nil {
-			err = unix.FinitModule(int(f.Fd()), "", 0)
+			params := ""
+			if m == "kvm-amd" {
+				params = kvmAMD
+			}
+			err = unix.FinitModule(int(f.Fd()), params, 0)
 			f.Close()
 		}
 		if err != nil {
 			fmt.Println("load", m, err)
 		}
 	}
-	cmdline, _ := os.ReadFile("/proc/cmdline")
 	args := []string{"-test.v", "-test.count=1"}
 	for _, f := range strings.Fields(string(cmdline)) {
 		if v, ok := strings.CutPrefix(f, "ktstr.testargs="); ok && v != "" {
