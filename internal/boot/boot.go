@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ktstr-go/ktstr/internal/cache"
 	"github.com/ktstr-go/ktstr/internal/control"
 	"github.com/ktstr-go/ktstr/internal/drain"
 	"github.com/ktstr-go/ktstr/internal/guest"
@@ -180,7 +182,12 @@ func Run(cfg Config) (Result, error) {
 			tscKHz <- khz{err: fmt.Errorf("not measured for --vmm %s", cfg.VMM)}
 			return
 		}
-		v, err := tsc.KHz(TSCSpan)
+		// Measured once per boot of the host, kept in the cache.
+		file := ""
+		if dir, err := cache.Dir(); err == nil {
+			file = filepath.Join(dir, "tsc")
+		}
+		v, _, err := tsc.CachedKHz(file, TSCSpan)
 		tscKHz <- khz{v, err}
 	}()
 	type image struct {
