@@ -167,11 +167,10 @@ func Run(cfg Config) (Result, error) {
 		logf = func(string, ...any) {}
 	}
 	// The host's TSC frequency for a guest under software emulation,
-	// measured while the initramfs is written (see package tsc), and the
-	// vmlinux QEMU can boot in place of the bzImage, looked for alongside
-	// too; neither where --vmm rules out QEMU (or its software emulation).
-	mayQEMU := cfg.VMM == "" || cfg.VMM == "auto" || cfg.VMM == "qemu" || cfg.VMM == "qemu-kvm"
-	mayTCG := mayQEMU && cfg.VMM != "qemu-kvm"
+	// measured while the initramfs is written (see package tsc; not where
+	// --vmm rules out QEMU's software emulation), and the vmlinux either
+	// VM backend can boot in place of the bzImage, looked for alongside.
+	mayTCG := cfg.VMM == "" || cfg.VMM == "auto" || cfg.VMM == "qemu"
 	type khz struct {
 		v   uint64
 		err error
@@ -196,8 +195,8 @@ func Run(cfg Config) (Result, error) {
 	}
 	pvh := make(chan image, 1)
 	go func() {
-		if !mayQEMU {
-			pvh <- image{err: fmt.Errorf("not looked for with --vmm %s", cfg.VMM)}
+		if cfg.VMM == "host" {
+			pvh <- image{err: errors.New("no kernel with --vmm host")}
 			return
 		}
 		p, err := PVHImage(cfg.Kernel, cfg.Vmlinux)
@@ -312,11 +311,17 @@ func Run(cfg Config) (Result, error) {
 		logf("backend: qemu with KVM (--shell: the own VMM takes no terminal input)")
 	}
 	qc.COM2Stdio = cfg.Shell
-	if backend == "qemu" {
+	// Both VM backends boot the vmlinux through its PVH entry when it is
+	// the bzImage's build.
+	var pvhImage string
+	if backend == "qemu" || backend == "own-vmm" {
 		if r := <-pvh; r.err == nil {
-			qc.Kernel = r.path
+			pvhImage = r.path
 			logf("kernel: %s, its PVH entry (no decompression in the guest)", r.path)
 		}
+	}
+	if backend == "qemu" && pvhImage != "" {
+		qc.Kernel = pvhImage
 	}
 	if backend == "qemu" && !qc.KVM {
 		// Under KVM the guest has kvmclock. Under TCG its TSC is the
@@ -393,7 +398,7 @@ func Run(cfg Config) (Result, error) {
 		h.ins.attach(backend, nil)
 	case "own-vmm":
 		var o *ownVM
-		if o, err = startOwn(cfg, initrd, cmdline, regionPath, layout.Size, con, com2); err == nil {
+		if o, err = startOwn(cfg, pvhImage, initrd, cmdline, regionPath, layout.Size, con, com2); err == nil {
 			vm = o
 			h.ins.attach(backend, ownTarget{o.vm})
 		}

@@ -12,12 +12,13 @@ type ownVM struct {
 	vm *vmm.VM
 }
 
-// startOwn boots the kernel under ktstr-boot's own KVM VMM: the region is
-// its own memory slot above RAM, announced on the command line as
+// startOwn boots the kernel under ktstr-boot's own KVM VMM (through
+// vmlinux's PVH entry when vmlinux is not ""): the region is its own
+// memory slot above RAM, announced on the command line as
 // KTSTR_SHM_BASE/KTSTR_SHM_SIZE; COM1 and COM2 go to con and com.
-func startOwn(cfg Config, initrd, cmdline, regionPath string, regionSize uint64, con, com io.Writer) (*ownVM, error) {
+func startOwn(cfg Config, vmlinux, initrd, cmdline, regionPath string, regionSize uint64, con, com io.Writer) (*ownVM, error) {
 	vm, err := vmm.Start(vmm.Config{
-		Kernel: cfg.Kernel, Initrd: initrd, Cmdline: cmdline,
+		Kernel: cfg.Kernel, Vmlinux: vmlinux, Initrd: initrd, Cmdline: cmdline,
 		Topology: cfg.Topology, MemoryMB: max(cfg.MemoryMB, 128),
 		RegionPath: regionPath, RegionSize: regionSize,
 		Console: con, COM2: com,

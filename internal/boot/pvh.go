@@ -5,21 +5,17 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+
+	"github.com/ktstr-go/ktstr/internal/vmm"
 )
 
-// xenElfnotePhys32Entry is the ELF note (name "Xen") that holds a
-// kernel's PVH entry point, the 32-bit physical address a loader jumps
-// to with paging off (CONFIG_PVH). QEMU's -kernel boots such an ELF
-// directly, on both its pc and microvm machines.
-const xenElfnotePhys32Entry = 18
-
-// PVHImage returns vmlinux when the QEMU backend can boot it in place of
-// kernel (a compressed bzImage): an ELF with a PVH entry note, of the
+// PVHImage returns vmlinux when a VM backend (QEMU's -kernel, or the own
+// VMM) can boot it in place of kernel (a compressed bzImage): an ELF with a PVH entry note, of the
 // same build as kernel (the release and the "#1 SMP ..." build stamp in
 // its linux_banner are the bzImage's version string's). Booted that way
 // the guest does not decompress its kernel: under software emulation
 // that is most of the time between QEMU's start and the kernel's first
-// message. It returns "" and the reason otherwise.
+// message; under KVM some tens of milliseconds. It returns "" and the reason otherwise.
 func PVHImage(kernel, vmlinux string) (string, error) {
 	if vmlinux == "" {
 		return "", errors.New("no vmlinux")
@@ -36,42 +32,13 @@ func PVHImage(kernel, vmlinux string) (string, error) {
 	if f.Machine != elf.EM_X86_64 {
 		return "", fmt.Errorf("vmlinux: %v, not x86-64", f.Machine)
 	}
-	if !hasPVHNote(f) {
+	if _, ok := vmm.PVHEntry(f); !ok {
 		return "", errors.New("vmlinux has no PVH entry (CONFIG_PVH)")
 	}
 	if err := sameBuild(f, ver); err != nil {
 		return "", err
 	}
 	return vmlinux, nil
-}
-
-// hasPVHNote reports whether f carries the Xen PHYS32_ENTRY note.
-func hasPVHNote(f *elf.File) bool {
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_NOTE || p.Filesz > 1<<20 {
-			continue
-		}
-		b := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(b, 0); err != nil {
-			continue
-		}
-		for len(b) >= 12 {
-			namesz := int(f.ByteOrder.Uint32(b))
-			descsz := int(f.ByteOrder.Uint32(b[4:]))
-			typ := f.ByteOrder.Uint32(b[8:])
-			b = b[12:]
-			name := (namesz + 3) &^ 3
-			desc := (descsz + 3) &^ 3
-			if namesz < 0 || descsz < 0 || name > len(b) || name+desc > len(b) {
-				break
-			}
-			if typ == xenElfnotePhys32Entry && string(bytes.TrimRight(b[:namesz], "\x00")) == "Xen" {
-				return true
-			}
-			b = b[name+desc:]
-		}
-	}
-	return false
 }
 
 // sameBuild checks that f's linux_banner, found in .rodata ("Linux

@@ -22,10 +22,12 @@
 //	0x0000_9000             4 KiB         PML4
 //	0x0000_A000             4 KiB         PDPT (first 512 GiB)
 //	0x0000_B000             4 KiB × n     page directories, 2 MiB pages: the first 4 GiB, the region's GiB blocks, RAM above 4 GiB (up to 16 directories in all)
+//	0x0001_B000             up to 20 KiB  with Vmlinux: hvm_start_info, its module list (the initrd) and memory map (EBX at the PVH entry)
 //	0x0002_0000             up to 64 KiB  kernel command line, NUL-terminated
 //	0x0009_FC00             1 KiB         EBDA (E820 reserved, empty)
 //	0x000E_0000             128 KiB       BIOS area (E820 reserved): RSDP, XSDT, RSDT, FADT, DSDT, MADT [, SRAT, SLIT]
 //	0x0010_0000             image         protected-mode kernel (bzImage from (setup_sects+1)×512), or Program
+//	segments' p_paddr       vmlinux       with Vmlinux instead: its PT_LOAD segments at their physical addresses (16 MiB up)
 //	high in low RAM         initrd        page-aligned, as high as initrd_addr_max and RAM allow
 //	up to 3 GiB             —             end of low RAM
 //	RegionBase (GiB-aligned) RegionSize   the shared region: memory slot 2, MAP_SHARED on the region file, not in E820
@@ -58,9 +60,15 @@
 //  3. Parse the setup header from 0x1f1 (protocol 2.12 or later, XLF_KERNEL_64);
 //     copy the protected-mode kernel to 1 MiB; check that RAM holds
 //     max(1 MiB, pref_address) + init_size; place the initrd.
+//     With Vmlinux the setup header is only read (version, command line
+//     and initrd limits) and the ELF's PT_LOAD segments are copied to
+//     their physical addresses instead; its entry is the Xen
+//     PHYS32_ENTRY note's (PVHEntry).
 //  4. Write the command line, the ACPI tables, the zero page (setup header
 //     copied; type_of_loader 0xFF, LOADED_HIGH|CAN_USE_HEAP, cmd_line_ptr,
-//     ramdisk_image/size, E820 at 0x2d0, acpi_rsdp_addr at 0x070), the GDT
+//     ramdisk_image/size, E820 at 0x2d0, acpi_rsdp_addr at 0x070) or, with
+//     Vmlinux, the hvm_start_info (version 1: command line, RSDP, the
+//     initrd as its one module, the E820 table as its memory map), the GDT
 //     and TSS, and the identity page tables.
 //  5. Check KVM_CAP_MAX_VCPUS and KVM_CAP_MAX_VCPU_ID against the
 //     topology. Per vCPU, in CPU order: KVM_CREATE_VCPU with the APIC id
@@ -72,8 +80,11 @@
 //     APIC id exceeds 254, IA32_APIC_BASE in x2APIC mode. The boot vCPU
 //     (CPU 0, APIC id 0) gets long mode (CR0 PE|ET|NE|PG, CR4 PAE, EFER
 //     LME|LMA, CS 0x10, data 0x18, TR 0x20), RIP = 1 MiB + 0x200 (a
-//     Program: 1 MiB), RSI = the zero page, RFLAGS = 2; the others wait in
-//     the in-kernel LAPIC for the guest's INIT/SIPI.
+//     Program: 1 MiB), RSI = the zero page, RFLAGS = 2; with Vmlinux it
+//     gets 32-bit protected mode instead (CR0 PE|ET|NE, no paging, CR4
+//     and EFER 0, flat 32-bit code and data), RIP = the PVH entry, EBX =
+//     the start info. The others wait in the in-kernel LAPIC for the
+//     guest's INIT/SIPI.
 //  6. One goroutine per vCPU, each on its own locked OS thread, runs
 //     KVM_RUN in a loop.
 //

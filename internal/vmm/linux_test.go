@@ -183,29 +183,56 @@ func bootInitramfs(t *testing.T) string {
 // shape sysfs reports, no kernel warnings or firmware-bug messages), the
 // frame in the region, and how the VM ended. It needs hardware KVM and a
 // kernel image; KTSTR_VMM_BOOT_TOPOLOGIES (semicolon-separated N,L,C,T)
-// replaces the shapes of the multi-CPU cases.
+// replaces the shapes of the multi-CPU cases, in order (the first is the
+// rebooting one), and adds powering-off ones past them. The pvh case boots a
+// vmlinux through its PVH entry, the bzimage case the same build's
+// bzImage (testPVHKernel; both skipped without one).
 func TestBootLinux(t *testing.T) {
 	requireHardwareKVM(t)
 	kernel := testKernel(t)
 	initrd := bootInitramfs(t)
+	// image: "" the kernel testKernel gives; with testPVHKernel's pair,
+	// "pvh" its vmlinux through the PVH entry and "bzimage" the same
+	// build's bzImage through the 64-bit entry (the two side by side in
+	// the log).
 	type bootCase struct {
 		topo   string
 		action string
 		want   ExitReason
+		image  string
 	}
 	cases := []bootCase{
-		{"1,1,1,1", "poweroff", ExitPoweroff},
-		{"2,2,2,1", "reboot", ExitShutdown},   // two NUMA nodes of 128 MiB, an LLC each
-		{"1,2,2,2", "poweroff", ExitPoweroff}, // 8 vCPUs: SMT pairs, two LLCs
+		{"1,1,1,1", "poweroff", ExitPoweroff, ""},
+		{"1,1,1,1", "poweroff", ExitPoweroff, "pvh"},
+		{"1,1,1,1", "poweroff", ExitPoweroff, "bzimage"},
+		{"2,2,2,1", "reboot", ExitShutdown, ""},   // two NUMA nodes of 128 MiB, an LLC each
+		{"1,2,2,2", "poweroff", ExitPoweroff, ""}, // 8 vCPUs: SMT pairs, two LLCs
 	}
 	if env := os.Getenv("KTSTR_VMM_BOOT_TOPOLOGIES"); env != "" {
-		cases = cases[:1]
-		for _, ts := range strings.Split(env, ";") {
-			cases = append(cases, bootCase{ts, "poweroff", ExitPoweroff})
+		multi := cases[3:]
+		cases = cases[:3:3]
+		for i, ts := range strings.Split(env, ";") {
+			c := bootCase{ts, "poweroff", ExitPoweroff, ""}
+			if i < len(multi) {
+				c = multi[i]
+				c.topo = ts
+			}
+			cases = append(cases, c)
 		}
 	}
 	for _, c := range cases {
-		t.Run(c.topo+" "+c.action, func(t *testing.T) {
+		name := c.topo + " " + c.action
+		if c.image != "" {
+			name += " " + c.image
+		}
+		t.Run(name, func(t *testing.T) {
+			kernel, vmlinux := kernel, ""
+			if c.image != "" {
+				kernel, vmlinux = testPVHKernel(t)
+			}
+			if c.image == "bzimage" {
+				vmlinux = ""
+			}
 			topo, err := topology.Parse(c.topo)
 			if err != nil {
 				t.Fatal(err)
@@ -219,10 +246,13 @@ func TestBootLinux(t *testing.T) {
 				cmdline += " quiet"
 			}
 			start := time.Now()
-			vm, err := Start(Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Topology: topo,
+			vm, err := Start(Config{Kernel: kernel, Vmlinux: vmlinux, Initrd: initrd, Cmdline: cmdline, Topology: topo,
 				MemoryMB: bootMemoryMB, RegionPath: path, RegionSize: layout.Size, Console: &console})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if vm.pvh != (c.image == "pvh") {
+				t.Errorf("booted through the PVH entry: %v, want %v", vm.pvh, c.image == "pvh")
 			}
 			reason, err := waitExit(t, vm, bootTimeout)
 			st := vm.Stats()

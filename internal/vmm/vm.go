@@ -28,6 +28,14 @@ type Config struct {
 	// gets, and RSP just below the zero page. For tests and self-checks
 	// on backends that cannot boot Linux.
 	Program []byte
+	// Vmlinux, when set with Kernel, is that bzImage's ELF kernel with a
+	// PVH entry note (CONFIG_PVH): its segments are loaded at their
+	// physical addresses and the boot vCPU starts at the PVH entry in
+	// 32-bit protected mode with an hvm_start_info, so the guest does not
+	// decompress itself. Kernel's setup header still gives the version
+	// and the command line and initrd limits. The caller checks that both
+	// are one build (the boot package's PVHImage).
+	Vmlinux string
 	// Initrd is the path of an initramfs (optional).
 	Initrd string
 	// Cmdline is the kernel command line. Start appends " irqaffinity=..."
@@ -78,6 +86,7 @@ type VM struct {
 	mem     MemoryMap
 	cmdline string
 	hdr     *SetupHeader
+	pvh     bool // the boot vCPU starts at Vmlinux's PVH entry
 	t0      time.Time
 	setup   time.Duration
 
@@ -190,6 +199,8 @@ func (c *Config) check() error {
 	switch {
 	case (c.Kernel == "") == (len(c.Program) == 0):
 		return bad("set exactly one of Kernel and Program")
+	case c.Vmlinux != "" && c.Kernel == "":
+		return bad("Vmlinux needs its bzImage as Kernel")
 	case c.MemoryMB < 0:
 		return bad("negative memory")
 	case c.Region != nil && c.RegionPath != "":
@@ -292,15 +303,25 @@ func (v *VM) load() (entry, stack uint64, err error) {
 	cmdMax := uint64(cmdlineMax - 1)
 	var initrdMax, kernelEnd uint64
 	if v.cfg.Kernel != "" {
-		if kernelEnd, err = v.loadKernel(); err != nil {
-			return 0, 0, err
+		if v.cfg.Vmlinux != "" {
+			if v.hdr, err = readSetupHeader(v.cfg.Kernel); err != nil {
+				return 0, 0, err
+			}
+			if entry, kernelEnd, err = v.loadVmlinux(v.cfg.Vmlinux); err != nil {
+				return 0, 0, err
+			}
+			v.pvh = true
+		} else {
+			if kernelEnd, err = v.loadKernel(); err != nil {
+				return 0, 0, err
+			}
+			entry = KernelAddr + entry64Offset
 		}
 		cmdMax = min(cmdMax, uint64(v.hdr.CmdlineSize))
 		initrdMax = uint64(v.hdr.InitrdAddrMax)
 		if v.hdr.XLoadFlags&xlfAbove4G != 0 {
 			initrdMax = ^uint64(0)
 		}
-		entry = KernelAddr + entry64Offset
 	} else {
 		if err := g.write(KernelAddr, v.cfg.Program); err != nil {
 			return 0, 0, fmt.Errorf("vmm: program of %d bytes does not fit in RAM: %w", len(v.cfg.Program), err)
@@ -339,12 +360,22 @@ func (v *VM) load() (entry, stack uint64, err error) {
 		return 0, 0, err
 	}
 	bi.rsdp = rsdp
-	zp, err := zeroPage(bi)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := g.write(ZeroPageAddr, zp); err != nil {
-		return 0, 0, err
+	if v.pvh {
+		si, err := startInfo(pvhInfoAddr, pvhInfo{cmdlineAddr: cmdlineAddr, initrdAddr: bi.initrdAddr, initrdSize: bi.initrdSize, rsdp: rsdp, e820: bi.e820})
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := g.write(pvhInfoAddr, si); err != nil {
+			return 0, 0, err
+		}
+	} else {
+		zp, err := zeroPage(bi)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := g.write(ZeroPageAddr, zp); err != nil {
+			return 0, 0, err
+		}
 	}
 	if err := writeGDT(g); err != nil {
 		return 0, 0, err
@@ -486,7 +517,9 @@ func (v *VM) createVCPUs(entry, stack uint64) error {
 		if x2apic {
 			s.APICBase |= apicBaseEnable | apicBaseX2APIC
 		}
-		if i == 0 {
+		if i == 0 && v.pvh {
+			pvhSregs(&s)
+		} else if i == 0 {
 			longModeSregs(&s, pml4Addr)
 		}
 		if err := c.SetSregs(s); err != nil {
@@ -495,7 +528,11 @@ func (v *VM) createVCPUs(entry, stack uint64) error {
 		if i != 0 {
 			continue
 		}
-		if err := c.SetRegs(kvm.Regs{RIP: entry, RSI: ZeroPageAddr, RSP: stack, RFLAGS: rflagsRsv}); err != nil {
+		regs := kvm.Regs{RIP: entry, RSI: ZeroPageAddr, RSP: stack, RFLAGS: rflagsRsv}
+		if v.pvh {
+			regs = kvm.Regs{RIP: entry, RBX: pvhInfoAddr, RFLAGS: rflagsRsv}
+		}
+		if err := c.SetRegs(regs); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,15 @@
 #   e.g. nested-kvm.sh -test.run=BootLinux|Program
 #        nested-kvm.sh -test.run=XXX,-test.bench=.,-test.benchtime=20000x
 # NESTED_GOFLAGS adds flags to go test -c (e.g. -race); NESTED_SMP sets the
-# outer guest's CPUs (default 1).
+# outer guest's CPUs (default 1); NESTED_BOOT_TOPOLOGIES the Linux boot
+# test's multi-CPU shapes (its KTSTR_VMM_BOOT_TOPOLOGIES, "A;B"); with
+# NESTED_PVH=1 the project kernel and its vmlinux (make kernel) go along,
+# and the boot test boots them through the PVH entry and the 64-bit
+# entry. Both are off by default: a multi-CPU inner guest can hang in its
+# boot under QEMU's emulated SVM (the hang scripts/test-own-vmm
+# describes), and on 2026-12-01 it did so in 2 of 3 runs with the two
+# project-kernel boots added (at 1,2,2,2 and at 2,2,2,1), against none in
+# the runs before them; not understood, so not in make test-nested.
 # needs: go, qemu-system-x86_64, cpio, xz, apt-get (to download the kernel's
 # modules once), the kernel from scripts/fetch-kernel (or $KTSTR_KERNEL).
 set -eu
@@ -44,11 +52,19 @@ build() { # a static test binary: the guest has no libc
 (cd "$pkg" && build ${NESTED_GOFLAGS:-} -o "$work/root/vmm.test" . && CGO_ENABLED=0 go build -o "$work/root/init" ./testdata/nested)
 cp "$mods"/*.ko "$work/root/mods/"
 cp "$kernel" "$work/root/vmlinuz"
+# The project kernel and its vmlinux, when make kernel built them, for the
+# boot through the PVH entry (KTSTR_PVH_KERNEL and KTSTR_PVH_VMLINUX in
+# the outer guest; the test skips that case without them).
+pvh=$(readlink -f "$cache/kernel/bzImage" 2>/dev/null || true)
+if [ "${NESTED_PVH:-}" = 1 ] && [ -n "$pvh" ] && [ -f "$pvh" ] && [ -f "$(dirname "$pvh")/vmlinux" ]; then
+	cp "$pvh" "$work/root/pvh-bzImage"
+	cp "$(dirname "$pvh")/vmlinux" "$work/root/pvh-vmlinux"
+fi
 (cd "$work/root" && find . | cpio -o -H newc 2>/dev/null) > "$work/initramfs"
 args=$(echo "${*:-}" | tr ' ' ',')
 qemu-system-x86_64 -accel tcg -M pc -cpu max -smp "${NESTED_SMP:-1}" -m 2048 \
 	-display none -nodefaults -no-user-config -no-reboot -serial stdio \
 	-kernel "$kernel" -initrd "$work/initramfs" \
-	-append "console=ttyS0 reboot=t panic=-1 quiet ktstr.testargs=$args" | tee "$work/log"
+	-append "console=ttyS0 reboot=t panic=-1 quiet ktstr.testargs=$args${NESTED_BOOT_TOPOLOGIES:+ ktstr.boottopo=$NESTED_BOOT_TOPOLOGIES}" | tee "$work/log"
 status=$(sed -n 's/^NESTED-EXIT \([0-9]*\).*/\1/p' "$work/log" | tail -1)
 exit "${status:-1}"

@@ -50,9 +50,14 @@ func main() {
 		}
 	}
 	args := []string{"-test.v", "-test.count=1"}
+	var env []string
 	for _, f := range strings.Fields(string(cmdline)) {
 		if v, ok := strings.CutPrefix(f, "ktstr.testargs="); ok && v != "" {
 			args = append(args, strings.Split(v, ",")...)
+		}
+		// ktstr.boottopo=A;B sets KTSTR_VMM_BOOT_TOPOLOGIES for the tests.
+		if v, ok := strings.CutPrefix(f, "ktstr.boottopo="); ok && v != "" {
+			env = append(env, "KTSTR_VMM_BOOT_TOPOLOGIES="+v)
 		}
 	}
 	cmd := exec.Command("/vmm.test", args...)
@@ -61,6 +66,10 @@ func main() {
 	}
 	cmd.Dir = "/tmp"
 	cmd.Env = append(os.Environ(), "HOME=/tmp", "TMPDIR=/tmp", "KTSTR_KERNEL=/vmlinuz", "PATH=/bin")
+	cmd.Env = append(cmd.Env, env...)
+	if _, err := os.Stat("/pvh-vmlinux"); err == nil {
+		cmd.Env = append(cmd.Env, "KTSTR_PVH_KERNEL=/pvh-bzImage", "KTSTR_PVH_VMLINUX=/pvh-vmlinux")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	status := 0
 	if err := cmd.Run(); err != nil {
