@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 )
 
 // Offsets in a bzImage's first sectors (and in boot_params, which embeds
@@ -140,3 +141,27 @@ func ParseSetupHeader(b []byte) (*SetupHeader, error) {
 
 // KernelOffset is where the protected-mode kernel starts in the file.
 func (h *SetupHeader) KernelOffset() int64 { return (int64(h.SetupSects) + 1) * sectorSize }
+
+// openBzImage opens the bzImage at path and parses its setup header; it
+// returns the open file (the caller closes it) and the file's size.
+func openBzImage(path string) (f *os.File, h *SetupHeader, size int64, err error) {
+	if f, err = os.Open(path); err != nil {
+		return nil, nil, 0, fmt.Errorf("vmm: kernel: %w", err)
+	}
+	fail := func(err error) (*os.File, *SetupHeader, int64, error) {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("vmm: kernel: %w", err))
+	}
+	head := make([]byte, min(st.Size(), 64<<10))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return fail(fmt.Errorf("vmm: kernel: %w", err))
+	}
+	if h, err = ParseSetupHeader(head); err != nil {
+		return fail(fmt.Errorf("%s: %w", path, err))
+	}
+	return f, h, st.Size(), nil
+}

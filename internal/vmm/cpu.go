@@ -105,7 +105,24 @@ func writePageTables(g *guestMemory, m MemoryMap) (uint64, error) {
 // with the identity map at cr3, CS = 0x10 (64-bit code), DS = ES = FS = GS
 // = SS = 0x18, TR = the busy TSS, no LDT, no IDT.
 func longModeSregs(s *kvm.Sregs, cr3 uint64) {
-	code := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: selCode, Type: 0xb, Present: 1, S: 1, L: 1, G: 1}
+	flatSegments(s, kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: selCode, Type: 0xb, Present: 1, S: 1, L: 1, G: 1})
+	s.CR0 = cr0PE | cr0ET | cr0NE | cr0PG
+	s.CR3 = cr3
+	s.CR4 = cr4PAE
+	s.EFER = eferLME | eferLMA
+}
+
+// pvhSregs puts the boot vCPU where a PVH entry starts: 32-bit protected
+// mode, flat 32-bit code and data segments, paging, PAE and long mode off.
+func pvhSregs(s *kvm.Sregs) {
+	flatSegments(s, kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: selCode, Type: 0xb, Present: 1, S: 1, DB: 1, G: 1})
+	s.CR0 = cr0PE | cr0ET | cr0NE
+	s.CR3, s.CR4, s.EFER = 0, 0, 0
+}
+
+// flatSegments loads code as CS, flat read/write data segments, the busy
+// TSS at tssAddr as TR, no LDT, the GDT at gdtAddr and an empty IDT.
+func flatSegments(s *kvm.Sregs, code kvm.Segment) {
 	data := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: selData, Type: 0x3, Present: 1, S: 1, DB: 1, G: 1}
 	s.CS = code
 	s.DS, s.ES, s.FS, s.GS, s.SS = data, data, data, data, data
@@ -113,10 +130,6 @@ func longModeSregs(s *kvm.Sregs, cr3 uint64) {
 	s.LDT = kvm.Segment{Unusable: 1}
 	s.GDT = kvm.DTable{Base: gdtAddr, Limit: gdtSize - 1}
 	s.IDT = kvm.DTable{}
-	s.CR0 = cr0PE | cr0ET | cr0NE | cr0PG
-	s.CR3 = cr3
-	s.CR4 = cr4PAE
-	s.EFER = eferLME | eferLMA
 }
 
 // MSRs set on every vCPU.

@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-
-	"github.com/ktstr-go/ktstr/internal/kvm"
 )
 
 // xenElfnotePhys32Entry is the ELF note (name "Xen") that holds a
@@ -154,40 +152,4 @@ func (v *VM) loadVmlinux(path string) (entry, end uint64, err error) {
 		return 0, 0, fmt.Errorf("%w: vmlinux %s: PVH entry %#x outside its segments", ErrBadKernel, path, entry)
 	}
 	return entry, end, nil
-}
-
-// readSetupHeader parses the setup header of the bzImage at path.
-func readSetupHeader(path string) (*SetupHeader, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("vmm: kernel: %w", err)
-	}
-	defer f.Close()
-	head := make([]byte, 64<<10)
-	n, err := f.ReadAt(head, 0)
-	if n == 0 {
-		return nil, fmt.Errorf("vmm: kernel: %w", err)
-	}
-	h, err := ParseSetupHeader(head[:n])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return h, nil
-}
-
-// pvhSregs puts the boot vCPU where a PVH entry starts: 32-bit protected
-// mode, flat code and data segments, paging, PAE and long mode off.
-func pvhSregs(s *kvm.Sregs) {
-	code := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: selCode, Type: 0xb, Present: 1, S: 1, DB: 1, G: 1}
-	data := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: selData, Type: 0x3, Present: 1, S: 1, DB: 1, G: 1}
-	s.CS = code
-	s.DS, s.ES, s.FS, s.GS, s.SS = data, data, data, data, data
-	s.TR = kvm.Segment{Base: tssAddr, Limit: tssSize - 1, Selector: selTSS, Type: 0xb, Present: 1}
-	s.LDT = kvm.Segment{Unusable: 1}
-	s.GDT = kvm.DTable{Base: gdtAddr, Limit: gdtSize - 1}
-	s.IDT = kvm.DTable{}
-	s.CR0 = cr0PE | cr0ET | cr0NE
-	s.CR3 = 0
-	s.CR4 = 0
-	s.EFER = 0
 }

@@ -34,19 +34,28 @@ func testPVHKernel(t testing.TB) (kernel, vmlinux string) {
 	return k, v
 }
 
-// TestPVHEntry: the entry the note gives is pvh_start_xen's physical
-// address (its link address less the kernel's mapping base).
-func TestPVHEntry(t *testing.T) {
+// openPVHVmlinux opens testPVHKernel's vmlinux and returns its path,
+// the open ELF (closed when the test ends) and its PVH entry; it skips
+// where the vmlinux has no PVH note.
+func openPVHVmlinux(t *testing.T) (string, *elf.File, uint64) {
+	t.Helper()
 	_, v := testPVHKernel(t)
 	f, err := elf.Open(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	entry, ok := PVHEntry(f)
 	if !ok {
 		t.Skipf("%s has no PVH note (a kernel without CONFIG_PVH)", v)
 	}
+	return v, f, entry
+}
+
+// TestPVHEntry: the entry the note gives is pvh_start_xen's physical
+// address (its link address less the kernel's mapping base).
+func TestPVHEntry(t *testing.T) {
+	v, f, entry := openPVHVmlinux(t)
 	syms, err := f.Symbols()
 	if err != nil {
 		t.Fatal(err)
@@ -108,15 +117,7 @@ func TestStartInfo(t *testing.T) {
 // with the file's bytes; RAM too small for the kernel is a configuration
 // error, not a write past the guest's memory.
 func TestLoadVmlinux(t *testing.T) {
-	_, path := testPVHKernel(t)
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, ok := PVHEntry(f); !ok {
-		t.Skipf("%s has no PVH note", path)
-	}
+	path, f, want := openPVHVmlinux(t)
 	mem, err := PlanMemory(256*mib, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestLoadVmlinux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := PVHEntry(f); entry != want || end <= entry {
+	if entry != want || end <= entry {
 		t.Errorf("entry %#x (want %#x), end %#x", entry, want, end)
 	}
 	n := 0

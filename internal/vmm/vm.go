@@ -304,9 +304,12 @@ func (v *VM) load() (entry, stack uint64, err error) {
 	var initrdMax, kernelEnd uint64
 	if v.cfg.Kernel != "" {
 		if v.cfg.Vmlinux != "" {
-			if v.hdr, err = readSetupHeader(v.cfg.Kernel); err != nil {
+			f, hdr, _, err := openBzImage(v.cfg.Kernel)
+			if err != nil {
 				return 0, 0, err
 			}
+			f.Close()
+			v.hdr = hdr
 			if entry, kernelEnd, err = v.loadVmlinux(v.cfg.Vmlinux); err != nil {
 				return 0, 0, err
 			}
@@ -390,27 +393,17 @@ func (v *VM) load() (entry, stack uint64, err error) {
 // protected-mode part to KernelAddr. It returns the end of the memory the
 // kernel uses while it decompresses itself.
 func (v *VM) loadKernel() (uint64, error) {
-	f, err := os.Open(v.cfg.Kernel)
+	f, hdr, fileSize, err := openBzImage(v.cfg.Kernel)
 	if err != nil {
-		return 0, fmt.Errorf("vmm: kernel: %w", err)
+		return 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("vmm: kernel: %w", err)
-	}
-	head := make([]byte, min(st.Size(), 64<<10))
-	if _, err := f.ReadAt(head, 0); err != nil {
-		return 0, fmt.Errorf("vmm: kernel: %w", err)
-	}
-	if v.hdr, err = ParseSetupHeader(head); err != nil {
-		return 0, fmt.Errorf("%s: %w", v.cfg.Kernel, err)
-	}
+	v.hdr = hdr
 	off := v.hdr.KernelOffset()
-	if off >= st.Size() {
-		return 0, &HeaderError{"setup_sects", uint64(v.hdr.SetupSects), fmt.Sprintf("setup (%d bytes) reaches past the end of the %d-byte file", off, st.Size())}
+	if off >= fileSize {
+		return 0, &HeaderError{"setup_sects", uint64(v.hdr.SetupSects), fmt.Sprintf("setup (%d bytes) reaches past the end of the %d-byte file", off, fileSize)}
 	}
-	size := uint64(st.Size() - off)
+	size := uint64(fileSize - off)
 	end := max(KernelAddr+size, max(KernelAddr, v.hdr.PrefAddress)+uint64(v.hdr.InitSize))
 	if end > v.mem.LowRAM {
 		return 0, fmt.Errorf("%w: the kernel needs RAM up to %d MiB while it decompresses; MemoryMB is %d", ErrConfig, (end+mib-1)/mib, v.cfg.MemoryMB)
