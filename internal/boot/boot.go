@@ -313,15 +313,15 @@ func Run(cfg Config) (Result, error) {
 	qc.COM2Stdio = cfg.Shell
 	// Both VM backends boot the vmlinux through its PVH entry when it is
 	// the bzImage's build.
-	var pvhImage string
+	var pvhImage string // for the own VMM; QEMU's -kernel takes it instead
 	if backend == "qemu" || backend == "own-vmm" {
 		if r := <-pvh; r.err == nil {
 			pvhImage = r.path
 			logf("kernel: %s, its PVH entry (no decompression in the guest)", r.path)
+			if backend == "qemu" {
+				qc.Kernel = r.path
+			}
 		}
-	}
-	if backend == "qemu" && pvhImage != "" {
-		qc.Kernel = pvhImage
 	}
 	if backend == "qemu" && !qc.KVM {
 		// Under KVM the guest has kvmclock. Under TCG its TSC is the

@@ -10,12 +10,13 @@ import (
 )
 
 // PVHImage returns vmlinux when a VM backend (QEMU's -kernel, or the own
-// VMM) can boot it in place of kernel (a compressed bzImage): an ELF with a PVH entry note, of the
-// same build as kernel (the release and the "#1 SMP ..." build stamp in
-// its linux_banner are the bzImage's version string's). Booted that way
-// the guest does not decompress its kernel: under software emulation
-// that is most of the time between QEMU's start and the kernel's first
-// message; under KVM some tens of milliseconds. It returns "" and the reason otherwise.
+// VMM) can boot it in place of kernel (a compressed bzImage): an ELF with
+// a PVH entry note, of the same build as kernel (the release and the
+// "#1 SMP ..." build stamp in its linux_banner are the bzImage's version
+// string's). Booted that way the guest does not decompress its kernel:
+// under software emulation that is most of the time between QEMU's start
+// and the kernel's first message; under KVM some tens of milliseconds.
+// It returns "" and the reason otherwise.
 func PVHImage(kernel, vmlinux string) (string, error) {
 	if vmlinux == "" {
 		return "", errors.New("no vmlinux")

@@ -51,8 +51,9 @@ func readCache(file, id string) (uint64, bool) {
 	if err != nil || len(b) > 256 {
 		return 0, false
 	}
-	f := strings.Fields(strings.TrimPrefix(string(b), cacheMagic+" "))
-	if !strings.HasPrefix(string(b), cacheMagic+" ") || len(f) != 2 || f[0] != id {
+	rest, ok := strings.CutPrefix(string(b), cacheMagic+" ")
+	f := strings.Fields(rest)
+	if !ok || len(f) != 2 || f[0] != id {
 		return 0, false
 	}
 	v, err := strconv.ParseUint(f[1], 10, 64)

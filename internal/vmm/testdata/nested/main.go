@@ -25,14 +25,24 @@ func main() {
 			fmt.Println("mount", m.dst, err)
 		}
 	}
+	// From the command line: ktstr.kvm_amd=vgif=0,vls=0 gives kvm-amd
+	// those parameters (the kernel applies a module's parameters from its
+	// command line only through modprobe, which this init is not);
+	// ktstr.testargs= adds test flags (comma-separated); ktstr.boottopo=A;B
+	// sets KTSTR_VMM_BOOT_TOPOLOGIES for the tests.
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	// ktstr.kvm_amd=vgif=0,vls=0 gives kvm-amd those parameters (the
-	// kernel applies a module's parameters from its command line only
-	// through modprobe, which this init is not).
 	var kvmAMD string
+	args := []string{"-test.v", "-test.count=1"}
+	var env []string
 	for _, f := range strings.Fields(string(cmdline)) {
 		if v, ok := strings.CutPrefix(f, "ktstr.kvm_amd="); ok {
 			kvmAMD = strings.ReplaceAll(v, ",", " ")
+		}
+		if v, ok := strings.CutPrefix(f, "ktstr.testargs="); ok && v != "" {
+			args = append(args, strings.Split(v, ",")...)
+		}
+		if v, ok := strings.CutPrefix(f, "ktstr.boottopo="); ok && v != "" {
+			env = append(env, "KTSTR_VMM_BOOT_TOPOLOGIES="+v)
 		}
 	}
 	for _, m := range []string{"irqbypass", "kvm", "kvm-amd"} {
@@ -47,17 +57,6 @@ func main() {
 		}
 		if err != nil {
 			fmt.Println("load", m, err)
-		}
-	}
-	args := []string{"-test.v", "-test.count=1"}
-	var env []string
-	for _, f := range strings.Fields(string(cmdline)) {
-		if v, ok := strings.CutPrefix(f, "ktstr.testargs="); ok && v != "" {
-			args = append(args, strings.Split(v, ",")...)
-		}
-		// ktstr.boottopo=A;B sets KTSTR_VMM_BOOT_TOPOLOGIES for the tests.
-		if v, ok := strings.CutPrefix(f, "ktstr.boottopo="); ok && v != "" {
-			env = append(env, "KTSTR_VMM_BOOT_TOPOLOGIES="+v)
 		}
 	}
 	cmd := exec.Command("/vmm.test", args...)
