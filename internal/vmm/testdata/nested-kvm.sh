@@ -10,17 +10,17 @@
 #   e.g. nested-kvm.sh -test.run=BootLinux|Program
 #        nested-kvm.sh -test.run=XXX,-test.bench=.,-test.benchtime=20000x
 # NESTED_GOFLAGS adds flags to go test -c (e.g. -race); NESTED_SMP sets the
-# outer guest's CPUs (default 1); NESTED_BOOT_TOPOLOGIES the Linux boot
-# test's multi-CPU shapes (its KTSTR_VMM_BOOT_TOPOLOGIES, "A;B"); with
-# NESTED_PVH=1 the project kernel and its vmlinux (make kernel) go along,
-# and the boot test boots them through the PVH entry and the 64-bit
-# entry. Both are off by default: a multi-CPU inner guest can hang in its
-# boot under QEMU's emulated SVM (the hang scripts/test-own-vmm
-# describes), and on 2026-12-01 it did so in 2 of 3 runs with the two
-# project-kernel boots added (at 1,2,2,2 and at 2,2,2,1), against none in
-# the runs before them; not understood, so not in make test-nested.
-# needs: go, qemu-system-x86_64, cpio, xz, apt-get (to download the kernel's
-# modules once), the kernel from scripts/fetch-kernel (or $KTSTR_KERNEL).
+# outer guest's CPUs (default: one more than the largest inner machine,
+# so every inner vCPU can have an outer CPU of its own), NESTED_QEMU the
+# outer QEMU (default: what scripts/nested-qemu gives, QEMU 10 or later;
+# scripts/test-own-vmm's header says why both);
+# NESTED_BOOT_TOPOLOGIES the Linux boot test's multi-CPU shapes (its
+# KTSTR_VMM_BOOT_TOPOLOGIES, "A;B"). The project kernel and its vmlinux
+# (make kernel) go along when they are there, unless NESTED_PVH=0, and
+# the boot test boots them through the PVH entry and the 64-bit entry.
+# needs: go, qemu-system-x86_64, cpio, xz, apt-get (to download the
+# kernel's modules, and on Debian 12 QEMU 10, once), the kernel from
+# scripts/fetch-kernel (or $KTSTR_KERNEL).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 pkg=$(cd "$here/.." && pwd)
@@ -56,13 +56,16 @@ cp "$kernel" "$work/root/vmlinuz"
 # boot through the PVH entry (KTSTR_PVH_KERNEL and KTSTR_PVH_VMLINUX in
 # the outer guest; the test skips that case without them).
 pvh=$(readlink -f "$cache/kernel/bzImage" 2>/dev/null || true)
-if [ "${NESTED_PVH:-}" = 1 ] && [ -n "$pvh" ] && [ -f "$pvh" ] && [ -f "$(dirname "$pvh")/vmlinux" ]; then
+if [ "${NESTED_PVH:-1}" != 0 ] && [ -n "$pvh" ] && [ -f "$pvh" ] && [ -f "$(dirname "$pvh")/vmlinux" ]; then
 	cp "$pvh" "$work/root/pvh-bzImage"
 	cp "$(dirname "$pvh")/vmlinux" "$work/root/pvh-vmlinux"
 fi
 (cd "$work/root" && find . | cpio -o -H newc 2>/dev/null) > "$work/initramfs"
 args=$(echo "${*:-}" | tr ' ' ',')
-qemu-system-x86_64 -accel tcg -M pc -cpu max -smp "${NESTED_SMP:-1}" -m 2048 \
+# The largest inner machine: linux_test.go's 1,2,2,2 or one given.
+cpus=$(echo "1,2,2,2;${NESTED_BOOT_TOPOLOGIES:-}" | tr ';' '\n' | awk -F, 'NF == 4 && $2 * $3 * $4 > m { m = $2 * $3 * $4 } END { print m }')
+qemu=$("$pkg/../../scripts/nested-qemu") || exit 1
+"$qemu" -accel tcg,thread=multi -M pc -cpu max -smp "${NESTED_SMP:-$((cpus + 1))}" -m 2048 \
 	-display none -nodefaults -no-user-config -no-reboot -serial stdio \
 	-kernel "$kernel" -initrd "$work/initramfs" \
 	-append "console=ttyS0 reboot=t panic=-1 quiet ktstr.testargs=$args${NESTED_BOOT_TOPOLOGIES:+ ktstr.boottopo=$NESTED_BOOT_TOPOLOGIES}" | tee "$work/log"

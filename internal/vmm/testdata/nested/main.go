@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ktstr-go/ktstr/internal/kvm"
 )
 
 func main() {
@@ -59,6 +61,9 @@ func main() {
 			fmt.Println("load", m, err)
 		}
 	}
+	if err := pinKVMKeys(); err != nil {
+		fmt.Println("nested: holding kvm's static keys:", err)
+	}
 	cmd := exec.Command("/vmm.test", args...)
 	if _, err := os.Stat("/run.sh"); err == nil {
 		cmd = exec.Command("/bin/sh", "/run.sh")
@@ -82,4 +87,42 @@ func main() {
 	fmt.Printf("NESTED-EXIT %d\n", status)
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// pinKVMKeys creates two VMs that stay open until poweroff: one with an
+// in-kernel irqchip and a vCPU whose local APIC is never enabled, one
+// without and a vCPU. Between them they hold every static key that
+// creating, running and closing a VM flips in this (outer) kernel, each
+// at least at one: preempt_notifier_key (in __schedule), apic_sw_disabled
+// (a vCPU's APIC is software-disabled until its guest enables it) and
+// kvm_has_noapic_vcpu. QEMU's multi-threaded emulation can leave the int3
+// of a static branch patch visible to another CPU after the patch is done
+// (seen with QEMU 7.2 and 10.0.2: "Oops: int3" at apic_has_pending_timer
+// and in __schedule, as a test's VM came or went); with the keys held, the
+// tests' VMs flip none of them after this point, while this init runs
+// alone.
+func pinKVMKeys() error {
+	sys, err := kvm.Open()
+	if err != nil {
+		return err
+	}
+	size, err := sys.VCPUMmapSize()
+	if err != nil {
+		return err
+	}
+	for _, irqchip := range []bool{true, false} {
+		vm, err := sys.CreateVM()
+		if err != nil {
+			return err
+		}
+		if irqchip {
+			if err := vm.CreateIRQChip(); err != nil {
+				return err
+			}
+		}
+		if _, err := vm.CreateVCPU(0, size); err != nil {
+			return err
+		}
+	}
+	return nil
 }
