@@ -91,11 +91,11 @@ func main() {
 
 // pinKVMKeys creates two VMs that stay open until poweroff: one with an
 // in-kernel irqchip and a vCPU whose local APIC is never enabled, one
-// without and a vCPU. Between them they hold every static key that
-// creating, running and closing a VM flips in this (outer) kernel, each
-// at least at one: preempt_notifier_key (in __schedule), apic_sw_disabled
-// (a vCPU's APIC is software-disabled until its guest enables it) and
-// kvm_has_noapic_vcpu. QEMU's multi-threaded emulation can leave the int3
+// without and a vCPU. Between them they hold the static keys that
+// creating, running and closing the tests' VMs flips in this (outer)
+// kernel at one or more: preempt_notifier_key (in __schedule),
+// apic_sw_disabled (a vCPU's APIC is software-disabled until its guest
+// enables it) and kvm_has_noapic_vcpu. QEMU's multi-threaded emulation can leave the int3
 // of a static branch patch visible to another CPU after the patch is done
 // (seen with QEMU 7.2 and 10.0.2: "Oops: int3" at apic_has_pending_timer
 // and in __schedule, as a test's VM came or went); with the keys held, the
