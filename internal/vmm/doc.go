@@ -91,10 +91,11 @@
 // Start undoes every step that succeeded when a later one fails.
 //
 // XCR0 is preset because Linux sets the same value with XSETBV anyway,
-// and because under QEMU 7.2's emulated SVM (make test-nested) the
-// guest's XSETBV never reaches the nested KVM: KVM then kept XCR0 = 1,
-// restored it at every VM entry and reported 576 bytes of XSAVE state in
-// CPUID 0xD, and Linux warned in fpu__init_system_xstate.
+// and because under QEMU 7.2's emulated SVM (make test-nested's outer
+// machine until QEMU 10 replaced it) the guest's XSETBV never reaches
+// the nested KVM: KVM then kept XCR0 = 1, restored it at every VM entry
+// and reported 576 bytes of XSAVE state in CPUID 0xD, and Linux warned
+// in fpu__init_system_xstate.
 //
 // # Topology
 //
