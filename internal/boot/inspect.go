@@ -98,9 +98,12 @@ type inspector struct {
 	runDir  string
 	logf    func(string, ...any)
 	reply   func(wire.Type, []byte)
-	host    *hostFrames        // where failure dumps and monitor samples go
-	kernel  *introspect.Kernel // nil: no vmlinux (kernelErr says why)
-	kerr    error
+	host    *hostFrames // where failure dumps and monitor samples go
+	vmlinux string      // "": none; opened by openKernel on first use
+
+	kernelOnce sync.Once
+	kernel     *introspect.Kernel // nil: no vmlinux (kerr says why)
+	kerr       error
 
 	mu     sync.Mutex // guards t and guest
 	t      target     // nil until the VM runs, and for the host backend
@@ -137,12 +140,21 @@ func newInspector(backend string, logf func(string, ...any), reply func(wire.Typ
 // the kernel's symbols and types ("" none). Run calls it before any
 // request can arrive.
 func (in *inspector) configure(runDir, vmlinux string, host *hostFrames) {
-	in.runDir, in.host = runDir, host
-	if vmlinux != "" {
-		if in.kernel, in.kerr = introspect.OpenKernel(vmlinux); in.kerr != nil {
-			in.logf("introspection: %v", in.kerr)
+	in.runDir, in.host, in.vmlinux = runDir, host, vmlinux
+}
+
+// openKernel reads the vmlinux's symbols and BTF on the first request
+// that looks into the guest, not at start-up: that reading is some tens
+// of milliseconds of CPU (a 20 MB ELF), which before QEMU's start was
+// on every run's path to the guest's first frame, and a run that looks
+// into nothing never pays it.
+func (in *inspector) openKernel() (*introspect.Kernel, error) {
+	in.kernelOnce.Do(func() {
+		if in.vmlinux != "" {
+			in.kernel, in.kerr = introspect.OpenKernel(in.vmlinux)
 		}
-	}
+	})
+	return in.kernel, in.kerr
 }
 
 // attach makes t, a VM of the named backend, the VM to look into (t nil:
@@ -333,14 +345,15 @@ func (in *inspector) target() (target, *introspect.Guest, error) {
 	if in.t == nil {
 		return nil, nil, fmt.Errorf("not supported by the %s backend", in.backend)
 	}
-	if in.kernel == nil && in.guest == nil {
-		in.logf("introspection: %v", in.kerr)
-	}
 	if in.guest == nil {
+		k, kerr := in.openKernel()
+		if k == nil {
+			in.logf("introspection: %v", kerr)
+		}
 		err := in.t.withRAM(func(rs []introspect.Range) error {
 			m, err := introspect.NewPhysMem(rs...)
 			if err == nil {
-				in.guest = introspect.New(m, in.kernel)
+				in.guest = introspect.New(m, k)
 			}
 			return err
 		})
@@ -397,8 +410,8 @@ func (in *inspector) capture(tag, reason string) (string, *introspect.Report, er
 	if terr != nil {
 		rep.Errors = append(rep.Errors, "resume: "+terr.Error())
 	}
-	if in.kerr != nil {
-		rep.Errors = append(rep.Errors, in.kerr.Error())
+	if _, kerr := in.openKernel(); kerr != nil {
+		rep.Errors = append(rep.Errors, kerr.Error())
 	}
 	in.mu.Lock()
 	rep.Backend = in.backend

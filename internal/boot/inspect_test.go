@@ -1,6 +1,8 @@
 package boot
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +129,42 @@ func TestSnapshotName(t *testing.T) {
 		if got := snapshotName(dir, c.tag); got != c.want {
 			t.Errorf("snapshotName(%q) = %q, want %q", c.tag, got, c.want)
 		}
+	}
+}
+
+// TestInspectorOpensKernelOnFirstUse: configure only notes the vmlinux;
+// its symbols and BTF are read by the first request that needs them
+// (openKernel), so a run that looks into nothing never reads it, and its
+// failure is the one that request reports.
+func TestInspectorOpensKernelOnFirstUse(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vmlinux")
+	if err := os.WriteFile(path, []byte("not an ELF file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := newInspector("host", t.Logf, (&replies{}).reply)
+	defer in.close()
+	in.configure(dir, path, nil)
+	if in.kernel != nil || !strings.Contains(in.kerr.Error(), "no vmlinux") {
+		t.Fatalf("after configure: kernel %v, err %v; want nothing read yet", in.kernel, in.kerr)
+	}
+	k, err := in.openKernel()
+	if k != nil || err == nil || strings.Contains(err.Error(), "no vmlinux") {
+		t.Fatalf("first use of a vmlinux that is not ELF: %v, %v; want its read error", k, err)
+	}
+	// Read once: a later use reports the same error without reading again.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err2 := in.openKernel(); err2 != err {
+		t.Errorf("second use: %v, want the first use's %v", err2, err)
+	}
+
+	// No vmlinux at all: the preset reason, at every use.
+	none := newInspector("host", t.Logf, (&replies{}).reply)
+	defer none.close()
+	none.configure(dir, "", nil)
+	if k, err := none.openKernel(); k != nil || err == nil || !strings.Contains(err.Error(), "no vmlinux") {
+		t.Errorf("no vmlinux: %v, %v; want the no-vmlinux reason", k, err)
 	}
 }
