@@ -95,12 +95,12 @@ func main() {
 // creating, running and closing the tests' VMs flips in this (outer)
 // kernel at one or more: preempt_notifier_key (in __schedule),
 // apic_sw_disabled (a vCPU's APIC is software-disabled until its guest
-// enables it) and kvm_has_noapic_vcpu. QEMU's multi-threaded emulation can leave the int3
-// of a static branch patch visible to another CPU after the patch is done
-// (seen with QEMU 7.2 and 10.0.2: "Oops: int3" at apic_has_pending_timer
-// and in __schedule, as a test's VM came or went); with the keys held, the
-// tests' VMs flip none of them after this point, while this init runs
-// alone.
+// enables it) and kvm_has_noapic_vcpu. QEMU's multi-threaded emulation
+// can leave the int3 of a static branch patch visible to another CPU
+// after the patch is done (seen with QEMU 7.2 and 10.0.2: "Oops: int3"
+// at apic_has_pending_timer and in __schedule, as a test's VM came or
+// went); with the keys held, the tests' VMs flip none of them after this
+// point, while this init runs alone.
 func pinKVMKeys() error {
 	sys, err := kvm.Open()
 	if err != nil {
