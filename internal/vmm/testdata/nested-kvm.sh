@@ -30,16 +30,7 @@ kernel=${KTSTR_KERNEL:-$cache/debian/vmlinuz}
 # The module package matches the kernel's release: the vmlinuz-<release> next to it.
 release=$(ls "$(dirname "$kernel")" | sed -n 's/^vmlinuz-//p' | head -1)
 [ -n "$release" ] || { echo "nested-kvm: cannot tell the kernel release (want vmlinuz-<release> next to $kernel)" >&2; exit 2; }
-mods=$cache/nested/$release
-if [ ! -f "$mods/kvm-amd.ko" ]; then
-	tmp=$(mktemp -d)
-	(cd "$tmp" && apt-get download "linux-image-$release-unsigned" >/dev/null && dpkg-deb -x ./*.deb x)
-	mkdir -p "$mods"
-	for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd; do
-		xz -dc "$tmp/x/lib/modules/$release/kernel/$m.ko.xz" > "$mods/$(basename $m).ko"
-	done
-	rm -rf "$tmp"
-fi
+mods=$("$pkg/../../scripts/nested-kvm-modules" "$release") || exit 1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/mods" "$work/root/proc" "$work/root/sys" "$work/root/dev" "$work/root/tmp"
