@@ -113,6 +113,18 @@ func Main() {
 		}
 		poweroff()
 	}()
+	// The configuration is decoded on another CPU while this one mounts
+	// and maps the region: the first decode of the JSON is tens of
+	// milliseconds under software emulation, and neither needs the other.
+	type configResult struct {
+		cfg Config
+		err error
+	}
+	config := make(chan configResult, 1)
+	go func() {
+		cfg, err := ReadConfig(ConfigPath)
+		config <- configResult{cfg, err}
+	}()
 	mountAll()
 	kmsgNote("up")
 	if f, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
@@ -133,12 +145,12 @@ func Main() {
 		return
 	}
 	a.attach(r)
-	cfg, err := ReadConfig(ConfigPath)
-	if err != nil {
-		a.fatal("read configuration: %v", err)
+	c := <-config
+	if c.err != nil {
+		a.fatal("read configuration: %v", c.err)
 		return
 	}
-	a.cfg = cfg
+	a.cfg = c.cfg
 	a.dmesgOK = true
 	a.run()
 }
