@@ -10,11 +10,14 @@ import (
 	"github.com/ktstr-go/ktstr/lib/wire/payload"
 )
 
-// The kernel's sched_ext lines (kernel/sched/ext.c).
-var (
-	kDisabled = regexp.MustCompile(`^sched_ext: BPF scheduler "([^"]*)" disabled \((.*)\)$`)
-	kEnabled  = regexp.MustCompile(`^sched_ext: BPF scheduler "([^"]*)" enabled`)
-)
+// schedExtLines are the kernel's sched_ext lines (kernel/sched/ext.c),
+// compiled by the first watch: every process of this executable (the
+// agent, each worker) runs the package's initialisers, and compiling them
+// there was milliseconds of each start under software emulation.
+var schedExtLines = sync.OnceValues(func() (disabled, enabled *regexp.Regexp) {
+	return regexp.MustCompile(`^sched_ext: BPF scheduler "([^"]*)" disabled \((.*)\)$`),
+		regexp.MustCompile(`^sched_ext: BPF scheduler "([^"]*)" enabled`)
+})
 
 // schedLoss is how and when the scheduler under test was lost.
 type schedLoss struct {
@@ -106,6 +109,7 @@ func (w *schedWatch) check(now time.Time) {
 			w.loss = &schedLoss{at: now, how: how, snap: snap, sysfsErr: err, alive: !dead}
 		}
 	}
+	kDisabled, kEnabled := schedExtLines()
 	for _, r := range recs {
 		if kDisabled.MatchString(r.Text) {
 			lost("disabled")

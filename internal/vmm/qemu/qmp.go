@@ -138,10 +138,13 @@ func (q *QMP) Registers(timeout time.Duration) ([]introspect.Regs, error) {
 	return ParseRegisters(out)
 }
 
-var (
-	cpuHeader = regexp.MustCompile(`(?m)^CPU#(\d+)\s*$`)
-	regPair   = regexp.MustCompile(`\b([A-Z][A-Z0-9]*) ?=([0-9a-f]+)\b`)
-)
+// registerDump's patterns, compiled by the first ParseRegisters: this
+// executable is also the guest's agent and its workers, whose starts would
+// otherwise compile them for nothing.
+var registerDump = sync.OnceValues(func() (cpuHeader, regPair *regexp.Regexp) {
+	return regexp.MustCompile(`(?m)^CPU#(\d+)\s*$`),
+		regexp.MustCompile(`\b([A-Z][A-Z0-9]*) ?=([0-9a-f]+)\b`)
+})
 
 // ParseRegisters reads the output of "info registers -a" (QEMU's x86
 // dump: "CPU#N" then KEY=hex pairs) into one Regs per vCPU, in order. A
@@ -150,6 +153,7 @@ var (
 // same fields. Each vCPU must show its instruction pointer and CR0, CR3
 // and CR4.
 func ParseRegisters(out string) ([]introspect.Regs, error) {
+	cpuHeader, regPair := registerDump()
 	heads := cpuHeader.FindAllStringSubmatchIndex(out, -1)
 	if len(heads) == 0 {
 		heads = [][]int{{0, 0, 0, 0}} // one vCPU, no header
