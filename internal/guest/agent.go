@@ -122,8 +122,16 @@ func Main() {
 	}
 	config := make(chan configResult, 1)
 	go func() {
-		cfg, err := ReadConfig(ConfigPath)
-		config <- configResult{cfg, err}
+		// A panic here would end pid 1 without the crash report Main's
+		// recover gives: it becomes the configuration's error instead.
+		var c configResult
+		defer func() {
+			if r := recover(); r != nil {
+				c = configResult{err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
+			}
+			config <- c
+		}()
+		c.cfg, c.err = ReadConfig(ConfigPath)
 	}()
 	mountAll()
 	kmsgNote("up")
