@@ -24,7 +24,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 pkg=$(cd "$here/.." && pwd)
-cache=${KTSTR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ktstr}
+cache=$("$pkg/../../scripts/cache-dir")
 kernel=${KTSTR_KERNEL:-$cache/debian/vmlinuz}
 [ -f "$kernel" ] || { echo "nested-kvm: no kernel at $kernel (run scripts/fetch-kernel)" >&2; exit 2; }
 # The module package matches the kernel's release: the vmlinuz-<release> next to it.
